@@ -1,0 +1,62 @@
+"""Notebook conveniences: load an experiment file, reopen a run, draw samples."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxgan import checkpointing
+from jaxgan.errors import CheckpointMismatchError, ConfigError
+from jaxgan.state import GANState
+
+
+def load_config(path: str) -> ml_collections.ConfigDict:
+  """``experiments/x.py[:variant]`` -> its ``get_config(variant)``, like ``--config=``."""
+  file, _, variant = path.partition(":")
+  if not os.path.exists(file):
+    raise ConfigError(f"config file {file} does not exist")
+  spec = importlib.util.spec_from_file_location("jaxgan_experiment", file)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(variant) if variant else module.get_config()
+
+
+def load_run(workdir: str, step: int | None = None) -> tuple[ml_collections.ConfigDict, GANState]:
+  """The config and state of a run, at its latest checkpoint or at ``step``."""
+  from jaxgan.training import build_experiment
+  with checkpointing.Checkpointer(workdir, read_only=True) as ckpt:
+    steps = ckpt.all_steps()
+    if not steps:
+      raise CheckpointMismatchError(f"no checkpoints in {ckpt.directory}; train first.")
+    step = max(steps) if step is None else step
+    if step not in steps:
+      raise CheckpointMismatchError(
+          f"no checkpoint at step {step} in {ckpt.directory}; available: {sorted(steps)}")
+    config = ml_collections.ConfigDict(ckpt.stored_config(step))
+    config.parallel = "none"  # restore onto one device; sampling needs no collectives
+    exp = build_experiment(config)
+    target = checkpointing.abstract(exp.init_state(), exp.runner.state_sharding())
+    state, _ = ckpt.restore(step, target)
+  return exp.config, state
+
+
+def sample(config: ml_collections.ConfigDict, state: GANState, n: int, *, seed: int = 0,
+           labels: np.ndarray | None = None, use_ema: bool = True) -> np.ndarray:
+  """n samples G(z) as numpy, drawn with PRNG seed ``seed``."""
+  from jaxgan.data import build_dataset
+  from jaxgan.gan import build_gan
+  from jaxgan.sampling import Sampler
+  gan = build_gan(config, build_dataset(config.data).spec)
+  x, _ = Sampler(gan).sample(state, jax.random.PRNGKey(seed), n,
+                             None if labels is None else jax.numpy.asarray(labels), use_ema=use_ema)
+  return x
+
+
+def read_config_json(workdir: str) -> dict:
+  with open(os.path.join(workdir, "config.json")) as f:
+    return json.load(f)

@@ -1,0 +1,193 @@
+"""The config schema: defaults for every key, and validation before anything compiles.
+
+Experiments start from ``base_config(model=..., data=...)``, which fills
+``config.model`` and ``config.data`` with the chosen builder's own keyword
+defaults, so every knob is visible in ``config.json`` and overridable from the
+command line (``--config.model.g_hidden="(128,128)"``). ``validate`` then
+rejects unknown keys, wrong types and unknown names with the valid choices.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import json
+from typing import Any, Callable
+
+import ml_collections
+
+from jaxgan import evaluators, losses, optim, parallel
+from jaxgan.data import DATASETS
+from jaxgan.errors import ConfigError
+from jaxgan.gan import NOISE_DISTRIBUTIONS
+from jaxgan.models import MODELS
+from jaxgan.registry import Registry, UnknownNameError
+
+BATCH_NORM_MODES = ("cross_device", "per_device")
+
+
+def builder_defaults(fn: Callable) -> dict[str, Any]:
+  """The keyword-only hyperparameters of a model/dataset builder, with defaults."""
+  out = {}
+  for name, p in inspect.signature(fn).parameters.items():
+    if p.kind in (p.KEYWORD_ONLY,) or (p.kind == p.POSITIONAL_OR_KEYWORD and p.default is not p.empty):
+      if p.default is p.empty:
+        raise TypeError(f"{fn} parameter {name} needs a default to be configurable")
+      out[name] = tuple(p.default) if isinstance(p.default, list) else p.default
+  return out
+
+
+def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collections.ConfigDict:
+  """Every key jaxgan reads, with defaults; ``model``/``data`` pick the builder-specific keys."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.parallel = "shard_map"          # shard_map | pmap | none
+  c.batch_norm = "cross_device"     # cross_device | per_device normalisation statistics
+  c.data = dict(name=data, **builder_defaults(DATASETS.get(data)))
+  c.model = dict(name=model, conditional=False, **builder_defaults(MODELS.get(model)))
+  c.noise = dict(dim=1, distribution="uniform", low=-1.0, high=1.0)
+  c.loss = dict(g="non_saturating", d="bce")
+  c.optim = dict(g=default_optim(), d=default_optim())
+  c.train = dict(
+      steps=1000,
+      batch_size=64,          # global: split over all devices
+      d_steps=1,              # k of Algorithm 1
+      g_steps=1,
+      steps_per_call=1,       # steps fused into one compiled call (lax.scan)
+      ema_decay=0.0,          # >0 keeps an EMA of G's params, used for sampling
+      log_every=100,
+      checkpoint_every=1000,
+      max_to_keep=3,
+  )
+  c.eval = dict(
+      metrics="",             # comma-separated evaluator names, see jaxgan.evaluators
+      every=1000,             # steps between evaluations (0: only at the end)
+      num_samples=10_000,
+      seed=0,
+  )
+  return c
+
+
+def default_optim() -> ml_collections.ConfigDict:
+  return optim.default_optim_config()
+
+
+def split_names(names: str) -> list[str]:
+  return [n.strip() for n in names.split(",") if n.strip()]
+
+
+def _check_keys(cfg: ml_collections.ConfigDict, allowed: dict[str, Any], where: str) -> None:
+  """Unknown keys and type mismatches against a schema of default values."""
+  for key in cfg.keys():
+    if key not in allowed:
+      close = difflib.get_close_matches(key, list(allowed), n=1)
+      hint = f" Did you mean {close[0]!r}?" if close else ""
+      raise ConfigError(f"unknown config key {where}.{key}.{hint} Valid keys of {where}: "
+                        f"{', '.join(sorted(allowed))}.")
+    default, value = allowed[key], cfg[key]
+    if isinstance(default, ml_collections.ConfigDict) or isinstance(value, ml_collections.ConfigDict):
+      if not (isinstance(default, ml_collections.ConfigDict) and isinstance(value, ml_collections.ConfigDict)):
+        raise ConfigError(f"config key {where}.{key} must be a section like the default {default!r}.")
+      _check_keys(value, dict(default.items()), f"{where}.{key}")
+    elif not _type_ok(default, value):
+      raise ConfigError(f"config key {where}.{key} must be of type {type(default).__name__} "
+                        f"(like the default {default!r}), got {value!r} of type {type(value).__name__}.")
+
+
+def _type_ok(default: Any, value: Any) -> bool:
+  if default is None or value is None:
+    return True
+  if isinstance(default, bool) or isinstance(value, bool):
+    return isinstance(default, bool) and isinstance(value, bool)
+  if isinstance(default, float):
+    return isinstance(value, (int, float))
+  if isinstance(default, (tuple, list)):
+    return isinstance(value, (tuple, list))
+  return isinstance(value, type(default))
+
+
+def _check_name(registry: Registry, name: str, where: str) -> None:
+  try:
+    registry.get(name)
+  except UnknownNameError as e:
+    raise ConfigError(f"{where}: {e}") from None
+
+
+def _check_choice(value: str, choices, where: str) -> None:
+  if value not in choices:
+    raise ConfigError(f"{where}={value!r} is not valid. Valid choices: {', '.join(choices)}.")
+
+
+def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Checks the whole config before anything expensive starts; returns it locked.
+
+  Raises ConfigError naming the key, the problem and the valid choices.
+  """
+  for section in ("data", "model"):
+    if "name" not in config.get(section, {}):
+      raise ConfigError(f"config.{section}.name is missing.")
+  _check_name(DATASETS, config.data.name, "config.data.name")
+  _check_name(MODELS, config.model.name, "config.model.name")
+  schema = base_config(model=config.model.name, data=config.data.name)
+  _check_keys(config, dict(schema.items()), "config")
+  for section in ("data", "model"):
+    missing = set(schema[section].keys()) - set(config[section].keys())
+    if missing:
+      raise ConfigError(f"config.{section} lacks {', '.join(sorted(missing))}; start the "
+                        f"experiment from jaxgan.config.base_config(...) so every key has a default.")
+
+  t = config.train
+  for key in ("steps", "batch_size", "d_steps", "g_steps", "steps_per_call", "log_every",
+              "checkpoint_every", "max_to_keep"):
+    if t[key] < 1:
+      raise ConfigError(f"config.train.{key} must be >= 1, got {t[key]}.")
+  if not 0.0 <= t.ema_decay < 1.0:
+    raise ConfigError(f"config.train.ema_decay must be in [0, 1), got {t.ema_decay}.")
+  _check_choice(config.parallel, parallel.MODES, "config.parallel")
+  _check_choice(config.batch_norm, BATCH_NORM_MODES, "config.batch_norm")
+  _check_name(NOISE_DISTRIBUTIONS, config.noise.distribution, "config.noise.distribution")
+  _check_name(losses.G_LOSSES, config.loss.g, "config.loss.g")
+  _check_name(losses.D_LOSSES, config.loss.d, "config.loss.d")
+  for who in ("g", "d"):
+    where = f"config.optim.{who}"
+    _check_name(optim.OPTIMIZERS, config.optim[who].name, f"{where}.name")
+    _check_name(optim.SCHEDULES, config.optim[who].schedule, f"{where}.schedule")
+    try:
+      optim.check_optimizer_config(config.optim[who], where)
+    except ValueError as e:
+      raise ConfigError(str(e)) from None
+  for name in split_names(config.eval.metrics):
+    _check_name(evaluators.EVALUATORS, name, "config.eval.metrics")
+
+  if config.noise.dim < 1:
+    raise ConfigError(f"config.noise.dim must be >= 1, got {config.noise.dim}.")
+  if config.eval.every < 0 or config.eval.num_samples < 1:
+    raise ConfigError("config.eval.every must be >= 0 and config.eval.num_samples >= 1.")
+  config.lock()  # from here on a typo'd attribute write raises instead of adding a key
+  return config
+
+
+def to_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """A JSON-safe plain dict (tuples become lists)."""
+  return json.loads(config.to_json())
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+  out = {}
+  for k, v in d.items():
+    key = f"{prefix}{k}"
+    if isinstance(v, dict):
+      out.update(flatten(v, key + "."))
+    else:
+      out[key] = v
+  return out
+
+
+def diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+  """Lines 'key: old -> new' for every differing leaf of two config dicts."""
+  a, b = flatten(old), flatten(new)
+  lines = []
+  for key in sorted(set(a) | set(b)):
+    if a.get(key, "<absent>") != b.get(key, "<absent>"):
+      lines.append(f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}")
+  return lines

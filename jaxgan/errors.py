@@ -1,0 +1,21 @@
+"""Errors that are the user's to fix. The CLI prints them without a traceback."""
+
+
+class UserError(Exception):
+  """Base class: the message says what is wrong and what to do."""
+
+
+class ConfigError(UserError, ValueError):
+  """The config names something unknown, has a wrong type, or values that cannot work."""
+
+
+class CheckpointMismatchError(UserError):
+  """A workdir's checkpoint does not fit the current config."""
+
+
+class DatasetNotFoundError(UserError):
+  """A dataset's files are not where the config says, and cannot be fetched."""
+
+
+class NonFiniteLossError(UserError):
+  """Training produced NaN or inf; the last good checkpoint is left intact."""

@@ -1,0 +1,86 @@
+"""Command-line entry point.
+
+  python -m jaxgan.main --config=experiments/gaussian_1d.py --workdir=/tmp/g1d \\
+      --config.train.steps=5000
+
+Re-running the same command resumes from the workdir's latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import difflib
+import signal
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from jaxgan.errors import UserError
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file, e.g. experiments/gaussian_1d.py[:variant].",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and figures.")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Call jax.distributed.initialize() first (multi-host clusters).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def _explain_override(argv: list[str]) -> str | None:
+  """Which ``--config.a.b=v`` names no key, and what the valid keys there are."""
+  from jaxgan.api import load_config
+  path = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  try:
+    config = load_config(path) if path else None
+  except Exception:  # the config file itself is broken; absl reports that
+    return None
+  for arg in argv:
+    if not arg.startswith("--config."):
+      continue
+    node, where = config, "config"
+    for key in arg[len("--config."):].split("=", 1)[0].split("."):
+      if not hasattr(node, "keys") or key not in node:
+        valid = ", ".join(sorted(node.keys())) if hasattr(node, "keys") else "(none: a leaf)"
+        close = difflib.get_close_matches(key, list(node.keys()) if hasattr(node, "keys") else [], n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        return f"{arg}: {where} has no key {key!r}.{hint} Valid keys of {where}: {valid}."
+      node, where = node[key], f"{where}.{key}"
+  return None
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (AttributeError, KeyError) as e:  # ml_collections: an override names no key
+    print(f"jaxgan: error: {_explain_override(argv) or e}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _sigterm_as_interrupt(signum, frame):
+  raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # preemption: checkpoint, then exit
+  import jax
+  if _DISTRIBUTED.value:
+    jax.distributed.initialize()
+  from jaxgan.training import train
+  try:
+    train(_CONFIG.value, _WORKDIR.value)
+  except UserError as e:
+    print(f"jaxgan: error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+def run() -> None:
+  """Console-script entry point (``jaxgan-train``)."""
+  app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,117 @@
+"""Optax optimizers for G and D, built from ``config.optim.g`` / ``config.optim.d``.
+
+Schedules count *optimizer updates*: with ``train.d_steps = k`` the discriminator
+makes k updates per training step, so its schedule runs k times faster.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import ml_collections
+import optax
+
+from jaxgan.registry import Registry
+
+Schedule = Callable[[int], float]
+
+SCHEDULES: Registry[Callable[[ml_collections.ConfigDict], Schedule]] = Registry("lr schedule")
+OPTIMIZERS: Registry[Callable[[ml_collections.ConfigDict, Schedule], optax.GradientTransformation]] = Registry("optimizer")
+
+
+def default_optim_config(**overrides) -> ml_collections.ConfigDict:
+  """Every key an optimizer config may have; unused ones are ignored by that optimizer."""
+  cfg = ml_collections.ConfigDict(dict(
+      name="adam",
+      lr=2e-4,
+      b1=0.5,             # adam, adamw
+      b2=0.999,           # adam, adamw
+      eps=1e-8,           # adam, adamw, rmsprop
+      weight_decay=0.0,   # adamw
+      momentum=0.0,       # sgd, rmsprop
+      momentum_end=-1.0,  # sgd: ramp momentum linearly to this value (<0 keeps it fixed)
+      momentum_steps=0,   # sgd: ...over this many updates
+      nesterov=False,     # sgd
+      decay=0.9,          # rmsprop
+      schedule="constant",
+      decay_rate=1.0,     # exponential: lr * decay_rate ** (update / decay_steps)
+      decay_steps=1,      # exponential, cosine, linear
+      min_lr=0.0,         # floor for exponential, end value for cosine and linear
+      warmup_steps=0,     # linear warm-up from 0 before the schedule
+      clip_norm=0.0,      # clip gradients to this global norm (0 disables)
+  ))
+  cfg.update(overrides)
+  return cfg
+
+
+@SCHEDULES.register("constant")
+def _constant(cfg):
+  return optax.constant_schedule(cfg.lr)
+
+
+@SCHEDULES.register("exponential")
+def _exponential(cfg):
+  return optax.exponential_decay(cfg.lr, cfg.decay_steps, cfg.decay_rate,
+                                 end_value=cfg.min_lr or None)
+
+
+@SCHEDULES.register("cosine")
+def _cosine(cfg):
+  return optax.cosine_decay_schedule(cfg.lr, cfg.decay_steps, alpha=cfg.min_lr / cfg.lr)
+
+
+@SCHEDULES.register("linear")
+def _linear(cfg):
+  return optax.linear_schedule(cfg.lr, cfg.min_lr, cfg.decay_steps)
+
+
+def build_schedule(cfg: ml_collections.ConfigDict) -> Schedule:
+  schedule = SCHEDULES.get(cfg.schedule)(cfg)
+  if cfg.warmup_steps:
+    warmup = optax.linear_schedule(0.0, cfg.lr, cfg.warmup_steps)
+    schedule = optax.join_schedules([warmup, schedule], [cfg.warmup_steps])
+  return schedule
+
+
+@OPTIMIZERS.register("adam")
+def _adam(cfg, lr):
+  return optax.inject_hyperparams(optax.adam)(learning_rate=lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
+
+
+@OPTIMIZERS.register("adamw")
+def _adamw(cfg, lr):
+  return optax.inject_hyperparams(optax.adamw)(
+      learning_rate=lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay)
+
+
+@OPTIMIZERS.register("sgd")
+def _sgd(cfg, lr):
+  momentum = cfg.momentum
+  if cfg.momentum_end >= 0 and cfg.momentum_steps > 0:
+    momentum = optax.linear_schedule(cfg.momentum, cfg.momentum_end, cfg.momentum_steps)
+  return optax.inject_hyperparams(optax.sgd, static_args=("nesterov",))(
+      learning_rate=lr, momentum=momentum, nesterov=cfg.nesterov)
+
+
+@OPTIMIZERS.register("rmsprop")
+def _rmsprop(cfg, lr):
+  return optax.inject_hyperparams(optax.rmsprop)(
+      learning_rate=lr, decay=cfg.decay, eps=cfg.eps, momentum=cfg.momentum or None)
+
+
+def build_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """Builds one optimizer (with its schedule and optional clipping) from its config."""
+  tx = OPTIMIZERS.get(cfg.name)(cfg, build_schedule(cfg))
+  if cfg.clip_norm > 0:
+    tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), tx)
+  return tx
+
+
+def check_optimizer_config(cfg: ml_collections.ConfigDict, where: str) -> None:
+  """Fails fast, with the valid choices, on names and values that cannot work."""
+  OPTIMIZERS.get(cfg.name)
+  SCHEDULES.get(cfg.schedule)
+  if cfg.lr <= 0:
+    raise ValueError(f"{where}.lr must be > 0, got {cfg.lr}")
+  if cfg.schedule in ("exponential", "cosine", "linear") and cfg.decay_steps <= 0:
+    raise ValueError(f"{where}.decay_steps must be > 0 for schedule {cfg.schedule!r}")

@@ -1,0 +1,133 @@
+"""The pure, compiled training step: Algorithm 1 of Goodfellow et al. (2014).
+
+One *step* = ``d_steps`` (k) discriminator updates, each on its own real
+minibatch and fresh noise, then ``g_steps`` generator updates with fresh noise.
+``make_train_step`` returns ``train_step(state, batch) -> (state, metrics)``
+for one device; with an ``axis_name`` it averages gradients, batch-norm
+running statistics and metrics over that axis (``lax.pmean``), so the same
+function runs under ``jit``, ``pmap`` or ``shard_map``. ``make_fused_step``
+scans it over ``steps_per_call`` steps so small models are not bound by
+Python dispatch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax import lax
+
+from jaxgan.collectives import device_key, pmean, shard_of_global
+from jaxgan.gan import GAN, apply_net
+from jaxgan.state import GANState
+
+Batch = dict[str, jax.Array]
+Metrics = dict[str, jax.Array]
+TrainStep = Callable[[GANState, Batch], tuple[GANState, Metrics]]
+NEVER = jnp.iinfo(jnp.int32).max
+
+
+def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None) -> TrainStep:
+  """Builds the per-device step. ``batch['x']`` is [k, B_local, ...]: one minibatch per D update."""
+  G, D = gan.nets.generator, gan.nets.discriminator
+
+  def noise_and_labels(key: jax.Array, local_n: int):
+    def draw(k, n):
+      kz, ky = jax.random.split(k)
+      return gan.noise.sample(kz, n), gan.sample_labels(ky, n)
+    return shard_of_global(draw, key, local_n, axis_name)
+
+  def d_update(carry, inputs, g_params, g_collections):
+    d_params, d_collections, d_opt_state = carry
+    real, key = inputs
+    noise_key, drop_key = jax.random.split(key)
+    local_n = real["x"].shape[0]
+    z, y_fake = noise_and_labels(noise_key, local_n)
+    fake, _ = apply_net(G, g_params, g_collections, z, y_fake, train=True)
+    fake = lax.stop_gradient(fake)
+    drop_real, drop_fake = jax.random.split(device_key(drop_key, axis_name))
+
+    def loss_fn(params):
+      real_logits, cols = apply_net(D, params, d_collections, real["x"], real.get("y"),
+                                    train=True, rngs={"dropout": drop_real})
+      fake_logits, cols = apply_net(D, params, cols, fake, y_fake, train=True,
+                                    rngs={"dropout": drop_fake})
+      loss = gan.d_loss(real_logits, fake_logits)
+      aux = (cols, jnp.mean(jax.nn.sigmoid(real_logits)), jnp.mean(jax.nn.sigmoid(fake_logits)))
+      return loss, aux
+
+    (loss, (cols, d_real, d_fake)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d_params)
+    grads = pmean(grads, axis_name)
+    updates, d_opt_state = gan.d_tx.update(grads, d_opt_state, d_params)
+    d_params = optax.apply_updates(d_params, updates)
+    metrics = {"d_loss": loss, "d_real": d_real, "d_fake": d_fake,
+               "d_grad_norm": optax.tree.norm(grads)}
+    return (d_params, pmean(cols, axis_name), d_opt_state), metrics
+
+  def g_update(carry, key, d_params, d_collections, local_n):
+    g_params, g_collections, g_opt_state = carry
+    noise_key, drop_key = jax.random.split(key)
+    z, y_fake = noise_and_labels(noise_key, local_n)
+
+    def loss_fn(params):
+      fake, cols = apply_net(G, params, g_collections, z, y_fake, train=True)
+      logits, _ = apply_net(D, d_params, d_collections, fake, y_fake, train=True,
+                            rngs={"dropout": device_key(drop_key, axis_name)})
+      return gan.g_loss(logits), (cols, jnp.mean(jax.nn.sigmoid(logits)))
+
+    (loss, (cols, d_fake)), grads = jax.value_and_grad(loss_fn, has_aux=True)(g_params)
+    grads = pmean(grads, axis_name)
+    updates, g_opt_state = gan.g_tx.update(grads, g_opt_state, g_params)
+    g_params = optax.apply_updates(g_params, updates)
+    metrics = {"g_loss": loss, "g_d_fake": d_fake, "g_grad_norm": optax.tree.norm(grads)}
+    return (g_params, pmean(cols, axis_name), g_opt_state), metrics
+
+  def train_step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
+    d_steps = batch["x"].shape[0]
+    local_n = batch["x"].shape[1]
+    rng, d_key, g_key = jax.random.split(state.rng, 3)
+    (d_params, d_collections, d_opt_state), d_metrics = lax.scan(
+        lambda c, inputs: d_update(c, inputs, state.g_params, state.g_collections),
+        (state.d_params, state.d_collections, state.d_opt_state),
+        (batch, jax.random.split(d_key, d_steps)))
+    (g_params, g_collections, g_opt_state), g_metrics = lax.scan(
+        lambda c, k: g_update(c, k, d_params, d_collections, local_n),
+        (state.g_params, state.g_collections, state.g_opt_state), jax.random.split(g_key, g_steps))
+    ema = state.g_ema_params
+    if ema is not None:
+      decay = gan.ema_decay
+      ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, g_params)
+    new_state = state.replace(
+        step=state.step + 1, g_params=g_params, d_params=d_params,
+        g_collections=g_collections, d_collections=d_collections,
+        g_opt_state=g_opt_state, d_opt_state=d_opt_state, rng=rng, g_ema_params=ema)
+    metrics = {k: jnp.mean(v) for k, v in {**d_metrics, **g_metrics}.items()}
+    return new_state, pmean(metrics, axis_name)
+
+  return train_step
+
+
+def make_fused_step(train_step: TrainStep,
+                    materialize: Callable[[Any, Any, str | None], Batch],
+                    axis_name: str | None = None) -> Callable[..., tuple[GANState, Metrics]]:
+  """Scans ``train_step`` over the leading axis of ``inputs`` (``steps_per_call`` steps).
+
+  Returns metrics averaged over the fused steps, plus ``first_nonfinite_step``:
+  the first step whose losses were NaN/inf (int32 max if none), so the host can
+  check for divergence without syncing every step.
+  """
+
+  def fused(state: GANState, inputs: Any, device_data: Any) -> tuple[GANState, Metrics]:
+    def body(state, step_inputs):
+      state, metrics = train_step(state, materialize(step_inputs, device_data, axis_name))
+      finite = jnp.isfinite(metrics["d_loss"]) & jnp.isfinite(metrics["g_loss"])
+      return state, (metrics, jnp.where(finite, NEVER, state.step))
+
+    state, (metrics, bad_steps) = lax.scan(body, state, inputs)
+    metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
+    metrics["first_nonfinite_step"] = jnp.min(bad_steps)
+    return state, metrics
+
+  return fused

@@ -1,0 +1,201 @@
+"""The training loop: compiled steps in, checkpoints, metrics and figures out.
+
+``train(config, workdir)`` is the whole program behind ``python -m jaxgan.main``
+and equally a notebook call. Re-running it on the same workdir resumes from the
+latest checkpoint, bit-exactly: batches and noise are pure functions of the
+step, and the state pytree holds everything else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxgan import checkpointing, config as config_lib, evaluators, parallel
+from jaxgan.data import Pipeline, Prefetcher, build_dataset, build_pipeline
+from jaxgan.errors import ConfigError, NonFiniteLossError
+from jaxgan.gan import GAN, build_gan, init_state
+from jaxgan.metric_writers import MetricWriter, Progress
+from jaxgan.sampling import Sampler
+from jaxgan.state import GANState
+from jaxgan.train_step import NEVER, make_fused_step, make_train_step
+
+
+@dataclasses.dataclass
+class Experiment:
+  """Everything built from a config before any compilation."""
+
+  config: ml_collections.ConfigDict
+  dataset: Any
+  pipeline: Pipeline
+  gan: GAN
+  runner: parallel.Runner
+
+  def init_state(self) -> GANState:
+    key = jax.random.PRNGKey(self.config.seed)
+    return jax.jit(functools.partial(init_state, self.gan))(key)
+
+
+def build_experiment(config: ml_collections.ConfigDict, *, devices: list | None = None) -> Experiment:
+  """Validates the config and builds data, GAN and runner; compiles nothing yet."""
+  config = config_lib.validate(config)
+  dataset = build_dataset(config.data)
+  pipeline = build_pipeline(config, dataset, process_index=jax.process_index(),
+                            process_count=jax.process_count())
+  gan = build_gan(config, pipeline.spec)
+  axis = parallel.axis_name_for(config.parallel)
+  step = make_train_step(gan, g_steps=config.train.g_steps, axis_name=axis)
+  fused = make_fused_step(step, pipeline.materialize, axis_name=axis)
+  runner = parallel.Runner(fused, config.parallel, pipeline.inputs_batch_axes(), devices=devices)
+  if config.train.batch_size % runner.num_devices:
+    raise ConfigError(
+        f"config.train.batch_size={config.train.batch_size} does not split over "
+        f"{runner.num_devices} devices; use a multiple of {runner.num_devices} "
+        f"or config.parallel='none'.")
+  return Experiment(config, dataset, pipeline, gan, runner)
+
+
+def plan_chunks(start: int, end: int, steps_per_call: int, periods: list[int]) -> list[tuple[int, int]]:
+  """(first_step, num_steps) per compiled call; calls end on every period boundary."""
+  chunks, s = [], start
+  while s < end:
+    boundary = min([end] + [(s // p + 1) * p for p in periods if p > 0])
+    n = min(steps_per_call, boundary - s)
+    chunks.append((s, n))
+    s += n
+  return chunks
+
+
+def _is_boundary(step: int, every: int, end: int) -> bool:
+  return step == end or (every > 0 and step % every == 0)
+
+
+def _aggregate(pending: list[tuple[int, dict]]) -> dict[str, float]:
+  """Step-weighted mean of per-call metrics (already on the host)."""
+  total = sum(n for n, _ in pending)
+  keys = [k for k in pending[-1][1] if k != "first_nonfinite_step"]
+  return {k: float(sum(n * float(m[k]) for n, m in pending) / total) for k in keys}
+
+
+def _check_finite(pending: list[tuple[int, dict]], last_saved: int | None, workdir: str) -> None:
+  bad = min((int(m["first_nonfinite_step"]) for _, m in pending), default=int(NEVER))
+  if bad != int(NEVER):
+    where = (f"the last good checkpoint (step {last_saved}) in {workdir}/checkpoints is intact"
+             if last_saved is not None else "no checkpoint had been written yet")
+    raise NonFiniteLossError(
+        f"non-finite loss (NaN or inf) at step {bad}; training stopped and {where}. "
+        f"Lower the learning rates, add gradient clipping (config.optim.*.clip_norm) "
+        f"or check the data scaling, then re-run to resume from that checkpoint.")
+
+
+def evaluate_state(exp: Experiment, state: GANState, step: int, workdir: str | None,
+                   names: list[str] | None = None) -> evaluators.EvalResult:
+  """Runs the named evaluators (default: ``config.eval.metrics``) on one state."""
+  names = config_lib.split_names(exp.config.eval.metrics) if names is None else names
+  ctx = evaluators.EvalContext(
+      config=exp.config, gan=exp.gan, state=state, dataset=exp.dataset, step=step,
+      workdir=workdir, rng=jax.random.PRNGKey(exp.config.eval.seed), sampler=Sampler(exp.gan))
+  return evaluators.run_evaluators(names, ctx)
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = True,
+          devices: list | None = None) -> GANState:
+  """Trains (or resumes) the experiment in ``workdir`` and returns the final state."""
+  exp = build_experiment(config, devices=devices)
+  config, runner, pipeline = exp.config, exp.runner, exp.pipeline
+  t = config.train
+  lead = jax.process_index() == 0
+  workdir = os.path.abspath(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  config_dict = config_lib.to_dict(config)
+  if lead:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      json.dump(config_dict, f, indent=2, sort_keys=True)
+  bar = Progress(t.steps, enabled=progress and lead)
+
+  state = exp.init_state()
+  with checkpointing.Checkpointer(workdir, max_to_keep=t.max_to_keep) as ckpt:
+    start = last_saved = ckpt.latest_step()
+    if start is not None:
+      target = checkpointing.abstract(state, runner.state_sharding())
+      changes = ckpt.check_compatible(start, target, config_dict)
+      state, position = ckpt.restore(start, target)
+      if position.get("iteration") != start:
+        raise ConfigError(f"checkpoint {start} has data position {position}, expected {start}")
+      bar.message(f"Resuming {workdir} from step {start}"
+                  + (": config changes " + "; ".join(changes) if changes else "."))
+    start = start or 0
+    if start >= t.steps:
+      bar.message(f"Already trained to step {start} >= train.steps={t.steps}; nothing to do.")
+      return state
+
+    dstate = runner.place_state(state)
+    device_data = runner.place_device_data(pipeline.device_data())
+    chunks = plan_chunks(start, t.steps, t.steps_per_call,
+                         [t.log_every, t.checkpoint_every, config.eval.every])
+    prefetch = Prefetcher(lambda s, n: runner.place_inputs(pipeline.host_inputs(s, n)), chunks)
+    pending: list[tuple[int, dict]] = []
+    step = start
+    try:
+      with MetricWriter(workdir, resume_step=start, enabled=lead) as writer:
+        tick, tick_step, paused = time.time(), start, 0.0  # paused: eval/save time
+        for (first, n), inputs in zip(chunks, prefetch):
+          dstate, metrics = runner(dstate, inputs, device_data)
+          step = first + n
+          pending.append((n, runner.unreplicate(metrics)))
+          if first == start:  # the first call compiles; keep it out of steps/s
+            jax.block_until_ready(dstate)
+            bar.message(f"Compiled and ran the first {n} step(s) in {time.time() - tick:.1f}s "
+                        f"({runner.mode} on {runner.num_devices} device(s)).")
+            tick, tick_step = time.time(), step
+          log = _is_boundary(step, t.log_every, t.steps)
+          ev = _is_boundary(step, config.eval.every, t.steps) and bool(config.eval.metrics)
+          save = _is_boundary(step, t.checkpoint_every, t.steps)
+          if not (log or ev or save):
+            continue
+          pending = jax.device_get(pending)
+          _check_finite(pending, last_saved, workdir)
+          record: dict[str, Any] = {}
+          if log:
+            now = time.time()
+            rate = (step - tick_step) / max(now - tick - paused, 1e-9) if step > tick_step else 0.0
+            record.update(_aggregate(pending), steps_per_sec=rate)
+            bar.update(step, record, rate)
+            pending, tick, tick_step, paused = [], now, step, 0.0
+          pause_start = time.time()
+          if ev and lead:
+            host_state = jax.device_get(runner.unreplicate(dstate))
+            result = evaluate_state(exp, host_state, step, workdir)
+            record.update(result.scalars)
+            writer.write_images(step, result.images)
+          if record:
+            writer.write_scalars(step, record)
+          if save:
+            ckpt.save(step, runner.unreplicate(dstate), {"iteration": step}, config_dict)
+            last_saved = step
+            writer.flush()
+          paused += time.time() - pause_start
+      bar.finish()
+    except KeyboardInterrupt:
+      try:  # keep the work done since the last checkpoint, if it is sound
+        _check_finite(jax.device_get(pending), last_saved, workdir)
+        if step != last_saved:
+          ckpt.save(step, runner.unreplicate(dstate), {"iteration": step}, config_dict)
+          last_saved = step
+        bar.message(f"Interrupted: checkpoint at step {last_saved}; re-run the same command to resume.")
+      except Exception as e:  # e.g. the state was donated to the interrupted call
+        bar.message(f"Interrupted; step {step} could not be saved ({type(e).__name__}); "
+                    f"the last checkpoint is step {last_saved}.")
+      raise
+    finally:
+      prefetch.close()
+      pipeline.close()
+  return runner.unreplicate(dstate)

@@ -1,0 +1,45 @@
+"""Test session setup: 4 virtual CPU devices, so data-parallel code runs for real.
+
+XLA_FLAGS must be set before jax is imported, which is why this happens here,
+at the top of the first module pytest imports.
+"""
+
+import os
+
+_FLAG = "--xla_force_host_platform_device_count=4"
+if _FLAG not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FLAG).strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> str:
+  return REPO
+
+
+def experiment(name: str):
+  """Loads ``experiments/<name>`` (with an optional ``:variant``)."""
+  from jaxgan.api import load_config
+  return load_config(os.path.join(REPO, "experiments", name))
+
+
+def tiny_gaussian_config(**train):
+  """A seconds-long 1-D config on one device, for semantics tests."""
+  c = experiment("gaussian_1d.py:smoke")
+  c.parallel = "none"
+  c.model.update(g_hidden=(16,), g_activations=("relu",), d_hidden=(16,), d_activations=("relu",))
+  c.train.update(batch_size=8, steps=4, steps_per_call=2, log_every=2, checkpoint_every=2,
+                 ema_decay=0.0)
+  for opt in (c.optim.g, c.optim.d):
+    opt.schedule = "constant"  # schedules tied to train.steps would differ between runs
+  c.train.update(**train)
+  c.eval.update(metrics="", every=0)
+  return c
+
+
+assert len(jax.devices()) == 4, "tests expect 4 virtual CPU devices (see conftest.py)"

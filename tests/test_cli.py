@@ -1,0 +1,56 @@
+"""The command line end to end: launch, override, resume, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+from jaxgan.metric_writers import read_jsonl
+
+
+def cli(repo_root, workdir, *flags):
+  env = dict(os.environ)
+  env.pop("XLA_FLAGS", None)  # one CPU device, as a user has
+  return subprocess.run(
+      [sys.executable, "-m", "jaxgan.main", "--config=experiments/gaussian_1d.py:smoke",
+       f"--workdir={workdir}", *flags],
+      cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_trains_overrides_and_resumes(repo_root, tmp_path):
+  wd = tmp_path / "run"
+  first = cli(repo_root, wd, "--config.train.steps=10", "--config.train.log_every=5")
+  assert first.returncode == 0, first.stderr
+  assert "step 10/10" in first.stderr
+  config = json.loads((wd / "config.json").read_text())
+  assert config["train"]["steps"] == 10 and config["train"]["log_every"] == 5
+  assert [r["step"] for r in read_jsonl(str(wd / "metrics.jsonl"))] == [5, 10]
+  assert sorted(os.listdir(wd / "checkpoints")) == ["10"]
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(wd / "tensorboard"))
+
+  second = cli(repo_root, wd, "--config.train.steps=20", "--config.train.log_every=5")
+  assert second.returncode == 0, second.stderr
+  assert "Resuming" in second.stderr and "from step 10" in second.stderr
+  assert "train.steps: 10 -> 20" in second.stderr
+  records = read_jsonl(str(wd / "metrics.jsonl"))
+  assert [r["step"] for r in records] == [5, 10, 15, 20]
+  final = records[-1]
+  assert {"d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm",
+          "steps_per_sec", "w1", "ks", "gen_mean", "gen_std", "d_half_gap"} <= set(final)
+  assert os.path.exists(wd / "figures" / "density_1d_0000020.png")
+
+
+def test_cli_bad_key_fails_fast_with_valid_keys(repo_root, tmp_path):
+  out = cli(repo_root, tmp_path / "bad", "--config.train.stepz=5")
+  assert out.returncode == 2
+  assert "config.train has no key 'stepz'. Did you mean 'steps'?" in out.stderr
+  assert "Traceback" not in out.stderr
+  assert not (tmp_path / "bad").exists()  # nothing was created or started
+
+
+def test_cli_bad_name_fails_before_compiling(repo_root, tmp_path):
+  out = cli(repo_root, tmp_path / "bad", "--config.loss.g=nonsaturating")
+  assert out.returncode == 2
+  assert "unknown generator loss 'nonsaturating'" in out.stderr
+  assert "non_saturating" in out.stderr
+  assert "Compiled" not in out.stderr

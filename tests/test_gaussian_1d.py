@@ -1,0 +1,44 @@
+"""The 1-D experiment's metrics are right, and the default really learns the target."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from conftest import experiment
+from jaxgan import training
+from jaxgan.evaluators.gaussian_1d import ks_to_normal, wasserstein1_to_normal
+from jaxgan.metric_writers import read_jsonl
+
+
+def test_w1_to_normal_matches_scipy_on_a_large_reference_sample():
+  rng = np.random.default_rng(0)
+  x = rng.normal(4.3, 1.0, 10_000)  # shifted by 0.3 and too narrow against N(4, 1.25)
+  reference = rng.normal(4.0, 1.25, 2_000_000)
+  expected = stats.wasserstein_distance(x, reference)
+  assert wasserstein1_to_normal(x, 4.0, 1.25) == pytest.approx(expected, abs=5e-3)
+  # A pure shift of an exact quantile grid is a W1 of exactly that shift.
+  q = 4.0 + 1.25 * stats.norm.ppf((np.arange(10_000) + 0.5) / 10_000)
+  assert wasserstein1_to_normal(q + 0.2, 4.0, 1.25) == pytest.approx(0.2, abs=1e-9)
+
+
+def test_ks_to_normal_matches_scipy_exactly():
+  x = np.random.default_rng(1).normal(3.9, 1.3, 5_000)
+  expected = stats.kstest(x, "norm", args=(4.0, 1.25)).statistic
+  assert ks_to_normal(x, 4.0, 1.25) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.slow
+def test_default_experiment_learns_the_gaussian(tmp_path):
+  # The default config on a shorter budget (about 10 s here): W1 < 0.1 sigma.
+  c = experiment("gaussian_1d.py")
+  c.parallel = "none"
+  c.train.update(steps=12_000, log_every=4_000, checkpoint_every=12_000)
+  c.eval.every = 12_000
+  training.train(c, str(tmp_path), progress=False)
+  final = read_jsonl(str(tmp_path / "metrics.jsonl"))[-1]
+  assert final["step"] == 12_000
+  assert final["w1"] < 0.1 * 1.25, final
+  assert abs(final["gen_mean"] - 4.0) < 0.05 * 4.0
+  assert abs(final["gen_std"] - 1.25) < 0.1 * 1.25
+  assert final["d_half_gap"] < 0.05  # D is close to 1/2 over the data
+  assert (tmp_path / "figures" / "density_1d_0012000.png").exists()

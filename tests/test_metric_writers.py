@@ -1,0 +1,39 @@
+import io
+import json
+
+from jaxgan.metric_writers import MetricWriter, Progress, read_jsonl
+
+
+def test_jsonl_drops_records_past_the_resumed_step(tmp_path):
+  with MetricWriter(str(tmp_path), tensorboard=False) as w:
+    for step in (10, 20, 30):
+      w.write_scalars(step, {"d_loss": 1.0 * step, "nan": float("nan")})
+  assert [r["step"] for r in read_jsonl(str(tmp_path / "metrics.jsonl"))] == [10, 20, 30]
+  # A run that died after logging step 30 but checkpointed at 20 resumes from 20.
+  with MetricWriter(str(tmp_path), resume_step=20, tensorboard=False) as w:
+    w.write_scalars(30, {"d_loss": 3.5})
+  records = read_jsonl(str(tmp_path / "metrics.jsonl"))
+  assert [r["step"] for r in records] == [10, 20, 30]
+  assert records[-1]["d_loss"] == 3.5
+  assert records[0]["nan"] == "nan"  # valid JSON, not a bare NaN
+  json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+
+
+def test_tensorboard_event_file_has_the_scalars(tmp_path):
+  from tensorboardX.event_file_writer import EventFileWriter  # noqa: F401 (dependency check)
+  from tensorboard_reader import read_scalars
+  with MetricWriter(str(tmp_path)) as w:
+    w.write_scalars(5, {"d_loss": 1.25, "g_loss": 0.5})
+  scalars = read_scalars(str(tmp_path / "tensorboard"))
+  assert scalars["d_loss"] == [(5, 1.25)]
+  assert scalars["g_loss"] == [(5, 0.5)]
+
+
+def test_progress_line_has_losses_rate_and_eta():
+  out = io.StringIO()
+  p = Progress(1000, stream=out)
+  p.update(250, {"d_loss": 1.3863, "g_loss": 0.6931, "d_real": 0.5, "d_fake": 0.49}, 125.0)
+  line = out.getvalue()
+  assert "step  250/1000 ( 25%)" in line
+  assert "d_loss 1.3863" in line and "g_loss 0.6931" in line and "D(G(z)) 0.4900" in line
+  assert "125.0 steps/s" in line and "ETA 0:00:06" in line

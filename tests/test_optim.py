@@ -1,0 +1,60 @@
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxgan import optim
+
+
+def run_updates(cfg, n, grad=1.0):
+  tx = optim.build_optimizer(cfg)
+  params = {"w": jnp.zeros(3)}
+  state = tx.init(params)
+  for _ in range(n):
+    updates, state = tx.update({"w": jnp.full(3, grad)}, state, params)
+    params = optax.apply_updates(params, updates)
+  return params, state
+
+
+def hyper(state):
+  return state.hyperparams if hasattr(state, "hyperparams") else state[-1].hyperparams
+
+
+def test_sgd_momentum_ramps_linearly_like_the_paper():
+  cfg = optim.default_optim_config(name="sgd", lr=0.1, momentum=0.5, momentum_end=0.7,
+                                    momentum_steps=10)
+  _, state = run_updates(cfg, 5)
+  # inject_hyperparams records the value used at the last update (count 4 -> 0.58).
+  assert float(hyper(state)["momentum"]) == pytest.approx(0.5 + 0.2 * 4 / 10)
+  _, state = run_updates(cfg, 20)
+  assert float(hyper(state)["momentum"]) == pytest.approx(0.7)
+
+
+def test_exponential_decay_with_floor():
+  cfg = optim.default_optim_config(name="sgd", lr=0.1, schedule="exponential", decay_rate=0.5,
+                                   decay_steps=1, min_lr=0.02)
+  schedule = optim.build_schedule(cfg)
+  np.testing.assert_allclose([schedule(i) for i in range(5)], [0.1, 0.05, 0.025, 0.02, 0.02], rtol=1e-6)
+
+
+def test_cosine_and_warmup():
+  cfg = optim.default_optim_config(lr=1.0, schedule="cosine", decay_steps=10, min_lr=0.1,
+                                   warmup_steps=4)
+  s = optim.build_schedule(cfg)
+  assert float(s(0)) == 0.0 and float(s(2)) == pytest.approx(0.5)
+  assert float(s(4)) == pytest.approx(1.0)
+  assert float(s(4 + 10)) == pytest.approx(0.1)
+
+
+def test_gradient_clipping_bounds_the_update():
+  cfg = optim.default_optim_config(name="sgd", lr=1.0, momentum=0.0, clip_norm=1.0)
+  params, _ = run_updates(cfg, 1, grad=10.0)
+  assert float(jnp.linalg.norm(params["w"])) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_adam_hyperparameters_reach_optax():
+  cfg = optim.default_optim_config(name="adam", lr=2e-4, b1=0.5, b2=0.999)
+  _, state = run_updates(cfg, 1)
+  h = hyper(state)
+  assert float(h["learning_rate"]) == pytest.approx(2e-4)
+  assert float(h["b1"]) == pytest.approx(0.5)

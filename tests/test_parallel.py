@@ -1,0 +1,69 @@
+"""The one per-device step gives the same result under jit, pmap and shard_map.
+
+conftest.py gives this session 4 virtual CPU devices.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from conftest import tiny_gaussian_config
+from jaxgan import parallel
+from jaxgan.training import build_experiment
+
+
+def run(config, steps=3):
+  exp = build_experiment(config)
+  runner = exp.runner
+  dstate = runner.place_state(exp.init_state())
+  dstate, metrics = runner(dstate, runner.place_inputs(exp.pipeline.host_inputs(0, steps)),
+                           runner.place_device_data(exp.pipeline.device_data()))
+  return jax.device_get(runner.unreplicate(dstate)), jax.device_get(runner.unreplicate(metrics)), runner
+
+
+@pytest.mark.parametrize("mode", ["pmap", "shard_map"])
+def test_data_parallel_matches_single_device(mode):
+  config = tiny_gaussian_config(batch_size=16, d_steps=2, g_steps=2)
+  single, m_single, _ = run(config)
+  config.parallel = mode
+  multi, m_multi, runner = run(config)
+  assert runner.num_devices == 4
+  flat_single = jax.tree_util.tree_flatten_with_path(single)[0]
+  flat_multi = dict(jax.tree_util.tree_flatten_with_path(multi)[0])
+  for path, a in flat_single:
+    np.testing.assert_allclose(np.asarray(flat_multi[path]), np.asarray(a), rtol=2e-5, atol=2e-6,
+                               err_msg=jax.tree_util.keystr(path))
+  for k in ("d_loss", "g_loss", "d_real", "d_fake"):
+    np.testing.assert_allclose(m_multi[k], m_single[k], rtol=2e-5)
+
+
+@pytest.mark.parametrize("mode", ["pmap", "shard_map"])
+def test_runner_gives_each_device_its_contiguous_slice(mode):
+  # inputs [n, k, B]: device i must see examples [i*B/4, (i+1)*B/4) of the example axis.
+  def fn(state, inputs, device_data):
+    local = inputs["x"]
+    weighted = jnp.sum(local) * (lax.axis_index(parallel.AXIS) + 1)
+    return state + 1, {"weighted": lax.psum(weighted, parallel.AXIS),
+                       "shape": jnp.array(local.shape),
+                       "it": lax.pmean(inputs["it"].sum(), parallel.AXIS)}
+
+  runner = parallel.Runner(fn, mode, {"x": 2, "it": None}, donate=False)
+  x = np.arange(2 * 3 * 8, dtype=np.float32).reshape(2, 3, 8)
+  it = np.arange(2, dtype=np.int32)
+  state, out = runner(runner.place_state(np.float32(0)), runner.place_inputs({"x": x, "it": it}))
+  out = jax.device_get(runner.unreplicate(out))
+  blocks = np.split(x, 4, axis=2)
+  expected = sum((i + 1) * b.sum() for i, b in enumerate(blocks))
+  assert float(out["weighted"]) == pytest.approx(expected)
+  assert tuple(out["shape"]) == (2, 3, 2)
+  assert int(out["it"]) == 1
+  assert float(jax.device_get(runner.unreplicate(state))) == 1.0
+
+
+def test_batch_that_does_not_split_over_devices_is_rejected():
+  config = tiny_gaussian_config(batch_size=6)
+  config.parallel = "shard_map"
+  with pytest.raises(ValueError, match="batch_size=6 does not split over 4 devices"):
+    build_experiment(config)

@@ -1,0 +1,94 @@
+"""Semantics of the compiled step: Algorithm 1's k D updates, g_steps G updates, fusion."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from conftest import tiny_gaussian_config
+from jaxgan.training import build_experiment
+from jaxgan.train_step import NEVER, make_fused_step, make_train_step
+
+
+def setup(**train):
+  exp = build_experiment(tiny_gaussian_config(**train))
+  return exp, exp.init_state()
+
+
+def batch(k, n=8, seed=0):
+  return {"x": 4.0 + jax.random.normal(jax.random.PRNGKey(seed), (k, n, 1))}
+
+
+def test_one_step_changes_params_and_stays_finite():
+  exp, state = setup()
+  step = jax.jit(make_train_step(exp.gan))
+  new, metrics = step(state, batch(1))
+  for old_p, new_p in ((state.g_params, new.g_params), (state.d_params, new.d_params)):
+    changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), old_p, new_p)
+    assert all(jax.tree.leaves(changed)), changed
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(new))
+  assert set(metrics) >= {"d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm"}
+  assert all(np.isfinite(float(v)) for v in metrics.values())
+  assert int(new.step) == 1
+  assert not np.array_equal(new.rng, state.rng)
+
+
+def test_k_discriminator_and_g_generator_updates_per_step():
+  exp, state = setup(d_steps=3, g_steps=5)
+  step = jax.jit(make_train_step(exp.gan, g_steps=5))
+  new, _ = step(state, batch(3))
+  # optax counts updates: k = 3 for D, g_steps = 5 for G, in one training step.
+  assert int(new.d_opt_state.count) == 3
+  assert int(new.g_opt_state.count) == 5
+  assert int(new.step) == 1
+
+
+def test_each_discriminator_update_uses_its_own_minibatch():
+  exp, state = setup(d_steps=2)
+  step = jax.jit(make_train_step(exp.gan))
+  a, b = batch(1, seed=1)["x"][0], batch(1, seed=2)["x"][0]
+  out_ab, _ = step(state, {"x": jnp.stack([a, b])})
+  out_aa, _ = step(state, {"x": jnp.stack([a, a])})
+  out_ba, _ = step(state, {"x": jnp.stack([b, a])})
+  leaves = lambda s: np.concatenate([np.ravel(x) for x in jax.tree.leaves(s.d_params)])
+  assert not np.allclose(leaves(out_ab), leaves(out_aa))  # the second minibatch is used
+  assert not np.allclose(leaves(out_ab), leaves(out_ba))  # ...in order, update by update
+
+
+def test_fused_steps_equal_sequential_steps():
+  exp, state = setup(d_steps=2, g_steps=2)
+  step = make_train_step(exp.gan, g_steps=2)
+  fused = jax.jit(make_fused_step(step, exp.pipeline.materialize))
+  inputs = exp.pipeline.host_inputs(0, 4)
+  four, m4 = fused(state, inputs, None)
+  seq = state
+  losses = []
+  for i in range(4):
+    seq, m = fused(seq, jax.tree.map(lambda x: x[i:i + 1], inputs), None)
+    losses.append(float(m["d_loss"]))
+  for a, b in zip(jax.tree.leaves(four), jax.tree.leaves(seq)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
+  assert int(four.step) == 4
+  np.testing.assert_allclose(float(m4["d_loss"]), np.mean(losses), rtol=1e-5)
+  assert int(m4["first_nonfinite_step"]) == int(NEVER)
+
+
+def test_fused_step_reports_first_nonfinite_step():
+  exp, state = setup()
+  step = make_train_step(exp.gan)
+
+  def poisoned(state, batch):  # data turns to NaN from the third step on
+    x = jnp.where(state.step >= 2, jnp.nan, batch["x"])
+    return step(state, {"x": x})
+
+  fused = jax.jit(make_fused_step(poisoned, exp.pipeline.materialize))
+  _, metrics = fused(state, exp.pipeline.host_inputs(0, 4), None)
+  assert int(metrics["first_nonfinite_step"]) == 3  # the step that *completed* as step 3
+
+
+def test_ema_tracks_generator():
+  exp, state = setup(ema_decay=0.5)
+  assert state.g_ema_params is not None
+  new, _ = jax.jit(make_train_step(exp.gan))(state, batch(1))
+  expected = jax.tree.map(lambda e, p: 0.5 * e + 0.5 * p, state.g_ema_params, new.g_params)
+  for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(new.g_ema_params)):
+    np.testing.assert_allclose(a, b, rtol=1e-6)
