@@ -24,6 +24,7 @@ from jaxgan.models import MODELS
 from jaxgan.registry import Registry, UnknownNameError
 
 BATCH_NORM_MODES = ("cross_device", "per_device")
+FUSION_MODES = ("auto", "scan", "unroll")
 
 
 def builder_defaults(fn: Callable) -> dict[str, Any]:
@@ -53,7 +54,8 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
       batch_size=64,          # global: split over all devices
       d_steps=1,              # k of Algorithm 1
       g_steps=1,
-      steps_per_call=1,       # steps fused into one compiled call (lax.scan)
+      steps_per_call=1,       # steps fused into one compiled call
+      fusion="auto",          # scan | unroll | auto (unroll conv nets on CPU, else scan)
       ema_decay=0.0,          # >0 keeps an EMA of G's params, used for sampling
       log_every=100,
       checkpoint_every=1000,
@@ -145,6 +147,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise ConfigError(f"config.train.ema_decay must be in [0, 1), got {t.ema_decay}.")
   _check_choice(config.parallel, parallel.MODES, "config.parallel")
   _check_choice(config.batch_norm, BATCH_NORM_MODES, "config.batch_norm")
+  _check_choice(config.train.fusion, FUSION_MODES, "config.train.fusion")
   _check_name(NOISE_DISTRIBUTIONS, config.noise.distribution, "config.noise.distribution")
   _check_name(losses.G_LOSSES, config.loss.g, "config.loss.g")
   _check_name(losses.D_LOSSES, config.loss.d, "config.loss.d")

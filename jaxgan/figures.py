@@ -70,3 +70,49 @@ def density_1d(values: np.ndarray, mean: float, std: float, *,
     mx.set_xticks([])
   fig.tight_layout()
   return _canvas_to_array(fig)
+
+
+def image_grid(images: np.ndarray, rows: int, cols: int, *, pad: int = 2, scale: int = 1,
+               pad_value: float = 1.0) -> np.ndarray:
+  """[N, H, W, C] floats in [0, 1] -> one uint8 RGB grid image, row-major."""
+  images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+  n, h, w, c = images.shape
+  if n < rows * cols:
+    images = np.concatenate([images, np.full((rows * cols - n, h, w, c), pad_value, np.float32)])
+  if c == 1:
+    images = np.repeat(images, 3, axis=-1)
+  grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), pad_value, np.float32)
+  for i in range(rows * cols):
+    r, col = divmod(i, cols)
+    top, left = pad + r * (h + pad), pad + col * (w + pad)
+    grid[top:top + h, left:left + w] = images[i][..., :3]
+  grid = (grid * 255 + 0.5).astype(np.uint8)
+  if scale > 1:
+    grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+  return grid
+
+
+def loss_curves(records: list[dict], title: str = "") -> np.ndarray:
+  """Losses and D's outputs against step, from ``metrics.jsonl`` records."""
+  plt = _pyplot()
+  fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=100)
+  rs = [r for r in records if "d_loss" in r]
+  steps = [r["step"] for r in rs]
+  for key, style in (("d_loss", "b-"), ("g_loss", "r-")):
+    ax.plot(steps, [float(r[key]) for r in rs], style, label=key)
+  ax.axhline(2 * np.log(2), color="b", ls=":", lw=0.8, label="d_loss at equilibrium (2 log 2)")
+  ax.axhline(np.log(2), color="r", ls=":", lw=0.8, label="g_loss at equilibrium (log 2)")
+  ax.set_xlabel("step")
+  ax.set_title("losses", fontsize=9)
+  ax.legend(fontsize=7)
+  for key, style, label in (("d_real", "g-", "D(x)"), ("d_fake", "m-", "D(G(z))")):
+    bx.plot(steps, [float(r[key]) for r in rs], style, label=label)
+  bx.axhline(0.5, color="0.5", ls=":", lw=0.8)
+  bx.set_ylim(0, 1)
+  bx.set_xlabel("step")
+  bx.set_title("discriminator outputs", fontsize=9)
+  bx.legend(fontsize=7)
+  if title:
+    fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  return _canvas_to_array(fig)

@@ -17,6 +17,7 @@ import optax
 
 from jaxgan import losses, optim
 from jaxgan.data.spec import DataSpec
+from jaxgan.errors import ConfigError
 from jaxgan.models import MODELS, Nets
 from jaxgan.parallel import axis_name_for
 from jaxgan.registry import Registry
@@ -82,10 +83,13 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
   """Builds the static GAN bundle. Call ``jaxgan.config.validate`` first for clear errors."""
   num_classes = data.num_classes if config.model.conditional else 0
   if config.model.conditional and not data.num_classes:
-    raise ValueError(f"config.model.conditional=True but dataset {data.name!r} has no labels.")
+    raise ConfigError(f"config.model.conditional=True but dataset {data.name!r} has no labels.")
   cross_device = config.batch_norm == "cross_device"
   bn_axis = axis_name_for(config.parallel) if cross_device else None
-  nets = MODELS.get(config.model.name)(data, num_classes, bn_axis, **model_kwargs(config.model))
+  try:
+    nets = MODELS.get(config.model.name)(data, num_classes, bn_axis, **model_kwargs(config.model))
+  except ValueError as e:  # a builder's own consistency checks
+    raise ConfigError(str(e)) from None
   noise = NoiseSpec(config.noise.dim, config.noise.distribution, config.noise.low, config.noise.high)
   return GAN(
       nets=nets, noise=noise, data=data, num_classes=num_classes,

@@ -23,6 +23,11 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and figures.")
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Call jax.distributed.initialize() first (multi-host clusters).")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "With --distributed: host:port of process 0 (default: auto-detect "
+    "from the cluster environment, e.g. SLURM or Cloud TPU).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "With --distributed: process count.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "With --distributed: this process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -68,13 +73,17 @@ def main(argv: list[str]) -> None:
   signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # preemption: checkpoint, then exit
   import jax
   if _DISTRIBUTED.value:
-    jax.distributed.initialize()
+    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
   from jaxgan.training import train
   try:
     train(_CONFIG.value, _WORKDIR.value)
   except UserError as e:
     print(f"jaxgan: error: {e}", file=sys.stderr)
     sys.exit(2)
+  except KeyboardInterrupt:
+    print("jaxgan: interrupted; re-run the same command to resume.", file=sys.stderr)
+    sys.exit(130)
 
 
 def run() -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -39,6 +41,8 @@ def default_optim_config(**overrides) -> ml_collections.ConfigDict:
       min_lr=0.0,         # floor for exponential, end value for cosine and linear
       warmup_steps=0,     # linear warm-up from 0 before the schedule
       clip_norm=0.0,      # clip gradients to this global norm (0 disables)
+      max_col_norm=0.0,   # after each update, rescale every kernel column (a unit's
+                          # incoming weights) to at most this norm; pylearn2's constraint
   ))
   cfg.update(overrides)
   return cfg
@@ -99,11 +103,32 @@ def _rmsprop(cfg, lr):
       learning_rate=lr, decay=cfg.decay, eps=cfg.eps, momentum=cfg.momentum or None)
 
 
+def max_column_norm(max_norm: float) -> optax.GradientTransformation:
+  """Turns updates into ones that land on the max-norm ball: W' = W * min(1, c / ||W[:, j]||).
+
+  Applies to every kernel (leaves with 2+ dims; columns are the last axis),
+  as pylearn2's ``max_col_norm`` did for the paper's nets.
+  """
+
+  def update_fn(updates, state, params):
+    def project(u, p):
+      if p.ndim < 2:
+        return u
+      new = p + u
+      norms = jnp.sqrt(jnp.sum(jnp.square(new.reshape(-1, new.shape[-1])), axis=0))
+      return new * jnp.minimum(1.0, max_norm / jnp.maximum(norms, 1e-12)) - p
+    return jax.tree.map(project, updates, params), state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
+
+
 def build_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Builds one optimizer (with its schedule and optional clipping) from its config."""
+  """Builds one optimizer (schedule, optional clipping and max-norm) from its config."""
   tx = OPTIMIZERS.get(cfg.name)(cfg, build_schedule(cfg))
   if cfg.clip_norm > 0:
     tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), tx)
+  if cfg.max_col_norm > 0:
+    tx = optax.chain(tx, max_column_norm(cfg.max_col_norm))
   return tx
 
 

@@ -10,6 +10,15 @@ from jaxgan.gan import GAN, apply_net
 from jaxgan.state import GANState
 
 
+def to_unit_range(x: np.ndarray, value_range: tuple[float, float] | None) -> np.ndarray:
+  """Model outputs in ``value_range`` -> float32 in [0, 1] (images); unchanged if None."""
+  x = np.asarray(x, np.float32)
+  if value_range is None:
+    return x
+  lo, hi = value_range
+  return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+
+
 class Sampler:
   """Compiles G once per chunk size and returns numpy samples.
 

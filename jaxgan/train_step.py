@@ -6,8 +6,8 @@ minibatch and fresh noise, then ``g_steps`` generator updates with fresh noise.
 for one device; with an ``axis_name`` it averages gradients, batch-norm
 running statistics and metrics over that axis (``lax.pmean``), so the same
 function runs under ``jit``, ``pmap`` or ``shard_map``. ``make_fused_step``
-scans it over ``steps_per_call`` steps so small models are not bound by
-Python dispatch.
+fuses ``steps_per_call`` steps into one call (``lax.scan``, or inlined) so small
+models are not bound by Python dispatch.
 """
 
 from __future__ import annotations
@@ -88,13 +88,19 @@ def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None)
     d_steps = batch["x"].shape[0]
     local_n = batch["x"].shape[1]
     rng, d_key, g_key = jax.random.split(state.rng, 3)
-    (d_params, d_collections, d_opt_state), d_metrics = lax.scan(
-        lambda c, inputs: d_update(c, inputs, state.g_params, state.g_collections),
-        (state.d_params, state.d_collections, state.d_opt_state),
-        (batch, jax.random.split(d_key, d_steps)))
-    (g_params, g_collections, g_opt_state), g_metrics = lax.scan(
-        lambda c, k: g_update(c, k, d_params, d_collections, local_n),
-        (state.g_params, state.g_collections, state.g_opt_state), jax.random.split(g_key, g_steps))
+    # Python loops, not lax.scan: k and g_steps are small, and XLA:CPU runs
+    # convolutions inside loop bodies far slower (jax-ml/jax#12868; BUILD_NOTES.md).
+    d_carry, d_metrics = (state.d_params, state.d_collections, state.d_opt_state), []
+    for i, key in enumerate(jax.random.split(d_key, d_steps)):
+      real = jax.tree.map(lambda a: a[i], batch)
+      d_carry, m = d_update(d_carry, (real, key), state.g_params, state.g_collections)
+      d_metrics.append(m)
+    d_params, d_collections, d_opt_state = d_carry
+    g_carry, g_metrics = (state.g_params, state.g_collections, state.g_opt_state), []
+    for key in jax.random.split(g_key, g_steps):
+      g_carry, m = g_update(g_carry, key, d_params, d_collections, local_n)
+      g_metrics.append(m)
+    g_params, g_collections, g_opt_state = g_carry
     ema = state.g_ema_params
     if ema is not None:
       decay = gan.ema_decay
@@ -103,7 +109,8 @@ def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None)
         step=state.step + 1, g_params=g_params, d_params=d_params,
         g_collections=g_collections, d_collections=d_collections,
         g_opt_state=g_opt_state, d_opt_state=d_opt_state, rng=rng, g_ema_params=ema)
-    metrics = {k: jnp.mean(v) for k, v in {**d_metrics, **g_metrics}.items()}
+    metrics = {k: jnp.mean(jnp.stack([m[k] for m in ms]))
+               for ms in (d_metrics, g_metrics) if ms for k in ms[0]}
     return new_state, pmean(metrics, axis_name)
 
   return train_step
@@ -111,12 +118,16 @@ def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None)
 
 def make_fused_step(train_step: TrainStep,
                     materialize: Callable[[Any, Any, str | None], Batch],
-                    axis_name: str | None = None) -> Callable[..., tuple[GANState, Metrics]]:
-  """Scans ``train_step`` over the leading axis of ``inputs`` (``steps_per_call`` steps).
+                    axis_name: str | None = None,
+                    unroll: bool = False) -> Callable[..., tuple[GANState, Metrics]]:
+  """Runs ``train_step`` over the leading axis of ``inputs`` (``steps_per_call`` steps).
 
-  Returns metrics averaged over the fused steps, plus ``first_nonfinite_step``:
-  the first step whose losses were NaN/inf (int32 max if none), so the host can
-  check for divergence without syncing every step.
+  ``unroll=False`` uses ``lax.scan`` (compile once, any length: best for small
+  MLPs); ``unroll=True`` inlines the steps (needed for conv nets on CPU, where
+  XLA runs convolutions in loop bodies slowly). Returns metrics averaged over
+  the fused steps, plus ``first_nonfinite_step``: the first step whose losses
+  were NaN/inf (int32 max if none), so the host can check for divergence
+  without syncing every step.
   """
 
   def fused(state: GANState, inputs: Any, device_data: Any) -> tuple[GANState, Metrics]:
@@ -125,7 +136,14 @@ def make_fused_step(train_step: TrainStep,
       finite = jnp.isfinite(metrics["d_loss"]) & jnp.isfinite(metrics["g_loss"])
       return state, (metrics, jnp.where(finite, NEVER, state.step))
 
-    state, (metrics, bad_steps) = lax.scan(body, state, inputs)
+    if unroll:
+      outs = []
+      for i in range(jax.tree.leaves(inputs)[0].shape[0]):
+        state, out = body(state, jax.tree.map(lambda a: a[i], inputs))
+        outs.append(out)
+      metrics, bad_steps = jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+    else:
+      state, (metrics, bad_steps) = lax.scan(body, state, inputs)
     metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
     metrics["first_nonfinite_step"] = jnp.min(bad_steps)
     return state, metrics

@@ -8,10 +8,13 @@ step, and the state pytree holds everything else.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import json
 import os
+import signal
+import threading
 import time
 from typing import Any
 
@@ -48,12 +51,15 @@ def build_experiment(config: ml_collections.ConfigDict, *, devices: list | None 
   """Validates the config and builds data, GAN and runner; compiles nothing yet."""
   config = config_lib.validate(config)
   dataset = build_dataset(config.data)
-  pipeline = build_pipeline(config, dataset, process_index=jax.process_index(),
-                            process_count=jax.process_count())
-  gan = build_gan(config, pipeline.spec)
+  gan = build_gan(config, dataset.spec)
+  pipeline = build_pipeline(config, dataset, model_range=gan.nets.output_range,
+                            process_index=jax.process_index(), process_count=jax.process_count())
   axis = parallel.axis_name_for(config.parallel)
   step = make_train_step(gan, g_steps=config.train.g_steps, axis_name=axis)
-  fused = make_fused_step(step, pipeline.materialize, axis_name=axis)
+  fusion = config.train.fusion
+  if fusion == "auto":
+    fusion = "unroll" if gan.nets.convolutional and jax.default_backend() == "cpu" else "scan"
+  fused = make_fused_step(step, pipeline.materialize, axis_name=axis, unroll=fusion == "unroll")
   runner = parallel.Runner(fused, config.parallel, pipeline.inputs_batch_axes(), devices=devices)
   if config.train.batch_size % runner.num_devices:
     raise ConfigError(
@@ -94,6 +100,14 @@ def _check_finite(pending: list[tuple[int, dict]], last_saved: int | None, workd
         f"non-finite loss (NaN or inf) at step {bad}; training stopped and {where}. "
         f"Lower the learning rates, add gradient clipping (config.optim.*.clip_norm) "
         f"or check the data scaling, then re-run to resume from that checkpoint.")
+
+
+def _ignore_interrupts():
+  """Ignores SIGINT/SIGTERM until the returned function is called (main thread only)."""
+  if threading.current_thread() is not threading.main_thread():
+    return lambda: None
+  old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+  return lambda: [signal.signal(sig, handler) for sig, handler in old.items()]
 
 
 def evaluate_state(exp: Experiment, state: GANState, step: int, workdir: str | None,
@@ -143,6 +157,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
                          [t.log_every, t.checkpoint_every, config.eval.every])
     prefetch = Prefetcher(lambda s, n: runner.place_inputs(pipeline.host_inputs(s, n)), chunks)
     pending: list[tuple[int, dict]] = []
+    inflight: collections.deque = collections.deque()  # bounds how far dispatch runs ahead
     step = start
     try:
       with MetricWriter(workdir, resume_step=start, enabled=lead) as writer:
@@ -151,6 +166,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
           dstate, metrics = runner(dstate, inputs, device_data)
           step = first + n
           pending.append((n, runner.unreplicate(metrics)))
+          inflight.append(metrics)
+          if len(inflight) > 2:  # wait for the call before last, not this one: no bubble
+            jax.block_until_ready(inflight.popleft())
           if first == start:  # the first call compiles; keep it out of steps/s
             jax.block_until_ready(dstate)
             bar.message(f"Compiled and ran the first {n} step(s) in {time.time() - tick:.1f}s "
@@ -185,6 +203,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
           paused += time.time() - pause_start
       bar.finish()
     except KeyboardInterrupt:
+      restore_signals = _ignore_interrupts()  # a second Ctrl-C must not break the save
       try:  # keep the work done since the last checkpoint, if it is sound
         _check_finite(jax.device_get(pending), last_saved, workdir)
         if step != last_saved:
@@ -194,6 +213,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
       except Exception as e:  # e.g. the state was donated to the interrupted call
         bar.message(f"Interrupted; step {step} could not be saved ({type(e).__name__}); "
                     f"the last checkpoint is step {last_saved}.")
+      finally:
+        ckpt.wait()
+        restore_signals()
       raise
     finally:
       prefetch.close()

@@ -54,3 +54,31 @@ def test_cli_bad_name_fails_before_compiling(repo_root, tmp_path):
   assert "unknown generator loss 'nonsaturating'" in out.stderr
   assert "non_saturating" in out.stderr
   assert "Compiled" not in out.stderr
+
+
+def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(repo_root, tmp_path):
+  import re
+  import signal
+  import time
+  wd = tmp_path / "run"
+  env = dict(os.environ)
+  env.pop("XLA_FLAGS", None)
+  flags = ["--config=experiments/gaussian_1d.py", f"--workdir={wd}", "--config.train.steps=10000000",
+           "--config.train.checkpoint_every=10000000", "--config.train.log_every=250",
+           "--config.eval.metrics="]
+  proc = subprocess.Popen([sys.executable, "-m", "jaxgan.main", *flags], cwd=repo_root, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 120
+  while time.time() < deadline and not (wd / "metrics.jsonl").exists():
+    time.sleep(0.2)
+  while time.time() < deadline and not (wd / "metrics.jsonl").read_text().strip():
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 130, err
+  saved = int(re.search(r"Interrupted: checkpoint at step (\d+)", err).group(1))
+  assert saved >= 250 and os.listdir(wd / "checkpoints") == [str(saved)]
+  assert "Traceback" not in err
+  again = cli(repo_root, wd, "--config.train.steps=" + str(saved + 500), "--config.eval.metrics=")
+  assert again.returncode == 0, again.stderr
+  assert f"from step {saved}" in again.stderr

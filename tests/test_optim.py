@@ -58,3 +58,15 @@ def test_adam_hyperparameters_reach_optax():
   h = hyper(state)
   assert float(h["learning_rate"]) == pytest.approx(2e-4)
   assert float(h["b1"]) == pytest.approx(0.5)
+
+
+def test_max_column_norm_projects_each_unit_onto_the_ball():
+  cfg = optim.default_optim_config(name="sgd", lr=1.0, momentum=0.0, max_col_norm=1.5)
+  tx = optim.build_optimizer(cfg)
+  params = {"kernel": jnp.zeros((4, 3)), "bias": jnp.zeros(3)}
+  grads = {"kernel": -jnp.array([[1.0, 0.1, 3.0]] * 4), "bias": -jnp.full(3, 5.0)}
+  updates, _ = tx.update(grads, tx.init(params), params)
+  new = optax.apply_updates(params, updates)
+  norms = np.linalg.norm(np.asarray(new["kernel"]), axis=0)
+  np.testing.assert_allclose(norms, [1.5, 0.2, 1.5], rtol=1e-6)   # only long columns shrink
+  np.testing.assert_allclose(new["bias"], 5.0)                     # biases are not constrained

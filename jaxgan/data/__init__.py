@@ -1,4 +1,11 @@
-"""Datasets by name (``config.data.name``) and the pipelines that feed them."""
+"""Datasets by name (``config.data.name``) and the pipelines that feed them.
+
+Each registered builder's keyword arguments are the other keys of
+``config.data``. Image datasets are read through ``tfds.data_source``;
+``mnist`` and ``fashion_mnist`` are prepared from raw idx files without
+TensorFlow (see ``mnist_builder``); other TFDS datasets need the ``[tf]``
+extra once, to prepare them.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ import ml_collections
 from jaxgan.data.pipeline import Pipeline, Prefetcher
 from jaxgan.data.spec import DataSpec
 from jaxgan.data.synthetic import Gaussian1D, OnDeviceSampler
+from jaxgan.errors import ConfigError
 from jaxgan.registry import Registry
 
 DATASETS: Registry[Callable[..., Any]] = Registry("dataset")
@@ -16,21 +24,98 @@ DATASETS.register("gaussian_1d")(Gaussian1D)
 
 # Keys of config.data that are not the dataset builder's own arguments.
 GENERAL_DATA_KEYS = ("name",)
+PIXEL_RANGES = {"zero_one": (0.0, 1.0), "minus_one_one": (-1.0, 1.0)}
 
 __all__ = ["DATASETS", "DataSpec", "Pipeline", "Prefetcher", "build_dataset", "build_pipeline"]
+
+
+@DATASETS.register("mnist")
+def mnist(*, split: str = "train", data_dir: str = "", source_dir: str = "",
+          on_device: bool = False, num_workers: int = 4, pixel_range: str = "auto"):
+  """MNIST from raw idx files in ``source_dir`` (or $JAXGAN_MNIST_DIR); no TensorFlow."""
+  from jaxgan.data import images
+  return images.open_idx("mnist", split, data_dir=data_dir, source_dir=source_dir,
+                         on_device=on_device, num_workers=num_workers, pixel_range=pixel_range)
+
+
+@DATASETS.register("fashion_mnist")
+def fashion_mnist(*, split: str = "train", data_dir: str = "", source_dir: str = "",
+                  on_device: bool = False, num_workers: int = 4, pixel_range: str = "auto"):
+  """Fashion-MNIST from raw idx files in ``source_dir`` (or $JAXGAN_FASHION_MNIST_DIR)."""
+  from jaxgan.data import images
+  return images.open_idx("fashion_mnist", split, data_dir=data_dir, source_dir=source_dir,
+                         on_device=on_device, num_workers=num_workers, pixel_range=pixel_range)
+
+
+@DATASETS.register("cifar10")
+def cifar10(*, split: str = "train", data_dir: str = "", on_device: bool = False,
+            num_workers: int = 4, pixel_range: str = "auto"):
+  """CIFAR-10 (32x32x3, 10 classes) prepared by TFDS as array_record (needs the [tf] extra once)."""
+  from jaxgan.data import images
+  return images.open_tfds("cifar10", split, data_dir=data_dir, shape=(32, 32, 3), num_classes=10,
+                          on_device=on_device, num_workers=num_workers, pixel_range=pixel_range)
+
+
+@DATASETS.register("celeb_a")
+def celeb_a(*, split: str = "train", data_dir: str = "", image_size: int = 64, crop: int = 108,
+            num_workers: int = 8, pixel_range: str = "auto"):
+  """CelebA faces, centre-cropped to ``crop`` and resized (DCGAN's recipe); no labels."""
+  from jaxgan.data import images
+  return images.open_tfds("celeb_a", split, data_dir=data_dir, shape=(image_size, image_size, 3),
+                          num_classes=0, on_device=False, num_workers=num_workers,
+                          pixel_range=pixel_range, label_key="",
+                          preprocess=images.center_crop_resize(image_size, crop))
+
+
+@DATASETS.register("tfds")
+def tfds_images(*, tfds_name: str = "", split: str = "train", data_dir: str = "",
+                image_size: int = 0, channels: int = 3, num_classes: int = 0,
+                on_device: bool = False, num_workers: int = 4, pixel_range: str = "auto"):
+  """Any TFDS image dataset prepared as array_record; ``image_size`` > 0 crops and resizes."""
+  from jaxgan.data import images
+  if not tfds_name:
+    raise ConfigError("config.data.tfds_name is required with data.name='tfds'")
+  size = image_size or 0
+  return images.open_tfds(tfds_name, split, data_dir=data_dir, shape=(size, size, channels),
+                          num_classes=num_classes, on_device=on_device, num_workers=num_workers,
+                          pixel_range=pixel_range, label_key="label" if num_classes else "",
+                          preprocess=images.center_crop_resize(size) if size else None)
 
 
 def dataset_kwargs(data_config: ml_collections.ConfigDict) -> dict[str, Any]:
   return {k: v for k, v in data_config.items() if k not in GENERAL_DATA_KEYS}
 
 
-def build_dataset(data_config: ml_collections.ConfigDict):
-  """The dataset object named by ``config.data.name``, with its spec and sampler or reader."""
-  return DATASETS.get(data_config.name)(**dataset_kwargs(data_config))
+def build_dataset(data_config: ml_collections.ConfigDict, **overrides):
+  """The dataset object named by ``config.data.name`` (``overrides``, e.g. split='test')."""
+  return DATASETS.get(data_config.name)(**{**dataset_kwargs(data_config), **overrides})
+
+
+def resolve_pixel_range(dataset, model_range: tuple[float, float] | None) -> tuple[float, float]:
+  """The range real images are scaled to: the model's output range unless configured."""
+  name = getattr(dataset, "pixel_range", "auto")
+  if name == "auto":
+    if model_range is None:
+      raise ConfigError(
+          "config.data.pixel_range='auto' needs a model with a bounded output (sigmoid or tanh); "
+          f"set it to one of {', '.join(PIXEL_RANGES)}.")
+    return model_range
+  if name not in PIXEL_RANGES:
+    raise ConfigError(f"config.data.pixel_range={name!r}; valid: auto, {', '.join(PIXEL_RANGES)}.")
+  if model_range is not None and tuple(model_range) != PIXEL_RANGES[name]:
+    raise ConfigError(f"config.data.pixel_range={name!r} {PIXEL_RANGES[name]} does not match the "
+                      f"generator's output range {tuple(model_range)}; use 'auto'.")
+  return PIXEL_RANGES[name]
 
 
 def build_pipeline(config: ml_collections.ConfigDict, dataset, *,
+                   model_range: tuple[float, float] | None = None,
                    process_index: int = 0, process_count: int = 1) -> Pipeline:
-  """The pipeline that feeds ``dataset`` to training, this process's share of each batch."""
-  del process_index, process_count  # synthetic data is drawn on device, sliced per device
+  """The pipeline that feeds ``dataset`` to training: this process's share of each batch."""
+  if dataset.spec.is_image:
+    from jaxgan.data.image_pipeline import ImagePipeline
+    return ImagePipeline(dataset, global_batch=config.train.batch_size,
+                         d_steps=config.train.d_steps, seed=config.seed,
+                         value_range=resolve_pixel_range(dataset, model_range),
+                         process_index=process_index, process_count=process_count)
   return OnDeviceSampler(dataset, config.train.batch_size, config.train.d_steps, config.seed)

@@ -56,6 +56,8 @@ def _lazy(module: str, attr: str) -> Callable[[EvalContext], EvalResult]:
 
 
 EVALUATORS.register("gaussian_1d")(_lazy("gaussian_1d", "evaluate"))
+for _name in ("samples", "interpolation", "nearest_neighbours", "loss_curves"):
+  EVALUATORS.register(_name)(_lazy("image_figures", _name))
 
 
 def run_evaluators(names: list[str], ctx: EvalContext) -> EvalResult:

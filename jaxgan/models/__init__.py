@@ -12,6 +12,7 @@ import dataclasses
 from typing import Callable, Sequence
 
 import flax.linen as nn
+import numpy as np
 
 from jaxgan.data.spec import DataSpec
 from jaxgan.models.mlp import MLPDiscriminator, MLPGenerator
@@ -27,11 +28,14 @@ class Nets:
     discriminator: ``D(x, y=None, *, train) -> logits`` of shape [batch].
     output_range: the range of G's output (e.g. (-1, 1) for tanh), which image
       pipelines scale real data to; None for unbounded outputs.
+    convolutional: whether the nets use convolutions (on CPU, fused steps are
+      then inlined rather than scanned; see ``train.fusion``).
   """
 
   generator: nn.Module
   discriminator: nn.Module
   output_range: tuple[float, float] | None = None
+  convolutional: bool = False
 
 
 MODELS: Registry[Callable[..., Nets]] = Registry("model")
@@ -67,3 +71,60 @@ def mlp(data: DataSpec, num_classes: int, bn_axis_name: str | None, *,
                        decorate=d_decorate, dropout=d_dropout, num_classes=num_classes)
   out_range = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}.get(g_output)
   return Nets(g, d, out_range)
+
+
+@MODELS.register("mnist_mlp")
+def mnist_mlp(data: DataSpec, num_classes: int, bn_axis_name: str | None, *,
+              g_hidden: Sequence[int] = (1200, 1200),
+              g_irange: float = 0.05,
+              d_units: Sequence[int] = (240, 240),
+              d_pieces: int = 5,
+              d_input_dropout: float = 0.2,
+              d_hidden_dropout: float = 0.5,
+              d_irange: float = 0.005) -> Nets:
+  """The MNIST nets of Goodfellow et al. (2014): ReLU/sigmoid G, maxout D with dropout."""
+  del bn_axis_name  # no batch norm
+  from jaxgan.models.paper_mlp import PaperMaxoutDiscriminator, PaperMLPGenerator
+  g = PaperMLPGenerator(out_shape=tuple(data.shape), hidden=tuple(g_hidden), irange=g_irange,
+                        num_classes=num_classes)
+  d = PaperMaxoutDiscriminator(units=tuple(d_units), pieces=d_pieces,
+                               input_dropout=d_input_dropout, hidden_dropout=d_hidden_dropout,
+                               irange=d_irange, num_classes=num_classes)
+  return Nets(g, d, (0.0, 1.0))
+
+
+@MODELS.register("dcgan")
+def dcgan(data: DataSpec, num_classes: int, bn_axis_name: str | None, *,
+          base: int = 7,
+          g_channels: Sequence[int] = (256, 128, 64),
+          g_strides: Sequence[int] = (1, 2, 2),
+          kernel: int = 5,
+          g_activation: str = "relu",
+          g_batch_norm: bool = True,
+          d_channels: Sequence[int] = (64, 128),
+          d_activation: str = "leaky_relu",
+          d_batch_norm: bool = True,
+          d_dropout: float = 0.0,
+          conv_transpose: str = "auto") -> Nets:
+  """DCGAN (Radford et al. 2015). Defaults fit 28x28; see experiments/ for 32 and 64."""
+  from jaxgan.models.conv_transpose import resolve_impl
+  from jaxgan.models.dcgan import DCGANDiscriminator, DCGANGenerator
+  if len(data.shape) != 3:
+    raise ValueError(f"dcgan needs image data (H, W, C); {data.name!r} has shape {data.shape}.")
+  if len(g_strides) != len(g_channels):
+    raise ValueError(f"config.model.g_strides needs one stride per transposed conv: "
+                     f"{len(g_channels)} for g_channels={tuple(g_channels)}, got {tuple(g_strides)}.")
+  size = base * int(np.prod(g_strides))
+  if (size, size) != tuple(data.shape[:2]):
+    raise ValueError(f"dcgan generator makes {size}x{size} images (base {base} x strides "
+                     f"{tuple(g_strides)}) but {data.name!r} images are "
+                     f"{data.shape[0]}x{data.shape[1]}; adjust config.model.base/g_strides.")
+  resolve_impl(conv_transpose)
+  g = DCGANGenerator(out_shape=tuple(data.shape), base=base, channels=tuple(g_channels),
+                     strides=tuple(g_strides), kernel=kernel, activation=g_activation,
+                     batch_norm=g_batch_norm, num_classes=num_classes,
+                     bn_axis_name=bn_axis_name, conv_impl=conv_transpose)
+  d = DCGANDiscriminator(channels=tuple(d_channels), kernel=kernel, activation=d_activation,
+                         batch_norm=d_batch_norm, dropout=d_dropout, num_classes=num_classes,
+                         bn_axis_name=bn_axis_name)
+  return Nets(g, d, (-1.0, 1.0), convolutional=True)

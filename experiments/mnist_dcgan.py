@@ -1,0 +1,36 @@
+r"""The textbook's convolutional MNIST GAN, done as DCGAN (Radford et al., 2015).
+
+  python -m jaxgan.main --config=experiments/mnist_dcgan.py --workdir=workdirs/mnist_dcgan
+  python -m jaxgan.main --config=experiments/mnist_dcgan.py:smoke --workdir=/tmp/mnist_dcgan_smoke
+
+MNIST is prepared offline from the raw idx files: set JAXGAN_MNIST_DIR.
+
+G: 100-d uniform noise -> dense 7x7x256 -> BN, ReLU -> 5x5 transposed convs to
+128 (stride 1), 64 (stride 2) with BN + ReLU -> 1 channel (stride 2), tanh.
+D: 5x5 stride-2 convs to 64 (no BN) and 128 (BN), LeakyReLU(0.2) -> one logit.
+N(0, 0.02) weights; Adam(2e-4, beta1 = 0.5); batch 64. The layer sizes are the
+textbook's (the TensorFlow DCGAN tutorial); the rules are DCGAN's.
+"""
+
+from jaxgan.config import base_config
+
+
+def get_config(variant: str = "default"):
+  c = base_config(model="dcgan", data="mnist")
+  c.model.update(base=7, g_channels=(256, 128, 64), g_strides=(1, 2, 2), kernel=5,
+                 d_channels=(64, 128))
+  c.noise.update(dim=100, distribution="uniform", low=-1.0, high=1.0)
+  for opt in (c.optim.g, c.optim.d):
+    opt.update(name="adam", lr=2e-4, b1=0.5, b2=0.999)
+  c.train.update(steps=6_000, batch_size=64, steps_per_call=10, log_every=200,
+                 checkpoint_every=1_000)
+  c.data.on_device = True
+  c.eval.update(metrics="samples,interpolation,nearest_neighbours,loss_curves", every=1_000)
+
+  if variant == "smoke":
+    c.model.update(g_channels=(32, 16, 8), d_channels=(8, 16))
+    c.train.update(steps=4, batch_size=16, steps_per_call=2, log_every=2, checkpoint_every=2)
+    c.eval.update(every=4)
+  elif variant != "default":
+    raise ValueError(f"unknown variant {variant!r}; choose default or smoke")
+  return c

@@ -1,0 +1,142 @@
+"""Image datasets read through ``tfds.data_source`` (array_record, random access, no TensorFlow)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import importlib.util
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+from jaxgan.data.spec import DataSpec
+from jaxgan.errors import DatasetNotFoundError
+
+Preprocess = Callable[[np.ndarray], np.ndarray]
+
+
+def default_data_dir(data_dir: str = "") -> str:
+  return os.path.expanduser(data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets"))
+
+
+class ImageDataset:
+  """One split of an image dataset: random access to uint8 HWC images and labels."""
+
+  def __init__(self, name: str, split: str, source: Any, *, shape: tuple[int, int, int],
+               num_classes: int, on_device: bool = False, num_workers: int = 4,
+               pixel_range: str = "auto", preprocess: Preprocess | None = None,
+               image_key: str = "image",
+               label_key: str = "label", reopen: Callable[[str], "ImageDataset"] | None = None):
+    self.name, self.split, self.source = name, split, source
+    self.spec = DataSpec(shape=tuple(shape), num_classes=num_classes, is_image=True, name=name)
+    self.on_device = on_device
+    self.num_workers = num_workers
+    self.pixel_range = pixel_range  # 'auto' (the generator's output range) or a named range
+    self._preprocess = preprocess
+    self._image_key, self._label_key = image_key, label_key
+    self._reopen = reopen
+    self._all: dict[str, np.ndarray] | None = None
+
+  def __len__(self) -> int:
+    return len(self.source)
+
+  def other_split(self, split: str) -> "ImageDataset":
+    """The same dataset, another split (e.g. 'test' for evaluation)."""
+    if self._reopen is None:
+      raise ValueError(f"{self.name} cannot open split {split!r}")
+    return self._reopen(split)
+
+  def _read_one(self, i: int) -> tuple[np.ndarray, int, int]:
+    ex = self.source[int(i)]
+    image = np.asarray(ex[self._image_key], np.uint8)
+    if image.ndim == 2:
+      image = image[..., None]
+    if self._preprocess is not None:
+      image = self._preprocess(image)
+    label = int(ex[self._label_key]) if self._label_key in ex else 0
+    return image, label, int(ex.get("index", i))
+
+  def _read_examples(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if self.num_workers > 1 and flat.size >= 256:
+      with concurrent.futures.ThreadPoolExecutor(self.num_workers) as pool:
+        examples = list(pool.map(self._read_one, flat, chunksize=64))
+    else:
+      examples = [self._read_one(i) for i in flat]
+    x = np.stack([e[0] for e in examples]) if examples else np.zeros((0, *self.spec.shape), np.uint8)
+    return x, np.asarray([e[1] for e in examples], np.int32), np.asarray([e[2] for e in examples])
+
+  def read(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    """Examples at ``indices`` (any shape): {'x': uint8 [..., H, W, C], 'y': int32 [...]}."""
+    x, y, _ = self._read_examples(np.asarray(indices).ravel())
+    return {"x": x.reshape(*np.shape(indices), *self.spec.shape), "y": y.reshape(np.shape(indices))}
+
+  def load_all(self) -> dict[str, np.ndarray]:
+    """The whole split in memory (cached), in record order like ``read``.
+
+    'index' is each example's position in the original files (for protocols that
+    name examples by it); sort by it to recover the original order.
+    """
+    if self._all is None:
+      x, y, original = self._read_examples(np.arange(len(self)))
+      self._all = {"x": x, "y": y, "index": original}
+    return self._all
+
+
+def tfds_source(name: str, split: str, data_dir: str) -> Any:
+  """``tfds.data_source`` for a stock TFDS dataset, failing fast with what to do."""
+  import tensorflow_datasets as tfds
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except Exception as e:  # unknown name
+    raise DatasetNotFoundError(f"TFDS has no dataset {name!r}: {e}") from None
+  try:  # first, so that tfds.testing.mock_data (which patches it) works in tests
+    return builder.as_data_source(split=split)
+  except (KeyError, ValueError) as e:
+    raise DatasetNotFoundError(f"{name} has no split {split!r}: {e}") from None
+  except Exception as e:
+    if builder.is_prepared():
+      raise DatasetNotFoundError(
+          f"{name} under {data_dir} is prepared as TFRecord, which has no random access. "
+          f"Re-prepare it: `tfds build {name} --file_format=array_record --data_dir={data_dir}`."
+      ) from e
+  has_tf = importlib.util.find_spec("tensorflow") is not None
+  how = ("TensorFlow is installed, so run `tfds build {n} --file_format=array_record "
+         "--data_dir={d}` once (it needs the network)" if has_tf else
+         "preparing stock TFDS datasets needs TensorFlow: `pip install 'jaxgan[tf]'`, then "
+         "`tfds build {n} --file_format=array_record --data_dir={d}` (it needs the network); "
+         "or copy an array_record preparation of {n} into {d}")
+  raise DatasetNotFoundError(
+      f"{name} is not prepared under {data_dir}. " + how.format(n=name, d=data_dir) + ".")
+
+
+def center_crop_resize(size: int, crop: int | None = None) -> Preprocess:
+  """Square centre crop (default: the short side) then resize: DCGAN's CelebA recipe."""
+  from PIL import Image
+
+  def fn(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    c = crop or min(h, w)
+    top, left = (h - c) // 2, (w - c) // 2
+    patch = image[top:top + c, left:left + c]
+    pil = Image.fromarray(patch.squeeze(-1) if patch.shape[-1] == 1 else patch)
+    out = np.asarray(pil.resize((size, size), Image.BICUBIC), np.uint8)
+    return out[..., None] if out.ndim == 2 else out
+  return fn
+
+
+def open_idx(name: str, split: str, *, data_dir: str, source_dir: str, **options) -> ImageDataset:
+  """MNIST-format data via ``mnist_builder`` (prepared on first use). ``options``:
+  on_device, num_workers, pixel_range."""
+  from jaxgan.data import mnist_builder
+  data_dir = default_data_dir(data_dir)
+  builder = mnist_builder.prepare(name, data_dir, source_dir)
+  reopen = lambda s: open_idx(name, s, data_dir=data_dir, source_dir=source_dir, **options)
+  return ImageDataset(name, split, builder.as_data_source(split=split), shape=(28, 28, 1),
+                      num_classes=10, reopen=reopen, **options)
+
+
+def open_tfds(name: str, split: str, *, data_dir: str, **options) -> ImageDataset:
+  """A stock TFDS dataset prepared as array_record. ``options``: ImageDataset's keywords."""
+  data_dir = default_data_dir(data_dir)
+  reopen = lambda s: open_tfds(name, s, data_dir=data_dir, **options)
+  return ImageDataset(name, split, tfds_source(name, split, data_dir), reopen=reopen, **options)
