@@ -10,7 +10,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxgan import checkpointing
+from jaxgan import checkpointing, config as config_lib
 from jaxgan.errors import CheckpointMismatchError, ConfigError
 from jaxgan.state import GANState
 
@@ -26,8 +26,12 @@ def load_config(path: str) -> ml_collections.ConfigDict:
   return module.get_config(variant) if variant else module.get_config()
 
 
-def load_run(workdir: str, step: int | None = None) -> tuple[ml_collections.ConfigDict, GANState]:
-  """The config and state of a run, at its latest checkpoint or at ``step``."""
+def open_run(workdir: str, step: int | None = None, *, update: dict | None = None):
+  """(Experiment, state) of a run at its latest checkpoint or at ``step``, on one device.
+
+  ``update`` overrides config keys that do not change shapes (dotted names,
+  e.g. {'eval.feature_net': '/models/lenet'}).
+  """
   from jaxgan.training import build_experiment
   with checkpointing.Checkpointer(workdir, read_only=True) as ckpt:
     steps = ckpt.all_steps()
@@ -37,11 +41,24 @@ def load_run(workdir: str, step: int | None = None) -> tuple[ml_collections.Conf
     if step not in steps:
       raise CheckpointMismatchError(
           f"no checkpoint at step {step} in {ckpt.directory}; available: {sorted(steps)}")
-    config = ml_collections.ConfigDict(ckpt.stored_config(step))
+    config = config_lib.from_stored(ckpt.stored_config(step))
     config.parallel = "none"  # restore onto one device; sampling needs no collectives
-    exp = build_experiment(config)
+    for key, value in (update or {}).items():
+      *path, last = key.split(".")
+      node = config
+      for part in path:
+        node = node[part]
+      node[last] = value
+    exp = build_experiment(config, preflight=False)
     target = checkpointing.abstract(exp.init_state(), exp.runner.state_sharding())
     state, _ = ckpt.restore(step, target)
+  return exp, state
+
+
+def load_run(workdir: str, step: int | None = None, *,
+             update: dict | None = None) -> tuple[ml_collections.ConfigDict, GANState]:
+  """The config and state of a run, at its latest checkpoint or at ``step``."""
+  exp, state = open_run(workdir, step, update=update)
   return exp.config, state
 
 

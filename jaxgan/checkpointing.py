@@ -51,9 +51,13 @@ class Checkpointer:
   def __init__(self, workdir: str, *, max_to_keep: int = 3, async_save: bool = True,
                read_only: bool = False):
     self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
-    options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
-        enable_async_checkpointing=async_save, cleanup_tmp_directories=True)
+    if read_only:
+      options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0,
+                                             enable_async_checkpointing=False)
+    else:
+      options = ocp.CheckpointManagerOptions(
+          max_to_keep=max_to_keep, create=True, enable_async_checkpointing=async_save,
+          cleanup_tmp_directories=True)
     handlers = {"state": ocp.StandardCheckpointHandler(),
                 "data": ocp.JsonCheckpointHandler(),
                 "config": ocp.JsonCheckpointHandler()}

@@ -64,8 +64,16 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
   c.eval = dict(
       metrics="",             # comma-separated evaluator names, see jaxgan.evaluators
       every=1000,             # steps between evaluations (0: only at the end)
-      num_samples=10_000,
+      num_samples=10_000,     # generated samples per evaluation
       seed=0,
+      feature_net="",         # trained LeNet dir for 28x28x1 metrics ($JAXGAN_FEATURE_NET)
+      inception_weights="",   # FID Inception .npz for RGB metrics ($JAXGAN_INCEPTION_WEIGHTS)
+      stats_cache_dir="",     # real-data feature statistics cache (default ~/.cache/jaxgan)
+      parzen_valid_size=1000,  # the paper's validation subset (train images 50,000+)
+      kid_subsets=100,
+      kid_subset_size=1000,
+      pr_k=3,                 # k of the k-NN manifolds for precision/recall
+      mode_min_count=20,      # high-quality samples a 2-D mode needs to count as covered
   )
   return c
 
@@ -167,6 +175,27 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if config.eval.every < 0 or config.eval.num_samples < 1:
     raise ConfigError("config.eval.every must be >= 0 and config.eval.num_samples >= 1.")
   config.lock()  # from here on a typo'd attribute write raises instead of adding a key
+  return config
+
+
+def from_stored(stored: dict[str, Any]) -> ml_collections.ConfigDict:
+  """A config saved by a run (possibly an older jaxgan), on top of today's defaults.
+
+  Keys added since the run was saved get their defaults; keys jaxgan no longer
+  knows are dropped, so old workdirs stay loadable.
+  """
+  config = base_config(model=stored["model"]["name"], data=stored["data"]["name"])
+
+  def merge(node: ml_collections.ConfigDict, values: dict[str, Any]) -> None:
+    for key, value in values.items():
+      if key not in node:
+        continue
+      if isinstance(node[key], ml_collections.ConfigDict) and isinstance(value, dict):
+        merge(node[key], value)
+      else:
+        node[key] = tuple(value) if isinstance(value, list) else value
+
+  merge(config, stored)
   return config
 
 

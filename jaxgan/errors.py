@@ -19,3 +19,11 @@ class DatasetNotFoundError(UserError):
 
 class NonFiniteLossError(UserError):
   """Training produced NaN or inf; the last good checkpoint is left intact."""
+
+
+class FeatureNetNotFoundError(UserError):
+  """A metric's feature network (trained LeNet, Inception weights) is missing."""
+
+
+class FeatureNetMismatchError(UserError, ValueError):
+  """A feature network's weight file does not have the expected layers or shapes."""

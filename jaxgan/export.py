@@ -32,13 +32,11 @@ def export_samples(workdir: str, num_samples: int, *, step: int | None = None,
                    output: str | None = None, seed: int = 0, chunk: int = 1000,
                    progress: bool = True) -> str:
   """Writes the .npz and returns its path."""
-  from jaxgan.api import load_run
-  from jaxgan.data import build_dataset
-  from jaxgan.gan import build_gan
+  from jaxgan.api import open_run
   from jaxgan.sampling import Sampler, to_unit_range
-  config, state = load_run(workdir, step)
+  exp, state = open_run(workdir, step)
   step = int(state.step)
-  gan = build_gan(config, build_dataset(config.data).spec)
+  gan = exp.gan
   sampler = Sampler(gan, chunk=chunk)
   key = jax.random.PRNGKey(seed)
   labels = None
@@ -72,7 +70,7 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)
+    logging.set_verbosity(logging.ERROR)  # orbax warns about read-only managers
   try:
     path = export_samples(_WORKDIR.value, _NUM.value, step=_STEP.value, output=_OUTPUT.value,
                           seed=_SEED.value, chunk=_CHUNK.value)

@@ -116,3 +116,20 @@ def loss_curves(records: list[dict], title: str = "") -> np.ndarray:
     fig.suptitle(title, fontsize=9)
   fig.tight_layout()
   return _canvas_to_array(fig)
+
+
+def scatter_2d(real: np.ndarray, fake: np.ndarray, centers: np.ndarray, title: str = "") -> np.ndarray:
+  """Generated samples (blue) over real ones (orange) and the mode centres (black x)."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(4.6, 4.6), dpi=100)
+  ax.scatter(real[:, 0], real[:, 1], s=2, c="tab:orange", alpha=0.4, label="data")
+  ax.scatter(fake[:, 0], fake[:, 1], s=2, c="tab:blue", alpha=0.5, label="generated")
+  ax.scatter(centers[:, 0], centers[:, 1], marker="x", c="k", s=20, label="modes")
+  r = float(np.abs(centers).max()) * 1.4 + 0.5
+  ax.set_xlim(-r, r)
+  ax.set_ylim(-r, r)
+  ax.set_aspect("equal")
+  ax.legend(loc="upper right", fontsize=7, markerscale=3)
+  ax.set_title(title, fontsize=9)
+  fig.tight_layout()
+  return _canvas_to_array(fig)

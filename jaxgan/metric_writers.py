@@ -102,9 +102,9 @@ class Progress:
       return
     parts = [f"step {step:>{len(str(self.total))}}/{self.total} ({100 * step / self.total:3.0f}%)"]
     parts += [f"{label} {float(scalars[k]):.4f}" for k, label in self.KEYS if k in scalars]
-    eta = (self.total - step) / steps_per_sec if steps_per_sec > 0 else float("inf")
-    eta_s = str(datetime.timedelta(seconds=round(eta))) if math.isfinite(eta) else "?"
-    parts += [f"{steps_per_sec:,.1f} steps/s", f"ETA {eta_s}"]
+    if steps_per_sec > 0:  # none yet when the first (compiling) call ends on a log step
+      eta = datetime.timedelta(seconds=round((self.total - step) / steps_per_sec))
+      parts += [f"{steps_per_sec:,.1f} steps/s", f"ETA {eta}"]
     line = " | ".join(parts)
     if self._tty:
       self.stream.write("\r\033[K" + line)
@@ -121,3 +121,36 @@ class Progress:
     if self.enabled and self._tty:
       self.stream.write("\n")
       self.stream.flush()
+
+
+class TaskProgress:
+  """Progress of long evaluations: 'label: done/total (rate/s, ETA)', at most ~4 lines/s.
+
+  Call it as ``progress(label, done, total)``; a finished task ends its line.
+  """
+
+  def __init__(self, stream: IO[str] | None = None, enabled: bool = True, min_interval: float = 0.25):
+    self.stream = stream or sys.stderr
+    self.enabled = enabled
+    self.min_interval = min_interval
+    self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+    self._label, self._start, self._last = None, 0.0, 0.0
+
+  def __call__(self, label: str, done: int, total: int) -> None:
+    if not self.enabled:
+      return
+    now = time.time()
+    if label != self._label:
+      self._label, self._start, self._last = label, now, 0.0
+    finished = done >= total
+    if not finished and now - self._last < self.min_interval:
+      return
+    self._last = now
+    rate = done / max(now - self._start, 1e-9)
+    eta = (total - done) / rate if rate > 0 else 0.0
+    line = f"{label}: {done}/{total} ({rate:,.0f}/s, ETA {eta:.0f}s)"
+    if self._tty:
+      self.stream.write("\r\033[K" + line + ("\n" if finished else ""))
+    elif now - self._start > 2:  # logs: nothing for short tasks
+      self.stream.write(line + "\n")
+    self.stream.flush()

@@ -26,7 +26,7 @@ from jaxgan import checkpointing, config as config_lib, evaluators, parallel
 from jaxgan.data import Pipeline, Prefetcher, build_dataset, build_pipeline
 from jaxgan.errors import ConfigError, NonFiniteLossError
 from jaxgan.gan import GAN, build_gan, init_state
-from jaxgan.metric_writers import MetricWriter, Progress
+from jaxgan.metric_writers import MetricWriter, Progress, TaskProgress
 from jaxgan.sampling import Sampler
 from jaxgan.state import GANState
 from jaxgan.train_step import NEVER, make_fused_step, make_train_step
@@ -47,8 +47,14 @@ class Experiment:
     return jax.jit(functools.partial(init_state, self.gan))(key)
 
 
-def build_experiment(config: ml_collections.ConfigDict, *, devices: list | None = None) -> Experiment:
-  """Validates the config and builds data, GAN and runner; compiles nothing yet."""
+def build_experiment(config: ml_collections.ConfigDict, *, devices: list | None = None,
+                     preflight: bool = True) -> Experiment:
+  """Validates the config and builds data, GAN and runner; compiles nothing yet.
+
+  ``preflight`` also checks that the evaluators in ``config.eval.metrics`` have
+  what they need (e.g. a trained feature network), so a run fails now rather
+  than at its first evaluation.
+  """
   config = config_lib.validate(config)
   dataset = build_dataset(config.data)
   gan = build_gan(config, dataset.spec)
@@ -61,6 +67,8 @@ def build_experiment(config: ml_collections.ConfigDict, *, devices: list | None 
     fusion = "unroll" if gan.nets.convolutional and jax.default_backend() == "cpu" else "scan"
   fused = make_fused_step(step, pipeline.materialize, axis_name=axis, unroll=fusion == "unroll")
   runner = parallel.Runner(fused, config.parallel, pipeline.inputs_batch_axes(), devices=devices)
+  if preflight:
+    evaluators.preflight(config_lib.split_names(config.eval.metrics), config, dataset.spec)
   if config.train.batch_size % runner.num_devices:
     raise ConfigError(
         f"config.train.batch_size={config.train.batch_size} does not split over "
@@ -111,12 +119,13 @@ def _ignore_interrupts():
 
 
 def evaluate_state(exp: Experiment, state: GANState, step: int, workdir: str | None,
-                   names: list[str] | None = None) -> evaluators.EvalResult:
+                   names: list[str] | None = None, progress=None) -> evaluators.EvalResult:
   """Runs the named evaluators (default: ``config.eval.metrics``) on one state."""
   names = config_lib.split_names(exp.config.eval.metrics) if names is None else names
   ctx = evaluators.EvalContext(
       config=exp.config, gan=exp.gan, state=state, dataset=exp.dataset, step=step,
-      workdir=workdir, rng=jax.random.PRNGKey(exp.config.eval.seed), sampler=Sampler(exp.gan))
+      workdir=workdir, rng=jax.random.PRNGKey(exp.config.eval.seed), sampler=Sampler(exp.gan),
+      progress=progress)
   return evaluators.run_evaluators(names, ctx)
 
 
@@ -134,6 +143,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
     with open(os.path.join(workdir, "config.json"), "w") as f:
       json.dump(config_dict, f, indent=2, sort_keys=True)
   bar = Progress(t.steps, enabled=progress and lead)
+  task_progress = TaskProgress(enabled=progress and lead)
 
   state = exp.init_state()
   with checkpointing.Checkpointer(workdir, max_to_keep=t.max_to_keep) as ckpt:
@@ -191,7 +201,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
           pause_start = time.time()
           if ev and lead:
             host_state = jax.device_get(runner.unreplicate(dstate))
-            result = evaluate_state(exp, host_state, step, workdir)
+            result = evaluate_state(exp, host_state, step, workdir, progress=task_progress)
             record.update(result.scalars)
             writer.write_images(step, result.images)
           if record:

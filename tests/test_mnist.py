@@ -65,11 +65,12 @@ def test_short_real_mnist_runs_end_to_end(name, data_dir, tmp_path):
           "loss_curves.png"} <= set(figures)
 
 
-@pytest.mark.parametrize("on_device", [False, True])
-def test_interrupted_and_resumed_mnist_run_is_bit_identical(on_device, data_dir, tmp_path):
+def test_interrupted_and_resumed_mnist_run_is_bit_identical(data_dir, tmp_path):
+  # The host pipeline (TFDS reads per batch); the on-device one sees the same batches
+  # (tests/test_data.py), so its resume is exact too.
   def config(steps):
     c = mnist_config("mnist_dcgan.py:smoke", data_dir)
-    c.data.on_device = on_device
+    c.data.on_device = False
     c.train.update(steps=steps, checkpoint_every=2, steps_per_call=1)
     c.eval.metrics = ""
     return c

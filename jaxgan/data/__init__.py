@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import ml_collections
 
+from jaxgan.data.mixtures import grid_2d, ring_2d
 from jaxgan.data.pipeline import Pipeline, Prefetcher
 from jaxgan.data.spec import DataSpec
 from jaxgan.data.synthetic import Gaussian1D, OnDeviceSampler
@@ -21,6 +22,8 @@ from jaxgan.registry import Registry
 
 DATASETS: Registry[Callable[..., Any]] = Registry("dataset")
 DATASETS.register("gaussian_1d")(Gaussian1D)
+DATASETS.register("ring_2d")(ring_2d)
+DATASETS.register("grid_2d")(grid_2d)
 
 # Keys of config.data that are not the dataset builder's own arguments.
 GENERAL_DATA_KEYS = ("name",)

@@ -31,7 +31,8 @@ class EvalContext:
   workdir: str | None
   rng: jax.Array
   sampler: Any = None  # jaxgan.sampling.Sampler, shared between evaluators
-  cache: dict = dataclasses.field(default_factory=dict)  # shared samples etc.
+  cache: dict = dataclasses.field(default_factory=dict)  # shared samples, features etc.
+  progress: Callable[[str, int, int], None] | None = None  # for long computations
 
 
 @dataclasses.dataclass
@@ -48,16 +49,39 @@ class EvalResult:
 EVALUATORS: Registry[Callable[[EvalContext], EvalResult]] = Registry("evaluator")
 
 
-def _lazy(module: str, attr: str) -> Callable[[EvalContext], EvalResult]:
-  def run(ctx: EvalContext) -> EvalResult:
-    return getattr(importlib.import_module(f"jaxgan.evaluators.{module}"), attr)(ctx)
-  run.__name__ = attr
-  return run
+class _Lazy:
+  """An evaluator whose module is imported when it first runs (or is checked)."""
+
+  def __init__(self, module: str, attr: str):
+    self.module, self.attr = module, attr
+
+  def _module(self):
+    return importlib.import_module(f"jaxgan.evaluators.{self.module}")
+
+  def __call__(self, ctx: EvalContext) -> EvalResult:
+    return getattr(self._module(), self.attr)(ctx)
+
+  def preflight(self, config: ml_collections.ConfigDict, spec: Any) -> None:
+    """Cheap checks (files present, data kind right) run before training starts."""
+    check = getattr(self._module(), "preflight", None)
+    if check is not None:
+      check(self.attr, config, spec)
 
 
-EVALUATORS.register("gaussian_1d")(_lazy("gaussian_1d", "evaluate"))
+EVALUATORS.register("gaussian_1d")(_Lazy("gaussian_1d", "evaluate"))
 for _name in ("samples", "interpolation", "nearest_neighbours", "loss_curves"):
-  EVALUATORS.register(_name)(_lazy("image_figures", _name))
+  EVALUATORS.register(_name)(_Lazy("image_figures", _name))
+EVALUATORS.register("parzen")(_Lazy("parzen", "evaluate"))
+for _name, _attr in (("fid", "fid"), ("kid", "kid"), ("is", "inception_score"),
+                     ("precision_recall", "precision_recall"), ("class_coverage", "class_coverage")):
+  EVALUATORS.register(_name)(_Lazy("feature_metrics", _attr))
+EVALUATORS.register("mode_coverage")(_Lazy("mixtures", "mode_coverage"))
+EVALUATORS.register("mixture_2d")(_Lazy("mixtures", "figure"))
+
+
+def preflight(names: list[str], config: ml_collections.ConfigDict, spec: Any) -> None:
+  for name in names:
+    EVALUATORS.get(name).preflight(config, spec)
 
 
 def run_evaluators(names: list[str], ctx: EvalContext) -> EvalResult:

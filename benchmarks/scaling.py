@@ -1,0 +1,89 @@
+r"""How cost grows with work: steps/s against batch size, S GANs at once, peak memory.
+
+  python benchmarks/scaling.py batch   [--workloads=toy1d,mlp_mnist,dcgan28,dcgan64]
+  python benchmarks/scaling.py seeds   [--seeds=8] [--workloads=toy1d,mlp_mnist]
+  python benchmarks/scaling.py memory  [--config=experiments/mnist_dcgan.py] [--steps=20]
+
+``batch``: jaxgan steps/s and examples/s for a range of batch sizes.
+``seeds``: S GANs trained by one vmapped program against the same S run one
+after another (S x the single-run time).
+``memory``: the peak resident memory of a real training run (``jaxgan.main``),
+measured as the maximum RSS of the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BATCHES = {"toy1d": (64, 256, 1024, 4096), "mlp_mnist": (25, 100, 400),
+           "dcgan28": (16, 64, 128), "dcgan64": (16, 64, 128)}
+STEPS = {"toy1d": (20_000, 1000), "mlp_mnist": (300, 50), "dcgan28": (20, 1), "dcgan64": (8, 1)}
+
+
+def run(*args: str) -> dict:
+  out = subprocess.run([sys.executable, os.path.join(HERE, "train_step.py"), *args],
+                       capture_output=True, text=True)
+  if out.returncode:
+    raise RuntimeError(out.stderr[-2000:])
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def batch_sweep(workloads: list[str]) -> None:
+  print("| workload | batch | steps/s | examples/s | GFLOP/s |\n| --- | --- | --- | --- | --- |")
+  for name in workloads:
+    steps, spc = STEPS[name]
+    for b in BATCHES[name]:
+      r = run(f"--workload={name}", f"--batch={b}", f"--steps={steps}", f"--steps-per-call={spc}")
+      print(f"| {name} | {b} | {r['steps_per_sec']:,.1f} | {r['examples_per_sec']:,.0f} | "
+            f"{r['gflops_per_sec'] or '-'} |", flush=True)
+
+
+def seeds_sweep(workloads: list[str], seeds: int) -> None:
+  print(f"| workload | 1 GAN steps/s | {seeds} GANs vmapped, steps/s each | {seeds} one after another, steps/s each | speed-up |\n"
+        "| --- | --- | --- | --- | --- |")
+  for name in workloads:
+    steps, spc = STEPS[name]
+    one = run(f"--workload={name}", f"--steps={steps}", f"--steps-per-call={spc}")
+    many = run(f"--workload={name}", f"--steps={steps}", f"--steps-per-call={spc}", f"--seeds={seeds}")
+    sequential = one["steps_per_sec"] / seeds
+    print(f"| {name} | {one['steps_per_sec']:,.1f} | {many['steps_per_sec']:,.1f} | {sequential:,.1f} | "
+          f"**{many['steps_per_sec'] / sequential:.2f}x** |", flush=True)
+
+
+def memory(config: str, steps: int) -> None:
+  with tempfile.TemporaryDirectory() as workdir:
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxgan.main", f"--config={config}", f"--workdir={workdir}",
+         f"--config.train.steps={steps}", "--config.eval.metrics="],
+        capture_output=True, text=True, cwd=os.path.dirname(HERE))
+    if proc.returncode:
+      raise RuntimeError(proc.stderr[-2000:])
+  peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+  print(json.dumps({"config": config, "steps": steps, "peak_rss_mb": round(peak_mb, 1)}))
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("what", choices=("batch", "seeds", "memory"))
+  p.add_argument("--workloads", default="")
+  p.add_argument("--seeds", type=int, default=8)
+  p.add_argument("--config", default="experiments/mnist_dcgan.py")
+  p.add_argument("--steps", type=int, default=20)
+  args = p.parse_args()
+  if args.what == "batch":
+    batch_sweep(args.workloads.split(",") if args.workloads else list(BATCHES))
+  elif args.what == "seeds":
+    seeds_sweep(args.workloads.split(",") if args.workloads else ["toy1d", "mlp_mnist"], args.seeds)
+  else:
+    memory(args.config, args.steps)
+
+
+if __name__ == "__main__":
+  main()

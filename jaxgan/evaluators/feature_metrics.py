@@ -1,0 +1,160 @@
+"""Feature-space metrics on ``eval.num_samples`` generated vs the test split's real images.
+
+Features come from the dataset's own feature network: the trained LeNet
+(``jaxgan.feature_nets.lenet``, 128-d penultimate layer, and its softmax) for
+28x28x1 data, the FID Inception-v3 (2048-d pool_3) for RGB data. Real-data
+features are cached on disk, keyed by dataset, split and the network's weights.
+
+* ``fid``: Fréchet distance of the two feature Gaussians.
+* ``kid``: unbiased MMD^2, cubic kernel, mean and std over subsets.
+* ``is``: the Inception Score with the classifier's softmax (28x28x1 only).
+* ``precision_recall``: Kynkäänniemi et al. (2019) with k = ``eval.pr_k``.
+* ``class_coverage``: share of samples per predicted class, KL to uniform.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from jaxgan.errors import ConfigError
+from jaxgan.evaluators import EvalContext, EvalResult
+from jaxgan.evaluators.common import generated, real_split
+from jaxgan.metrics import classifier, frechet, kid as kid_lib, precision_recall as pr_lib
+
+INCEPTION_ENV = "JAXGAN_INCEPTION_WEIGHTS"
+CLASSIFIER_ONLY = ("inception_score", "class_coverage")
+
+
+def _kind(spec) -> str:
+  if tuple(spec.shape) == (28, 28, 1):
+    return "lenet"
+  if spec.is_image and spec.shape[-1] == 3:
+    return "inception"
+  raise ConfigError(f"feature metrics need 28x28x1 or RGB images, not {spec.name!r} {spec.shape}.")
+
+
+def _lenet_dir(config) -> str:
+  from jaxgan.feature_nets import lenet
+  return os.path.expanduser(config.eval.feature_net or os.environ.get(lenet.ENV, ""))
+
+
+def _inception_path(config) -> str:
+  return os.path.expanduser(config.eval.inception_weights or os.environ.get(INCEPTION_ENV, ""))
+
+
+def preflight(name, config, spec) -> None:
+  kind = _kind(spec)
+  if kind == "lenet":
+    from jaxgan.feature_nets import lenet
+    lenet.check_trained(_lenet_dir(config))
+  else:
+    if name in CLASSIFIER_ONLY:
+      raise ConfigError(f"config.eval.metrics: {name} needs the dataset's classifier, which "
+                        f"jaxgan has for 28x28x1 data only; use fid, kid or precision_recall.")
+    from jaxgan.feature_nets import inception
+    inception.check_weights(_inception_path(config))
+
+
+class _Net:
+  """Either feature network behind one interface: (features, probs or None)."""
+
+  def __init__(self, ctx: EvalContext):
+    self.kind = _kind(ctx.dataset.spec)
+    if self.kind == "lenet":
+      from jaxgan.feature_nets.lenet import LeNetFeatures
+      self._net = LeNetFeatures.load(_lenet_dir(ctx.config))
+      self.id = self._net.id
+    else:
+      from jaxgan.feature_nets.inception import InceptionFeatures
+      self._net = InceptionFeatures(_inception_path(ctx.config))
+      self.id = self._net.id
+
+  def __call__(self, images_0_1: np.ndarray, progress=None, label: str = "") -> tuple[np.ndarray, np.ndarray | None]:
+    feats, probs, chunk = [], [], 1000
+    for i in range(0, len(images_0_1), chunk):
+      x = images_0_1[i:i + chunk]
+      if self.kind == "lenet":
+        f, p = self._net.features_and_probs(x)
+        probs.append(p)
+      else:
+        f = self._net.features(x)
+      feats.append(f)
+      if progress:
+        progress(label, min(i + chunk, len(images_0_1)), len(images_0_1))
+    return np.concatenate(feats), (np.concatenate(probs) if probs else None)
+
+
+def _net(ctx: EvalContext) -> _Net:
+  if "feature_net" not in ctx.cache:
+    ctx.cache["feature_net"] = _Net(ctx)
+  return ctx.cache["feature_net"]
+
+
+def fake_features(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray | None]:
+  if "fake_features" not in ctx.cache:
+    x, _ = generated(ctx)
+    ctx.cache["fake_features"] = _net(ctx)(x, ctx.progress, "features of generated samples")
+  return ctx.cache["fake_features"]
+
+
+def real_features(ctx: EvalContext, split: str = "test") -> dict[str, np.ndarray]:
+  """Features (and mean/covariance) of a real split, from the on-disk cache when present."""
+  key = f"real_features_{split}"
+  if key in ctx.cache:
+    return ctx.cache[key]
+  net = _net(ctx)
+  cache_dir = os.path.expanduser(ctx.config.eval.stats_cache_dir or "~/.cache/jaxgan")
+  path = os.path.join(cache_dir, f"{ctx.dataset.name}-{split}-{net.kind}-{net.id}.npz")
+  if os.path.exists(path):
+    with np.load(path) as f:
+      stats = dict(f)
+  else:
+    images = real_split(ctx, split)["x"].astype(np.float32) / 255.0
+    feats, probs = net(images, ctx.progress, f"features of real {split} images")
+    mu, sigma = frechet.gaussian_stats(feats)
+    stats = {"features": feats, "mu": mu, "sigma": sigma}
+    if probs is not None:
+      stats["probs"] = probs
+    os.makedirs(cache_dir, exist_ok=True)
+    np.savez(path, **stats)
+  ctx.cache[key] = stats
+  return stats
+
+
+def fid(ctx: EvalContext) -> EvalResult:
+  real = real_features(ctx)
+  mu, sigma = frechet.gaussian_stats(fake_features(ctx)[0])
+  return EvalResult({"fid": frechet.frechet_distance(mu, sigma, real["mu"], real["sigma"])})
+
+
+def kid(ctx: EvalContext) -> EvalResult:
+  e = ctx.config.eval
+  mean, std = kid_lib.kernel_distance(real_features(ctx)["features"], fake_features(ctx)[0],
+                                      num_subsets=e.kid_subsets, subset_size=e.kid_subset_size)
+  return EvalResult({"kid": mean, "kid_std": std})
+
+
+def precision_recall(ctx: EvalContext) -> EvalResult:
+  p, r = pr_lib.precision_recall(real_features(ctx)["features"], fake_features(ctx)[0],
+                                 k=ctx.config.eval.pr_k)
+  return EvalResult({"precision": p, "recall": r})
+
+
+def _probs(ctx: EvalContext) -> np.ndarray:
+  probs = fake_features(ctx)[1]
+  if probs is None:
+    raise ConfigError("this metric needs the dataset's classifier (28x28x1 data only).")
+  return probs
+
+
+def inception_score(ctx: EvalContext) -> EvalResult:
+  mean, std = classifier.inception_score(_probs(ctx))
+  return EvalResult({"is": mean, "is_std": std})
+
+
+def class_coverage(ctx: EvalContext) -> EvalResult:
+  share, kl = classifier.class_coverage(_probs(ctx))
+  return EvalResult({"class_kl_uniform": kl, **{f"class_share_{i}": float(s) for i, s in enumerate(share)}})
+

@@ -1,0 +1,1 @@
+"""Feature networks for sample-quality metrics."""

@@ -1,0 +1,1 @@
+"""Metric math on arrays: no configs, no I/O. Evaluators (jaxgan.evaluators) wire them up."""
