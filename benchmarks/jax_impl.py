@@ -13,7 +13,7 @@ from jaxgan.train_step import make_fused_step, make_train_step
 from workloads import Workload
 
 
-def config_for(w: Workload, *, conv_transpose: str = "auto", dtype: str = "float32"):
+def config_for(w: Workload, *, conv_transpose: str = "auto", conv: str = "auto"):
   if w.name == "toy1d":
     c = base_config(model="mlp", data="gaussian_1d")
     c.model.update(g_hidden=(32, 32), g_activations=("relu", "relu"),
@@ -26,12 +26,12 @@ def config_for(w: Workload, *, conv_transpose: str = "auto", dtype: str = "float
     c = base_config(model="dcgan", data="mnist")
     c.model.update(base=7, g_channels=(256, 128, 64), g_strides=(1, 2, 2), kernel=5,
                    g_activation="leaky_relu", d_channels=(64, 128), d_batch_norm=False,
-                   conv_transpose=conv_transpose)
+                   conv_transpose=conv_transpose, conv=conv)
     c.noise.update(dim=100, distribution="normal")
   else:
     c = base_config(model="dcgan", data="celeb_a")
     c.model.update(base=4, g_channels=(512, 256, 128, 64), g_strides=(2, 2, 2, 2), kernel=4,
-                   d_channels=(64, 128, 256, 512), conv_transpose=conv_transpose)
+                   d_channels=(64, 128, 256, 512), conv_transpose=conv_transpose, conv=conv)
     c.noise.update(dim=100, distribution="normal")
   for opt in (c.optim.g, c.optim.d):
     if w.optimizer == "adam":
@@ -43,13 +43,13 @@ def config_for(w: Workload, *, conv_transpose: str = "auto", dtype: str = "float
 
 
 def build(w: Workload, batch: int, steps_per_call: int, *, conv_transpose: str = "auto",
-          unroll: bool | None = None, seed: int = 0, seeds: int = 1):
+          conv: str = "auto", unroll: bool | None = None, seed: int = 0, seeds: int = 1):
   """(jitted fused step, initial state, per-call inputs, fixed real batch on device).
 
   With ``seeds`` > 1 the step is vmapped over that many states (different PRNG
   keys, same real batch): S GANs trained by one compiled program.
   """
-  c = config_for(w, conv_transpose=conv_transpose)
+  c = config_for(w, conv_transpose=conv_transpose, conv=conv)
   spec = DataSpec(w.data_shape, num_classes=0, is_image=len(w.data_shape) == 3, name=w.name)
   gan = build_gan(c, spec)
   if unroll is None:

@@ -47,11 +47,11 @@ def run_jaxgan(args, w) -> dict:
   import jax_impl
   spc = args.steps_per_call
   fn, state, inputs, real = jax_impl.build(w, args.batch, spc, conv_transpose=args.conv_transpose,
-                                           seeds=args.seeds)
+                                           conv=args.conv, seeds=args.seeds)
   t0 = time.perf_counter()
   compiled = fn.lower(state, inputs, real).compile()
   compile_s = time.perf_counter() - t0
-  flops = jax_impl.flops_per_step(w, args.batch, conv_transpose=args.conv_transpose)
+  flops = jax_impl.flops_per_step(w, args.batch, conv_transpose=args.conv_transpose, conv=args.conv)
   state, m = compiled(state, inputs, real)  # warm-up
   jax.block_until_ready(state)
   calls = max(1, -(-args.steps // spc))
@@ -100,7 +100,8 @@ def main(argv=None) -> dict:
   p.add_argument("--steps", type=int, default=100)
   p.add_argument("--impl", choices=("jaxgan", "torch"), default="jaxgan")
   p.add_argument("--steps-per-call", type=int, default=1)
-  p.add_argument("--conv-transpose", default="auto", choices=("auto", "xla", "subpixel"))
+  p.add_argument("--conv-transpose", default="auto", choices=("auto", "xla", "subpixel", "phases", "gemm"))
+  p.add_argument("--conv", default="auto", choices=("auto", "xla", "patches", "phases"))
   p.add_argument("--seeds", type=int, default=1, help="GANs trained at once with vmap (jaxgan)")
   p.add_argument("--no-flops", action="store_true", help="torch: skip the XLA FLOP count")
   args = p.parse_args(argv)
@@ -118,7 +119,8 @@ def main(argv=None) -> dict:
       "flops_per_step": flops, "gflops_per_sec": round(flops * sps * args.seeds / 1e9, 2) if flops else None,
   }
   if args.impl == "jaxgan":
-    record.update(steps_per_call=args.steps_per_call, conv_transpose=args.conv_transpose, seeds=args.seeds)
+    record.update(steps_per_call=args.steps_per_call, conv_transpose=args.conv_transpose,
+                  conv=args.conv, seeds=args.seeds)
   print(json.dumps(record), flush=True)
   return record
 

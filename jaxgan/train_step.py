@@ -33,27 +33,33 @@ def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None)
   """Builds the per-device step. ``batch['x']`` is [k, B_local, ...]: one minibatch per D update."""
   G, D = gan.nets.generator, gan.nets.discriminator
 
-  def noise_and_labels(key: jax.Array, local_n: int):
-    def draw(k, n):
-      kz, ky = jax.random.split(k)
-      return gan.noise.sample(kz, n), gan.sample_labels(ky, n)
-    return shard_of_global(draw, key, local_n, axis_name)
+  def noise_and_labels(keys: jax.Array, local_n: int):
+    z = shard_of_global(gan.noise.sample, keys[0], local_n, axis_name)
+    y = shard_of_global(gan.sample_labels, keys[1], local_n, axis_name) if gan.conditional else None
+    return z, y
 
   def d_update(carry, inputs, g_params, g_collections):
     d_params, d_collections, d_opt_state = carry
-    real, key = inputs
-    noise_key, drop_key = jax.random.split(key)
+    real, keys = inputs  # keys: noise, labels, dropout
+    drop_key = keys[2]
     local_n = real["x"].shape[0]
-    z, y_fake = noise_and_labels(noise_key, local_n)
+    z, y_fake = noise_and_labels(keys, local_n)
     fake, _ = apply_net(G, g_params, g_collections, z, y_fake, train=True)
     fake = lax.stop_gradient(fake)
-    drop_real, drop_fake = jax.random.split(device_key(drop_key, axis_name))
+    drop_key = device_key(drop_key, axis_name)
 
     def loss_fn(params):
-      real_logits, cols = apply_net(D, params, d_collections, real["x"], real.get("y"),
-                                    train=True, rngs={"dropout": drop_real})
-      fake_logits, cols = apply_net(D, params, cols, fake, y_fake, train=True,
-                                    rngs={"dropout": drop_fake})
+      if d_collections:  # batch norm: real and fake batches keep their own statistics
+        drop_real, drop_fake = jax.random.split(drop_key)
+        real_logits, cols = apply_net(D, params, d_collections, real["x"], real.get("y"),
+                                      train=True, rngs={"dropout": drop_real})
+        fake_logits, cols = apply_net(D, params, cols, fake, y_fake, train=True,
+                                      rngs={"dropout": drop_fake})
+      else:  # no batch statistics: one pass over both halves is the same math, half the kernels
+        y = None if y_fake is None else jnp.concatenate([real["y"], y_fake])
+        logits, cols = apply_net(D, params, d_collections, jnp.concatenate([real["x"], fake]), y,
+                                 train=True, rngs={"dropout": drop_key})
+        real_logits, fake_logits = logits[:local_n], logits[local_n:]
       loss = gan.d_loss(real_logits, fake_logits)
       aux = (cols, jnp.mean(jax.nn.sigmoid(real_logits)), jnp.mean(jax.nn.sigmoid(fake_logits)))
       return loss, aux
@@ -66,10 +72,10 @@ def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None)
                "d_grad_norm": optax.tree.norm(grads)}
     return (d_params, pmean(cols, axis_name), d_opt_state), metrics
 
-  def g_update(carry, key, d_params, d_collections, local_n):
+  def g_update(carry, keys, d_params, d_collections, local_n):
     g_params, g_collections, g_opt_state = carry
-    noise_key, drop_key = jax.random.split(key)
-    z, y_fake = noise_and_labels(noise_key, local_n)
+    drop_key = keys[2]
+    z, y_fake = noise_and_labels(keys, local_n)
 
     def loss_fn(params):
       fake, cols = apply_net(G, params, g_collections, z, y_fake, train=True)
@@ -87,18 +93,23 @@ def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None)
   def train_step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
     d_steps = batch["x"].shape[0]
     local_n = batch["x"].shape[1]
-    rng, d_key, g_key = jax.random.split(state.rng, 3)
+    # All of a step's randomness from one split (each split is several kernels on CPU):
+    # the next state key, then (noise, labels, dropout) keys for every update.
+    keys = jax.random.split(state.rng, 1 + 3 * (d_steps + g_steps))
+    rng = keys[0]
+    d_keys = keys[1:1 + 3 * d_steps].reshape(d_steps, 3, *keys.shape[1:])
+    g_keys = keys[1 + 3 * d_steps:].reshape(g_steps, 3, *keys.shape[1:])
     # Python loops, not lax.scan: k and g_steps are small, and XLA:CPU runs
     # convolutions inside loop bodies far slower (jax-ml/jax#12868; BUILD_NOTES.md).
     d_carry, d_metrics = (state.d_params, state.d_collections, state.d_opt_state), []
-    for i, key in enumerate(jax.random.split(d_key, d_steps)):
+    for i in range(d_steps):
       real = jax.tree.map(lambda a: a[i], batch)
-      d_carry, m = d_update(d_carry, (real, key), state.g_params, state.g_collections)
+      d_carry, m = d_update(d_carry, (real, d_keys[i]), state.g_params, state.g_collections)
       d_metrics.append(m)
     d_params, d_collections, d_opt_state = d_carry
     g_carry, g_metrics = (state.g_params, state.g_collections, state.g_opt_state), []
-    for key in jax.random.split(g_key, g_steps):
-      g_carry, m = g_update(g_carry, key, d_params, d_collections, local_n)
+    for i in range(g_steps):
+      g_carry, m = g_update(g_carry, g_keys[i], d_params, d_collections, local_n)
       g_metrics.append(m)
     g_params, g_collections, g_opt_state = g_carry
     ema = state.g_ema_params

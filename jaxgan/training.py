@@ -110,6 +110,34 @@ def _check_finite(pending: list[tuple[int, dict]], last_saved: int | None, workd
         f"or check the data scaling, then re-run to resume from that checkpoint.")
 
 
+class _StopRequest:
+  """Turns SIGINT/SIGTERM into a flag the loop checks between compiled calls.
+
+  Raising KeyboardInterrupt from the handler could land while a call that donates the
+  state is in flight, leaving nothing to save; a flag is only read when the state is
+  whole. A second signal still interrupts at once.
+  """
+
+  def __init__(self):
+    self.requested = False
+    self._old = {}
+
+  def _handle(self, signum, frame):
+    if self.requested:
+      raise KeyboardInterrupt(f"signal {signum} (second)")
+    self.requested = True
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._old = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    return self
+
+  def __exit__(self, *exc):
+    for sig, handler in self._old.items():
+      signal.signal(sig, handler)
+    self._old = {}
+
+
 def _ignore_interrupts():
   """Ignores SIGINT/SIGTERM until the returned function is called (main thread only)."""
   if threading.current_thread() is not threading.main_thread():
@@ -170,9 +198,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
     inflight: collections.deque = collections.deque()  # bounds how far dispatch runs ahead
     step = start
     try:
-      with MetricWriter(workdir, resume_step=start, enabled=lead) as writer:
+      with MetricWriter(workdir, resume_step=start, enabled=lead) as writer, _StopRequest() as stop:
         tick, tick_step, paused = time.time(), start, 0.0  # paused: eval/save time
         for (first, n), inputs in zip(chunks, prefetch):
+          if stop.requested:
+            raise KeyboardInterrupt("stop requested")
           dstate, metrics = runner(dstate, inputs, device_data)
           step = first + n
           pending.append((n, runner.unreplicate(metrics)))

@@ -11,7 +11,7 @@ from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError
 from jaxgan.gan import build_gan, init_state
 from jaxgan.models import MODELS
-from jaxgan.models.conv_transpose import ConvTranspose, conv_transpose_subpixel
+from jaxgan.models.fast_conv import CONV_IMPLS, TRANSPOSE_IMPLS, Conv, ConvTranspose
 
 MNIST = DataSpec((28, 28, 1), num_classes=10, is_image=True, name="mnist")
 
@@ -121,6 +121,16 @@ def test_dcgan_size_mismatch_is_explained():
     build_gan(c, MNIST)
 
 
+def _value_and_grads(module, params, x):
+  """Output plus gradients wrt input and every parameter, through a nonlinear loss."""
+  loss = lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
+  return module.apply(params, x), jax.grad(loss, argnums=(0, 1))(params, x)
+
+
+def _assert_trees_close(a, b):
+  jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=2e-4, atol=2e-4), a, b)
+
+
 @pytest.mark.parametrize("k,s", [(5, 2), (4, 2), (3, 2), (5, 1), (3, 3), (1, 2), (2, 2), (6, 3)])
 @pytest.mark.parametrize("hw", [(7, 7), (4, 5)])
 def test_fast_conv_transpose_equals_flax(k, s, hw):
@@ -129,20 +139,33 @@ def test_fast_conv_transpose_equals_flax(k, s, hw):
   reference = nn.ConvTranspose(5, (k, k), (s, s), padding="SAME")
   params = reference.init(key_init, x)
   params = jax.tree.map(lambda p: p + jax.random.normal(key_init, p.shape), params)  # random bias too
-  expected = reference.apply(params, x)
-  for impl in ("xla", "subpixel"):
-    out = ConvTranspose(5, (k, k), (s, s), impl=impl).apply(params, x)  # same params tree
-    assert out.shape == expected.shape == (2, hw[0] * s, hw[1] * s, 5)
-    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+  expected, expected_grads = _value_and_grads(reference, params, x)
+  for impl in TRANSPOSE_IMPLS:  # same params tree, same values and gradients
+    out, grads = _value_and_grads(ConvTranspose(5, (k, k), (s, s), impl=impl), params, x)
+    assert out.shape == expected.shape == (2, hw[0] * s, hw[1] * s, 5), impl
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5, err_msg=impl)
+    _assert_trees_close(grads, expected_grads)
 
 
-def test_fast_conv_transpose_gradients_equal_xla():
-  x = jax.random.normal(jax.random.PRNGKey(0), (4, 7, 7, 16))
-  w = jax.random.normal(jax.random.PRNGKey(1), (5, 5, 16, 8)) * 0.1
-  ref = lambda x, w: jax.lax.conv_transpose(x, w, (2, 2), "SAME",
-                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  loss = lambda f: lambda x, w: jnp.sum(jnp.sin(f(x, w)))
-  g_ref = jax.grad(loss(ref), argnums=(0, 1))(x, w)
-  g_fast = jax.grad(loss(lambda x, w: conv_transpose_subpixel(x, w, (2, 2))), argnums=(0, 1))(x, w)
-  for a, b in zip(g_ref, g_fast):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+@pytest.mark.parametrize("k,s", [(5, 2), (4, 2), (3, 2), (5, 1), (3, 3), (2, 2), (6, 3)])
+@pytest.mark.parametrize("hw", [(12, 12), (9, 10)])
+def test_fast_conv_equals_flax(k, s, hw):
+  key_x, key_init = jax.random.split(jax.random.PRNGKey(k * 10 + s))
+  x = jax.random.normal(key_x, (2, *hw, 3))
+  reference = nn.Conv(5, (k, k), (s, s), padding="SAME")
+  params = reference.init(key_init, x)
+  params = jax.tree.map(lambda p: p + jax.random.normal(key_init, p.shape), params)
+  expected, expected_grads = _value_and_grads(reference, params, x)
+  for impl in CONV_IMPLS:
+    out, grads = _value_and_grads(Conv(5, (k, k), (s, s), impl=impl), params, x)
+    assert out.shape == expected.shape, impl
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5, err_msg=impl)
+    _assert_trees_close(grads, expected_grads)
+
+
+def test_unknown_conv_impl_is_explained():
+  x = jnp.zeros((1, 4, 4, 2))
+  with pytest.raises(ValueError, match="unknown conv_transpose impl 'fast'; valid: xla"):
+    ConvTranspose(3, (3, 3), (2, 2), impl="fast").init(jax.random.PRNGKey(0), x)
+  with pytest.raises(ValueError, match="unknown conv impl 'fast'; valid: xla"):
+    Conv(3, (3, 3), (2, 2), impl="fast").init(jax.random.PRNGKey(0), x)

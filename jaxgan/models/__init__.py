@@ -105,9 +105,10 @@ def dcgan(data: DataSpec, num_classes: int, bn_axis_name: str | None, *,
           d_activation: str = "leaky_relu",
           d_batch_norm: bool = True,
           d_dropout: float = 0.0,
-          conv_transpose: str = "auto") -> Nets:
+          conv_transpose: str = "auto",
+          conv: str = "auto") -> Nets:
   """DCGAN (Radford et al. 2015). Defaults fit 28x28; see experiments/ for 32 and 64."""
-  from jaxgan.models.conv_transpose import resolve_impl
+  from jaxgan.models.fast_conv import resolve_conv_impl, resolve_impl
   from jaxgan.models.dcgan import DCGANDiscriminator, DCGANGenerator
   if len(data.shape) != 3:
     raise ValueError(f"dcgan needs image data (H, W, C); {data.name!r} has shape {data.shape}.")
@@ -120,11 +121,12 @@ def dcgan(data: DataSpec, num_classes: int, bn_axis_name: str | None, *,
                      f"{tuple(g_strides)}) but {data.name!r} images are "
                      f"{data.shape[0]}x{data.shape[1]}; adjust config.model.base/g_strides.")
   resolve_impl(conv_transpose)
+  resolve_conv_impl(conv)
   g = DCGANGenerator(out_shape=tuple(data.shape), base=base, channels=tuple(g_channels),
                      strides=tuple(g_strides), kernel=kernel, activation=g_activation,
                      batch_norm=g_batch_norm, num_classes=num_classes,
                      bn_axis_name=bn_axis_name, conv_impl=conv_transpose)
   d = DCGANDiscriminator(channels=tuple(d_channels), kernel=kernel, activation=d_activation,
                          batch_norm=d_batch_norm, dropout=d_dropout, num_classes=num_classes,
-                         bn_axis_name=bn_axis_name)
+                         bn_axis_name=bn_axis_name, conv_impl=conv)
   return Nets(g, d, (-1.0, 1.0), convolutional=True)

@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgan.models.conv_transpose import ConvTranspose
+from jaxgan.models.fast_conv import Conv, ConvTranspose
 from jaxgan.models.layers import ACTIVATIONS, LabelProjection
 
 normal_002 = nn.initializers.normal(0.02)
@@ -78,6 +78,7 @@ class DCGANDiscriminator(nn.Module):
   dropout: float = 0.0
   num_classes: int = 0
   bn_axis_name: str | None = None
+  conv_impl: str = "xla"
 
   @nn.compact
   def __call__(self, x: jax.Array, y: jax.Array | None = None, *, train: bool = False) -> jax.Array:
@@ -85,8 +86,8 @@ class DCGANDiscriminator(nn.Module):
     h = x
     for i, features in enumerate(self.channels):
       norm = self.batch_norm and i > 0
-      h = nn.Conv(features, (self.kernel, self.kernel), (2, 2), use_bias=not norm,
-                  kernel_init=normal_002)(h)
+      h = Conv(features, (self.kernel, self.kernel), (2, 2), use_bias=not norm,
+               kernel_init=normal_002, impl=self.conv_impl)(h)
       if norm:
         h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                          scale_init=scale_init, axis_name=self.bn_axis_name)(h)
