@@ -33,7 +33,7 @@ def get_config(variant: str = "default"):
   c.model.update(g_hidden=(64, 64), g_activations=("leaky_relu", "leaky_relu"), g_output="linear",
                  d_hidden=(64, 64), d_activations=("leaky_relu", "leaky_relu"))
   c.loss.g = "non_saturating"
-  c.train.update(steps=25_000, batch_size=256, d_steps=5, g_steps=1, steps_per_call=250,
+  c.train.update(steps=30_000, batch_size=256, d_steps=5, g_steps=1, steps_per_call=250,
                  ema_decay=0.999, log_every=2500, checkpoint_every=5000)
   # Schedules count optimizer updates (D makes d_steps per step); references keep
   # them in step with --config.train.steps overrides. Both decay to 1e-5.
