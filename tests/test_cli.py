@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from jaxgan.metric_writers import read_jsonl
 
 
@@ -82,3 +84,19 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(repo_root, tmp_path):
   again = cli(repo_root, wd, "--config.train.steps=" + str(saved + 500), "--config.eval.metrics=")
   assert again.returncode == 0, again.stderr
   assert f"from step {saved}" in again.stderr
+
+
+def test_first_signal_requests_a_stop_and_the_second_interrupts():
+  import signal
+  import threading
+  from jaxgan.training import _StopRequest
+  if threading.current_thread() is not threading.main_thread():
+    pytest.skip("signal handlers can only be installed from the main thread")
+  before = signal.getsignal(signal.SIGTERM)
+  with _StopRequest() as stop:
+    assert not stop.requested
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert stop.requested  # the loop saves at the next call boundary
+    with pytest.raises(KeyboardInterrupt):
+      os.kill(os.getpid(), signal.SIGINT)
+  assert signal.getsignal(signal.SIGTERM) is before  # handlers restored
