@@ -1,6 +1,8 @@
 r"""The MNIST GAN of Goodfellow et al. (2014): the paper's MLP nets and training rule.
 
   python -m jaxgan.main --config=experiments/mnist_gan.py --workdir=workdirs/mnist_gan
+  python -m jaxgan.main --config=experiments/mnist_gan.py --workdir=workdirs/mnist_gan_125k \
+      --config.train.steps=125000   # the paper's 250 epochs: Parzen 175 vs 148 at 30,000 (README)
   python -m jaxgan.main --config=experiments/mnist_gan.py:smoke --workdir=/tmp/mnist_gan_smoke
 
 MNIST is prepared offline from the raw idx files: set JAXGAN_MNIST_DIR (or
