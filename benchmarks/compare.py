@@ -16,6 +16,8 @@ import os
 import subprocess
 import sys
 
+from workloads import WORKLOADS
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # (workload, steps for jaxgan, steps_per_call, steps for torch)
@@ -58,7 +60,7 @@ def main() -> None:
   for name, j_steps, spc, t_steps in plan:
     if args.quick:
       j_steps, spc, t_steps = min(j_steps, 2 * spc), spc, min(t_steps, 3)
-    batch = ["--batch=128"] if args.gpu and name == "dcgan64" else []
+    batch = [f"--batch={WORKLOADS[name].gpu_batch}"] if args.gpu else []
     j = measure([f"--workload={name}", f"--steps={j_steps}", f"--steps-per-call={spc}", *batch])
     t = measure([f"--workload={name}", f"--steps={t_steps}", "--impl=torch", "--no-flops", *batch])
     t["flops_per_step"] = j["flops_per_step"]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxgan.config import base_config
 from jaxgan.data.spec import DataSpec
 from jaxgan.gan import build_gan, init_state
-from jaxgan.train_step import make_fused_step, make_train_step
+from jaxgan.train_step import make_fused_step, make_train_step, unroll_fused_steps
 from workloads import Workload
 
 
@@ -18,21 +17,21 @@ def config_for(w: Workload, *, conv_transpose: str = "auto", conv: str = "auto")
     c = base_config(model="mlp", data="gaussian_1d")
     c.model.update(g_hidden=(32, 32), g_activations=("relu", "relu"),
                    d_hidden=(32, 32), d_activations=("relu", "relu"))
-    c.noise.update(dim=1, distribution="uniform", low=0.0, high=1.0)
+    c.noise.update(dim=w.z_dim, distribution="uniform", low=0.0, high=1.0)
   elif w.name == "mlp_mnist":
     c = base_config(model="mnist_mlp", data="mnist")
-    c.noise.update(dim=100, distribution="uniform", low=-1.0, high=1.0)
+    c.noise.update(dim=w.z_dim, distribution="uniform", low=-1.0, high=1.0)
   elif w.name == "dcgan28":
     c = base_config(model="dcgan", data="mnist")
     c.model.update(base=7, g_channels=(256, 128, 64), g_strides=(1, 2, 2), kernel=5,
                    g_activation="leaky_relu", d_channels=(64, 128), d_batch_norm=False,
                    conv_transpose=conv_transpose, conv=conv)
-    c.noise.update(dim=100, distribution="normal")
+    c.noise.update(dim=w.z_dim, distribution="normal")
   else:
     c = base_config(model="dcgan", data="celeb_a")
     c.model.update(base=4, g_channels=(512, 256, 128, 64), g_strides=(2, 2, 2, 2), kernel=4,
                    d_channels=(64, 128, 256, 512), conv_transpose=conv_transpose, conv=conv)
-    c.noise.update(dim=100, distribution="normal")
+    c.noise.update(dim=w.z_dim, distribution="normal")
   for opt in (c.optim.g, c.optim.d):
     if w.optimizer == "adam":
       opt.update(name="adam", lr=w.lr, b1=w.beta1_or_momentum, b2=0.999)
@@ -53,7 +52,7 @@ def build(w: Workload, batch: int, steps_per_call: int, *, conv_transpose: str =
   spec = DataSpec(w.data_shape, num_classes=0, is_image=len(w.data_shape) == 3, name=w.name)
   gan = build_gan(c, spec)
   if unroll is None:
-    unroll = gan.nets.convolutional and jax.default_backend() == "cpu"
+    unroll = unroll_fused_steps("auto", gan.nets)
   step = make_train_step(gan)
   # The fixed real batch is device data; per-step inputs are just step numbers.
   fused = make_fused_step(step, lambda inputs, real, axis: {"x": real[None]}, unroll=unroll)

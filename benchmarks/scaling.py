@@ -21,18 +21,12 @@ import subprocess
 import sys
 import tempfile
 
+from compare import measure
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 BATCHES = {"toy1d": (64, 256, 1024, 4096), "mlp_mnist": (25, 100, 400),
            "dcgan28": (16, 64, 128), "dcgan64": (16, 64, 128)}
 STEPS = {"toy1d": (20_000, 1000), "mlp_mnist": (300, 50), "dcgan28": (20, 1), "dcgan64": (8, 1)}
-
-
-def run(*args: str) -> dict:
-  out = subprocess.run([sys.executable, os.path.join(HERE, "train_step.py"), *args],
-                       capture_output=True, text=True)
-  if out.returncode:
-    raise RuntimeError(out.stderr[-2000:])
-  return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def batch_sweep(workloads: list[str]) -> None:
@@ -40,7 +34,7 @@ def batch_sweep(workloads: list[str]) -> None:
   for name in workloads:
     steps, spc = STEPS[name]
     for b in BATCHES[name]:
-      r = run(f"--workload={name}", f"--batch={b}", f"--steps={steps}", f"--steps-per-call={spc}")
+      r = measure([f"--workload={name}", f"--batch={b}", f"--steps={steps}", f"--steps-per-call={spc}"])
       print(f"| {name} | {b} | {r['steps_per_sec']:,.1f} | {r['examples_per_sec']:,.0f} | "
             f"{r['gflops_per_sec'] or '-'} |", flush=True)
 
@@ -50,8 +44,8 @@ def seeds_sweep(workloads: list[str], seeds: int) -> None:
         "| --- | --- | --- | --- | --- |")
   for name in workloads:
     steps, spc = STEPS[name]
-    one = run(f"--workload={name}", f"--steps={steps}", f"--steps-per-call={spc}")
-    many = run(f"--workload={name}", f"--steps={steps}", f"--steps-per-call={spc}", f"--seeds={seeds}")
+    one = measure([f"--workload={name}", f"--steps={steps}", f"--steps-per-call={spc}"])
+    many = measure([f"--workload={name}", f"--steps={steps}", f"--steps-per-call={spc}", f"--seeds={seeds}"])
     sequential = one["steps_per_sec"] / seeds
     print(f"| {name} | {one['steps_per_sec']:,.1f} | {many['steps_per_sec']:,.1f} | {sequential:,.1f} | "
           f"**{many['steps_per_sec'] / sequential:.2f}x** |", flush=True)

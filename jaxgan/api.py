@@ -26,8 +26,11 @@ def load_config(path: str) -> ml_collections.ConfigDict:
   return module.get_config(variant) if variant else module.get_config()
 
 
-def open_run(workdir: str, step: int | None = None, *, update: dict | None = None):
+def open_run(workdir: str, step: int | None = None, *, update: dict | None = None,
+             preflight: bool = False):
   """(Experiment, state) of a run at its latest checkpoint or at ``step``, on one device.
+
+  ``preflight`` checks ``eval.metrics``' needs (feature nets, weights) before restoring.
 
   ``update`` overrides config keys that do not change shapes (dotted names,
   e.g. {'eval.feature_net': '/models/lenet'}).
@@ -43,13 +46,8 @@ def open_run(workdir: str, step: int | None = None, *, update: dict | None = Non
           f"no checkpoint at step {step} in {ckpt.directory}; available: {sorted(steps)}")
     config = config_lib.from_stored(ckpt.stored_config(step))
     config.parallel = "none"  # restore onto one device; sampling needs no collectives
-    for key, value in (update or {}).items():
-      *path, last = key.split(".")
-      node = config
-      for part in path:
-        node = node[part]
-      node[last] = value
-    exp = build_experiment(config, preflight=False)
+    config.update_from_flattened_dict(update or {})
+    exp = build_experiment(config, preflight=preflight)
     target = checkpointing.abstract(exp.init_state(), exp.runner.state_sharding())
     state, _ = ckpt.restore(step, target)
   return exp, state

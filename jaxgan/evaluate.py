@@ -13,14 +13,14 @@ import datetime
 import json
 import os
 import platform
-import sys
 import time
 
 import jax
 import numpy as np
 from absl import app, flags, logging
 
-from jaxgan.errors import ConfigError, UserError
+from jaxgan import cli
+from jaxgan.errors import ConfigError
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory to evaluate.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
@@ -55,17 +55,16 @@ def _overrides() -> dict:
 def evaluate_run(workdir: str, step: int | None = None, *, update: dict | None = None,
                  output: str | None = None) -> dict:
   """Evaluates a checkpoint; returns the record written to ``<workdir>/eval/<step>.json``."""
-  from jaxgan import config as config_lib, evaluators
+  from jaxgan import config as config_lib
   from jaxgan.api import open_run
   from jaxgan.metric_writers import TaskProgress
   from jaxgan.training import evaluate_state
-  exp, state = open_run(workdir, step, update=update)
+  exp, state = open_run(workdir, step, update=update, preflight=True)
   step = int(state.step)
   start = time.time()
   names = config_lib.split_names(exp.config.eval.metrics)
   if not names:
     raise ConfigError("no metrics to evaluate: pass --metrics=... (see jaxgan.evaluators).")
-  evaluators.preflight(names, exp.config, exp.dataset.spec)
   result = evaluate_state(exp, state, step, workdir, names, progress=TaskProgress())
   record = _record(result.scalars, names, step=step, seconds=time.time() - start,
                    num_samples=exp.config.eval.num_samples, files=result.files)
@@ -78,17 +77,15 @@ def evaluate_samples(path: str, dataset: str, names: list[str], *, data_dir: str
                      update: dict | None = None, output: str | None = None) -> dict:
   """Evaluates samples from a file against ``dataset``'s real data."""
   from jaxgan import config as config_lib, evaluators
-  from jaxgan.data import DATASETS, build_dataset
+  from jaxgan.data import build_dataset
   from jaxgan.metric_writers import TaskProgress
   bad = [n for n in names if n not in SAMPLE_FILE_METRICS]
   if bad:
     raise ConfigError(f"--samples works with {', '.join(SAMPLE_FILE_METRICS)}; not {', '.join(bad)}.")
-  DATASETS.get(dataset)
-  config = config_lib.base_config(model="mlp", data=dataset)
+  config = config_lib.base_config(model="mlp", data=dataset)  # also rejects unknown names
   if "data_dir" in config.data:
     config.data.data_dir = data_dir
-  for key, value in (update or {}).items():
-    config.eval[key.split(".", 1)[1]] = value
+  config.update_from_flattened_dict(update or {})
   ds = build_dataset(config.data)
   evaluators.preflight(names, config, ds.spec)
   with np.load(path) as f:
@@ -122,11 +119,8 @@ def _write(record: dict, path: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.ERROR)  # orbax warns about read-only managers
-  try:
+  cli.setup(argv, logging.ERROR)
+  with cli.user_errors_exit():
     if _SAMPLES.value:
       if not _DATASET.value or not _METRICS.value:
         raise app.UsageError("--samples needs --dataset and --metrics")
@@ -137,9 +131,6 @@ def main(argv: list[str]) -> None:
       record = evaluate_run(_WORKDIR.value, _STEP.value, update=_overrides(), output=_OUTPUT.value)
     else:
       raise app.UsageError("give --workdir (a run) or --samples (a sample file)")
-  except UserError as e:
-    print(f"jaxgan: error: {e}", file=sys.stderr)
-    sys.exit(2)
   print(json.dumps(record["metrics"], indent=2, default=float))
 
 

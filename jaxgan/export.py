@@ -10,14 +10,12 @@ model's output range), NHWC; for toy data the raw values. Array ``labels``
 from __future__ import annotations
 
 import os
-import sys
-import time
 
 import jax
 import numpy as np
 from absl import app, flags, logging
 
-from jaxgan.errors import UserError
+from jaxgan import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory holding checkpoints/.")
 _NUM = flags.DEFINE_integer("num_samples", 10_000, "How many samples to draw.")
@@ -33,30 +31,14 @@ def export_samples(workdir: str, num_samples: int, *, step: int | None = None,
                    progress: bool = True) -> str:
   """Writes the .npz and returns its path."""
   from jaxgan.api import open_run
-  from jaxgan.sampling import Sampler, to_unit_range
+  from jaxgan.metric_writers import TaskProgress
+  from jaxgan.sampling import Sampler
   exp, state = open_run(workdir, step)
   step = int(state.step)
-  gan = exp.gan
-  sampler = Sampler(gan, chunk=chunk)
-  key = jax.random.PRNGKey(seed)
-  labels = None
-  if gan.conditional:
-    labels = np.random.default_rng(seed).permutation(np.arange(num_samples) % gan.num_classes)
-    labels = labels.astype(np.int32)
-  z = np.asarray(sampler.noise(key, num_samples))
-  parts, start = [], time.time()
-  for i in range(0, num_samples, chunk):
-    y = None if labels is None else labels[i:i + chunk]
-    parts.append(sampler.from_noise(state, z[i:i + chunk], y))
-    if progress:
-      done = min(i + chunk, num_samples)
-      rate = done / max(time.time() - start, 1e-9)
-      print(f"\rexport: {done}/{num_samples} samples ({rate:,.0f}/s)", end="", file=sys.stderr)
-  if progress:
-    print(file=sys.stderr)
-  samples = np.concatenate(parts)
-  if gan.data.is_image:
-    samples = to_unit_range(samples, gan.nets.output_range)
+  task = TaskProgress(enabled=progress)
+  samples, labels = Sampler(exp.gan, chunk=chunk).balanced(
+      state, num_samples, noise_key=jax.random.PRNGKey(seed), label_seed=seed,
+      progress=lambda done, n: task("export: generating samples", done, n))
   output = output or os.path.join(workdir, "samples", f"samples_{step}_{num_samples}.npz")
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
   arrays = {"samples": samples.astype(np.float32)}
@@ -67,16 +49,10 @@ def export_samples(workdir: str, num_samples: int, *, step: int | None = None,
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.ERROR)  # orbax warns about read-only managers
-  try:
+  cli.setup(argv, logging.ERROR)
+  with cli.user_errors_exit():
     path = export_samples(_WORKDIR.value, _NUM.value, step=_STEP.value, output=_OUTPUT.value,
                           seed=_SEED.value, chunk=_CHUNK.value)
-  except UserError as e:
-    print(f"jaxgan: error: {e}", file=sys.stderr)
-    sys.exit(2)
   print(path)
 
 

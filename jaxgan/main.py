@@ -12,10 +12,10 @@ import difflib
 import signal
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
-from jaxgan.errors import UserError
+from jaxgan import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. experiments/gaussian_1d.py[:variant].",
@@ -66,10 +66,7 @@ def _sigterm_as_interrupt(signum, frame):
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  cli.setup(argv)
   signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # preemption: checkpoint, then exit
   import jax
   if _DISTRIBUTED.value:
@@ -77,10 +74,8 @@ def main(argv: list[str]) -> None:
                                num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
   from jaxgan.training import train
   try:
-    train(_CONFIG.value, _WORKDIR.value)
-  except UserError as e:
-    print(f"jaxgan: error: {e}", file=sys.stderr)
-    sys.exit(2)
+    with cli.user_errors_exit():
+      train(_CONFIG.value, _WORKDIR.value)
   except KeyboardInterrupt:
     print("jaxgan: interrupted; re-run the same command to resume.", file=sys.stderr)
     sys.exit(130)

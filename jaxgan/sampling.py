@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from typing import Callable
+
 from jaxgan.gan import GAN, apply_net
 from jaxgan.state import GANState
 
@@ -35,8 +37,9 @@ class Sampler:
     return self.gan.noise.sample(key, n)
 
   def from_noise(self, state: GANState, z: jax.Array, labels: jax.Array | None = None,
-                 *, use_ema: bool = True) -> np.ndarray:
-    """G(z) for given noise (and labels): for interpolations and fixed-noise grids."""
+                 *, use_ema: bool = True,
+                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """G(z) for given noise (and labels); ``progress(done, n)`` after each chunk."""
     params = state.sampling_params() if use_ema else state.g_params
     n = z.shape[0]
     if self.gan.conditional and labels is None:
@@ -51,7 +54,23 @@ class Sampler:
         yc = None if yc is None else jnp.concatenate([yc, jnp.zeros((pad,), jnp.int32)])
       x = np.asarray(self._generate(params, state.g_collections, zc, yc))
       out.append(x[: x.shape[0] - pad] if pad and n > self.chunk else x)
+      if progress:
+        progress(min(i + self.chunk, n), n)
     return np.concatenate(out)
+
+  def balanced(self, state: GANState, n: int, *, noise_key: jax.Array, label_seed: int = 0,
+               progress: Callable[[int, int], None] | None = None
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+    """n samples for metrics and export: images as float32 in [0, 1] (raw values for toy
+    data) and, if conditional, int32 labels balanced over the classes in a seeded order."""
+    labels = None
+    if self.gan.conditional:
+      labels = np.random.default_rng(label_seed).permutation(
+          np.arange(n) % self.gan.num_classes).astype(np.int32)
+    x = self.from_noise(state, self.noise(noise_key, n), labels, progress=progress)
+    if self.gan.data.is_image:
+      x = to_unit_range(x, self.gan.nets.output_range)
+    return x, labels
 
   def sample(self, state: GANState, key: jax.Array, n: int, labels: jax.Array | None = None,
              *, use_ema: bool = True) -> tuple[np.ndarray, np.ndarray | None]:

@@ -131,6 +131,17 @@ def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None)
   return train_step
 
 
+def unroll_fused_steps(fusion: str, nets: Any) -> bool:
+  """``train.fusion`` -> whether ``make_fused_step`` inlines its steps.
+
+  ``auto`` inlines conv nets on CPU, where XLA runs convolutions in loop bodies
+  slowly (jax-ml/jax#12868), and scans everything else.
+  """
+  if fusion == "auto":
+    return nets.convolutional and jax.default_backend() == "cpu"
+  return fusion == "unroll"
+
+
 def make_fused_step(train_step: TrainStep,
                     materialize: Callable[[Any, Any, str | None], Batch],
                     axis_name: str | None = None,

@@ -8,7 +8,6 @@ step, and the state pytree holds everything else.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import json
@@ -16,11 +15,10 @@ import os
 import signal
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import ml_collections
-import numpy as np
 
 from jaxgan import checkpointing, config as config_lib, evaluators, parallel
 from jaxgan.data import Pipeline, Prefetcher, build_dataset, build_pipeline
@@ -29,7 +27,7 @@ from jaxgan.gan import GAN, build_gan, init_state
 from jaxgan.metric_writers import MetricWriter, Progress, TaskProgress
 from jaxgan.sampling import Sampler
 from jaxgan.state import GANState
-from jaxgan.train_step import NEVER, make_fused_step, make_train_step
+from jaxgan.train_step import NEVER, make_fused_step, make_train_step, unroll_fused_steps
 
 
 @dataclasses.dataclass
@@ -41,6 +39,7 @@ class Experiment:
   pipeline: Pipeline
   gan: GAN
   runner: parallel.Runner
+  eval_shared: dict = dataclasses.field(default_factory=dict, repr=False)  # EvalContext.shared
 
   def init_state(self) -> GANState:
     key = jax.random.PRNGKey(self.config.seed)
@@ -62,10 +61,8 @@ def build_experiment(config: ml_collections.ConfigDict, *, devices: list | None 
                             process_index=jax.process_index(), process_count=jax.process_count())
   axis = parallel.axis_name_for(config.parallel)
   step = make_train_step(gan, g_steps=config.train.g_steps, axis_name=axis)
-  fusion = config.train.fusion
-  if fusion == "auto":
-    fusion = "unroll" if gan.nets.convolutional and jax.default_backend() == "cpu" else "scan"
-  fused = make_fused_step(step, pipeline.materialize, axis_name=axis, unroll=fusion == "unroll")
+  fused = make_fused_step(step, pipeline.materialize, axis_name=axis,
+                          unroll=unroll_fused_steps(config.train.fusion, gan.nets))
   runner = parallel.Runner(fused, config.parallel, pipeline.inputs_batch_axes(), devices=devices)
   if preflight:
     evaluators.preflight(config_lib.split_names(config.eval.metrics), config, dataset.spec)
@@ -110,6 +107,14 @@ def _check_finite(pending: list[tuple[int, dict]], last_saved: int | None, workd
         f"or check the data scaling, then re-run to resume from that checkpoint.")
 
 
+def _swap_interrupt_handlers(handler) -> Callable[[], None]:
+  """Installs ``handler`` for SIGINT/SIGTERM (main thread only); returns the undo."""
+  if threading.current_thread() is not threading.main_thread():
+    return lambda: None
+  old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+  return lambda: [signal.signal(sig, h) for sig, h in old.items()] and None
+
+
 class _StopRequest:
   """Turns SIGINT/SIGTERM into a flag the loop checks between compiled calls.
 
@@ -120,7 +125,7 @@ class _StopRequest:
 
   def __init__(self):
     self.requested = False
-    self._old = {}
+    self._restore = lambda: None
 
   def _handle(self, signum, frame):
     if self.requested:
@@ -128,32 +133,23 @@ class _StopRequest:
     self.requested = True
 
   def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      self._old = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    self._restore = _swap_interrupt_handlers(self._handle)
     return self
 
   def __exit__(self, *exc):
-    for sig, handler in self._old.items():
-      signal.signal(sig, handler)
-    self._old = {}
-
-
-def _ignore_interrupts():
-  """Ignores SIGINT/SIGTERM until the returned function is called (main thread only)."""
-  if threading.current_thread() is not threading.main_thread():
-    return lambda: None
-  old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-  return lambda: [signal.signal(sig, handler) for sig, handler in old.items()]
+    self._restore()
 
 
 def evaluate_state(exp: Experiment, state: GANState, step: int, workdir: str | None,
                    names: list[str] | None = None, progress=None) -> evaluators.EvalResult:
   """Runs the named evaluators (default: ``config.eval.metrics``) on one state."""
   names = config_lib.split_names(exp.config.eval.metrics) if names is None else names
+  if "sampler" not in exp.eval_shared:  # compiles G once per run, not once per evaluation
+    exp.eval_shared["sampler"] = Sampler(exp.gan)
   ctx = evaluators.EvalContext(
       config=exp.config, gan=exp.gan, state=state, dataset=exp.dataset, step=step,
-      workdir=workdir, rng=jax.random.PRNGKey(exp.config.eval.seed), sampler=Sampler(exp.gan),
-      progress=progress)
+      workdir=workdir, rng=jax.random.PRNGKey(exp.config.eval.seed),
+      sampler=exp.eval_shared["sampler"], shared=exp.eval_shared, progress=progress)
   return evaluators.run_evaluators(names, ctx)
 
 
@@ -194,8 +190,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
     chunks = plan_chunks(start, t.steps, t.steps_per_call,
                          [t.log_every, t.checkpoint_every, config.eval.every])
     prefetch = Prefetcher(lambda s, n: runner.place_inputs(pipeline.host_inputs(s, n)), chunks)
-    pending: list[tuple[int, dict]] = []
-    inflight: collections.deque = collections.deque()  # bounds how far dispatch runs ahead
+    pending: list[tuple[int, dict]] = []  # (steps, metrics) since the last log; also bounds dispatch
     step = start
     try:
       with MetricWriter(workdir, resume_step=start, enabled=lead) as writer, _StopRequest() as stop:
@@ -206,9 +201,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
           dstate, metrics = runner(dstate, inputs, device_data)
           step = first + n
           pending.append((n, runner.unreplicate(metrics)))
-          inflight.append(metrics)
-          if len(inflight) > 2:  # wait for the call before last, not this one: no bubble
-            jax.block_until_ready(inflight.popleft())
+          if len(pending) > 2:  # wait for the call before last, not this one: no bubble
+            jax.block_until_ready(pending[-3][1])
           if first == start:  # the first call compiles; keep it out of steps/s
             jax.block_until_ready(dstate)
             bar.message(f"Compiled and ran the first {n} step(s) in {time.time() - tick:.1f}s "
@@ -243,7 +237,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
           paused += time.time() - pause_start
       bar.finish()
     except KeyboardInterrupt:
-      restore_signals = _ignore_interrupts()  # a second Ctrl-C must not break the save
+      restore_signals = _swap_interrupt_handlers(signal.SIG_IGN)  # a second Ctrl-C must not break the save
       try:  # keep the work done since the last checkpoint, if it is sound
         _check_finite(jax.device_get(pending), last_saved, workdir)
         if step != last_saved:

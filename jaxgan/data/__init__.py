@@ -78,8 +78,9 @@ def tfds_images(*, tfds_name: str = "", split: str = "train", data_dir: str = ""
   from jaxgan.data import images
   if not tfds_name:
     raise ConfigError("config.data.tfds_name is required with data.name='tfds'")
-  size = image_size or 0
-  return images.open_tfds(tfds_name, split, data_dir=data_dir, shape=(size, size, channels),
+  size = image_size
+  shape = (size, size, channels) if size else images.tfds_image_shape(tfds_name, data_dir)
+  return images.open_tfds(tfds_name, split, data_dir=data_dir, shape=shape,
                           num_classes=num_classes, on_device=on_device, num_workers=num_workers,
                           pixel_range=pixel_range, label_key="label" if num_classes else "",
                           preprocess=images.center_crop_resize(size) if size else None)

@@ -39,6 +39,9 @@ class ImagePipeline(Pipeline):
     self.on_device = dataset.on_device
     self._permutations: dict[int, np.ndarray] = {}
 
+  def close(self) -> None:
+    self.dataset.close()
+
   def example_indices(self, start: int, num_steps: int) -> np.ndarray:
     """Dataset positions for steps [start, start + n): int64 [n, k, B_local]."""
     k, B, n = self.d_steps, self.global_batch, len(self.dataset)

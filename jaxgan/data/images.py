@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from jaxgan.data.spec import DataSpec
-from jaxgan.errors import DatasetNotFoundError
+from jaxgan.errors import ConfigError, DatasetNotFoundError
 
 Preprocess = Callable[[np.ndarray], np.ndarray]
 
@@ -25,7 +25,6 @@ class ImageDataset:
   def __init__(self, name: str, split: str, source: Any, *, shape: tuple[int, int, int],
                num_classes: int, on_device: bool = False, num_workers: int = 4,
                pixel_range: str = "auto", preprocess: Preprocess | None = None,
-               image_key: str = "image",
                label_key: str = "label", reopen: Callable[[str], "ImageDataset"] | None = None):
     self.name, self.split, self.source = name, split, source
     self.spec = DataSpec(shape=tuple(shape), num_classes=num_classes, is_image=True, name=name)
@@ -33,7 +32,8 @@ class ImageDataset:
     self.num_workers = num_workers
     self.pixel_range = pixel_range  # 'auto' (the generator's output range) or a named range
     self._preprocess = preprocess
-    self._image_key, self._label_key = image_key, label_key
+    self._label_key = label_key
+    self._pool: concurrent.futures.ThreadPoolExecutor | None = None  # made once, on first use
     self._reopen = reopen
     self._all: dict[str, np.ndarray] | None = None
 
@@ -48,7 +48,7 @@ class ImageDataset:
 
   def _read_one(self, i: int) -> tuple[np.ndarray, int, int]:
     ex = self.source[int(i)]
-    image = np.asarray(ex[self._image_key], np.uint8)
+    image = np.asarray(ex["image"], np.uint8)
     if image.ndim == 2:
       image = image[..., None]
     if self._preprocess is not None:
@@ -58,12 +58,18 @@ class ImageDataset:
 
   def _read_examples(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if self.num_workers > 1 and flat.size >= 256:
-      with concurrent.futures.ThreadPoolExecutor(self.num_workers) as pool:
-        examples = list(pool.map(self._read_one, flat, chunksize=64))
+      if self._pool is None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(self.num_workers)
+      examples = list(self._pool.map(self._read_one, flat, chunksize=64))
     else:
       examples = [self._read_one(i) for i in flat]
     x = np.stack([e[0] for e in examples]) if examples else np.zeros((0, *self.spec.shape), np.uint8)
     return x, np.asarray([e[1] for e in examples], np.int32), np.asarray([e[2] for e in examples])
+
+  def close(self) -> None:
+    if self._pool is not None:
+      self._pool.shutdown()
+      self._pool = None
 
   def read(self, indices: np.ndarray) -> dict[str, np.ndarray]:
     """Examples at ``indices`` (any shape): {'x': uint8 [..., H, W, C], 'y': int32 [...]}."""
@@ -107,6 +113,16 @@ def tfds_source(name: str, split: str, data_dir: str) -> Any:
          "or copy an array_record preparation of {n} into {d}")
   raise DatasetNotFoundError(
       f"{name} is not prepared under {data_dir}. " + how.format(n=name, d=data_dir) + ".")
+
+
+def tfds_image_shape(name: str, data_dir: str) -> tuple[int, int, int]:
+  """The fixed (H, W, C) of a TFDS dataset's 'image' feature, from its metadata."""
+  import tensorflow_datasets as tfds
+  shape = tuple(tfds.builder(name, data_dir=default_data_dir(data_dir)).info.features["image"].shape)
+  if None in shape:
+    raise ConfigError(f"{name}'s images have no fixed size {shape}; set config.data.image_size "
+                      f"to crop and resize them.")
+  return shape
 
 
 def center_crop_resize(size: int, crop: int | None = None) -> Preprocess:

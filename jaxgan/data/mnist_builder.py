@@ -41,7 +41,6 @@ URLS = {
     "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
 }
-SPLIT_SIZES = {"train": 60_000, "test": 10_000}
 
 
 def find_idx_file(directory: str, name: str) -> str | None:

@@ -31,7 +31,10 @@ class EvalContext:
   workdir: str | None
   rng: jax.Array
   sampler: Any = None  # jaxgan.sampling.Sampler, shared between evaluators
-  cache: dict = dataclasses.field(default_factory=dict)  # shared samples, features etc.
+  cache: dict = dataclasses.field(default_factory=dict)  # this state's samples and their features
+  # What depends only on the dataset and config (feature nets, real images and their
+  # features): kept across a run's evaluations when the caller passes one dict.
+  shared: dict = dataclasses.field(default_factory=dict)
   progress: Callable[[str, int, int], None] | None = None  # for long computations
 
 

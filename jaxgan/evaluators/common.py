@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import jax
 import numpy as np
 
-from jaxgan.evaluators import EvalContext
-from jaxgan.sampling import to_unit_range
+from jaxgan import figures
+from jaxgan.evaluators import EvalContext, EvalResult
 
 
 def generated(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray | None]:
@@ -16,32 +18,29 @@ def generated(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray | None]:
   evaluated puts its arrays here instead.
   """
   if "generated" not in ctx.cache:
-    n = ctx.config.eval.num_samples
-    gan, sampler = ctx.gan, ctx.sampler
-    labels = None
-    if gan.conditional:
-      labels = np.random.default_rng(ctx.config.eval.seed).permutation(
-          np.arange(n) % gan.num_classes).astype(np.int32)
-    z = np.asarray(sampler.noise(jax.random.PRNGKey(ctx.config.eval.seed + 3), n))
-    parts = []
-    for i in range(0, n, sampler.chunk):
-      parts.append(sampler.from_noise(ctx.state, z[i:i + sampler.chunk],
-                                      None if labels is None else labels[i:i + sampler.chunk]))
-      if ctx.progress:
-        ctx.progress("generating samples", min(i + sampler.chunk, n), n)
-    x = np.concatenate(parts)
-    if gan.data.is_image:
-      x = to_unit_range(x, gan.nets.output_range)
-    ctx.cache["generated"] = (x, labels)
+    progress = ctx.progress and (lambda done, n: ctx.progress("generating samples", done, n))
+    ctx.cache["generated"] = ctx.sampler.balanced(
+        ctx.state, ctx.config.eval.num_samples, label_seed=ctx.config.eval.seed,
+        noise_key=jax.random.PRNGKey(ctx.config.eval.seed + 3), progress=progress)
   return ctx.cache["generated"]
+
+
+def figure_result(ctx: EvalContext, name: str, image: np.ndarray, *, per_step: bool = True,
+                  scalars: dict[str, float] | None = None) -> EvalResult:
+  """A figure for TensorBoard, also saved as ``<workdir>/figures/<name>_<step>.png``."""
+  result = EvalResult(scalars or {}, {name: image})
+  if ctx.workdir:
+    file = f"{name}_{ctx.step:07d}.png" if per_step else f"{name}.png"
+    result.files.append(figures.save_png(image, os.path.join(ctx.workdir, "figures", file)))
+  return result
 
 
 def real_split(ctx: EvalContext, split: str) -> dict[str, np.ndarray]:
   """A split of the dataset in memory, in the original files' order (images uint8)."""
   key = f"real_{split}"
-  if key not in ctx.cache:
+  if key not in ctx.shared:
     ds = ctx.dataset if ctx.dataset.split == split else ctx.dataset.other_split(split)
     data = ds.load_all()
     order = np.argsort(data["index"], kind="stable")
-    ctx.cache[key] = {k: v[order] for k, v in data.items()}
-  return ctx.cache[key]
+    ctx.shared[key] = {k: v[order] for k, v in data.items()}
+  return ctx.shared[key]

@@ -87,9 +87,9 @@ class _Net:
 
 
 def _net(ctx: EvalContext) -> _Net:
-  if "feature_net" not in ctx.cache:
-    ctx.cache["feature_net"] = _Net(ctx)
-  return ctx.cache["feature_net"]
+  if "feature_net" not in ctx.shared:
+    ctx.shared["feature_net"] = _Net(ctx)
+  return ctx.shared["feature_net"]
 
 
 def fake_features(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray | None]:
@@ -102,8 +102,8 @@ def fake_features(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray | None]:
 def real_features(ctx: EvalContext, split: str = "test") -> dict[str, np.ndarray]:
   """Features (and mean/covariance) of a real split, from the on-disk cache when present."""
   key = f"real_features_{split}"
-  if key in ctx.cache:
-    return ctx.cache[key]
+  if key in ctx.shared:
+    return ctx.shared[key]
   net = _net(ctx)
   cache_dir = os.path.expanduser(ctx.config.eval.stats_cache_dir or "~/.cache/jaxgan")
   path = os.path.join(cache_dir, f"{ctx.dataset.name}-{split}-{net.kind}-{net.id}.npz")
@@ -112,14 +112,12 @@ def real_features(ctx: EvalContext, split: str = "test") -> dict[str, np.ndarray
       stats = dict(f)
   else:
     images = real_split(ctx, split)["x"].astype(np.float32) / 255.0
-    feats, probs = net(images, ctx.progress, f"features of real {split} images")
+    feats, _ = net(images, ctx.progress, f"features of real {split} images")
     mu, sigma = frechet.gaussian_stats(feats)
     stats = {"features": feats, "mu": mu, "sigma": sigma}
-    if probs is not None:
-      stats["probs"] = probs
     os.makedirs(cache_dir, exist_ok=True)
     np.savez(path, **stats)
-  ctx.cache[key] = stats
+  ctx.shared[key] = stats
   return stats
 
 

@@ -14,7 +14,6 @@ Metrics on ``eval.num_samples`` generated values (10,000 by default) against the
 
 from __future__ import annotations
 
-import os
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +21,7 @@ import numpy as np
 from scipy import special
 
 from jaxgan.evaluators import EvalContext, EvalResult
+from jaxgan.evaluators.common import figure_result
 from jaxgan.gan import discriminate
 
 
@@ -93,9 +93,4 @@ def evaluate(ctx: EvalContext) -> EvalResult:
       mapping=mapping, noise_range=(ctx.gan.noise.low, ctx.gan.noise.high),
       title=f"step {ctx.step}: W1 = {scalars['w1']:.4f} ({scalars['w1_over_std']:.3f} sigma), "
             f"KS = {scalars['ks']:.3f}")
-  result = EvalResult(scalars, {"density_1d": image})
-  if ctx.workdir:
-    path = os.path.join(ctx.workdir, "figures", f"density_1d_{ctx.step:07d}.png")
-    figures.save_png(image, path)
-    result.files.append(path)
-  return result
+  return figure_result(ctx, "density_1d", image, scalars=scalars)

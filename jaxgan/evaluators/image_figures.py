@@ -20,16 +20,10 @@ import numpy as np
 
 from jaxgan import figures
 from jaxgan.evaluators import EvalContext, EvalResult
+from jaxgan.evaluators.common import figure_result
 from jaxgan.metric_writers import read_jsonl
+from jaxgan.metrics.distances import sq_dists
 from jaxgan.sampling import to_unit_range
-
-
-def _result(ctx: EvalContext, name: str, image: np.ndarray, *, per_step: bool = True) -> EvalResult:
-  result = EvalResult(images={name: image})
-  if ctx.workdir:
-    file = f"{name}_{ctx.step:07d}.png" if per_step else f"{name}.png"
-    result.files.append(figures.save_png(image, os.path.join(ctx.workdir, "figures", file)))
-  return result
 
 
 def _scale(ctx: EvalContext) -> int:
@@ -49,7 +43,7 @@ def samples(ctx: EvalContext) -> EvalResult:
     rows = cols = 8
     labels = None
   x = ctx.sampler.from_noise(ctx.state, ctx.sampler.noise(key, rows * cols), labels)
-  return _result(ctx, "samples", figures.image_grid(_unit(ctx, x), rows, cols, scale=_scale(ctx)))
+  return figure_result(ctx, "samples", figures.image_grid(_unit(ctx, x), rows, cols, scale=_scale(ctx)))
 
 
 def interpolation(ctx: EvalContext, rows: int = 8, cols: int = 10) -> EvalResult:
@@ -61,15 +55,14 @@ def interpolation(ctx: EvalContext, rows: int = 8, cols: int = 10) -> EvalResult
   if ctx.gan.conditional:  # one class per row, held fixed along the walk
     labels = jnp.repeat(jnp.arange(rows) % ctx.gan.num_classes, cols)
   x = ctx.sampler.from_noise(ctx.state, z, labels)
-  return _result(ctx, "interpolation", figures.image_grid(_unit(ctx, x), rows, cols, scale=_scale(ctx)))
+  return figure_result(ctx, "interpolation", figures.image_grid(_unit(ctx, x), rows, cols, scale=_scale(ctx)))
 
 
 def nearest_training_images(queries: np.ndarray, pool: np.ndarray, k: int) -> np.ndarray:
   """Indices [Q, k] of the k nearest pool images to each query (squared L2 on pixels)."""
   q = jnp.asarray(queries.reshape(len(queries), -1), jnp.float32)
   p = jnp.asarray(pool.reshape(len(pool), -1), jnp.float32)
-  d = jnp.sum(q * q, 1)[:, None] - 2.0 * q @ p.T + jnp.sum(p * p, 1)[None, :]
-  return np.asarray(jax.lax.top_k(-d, k)[1])
+  return np.asarray(jax.lax.top_k(-sq_dists(q, p), k)[1])
 
 
 def nearest_neighbours(ctx: EvalContext, rows: int = 8, k: int = 5) -> EvalResult:
@@ -85,7 +78,7 @@ def nearest_neighbours(ctx: EvalContext, rows: int = 8, k: int = 5) -> EvalResul
   nearest = nearest_training_images(x, pool, k)
   tiles = np.concatenate([np.concatenate([x[i:i + 1], pool[nearest[i]]]) for i in range(rows)])
   image = figures.image_grid(tiles, rows, k + 1, scale=_scale(ctx))
-  return _result(ctx, "nearest_neighbours", image)
+  return figure_result(ctx, "nearest_neighbours", image)
 
 
 def loss_curves(ctx: EvalContext) -> EvalResult:
@@ -94,5 +87,5 @@ def loss_curves(ctx: EvalContext) -> EvalResult:
   records = read_jsonl(os.path.join(ctx.workdir, "metrics.jsonl"))
   if not any("d_loss" in r for r in records):
     return EvalResult()
-  return _result(ctx, "loss_curves", figures.loss_curves(records, f"up to step {ctx.step}"),
+  return figure_result(ctx, "loss_curves", figures.loss_curves(records, f"up to step {ctx.step}"),
                  per_step=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 import jax
 import numpy as np
@@ -10,7 +9,7 @@ import numpy as np
 from jaxgan import figures
 from jaxgan.errors import ConfigError
 from jaxgan.evaluators import EvalContext, EvalResult
-from jaxgan.evaluators.common import generated
+from jaxgan.evaluators.common import figure_result, generated
 from jaxgan.metrics.modes import mode_coverage as coverage
 
 
@@ -31,8 +30,4 @@ def figure(ctx: EvalContext) -> EvalResult:
   ds = ctx.dataset
   real = np.asarray(ds.sample(jax.random.PRNGKey(ctx.config.eval.seed), len(x))["x"])
   image = figures.scatter_2d(real, x, np.asarray(ds.centers), title=f"{ds.name}, step {ctx.step}")
-  result = EvalResult(images={"mixture_2d": image})
-  if ctx.workdir:
-    path = os.path.join(ctx.workdir, "figures", f"mixture_2d_{ctx.step:07d}.png")
-    result.files.append(figures.save_png(image, path))
-  return result
+  return figure_result(ctx, "mixture_2d", image)

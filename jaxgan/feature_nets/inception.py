@@ -48,7 +48,6 @@ import argparse
 import functools
 import hashlib
 import os
-import sys
 from typing import Any, Mapping
 
 import flax.linen as nn
@@ -296,6 +295,13 @@ def load_inception_params(path: str | os.PathLike) -> dict[str, Any]:
         f"with torch installed, by `{CONVERT_COMMAND}`, then point to the .npz. The .npz holds "
         "pytorch-fid's FIDInceptionV3 state_dict (keys such as Conv2d_1a_3x3.conv.weight in "
         "OIHW, Conv2d_1a_3x3.bn.{weight,bias,running_mean,running_var}; fc.* is ignored).")
+  return _load_checked(path, os.stat(path).st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_checked(path: str, mtime_ns: int) -> dict[str, Any]:
+  """Read and check once: preflight (once per metric name) and the features share it."""
+  del mtime_ns  # part of the cache key: a rewritten file is read again
   try:
     with np.load(path, allow_pickle=False) as npz:
       arrays = {k: npz[k] for k in npz.files}
@@ -392,11 +398,9 @@ def main(argv: list[str] | None = None) -> None:
   p.add_argument("pth", help=f"path to {WEIGHTS_FILE}")
   p.add_argument("npz", help="output .npz path")
   args = parser.parse_args(argv)
-  try:
+  from jaxgan import cli
+  with cli.user_errors_exit():
     count = convert(args.pth, args.npz)
-  except UserError as e:
-    print(f"jaxgan: error: {e}", file=sys.stderr)
-    sys.exit(2)
   print(f"wrote {args.npz}: {count} arrays of pytorch-fid's FIDInceptionV3 (fc dropped)")
 
 

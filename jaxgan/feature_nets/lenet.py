@@ -25,7 +25,8 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from jaxgan.errors import FeatureNetNotFoundError, UserError
+from jaxgan import cli
+from jaxgan.errors import FeatureNetNotFoundError
 
 FEATURES = 128
 ENV = "JAXGAN_FEATURE_NET"
@@ -46,7 +47,7 @@ class LeNet(nn.Module):
 
 
 class LeNetFeatures:
-  """A trained LeNet: ``features(x)`` [N, 128] and ``probs(x)`` [N, 10] for x in [0, 1]."""
+  """A trained LeNet: ``features_and_probs(x)`` -> [N, 128], [N, 10] for x in [0, 1]."""
 
   def __init__(self, params, info: dict):
     self.params, self.info = params, info
@@ -61,9 +62,6 @@ class LeNetFeatures:
       feats.append(np.asarray(f))
       probs.append(np.asarray(jax.nn.softmax(logits, axis=-1)))
     return np.concatenate(feats), np.concatenate(probs)
-
-  def features(self, x: np.ndarray) -> np.ndarray:
-    return self.features_and_probs(x)[0]
 
   @classmethod
   def load(cls, workdir: str) -> "LeNetFeatures":
@@ -148,7 +146,7 @@ def save(workdir: str, params, info: dict) -> None:
 
 
 def main() -> None:
-  from absl import app, flags, logging
+  from absl import app, flags
   flags.DEFINE_string("workdir", None, "Where to save the classifier.")
   flags.DEFINE_string("dataset", "mnist", "mnist or fashion_mnist.")
   flags.DEFINE_string("data_dir", "", "TFDS data dir (default $TFDS_DATA_DIR or ~/tensorflow_datasets).")
@@ -159,17 +157,12 @@ def main() -> None:
   FLAGS = flags.FLAGS
 
   def run(argv):
-    del argv
-    if not FLAGS["verbosity"].present:
-      logging.set_verbosity(logging.WARNING)
+    cli.setup(argv)
     from jaxgan.data import DATASETS
-    try:
+    with cli.user_errors_exit():
       train = DATASETS.get(FLAGS.dataset)(split="train", data_dir=FLAGS.data_dir,
                                           source_dir=FLAGS.source_dir)
       test = train.other_split("test")
-    except UserError as e:
-      print(f"jaxgan: error: {e}", file=sys.stderr)
-      sys.exit(2)
     tr, te = train.load_all(), test.load_all()
     start = time.time()
     tty = sys.stderr.isatty()

@@ -12,11 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-@jax.jit
-def _sq_dists(a: jax.Array, b: jax.Array) -> jax.Array:
-  cross = jnp.matmul(a, b.T, precision=jax.lax.Precision.HIGHEST)
-  return jnp.maximum(jnp.sum(a * a, 1)[:, None] - 2.0 * cross + jnp.sum(b * b, 1)[None, :], 0.0)
+from jaxgan.metrics.distances import sq_dists
 
 
 def knn_radii(x: np.ndarray, k: int = 3, batch_size: int = 1000) -> np.ndarray:
@@ -24,7 +20,7 @@ def knn_radii(x: np.ndarray, k: int = 3, batch_size: int = 1000) -> np.ndarray:
   xd = jnp.asarray(x, jnp.float32)
   out = []
   for i in range(0, len(x), batch_size):
-    d = _sq_dists(xd[i:i + batch_size], xd)
+    d = sq_dists(xd[i:i + batch_size], xd)
     out.append(np.asarray(-jax.lax.top_k(-d, k + 1)[0][:, k]))  # index 0 is the point itself
   return np.concatenate(out)
 
@@ -35,7 +31,7 @@ def coverage_of(points: np.ndarray, manifold: np.ndarray, radii: np.ndarray,
   md, rd = jnp.asarray(manifold, jnp.float32), jnp.asarray(radii, jnp.float32)
   inside = []
   for i in range(0, len(points), batch_size):
-    d = _sq_dists(jnp.asarray(points[i:i + batch_size], jnp.float32), md)
+    d = sq_dists(jnp.asarray(points[i:i + batch_size], jnp.float32), md)
     inside.append(np.asarray(jnp.any(d <= rd[None, :], axis=1)))
   return float(np.mean(np.concatenate(inside)))
 

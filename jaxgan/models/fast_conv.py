@@ -49,7 +49,6 @@ from jax import lax
 
 TRANSPOSE_IMPLS = ("xla", "subpixel", "phases", "gemm", "auto")
 CONV_IMPLS = ("xla", "patches", "phases", "auto")
-IMPLS = TRANSPOSE_IMPLS
 DN = ("NHWC", "HWIO", "NHWC")
 
 
@@ -126,7 +125,7 @@ def conv_transpose_phases(x: jax.Array, kernel: jax.Array, strides: Sequence[int
       if not taps_h or not taps_w:  # kernel smaller than the stride: this phase gets nothing
         cols.append(jnp.zeros((n, h, w, kernel.shape[-1]), x.dtype))
         continue
-      sub = kernel[np.asarray(taps_h, np.int32)][:, np.asarray(taps_w, np.int32)]
+      sub = kernel[taps_h[0]::sh, taps_w[0]::sw]  # taps are t0, t0 + s, ...: a slice, not a gather
       pad = [(-ch, ch + len(taps_h) - 1), (-cw, cw + len(taps_w) - 1)]
       cols.append(lax.conv_general_dilated(x, sub, (1, 1), pad, dimension_numbers=DN))
     rows.append(jnp.stack(cols, axis=3))                 # [n, h, w, sw, c]
@@ -205,7 +204,7 @@ def _strided_conv_input_grad(g: jax.Array, kernel: jax.Array, strides: Sequence[
       if not taps_h or not taps_w:
         cols.append(jnp.zeros((n, oh, ow, kernel.shape[2]), g.dtype))
         continue
-      sub = kernel[np.asarray(taps_h[::-1], np.int32)][:, np.asarray(taps_w[::-1], np.int32)]
+      sub = kernel[taps_h[0]::sh, taps_w[0]::sw][::-1, ::-1]  # flipped; slices, not gathers
       sub = sub.swapaxes(2, 3)  # HW, out -> in
       off_h, off_w = ch - len(taps_h) + 1, cw - len(taps_w) + 1
       pad = [(-off_h, ch), (-off_w, cw)]
@@ -238,10 +237,12 @@ def _cpu() -> bool:
   return jax.default_backend() == "cpu"
 
 
-def resolve_impl(impl: str, *, kernel: int = 0) -> str:
+def resolve_impl(impl: str, *, kernel: int = 0, strides: Sequence[int] = (2, 2)) -> str:
   """The transposed-convolution implementation ``impl`` stands for on this backend and layer."""
   if impl not in TRANSPOSE_IMPLS:
     raise ValueError(f"unknown conv_transpose impl {impl!r}; valid: {', '.join(TRANSPOSE_IMPLS)}")
+  if max(strides) == 1 and impl != "gemm":
+    return "xla"  # a stride-1 transposed convolution is a plain convolution
   if impl != "auto":
     return impl
   if not _cpu():
@@ -249,69 +250,63 @@ def resolve_impl(impl: str, *, kernel: int = 0) -> str:
   return "phases" if kernel % 2 == 0 else "subpixel"
 
 
-def resolve_conv_impl(impl: str, *, kernel: int = 0) -> str:
+def resolve_conv_impl(impl: str, *, kernel: int = 0, strides: Sequence[int] = (2, 2),
+                      size: Sequence[int] = (0, 0)) -> str:
   """The strided-convolution implementation ``impl`` stands for on this backend and layer."""
   if impl not in CONV_IMPLS:
     raise ValueError(f"unknown conv impl {impl!r}; valid: {', '.join(CONV_IMPLS)}")
-  if impl != "auto":
-    return impl
-  return "phases" if _cpu() and kernel % 2 == 0 else "xla"
+  if impl == "auto":
+    impl = "phases" if _cpu() and kernel % 2 == 0 else "xla"
+  divisible = all(n % st == 0 for n, st in zip(size, strides))
+  if impl == "phases" and not (max(strides) > 1 and divisible):
+    return "xla"  # the phase split needs a stride that divides the input
+  return impl
 
 
-class ConvTranspose(nn.Module):
+class _SameConv(nn.Module):
+  """Shared by the two drop-ins: flax's parameters, 'SAME' padding, ``_compute`` differs."""
+
+  features: int
+  kernel_size: tuple[int, int]
+  strides: tuple[int, int] = (1, 1)
+  use_bias: bool = True
+  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+  bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+  impl: str = "xla"
+
+  def _compute(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
+    raise NotImplementedError
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param("kernel", self.kernel_init,
+                        (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
+    y = self._compute(x, kernel.astype(x.dtype))
+    if self.use_bias:
+      y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(y.dtype)
+    return y
+
+
+class ConvTranspose(_SameConv):
   """Drop-in for ``nn.ConvTranspose(features, kernel_size, strides, padding='SAME')``."""
 
-  features: int
-  kernel_size: tuple[int, int]
-  strides: tuple[int, int] = (1, 1)
-  use_bias: bool = True
-  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
-  bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
-  impl: str = "xla"
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param("kernel", self.kernel_init,
-                        (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
-    kernel = kernel.astype(x.dtype)
-    impl = resolve_impl(self.impl, kernel=self.kernel_size[0])
-    if max(self.strides) == 1 and self.impl != "gemm":
-      impl = "xla"  # a stride-1 transposed convolution is a plain convolution
+  def _compute(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
+    impl = resolve_impl(self.impl, kernel=self.kernel_size[0], strides=self.strides)
+    if impl == "xla":
+      return lax.conv_transpose(x, kernel, self.strides, "SAME", dimension_numbers=DN)
     fn = {"subpixel": conv_transpose_subpixel, "phases": conv_transpose_phases,
-          "gemm": conv_transpose_gemm}.get(impl)
-    if fn is None:
-      y = lax.conv_transpose(x, kernel, self.strides, "SAME", dimension_numbers=DN)
-    else:
-      y = fn(x, kernel, self.strides)
-    if self.use_bias:
-      y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(y.dtype)
-    return y
+          "gemm": conv_transpose_gemm}[impl]
+    return fn(x, kernel, self.strides)
 
 
-class Conv(nn.Module):
+class Conv(_SameConv):
   """Drop-in for ``nn.Conv(features, kernel_size, strides, padding='SAME')``."""
 
-  features: int
-  kernel_size: tuple[int, int]
-  strides: tuple[int, int] = (1, 1)
-  use_bias: bool = True
-  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
-  bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
-  impl: str = "xla"
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param("kernel", self.kernel_init,
-                        (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
-    kernel = kernel.astype(x.dtype)
-    impl = resolve_conv_impl(self.impl, kernel=self.kernel_size[0])
-    divisible = x.shape[1] % self.strides[0] == 0 and x.shape[2] % self.strides[1] == 0
+  def _compute(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
+    impl = resolve_conv_impl(self.impl, kernel=self.kernel_size[0], strides=self.strides,
+                             size=x.shape[1:3])
     if impl == "patches":
-      y = conv_patches(x, kernel, self.strides)
-    elif impl == "phases" and max(self.strides) > 1 and divisible:
-      y = conv_strided(x, kernel, tuple(self.strides))
-    else:
-      y = lax.conv_general_dilated(x, kernel, self.strides, "SAME", dimension_numbers=DN)
-    if self.use_bias:
-      y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(y.dtype)
-    return y
+      return conv_patches(x, kernel, self.strides)
+    if impl == "phases":
+      return conv_strided(x, kernel, tuple(self.strides))
+    return lax.conv_general_dilated(x, kernel, self.strides, "SAME", dimension_numbers=DN)

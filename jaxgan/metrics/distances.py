@@ -1,0 +1,13 @@
+"""Pairwise squared Euclidean distances, shared by the metrics and figures that need them."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+@jax.jit
+def sq_dists(a: jax.Array, b: jax.Array) -> jax.Array:
+  """[len(a), len(b)] squared distances; full-precision matmul (no TF32 on GPUs), clamped at 0."""
+  cross = jnp.matmul(a, b.T, precision=jax.lax.Precision.HIGHEST)
+  return jnp.maximum(jnp.sum(a * a, 1)[:, None] - 2.0 * cross + jnp.sum(b * b, 1)[None, :], 0.0)
