@@ -10,6 +10,8 @@ model's output range), NHWC; for toy data the raw values. Array ``labels``
 from __future__ import annotations
 
 import os
+import sys
+import time
 
 import jax
 import numpy as np
@@ -31,14 +33,19 @@ def export_samples(workdir: str, num_samples: int, *, step: int | None = None,
                    progress: bool = True) -> str:
   """Writes the .npz and returns its path."""
   from jaxgan.api import open_run
-  from jaxgan.metric_writers import TaskProgress
   from jaxgan.sampling import Sampler
   exp, state = open_run(workdir, step)
   step = int(state.step)
-  task = TaskProgress(enabled=progress)
+  start = time.time()
+
+  def report(done: int, n: int) -> None:
+    rate = done / max(time.time() - start, 1e-9)
+    print(f"\rexport: {done}/{n} samples ({rate:,.0f}/s)", end="\n" if done == n else "",
+          file=sys.stderr)
+
   samples, labels = Sampler(exp.gan, chunk=chunk).balanced(
       state, num_samples, noise_key=jax.random.PRNGKey(seed), label_seed=seed,
-      progress=lambda done, n: task("export: generating samples", done, n))
+      progress=report if progress else None)
   output = output or os.path.join(workdir, "samples", f"samples_{step}_{num_samples}.npz")
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
   arrays = {"samples": samples.astype(np.float32)}

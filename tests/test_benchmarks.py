@@ -11,12 +11,16 @@ KEYS = {"impl", "workload", "batch", "steps", "device", "steps_per_sec", "exampl
         "compile_s", "flops_per_step", "gflops_per_sec"}
 
 
-@pytest.mark.parametrize("args", [
-    ["--workload=toy1d", "--steps=2", "--steps-per-call=2"],
-    ["--workload=dcgan28", "--batch=4", "--steps=1"],
-    ["--workload=toy1d", "--steps=2", "--seeds=3"],
+# (flags, what the record must say: the flags given, the workload's batch where none is).
+@pytest.mark.parametrize("args,expected", [
+    (["--workload=toy1d", "--steps=2", "--steps-per-call=2"],
+     {"workload": "toy1d", "steps": 2, "batch": 256, "steps_per_call": 2, "seeds": 1}),
+    (["--workload=dcgan28", "--batch=4", "--steps=1"],
+     {"workload": "dcgan28", "steps": 1, "batch": 4, "steps_per_call": 1, "seeds": 1}),
+    (["--workload=toy1d", "--steps=2", "--seeds=3"],
+     {"workload": "toy1d", "steps": 2, "batch": 256, "steps_per_call": 1, "seeds": 3}),
 ])
-def test_train_step_benchmark_prints_one_json_line(repo_root, args):
+def test_train_step_benchmark_prints_one_json_line(repo_root, args, expected):
   env = dict(os.environ)
   env.pop("XLA_FLAGS", None)
   out = subprocess.run([sys.executable, "benchmarks/train_step.py", *args], cwd=repo_root, env=env,
@@ -29,3 +33,11 @@ def test_train_step_benchmark_prints_one_json_line(repo_root, args):
   assert record["impl"] == "jaxgan" and record["steps_per_sec"] > 0
   assert record["flops_per_step"] > 0 and record["gflops_per_sec"] > 0
   assert record["device"].startswith("cpu")
+  assert {k: record[k] for k in expected} == expected
+  assert record["conv_transpose"] == "auto" and record["conv"] == "auto"  # the defaults
+  # Throughput counts every example of every seed; GFLOP/s every seed's step. (The record
+  # rounds examples_per_sec to 0.1 and gflops_per_sec to 0.01: hence the abs slack.)
+  sps, seeds, batch = record["steps_per_sec"], record["seeds"], record["batch"]
+  assert record["examples_per_sec"] == pytest.approx(sps * batch * seeds, rel=1e-2, abs=0.05)
+  assert record["gflops_per_sec"] == pytest.approx(
+      record["flops_per_step"] * sps * seeds / 1e9, rel=1e-2, abs=0.005)

@@ -8,13 +8,27 @@ import numpy as np
 import pytest
 
 from conftest import tiny_gaussian_config
-from jaxgan import api, training
+from jaxgan import api, checkpointing, training
 from jaxgan.errors import CheckpointMismatchError, NonFiniteLossError
 from jaxgan.metric_writers import read_jsonl
 
 
 def leaves(state):
   return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
+
+
+def spy_on_restore(monkeypatch):
+  """Records (requested step, restored state.step) of every Checkpointer.restore call."""
+  calls = []
+  original = checkpointing.Checkpointer.restore
+
+  def restore(self, step, target):
+    state, position = original(self, step, target)
+    calls.append((int(step), int(jax.device_get(state.step))))
+    return state, position
+
+  monkeypatch.setattr(checkpointing.Checkpointer, "restore", restore)
+  return calls
 
 
 def assert_states_equal(a, b):
@@ -25,15 +39,20 @@ def assert_states_equal(a, b):
 
 
 @pytest.mark.parametrize("mode", ["shard_map", "pmap", "none"])
-def test_resume_is_bit_exact(tmp_path, mode):
+def test_resume_is_bit_exact(tmp_path, mode, monkeypatch):
   def config(steps):
     c = tiny_gaussian_config(steps=steps, checkpoint_every=4, batch_size=8, d_steps=2, ema_decay=0.9)
     c.parallel = mode
     return c
 
+  restores = spy_on_restore(monkeypatch)
   straight = training.train(config(8), str(tmp_path / "straight"), progress=False)
-  training.train(config(4), str(tmp_path / "resumed"), progress=False)
+  first = training.train(config(4), str(tmp_path / "resumed"), progress=False)
+  assert int(first.step) == 4 and restores == []  # fresh workdirs: nothing to restore
   resumed = training.train(config(8), str(tmp_path / "resumed"), progress=False)
+  # The second run started from the step-4 checkpoint (not from scratch, which with the
+  # same seed would also end bit-identical) and trained the remaining 4 steps.
+  assert restores == [(4, 4)]
   assert int(resumed.step) == 8
   assert_states_equal(straight, resumed)
   # The logs agree too (timing aside), and hold each step once.

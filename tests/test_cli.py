@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from jaxgan import api
 from jaxgan.metric_writers import read_jsonl
 
 
@@ -81,9 +82,15 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(repo_root, tmp_path):
   saved = int(re.search(r"Interrupted: checkpoint at step (\d+)", err).group(1))
   assert saved >= 250 and os.listdir(wd / "checkpoints") == [str(saved)]
   assert "Traceback" not in err
-  again = cli(repo_root, wd, "--config.train.steps=" + str(saved + 500), "--config.eval.metrics=")
+  target = saved + 500
+  again = cli(repo_root, wd, "--config.train.steps=" + str(target), "--config.eval.metrics=")
   assert again.returncode == 0, again.stderr
   assert f"from step {saved}" in again.stderr
+  # The rerun trained on to its target and checkpointed there.
+  config, state = api.load_run(str(wd))
+  assert int(state.step) == target and config.train.steps == target
+  assert sorted(int(s) for s in os.listdir(wd / "checkpoints"))[-1] == target
+  assert read_jsonl(str(wd / "metrics.jsonl"))[-1]["step"] == target
 
 
 def test_first_signal_requests_a_stop_and_the_second_interrupts():

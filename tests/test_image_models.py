@@ -1,5 +1,7 @@
 """Image models: shapes, parameter counts, conditioning, and the fast transposed conv."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -10,8 +12,9 @@ from conftest import experiment
 from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError
 from jaxgan.gan import build_gan, init_state
-from jaxgan.models import MODELS
-from jaxgan.models.fast_conv import CONV_IMPLS, TRANSPOSE_IMPLS, Conv, ConvTranspose
+from jaxgan.models import MODELS, fast_conv
+from jaxgan.models.fast_conv import (CONV_IMPLS, TRANSPOSE_IMPLS, Conv, ConvTranspose,
+                                     resolve_conv_impl, resolve_impl)
 
 MNIST = DataSpec((28, 28, 1), num_classes=10, is_image=True, name="mnist")
 
@@ -131,36 +134,104 @@ def _assert_trees_close(a, b):
   jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=2e-4, atol=2e-4), a, b)
 
 
-@pytest.mark.parametrize("k,s", [(5, 2), (4, 2), (3, 2), (5, 1), (3, 3), (1, 2), (2, 2), (6, 3)])
-@pytest.mark.parametrize("hw", [(7, 7), (4, 5)])
-def test_fast_conv_transpose_equals_flax(k, s, hw):
-  key_x, key_init = jax.random.split(jax.random.PRNGKey(k * 10 + s))
-  x = jax.random.normal(key_x, (2, *hw, 3))
-  reference = nn.ConvTranspose(5, (k, k), (s, s), padding="SAME")
-  params = reference.init(key_init, x)
-  params = jax.tree.map(lambda p: p + jax.random.normal(key_init, p.shape), params)  # random bias too
-  expected, expected_grads = _value_and_grads(reference, params, x)
-  for impl in TRANSPOSE_IMPLS:  # same params tree, same values and gradients
-    out, grads = _value_and_grads(ConvTranspose(5, (k, k), (s, s), impl=impl), params, x)
-    assert out.shape == expected.shape == (2, hw[0] * s, hw[1] * s, 5), impl
-    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5, err_msg=impl)
-    _assert_trees_close(grads, expected_grads)
+CPU = jax.default_backend() == "cpu"  # conftest's default; "auto" picks differently elsewhere
 
 
-@pytest.mark.parametrize("k,s", [(5, 2), (4, 2), (3, 2), (5, 1), (3, 3), (2, 2), (6, 3)])
-@pytest.mark.parametrize("hw", [(12, 12), (9, 10)])
-def test_fast_conv_equals_flax(k, s, hw):
+def _expected_transpose_impl(impl, k, s, hw):
+  """What ConvTranspose must run: stride 1 is a plain convolution (XLA) except for gemm."""
+  if s == 1 and impl != "gemm":
+    return "xla"
+  if impl == "auto":  # on CPU phases for even kernels, subpixel for odd; XLA on accelerators
+    return ("phases" if k % 2 == 0 else "subpixel") if CPU else "xla"
+  return impl
+
+
+def _expected_conv_impl(impl, k, s, hw):
+  """What Conv must run: the phase split needs a stride > 1 that divides the input size."""
+  if impl == "auto":  # on CPU phases for even kernels, else XLA
+    impl = "phases" if CPU and k % 2 == 0 else "xla"
+  if impl == "phases" and not (s > 1 and hw[0] % s == 0 and hw[1] % s == 0):
+    return "xla"
+  return impl
+
+
+def _transpose_case(impl, k, s, hw):
+  return (resolve_impl(impl, kernel=k, strides=(s, s)), _expected_transpose_impl(impl, k, s, hw),
+          (2, hw[0] * s, hw[1] * s, 5))
+
+
+def _conv_case(impl, k, s, hw):
+  return (resolve_conv_impl(impl, kernel=k, strides=(s, s), size=hw),
+          _expected_conv_impl(impl, k, s, hw), (2, -(-hw[0] // s), -(-hw[1] // s), 5))
+
+
+# Each family with its own (kernel, stride) and input-size cases, every impl a test of its own.
+FAST_CONV_CASES = [
+    pytest.param(reference, ours, case, impl, k, s, hw,
+                 id=f"{ours.__name__}-{impl}-k{k}s{s}-{hw[0]}x{hw[1]}")
+    for reference, ours, case, impls, kernel_strides, sizes in [
+        (nn.ConvTranspose, ConvTranspose, _transpose_case, TRANSPOSE_IMPLS,
+         [(5, 2), (4, 2), (3, 2), (5, 1), (3, 3), (1, 2), (2, 2), (6, 3)], [(7, 7), (4, 5)]),
+        (nn.Conv, Conv, _conv_case, CONV_IMPLS,
+         [(5, 2), (4, 2), (3, 2), (5, 1), (3, 3), (2, 2), (6, 3)], [(12, 12), (9, 10)]),
+    ]
+    for impl in impls for k, s in kernel_strides for hw in sizes
+]
+
+
+@functools.lru_cache(maxsize=None)
+def _flax_reference(reference, k, s, hw):
+  """Input, params (random bias too), flax's output and gradients; shared by a case's impls."""
   key_x, key_init = jax.random.split(jax.random.PRNGKey(k * 10 + s))
   x = jax.random.normal(key_x, (2, *hw, 3))
-  reference = nn.Conv(5, (k, k), (s, s), padding="SAME")
-  params = reference.init(key_init, x)
+  flax_layer = reference(5, (k, k), (s, s), padding="SAME")
+  params = flax_layer.init(key_init, x)
   params = jax.tree.map(lambda p: p + jax.random.normal(key_init, p.shape), params)
-  expected, expected_grads = _value_and_grads(reference, params, x)
-  for impl in CONV_IMPLS:
-    out, grads = _value_and_grads(Conv(5, (k, k), (s, s), impl=impl), params, x)
-    assert out.shape == expected.shape, impl
-    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5, err_msg=impl)
-    _assert_trees_close(grads, expected_grads)
+  return (x, params, *_value_and_grads(flax_layer, params, x))
+
+
+# The fast_conv function each non-XLA implementation runs (spied on to see which path ran).
+IMPL_FUNCTIONS = {"subpixel": "conv_transpose_subpixel", "phases": "conv_transpose_phases",
+                  "gemm": "conv_transpose_gemm", "patches": "conv_patches"}
+CONV_IMPL_FUNCTIONS = {"phases": "conv_strided"}
+
+
+@pytest.mark.parametrize("reference,ours,case,impl,k,s,hw", FAST_CONV_CASES)
+def test_fast_conv_equals_flax(reference, ours, case, impl, k, s, hw, monkeypatch):
+  resolved, expected_impl, expected_shape = case(impl, k, s, hw)
+  assert resolved == expected_impl
+  functions = dict(IMPL_FUNCTIONS, **(CONV_IMPL_FUNCTIONS if ours is Conv else {}))
+  ran = []
+  for name, fn_name in functions.items():
+    original = getattr(fast_conv, fn_name)
+    monkeypatch.setattr(fast_conv, fn_name,
+                        lambda *a, _f=original, _n=name: (ran.append(_n), _f(*a))[1])
+  x, params, expected, expected_grads = _flax_reference(reference, k, s, hw)
+  # Same params tree, same values and gradients.
+  out, grads = _value_and_grads(ours(5, (k, k), (s, s), impl=impl), params, x)
+  assert out.shape == expected.shape == expected_shape
+  np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+  _assert_trees_close(grads, expected_grads)
+  assert set(ran) == ({resolved} - {"xla"})  # the resolved path is the one that ran
+
+
+def test_resolvers_take_the_fast_path_where_it_applies():
+  # Strided, divisible: every non-XLA choice is kept (auto picks by kernel parity on CPU).
+  for impl in ("subpixel", "phases", "gemm"):
+    assert resolve_impl(impl, kernel=5, strides=(2, 2)) == impl
+  assert resolve_impl("auto", kernel=4, strides=(2, 2)) == ("phases" if CPU else "xla")
+  assert resolve_impl("auto", kernel=5, strides=(2, 2)) == ("subpixel" if CPU else "xla")
+  for impl in ("patches", "phases"):
+    assert resolve_conv_impl(impl, kernel=4, strides=(2, 2), size=(12, 12)) == impl
+  auto_conv = resolve_conv_impl("auto", kernel=4, strides=(2, 2), size=(12, 12))
+  assert auto_conv == ("phases" if CPU else "xla")
+  # Where the fast path does not apply, XLA's own lowering is used.
+  assert resolve_impl("subpixel", kernel=5, strides=(1, 1)) == "xla"
+  assert resolve_impl("gemm", kernel=5, strides=(1, 1)) == "gemm"  # gemm handles stride 1 itself
+  assert resolve_conv_impl("phases", kernel=4, strides=(2, 2), size=(9, 10)) == "xla"
+  assert resolve_conv_impl("phases", kernel=4, strides=(1, 1), size=(12, 12)) == "xla"
+  assert resolve_conv_impl("auto", kernel=5, strides=(2, 2), size=(12, 12)) == "xla"
+  assert resolve_conv_impl("patches", kernel=4, strides=(2, 2), size=(9, 10)) == "patches"
 
 
 def test_unknown_conv_impl_is_explained():
@@ -169,3 +240,7 @@ def test_unknown_conv_impl_is_explained():
     ConvTranspose(3, (3, 3), (2, 2), impl="fast").init(jax.random.PRNGKey(0), x)
   with pytest.raises(ValueError, match="unknown conv impl 'fast'; valid: xla"):
     Conv(3, (3, 3), (2, 2), impl="fast").init(jax.random.PRNGKey(0), x)
+  with pytest.raises(ValueError, match="unknown conv_transpose impl 'fast'"):
+    resolve_impl("fast", kernel=3, strides=(2, 2))
+  with pytest.raises(ValueError, match="unknown conv impl 'fast'"):
+    resolve_conv_impl("fast", kernel=3, strides=(2, 2), size=(4, 4))

@@ -10,9 +10,10 @@ import sys
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import experiment
-from jaxgan import training
+from jaxgan import checkpointing, training
 from jaxgan.data import build_dataset
 from jaxgan.metric_writers import read_jsonl
 
@@ -58,14 +59,31 @@ def test_short_real_mnist_runs_end_to_end(name, data_dir, tmp_path):
   state = training.train(c, str(tmp_path), progress=False)
   assert int(state.step) == c.train.steps
   records = read_jsonl(str(tmp_path / "metrics.jsonl"))
-  assert records[-1]["step"] == c.train.steps and np.isfinite(records[-1]["d_loss"])
+  log_every = c.train.log_every
+  assert [r["step"] for r in records] == list(range(log_every, c.train.steps + 1, log_every))
+  for r in records:
+    losses = {k: v for k, v in r.items() if k.endswith("_loss")}
+    assert {"d_loss", "g_loss"} <= set(losses), r
+    assert all(np.isfinite(v) for v in losses.values()), r
   figures = sorted(os.listdir(tmp_path / "figures"))
   step = f"{c.train.steps:07d}"
   assert {f"samples_{step}.png", f"interpolation_{step}.png", f"nearest_neighbours_{step}.png",
           "loss_curves.png"} <= set(figures)
+  # The sample grid: one row per class for the conditional model (10 wide), else 8x8;
+  # 28-pixel digits with 2-pixel gaps and border, drawn at 2x (jaxgan.figures.image_grid).
+  rows, cols = (10, 10) if c.model.conditional else (8, 8)
+  with Image.open(tmp_path / "figures" / f"samples_{step}.png") as im:
+    grid = np.asarray(im.convert("RGB"), np.float32)
+  assert grid.shape == (2 * (rows * 30 + 2), 2 * (cols * 30 + 2), 3)
+  assert grid.std() > 0
+  assert (grid[:4] == 255).all() and (grid[:, :4] == 255).all()  # the white border
+  # The samples themselves are not blank: pixels vary inside the 56x56 cells.
+  tops, lefts = [2 * (2 + 30 * r) for r in range(rows)], [2 * (2 + 30 * q) for q in range(cols)]
+  cells = np.stack([grid[t:t + 56, l:l + 56] for t in tops for l in lefts])
+  assert cells.std() > 0
 
 
-def test_interrupted_and_resumed_mnist_run_is_bit_identical(data_dir, tmp_path):
+def test_interrupted_and_resumed_mnist_run_is_bit_identical(data_dir, tmp_path, monkeypatch):
   # The host pipeline (TFDS reads per batch); the on-device one sees the same batches
   # (tests/test_data.py), so its resume is exact too.
   def config(steps):
@@ -75,9 +93,22 @@ def test_interrupted_and_resumed_mnist_run_is_bit_identical(data_dir, tmp_path):
     c.eval.metrics = ""
     return c
 
+  restored = []  # (requested step, restored state.step) of every checkpoint restore
+  original = checkpointing.Checkpointer.restore
+
+  def spy(self, step, target):
+    state, position = original(self, step, target)
+    restored.append((int(step), int(jax.device_get(state.step))))
+    return state, position
+
+  monkeypatch.setattr(checkpointing.Checkpointer, "restore", spy)
   straight = training.train(config(6), str(tmp_path / "a"), progress=False)
   training.train(config(2), str(tmp_path / "b"), progress=False)
+  assert restored == []
   resumed = training.train(config(6), str(tmp_path / "b"), progress=False)
+  # Resumed from the step-2 checkpoint, not retrained from step 0 (same seed: same result).
+  assert restored == [(2, 2)]
+  assert int(straight.step) == int(resumed.step) == 6
   for x, y in zip(jax.tree.leaves(jax.device_get(straight)), jax.tree.leaves(jax.device_get(resumed))):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
