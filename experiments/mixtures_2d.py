@@ -2,20 +2,60 @@ r"""Mode coverage on the 2-D mixtures: a ring of 8 Gaussians and a 5x5 grid of 2
 
   python -m jaxgan.main --config=experiments/mixtures_2d.py:ring --workdir=workdirs/ring_2d
   python -m jaxgan.main --config=experiments/mixtures_2d.py:grid --workdir=workdirs/grid_2d
+  python -m jaxgan.main --config=experiments/mixtures_2d.py:grid,wgan_gp --workdir=workdirs/grid_wgan_gp
 
 The mode-collapse benchmarks of Unrolled GANs (Metz et al.), VEEGAN and PacGAN.
 Metrics on 2,500 samples: modes covered (>= 20 high-quality samples), the share
 of high-quality samples (within 3 std of a mode) and the KL of the mode
 histogram from uniform; the figure shows samples over the data.
+
+Variants are ``<data>[,<method>]``: data ``ring`` or ``grid`` (or ``smoke``), and
+one method of the GAN zoo, each changing only what the method is:
+  (none)    the 2014 GAN with the non-saturating loss; MLPs 128x3, Adam(1e-3, 0.5)
+  wgan_gp   Wasserstein loss + gradient penalty 10, k = 5 critic updates per G
+            update, Adam(1e-4, beta = (0.5, 0.9)): Gulrajani et al.'s toy settings
+  r1        non-saturating loss + R1, gamma = 1 (Mescheder et al. 2018)
+  sn_hinge  hinge loss + spectral normalisation of D (Miyato et al. 2018)
+  lsgan     least squares (Mao et al. 2017)
+  pacgan2   D judges 2 samples at a time (Lin et al. 2018)
+  dragan    non-saturating loss + DRAGAN penalty 10 (Kodali et al. 2017)
+  r3gan     RpGAN loss + R1 + R2, gamma = 1 (Huang et al. 2024)
 """
 
 from jaxgan.config import base_config
 
+METHODS = ("wgan_gp", "r1", "sn_hinge", "lsgan", "pacgan2", "dragan", "r3gan")
+
+
+def apply_method(c, method: str) -> None:
+  if method == "wgan_gp":
+    c.loss.update(d="wasserstein", g="wasserstein", d_penalties="gp:10")
+    c.train.d_steps = 5
+    for opt in (c.optim.g, c.optim.d):
+      opt.update(lr=1e-4, b1=0.5, b2=0.9)
+  elif method == "r1":
+    c.loss.d_penalties = "r1:1"
+  elif method == "sn_hinge":
+    c.loss.update(d="hinge", g="hinge")
+    c.model.d_spectral_norm = True
+  elif method == "lsgan":
+    c.loss.update(d="least_squares", g="least_squares")
+  elif method == "pacgan2":
+    c.model.d_pack = 2
+  elif method == "dragan":
+    c.loss.d_penalties = "dragan:10"
+  elif method == "r3gan":
+    c.loss.update(d="rpgan", g="rpgan", d_penalties="r1:1,r2:1")
+  else:
+    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+
 
 def get_config(variant: str = "ring"):
-  if variant not in ("ring", "grid", "smoke"):
-    raise ValueError(f"unknown variant {variant!r}; choose ring, grid or smoke")
-  data = "grid_2d" if variant == "grid" else "ring_2d"
+  data_name, _, method = variant.partition(",")
+  if data_name not in ("ring", "grid", "smoke"):
+    raise ValueError(f"unknown variant {variant!r}; choose ring, grid or smoke, optionally "
+                     f"followed by ,method with method one of {', '.join(METHODS)}")
+  data = "grid_2d" if data_name == "grid" else "ring_2d"
   c = base_config(model="mlp", data=data)
   c.noise.update(dim=16, distribution="normal")
   c.model.update(g_hidden=(128, 128, 128), g_activations=("relu",) * 3, g_output="linear",
@@ -25,7 +65,9 @@ def get_config(variant: str = "ring"):
   c.train.update(steps=20_000, batch_size=512, d_steps=1, steps_per_call=250,
                  log_every=2_000, checkpoint_every=5_000, ema_decay=0.0)
   c.eval.update(metrics="mode_coverage,mixture_2d", every=5_000, num_samples=2_500)
-  if variant == "smoke":
+  if method:
+    apply_method(c, method)
+  if data_name == "smoke":
     c.train.update(steps=20, steps_per_call=10, log_every=10, checkpoint_every=20)
     c.eval.update(every=20)
   return c

@@ -16,14 +16,16 @@ from typing import Any, Callable
 
 import ml_collections
 
-from jaxgan import evaluators, losses, optim, parallel
+from jaxgan import augment, evaluators, losses, objectives, optim, parallel
 from jaxgan.data import DATASETS
 from jaxgan.errors import ConfigError
 from jaxgan.gan import NOISE_DISTRIBUTIONS
 from jaxgan.models import MODELS
+from jaxgan.penalties import D_PENALTIES
 from jaxgan.registry import Registry, UnknownNameError
 
 BATCH_NORM_MODES = ("cross_device", "per_device")
+D_PASS_MODES = ("auto", "joint", "separate")
 FUSION_MODES = ("auto", "scan", "unroll")
 
 
@@ -45,9 +47,18 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
   c.parallel = "shard_map"          # shard_map | pmap | none
   c.batch_norm = "cross_device"     # cross_device | per_device normalisation statistics
   c.data = dict(name=data, **builder_defaults(DATASETS.get(data)))
-  c.model = dict(name=model, conditional=False, **builder_defaults(MODELS.get(model)))
+  c.model = dict(name=model, conditional=False,
+                 d_spectral_norm=False,  # spectral normalisation of every D weight
+                 d_pack=1,               # PacGAN: D judges this many examples together
+                 **builder_defaults(MODELS.get(model)))
   c.noise = dict(dim=1, distribution="uniform", low=-1.0, high=1.0)
-  c.loss = dict(g="non_saturating", d="bce")
+  c.loss = dict(
+      g="non_saturating",     # jaxgan.losses.G_LOSSES
+      d="bce",                # jaxgan.losses.D_LOSSES; also says how to read D's output
+      d_penalties="",         # "name:weight[@every],...", e.g. "r1:10@16"; jaxgan.penalties
+      augment="",             # DiffAugment ops before D, e.g. "translation,cutout"; jaxgan.augment
+      augment_strength=1.0,   # scales every augmentation op (0: identity)
+  )
   c.optim = dict(g=default_optim(), d=default_optim())
   c.train = dict(
       steps=1000,
@@ -56,7 +67,10 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
       g_steps=1,
       steps_per_call=1,       # steps fused into one compiled call
       fusion="auto",          # scan | unroll | auto (unroll conv nets on CPU, else scan)
+      d_pass="auto",          # joint | separate | auto: D scores real+fake in one call or two
       ema_decay=0.0,          # >0 keeps an EMA of G's params, used for sampling
+      ema_kimg=0.0,           # ...or by half-life in thousands of images (StyleGAN2)
+      ema_rampup=0.0,         # with ema_kimg: half-life at most this x images seen (0: off)
       log_every=100,
       checkpoint_every=1000,
       max_to_keep=3,
@@ -153,12 +167,28 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       raise ConfigError(f"config.train.{key} must be >= 1, got {t[key]}.")
   if not 0.0 <= t.ema_decay < 1.0:
     raise ConfigError(f"config.train.ema_decay must be in [0, 1), got {t.ema_decay}.")
+  if t.ema_kimg < 0 or t.ema_rampup < 0:
+    raise ConfigError(f"config.train.ema_kimg and ema_rampup must be >= 0, got {t.ema_kimg} "
+                      f"and {t.ema_rampup}.")
+  if t.ema_decay > 0 and t.ema_kimg > 0:
+    raise ConfigError("config.train.ema_decay and config.train.ema_kimg both set the EMA of G; "
+                      "set one of them to 0.")
+  _check_choice(t.d_pass, D_PASS_MODES, "config.train.d_pass")
   _check_choice(config.parallel, parallel.MODES, "config.parallel")
   _check_choice(config.batch_norm, BATCH_NORM_MODES, "config.batch_norm")
   _check_choice(config.train.fusion, FUSION_MODES, "config.train.fusion")
   _check_name(NOISE_DISTRIBUTIONS, config.noise.distribution, "config.noise.distribution")
   _check_name(losses.G_LOSSES, config.loss.g, "config.loss.g")
   _check_name(losses.D_LOSSES, config.loss.d, "config.loss.d")
+  objectives.parse_spec(config.loss.d_penalties, D_PENALTIES, "config.loss.d_penalties")
+  try:
+    augment.parse(config.loss.augment)
+  except UnknownNameError as e:
+    raise ConfigError(f"config.loss.augment: {e}") from None
+  if config.loss.augment_strength < 0:
+    raise ConfigError(f"config.loss.augment_strength must be >= 0, got {config.loss.augment_strength}.")
+  if config.model.d_pack < 1:
+    raise ConfigError(f"config.model.d_pack must be >= 1, got {config.model.d_pack}.")
   for who in ("g", "d"):
     where = f"config.optim.{who}"
     _check_name(optim.OPTIMIZERS, config.optim[who].name, f"{where}.name")

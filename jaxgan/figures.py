@@ -32,9 +32,11 @@ def _pyplot():
 def density_1d(values: np.ndarray, mean: float, std: float, *,
                d_grid: np.ndarray | None = None, d_values: np.ndarray | None = None,
                mapping: tuple[np.ndarray, np.ndarray] | None = None,
-               noise_range: tuple[float, float] = (0.0, 1.0), title: str = "") -> np.ndarray:
+               noise_range: tuple[float, float] = (0.0, 1.0), title: str = "",
+               d_output: str = "probability") -> np.ndarray:
   """Goodfellow et al. (2014), Figure 1: data density (black dots), G's density
-  (green), D(x) (blue dashes) and, below, how x = G(z) maps a uniform z grid."""
+  (green), D(x) (blue dashes) and, below, how x = G(z) maps a uniform z grid.
+  A critic (``d_output='critic'``) is drawn on its own axis, on the right."""
   from scipy import stats
   plt = _pyplot()
   lo, hi = mean - 4 * std, mean + 4 * std
@@ -49,8 +51,14 @@ def density_1d(values: np.ndarray, mean: float, std: float, *,
     kde = stats.gaussian_kde(v[:5000])
     ax.plot(xs, kde(xs), "g-", lw=2, label="generator $p_g$ (KDE)")
   if d_grid is not None and d_values is not None:
-    ax.plot(d_grid, d_values, "b--", lw=2, label="discriminator $D(x)$")
-  ax.axhline(0.5, color="0.7", lw=0.8)
+    if d_output == "probability":
+      ax.plot(d_grid, d_values, "b--", lw=2, label="discriminator $D(x)$")
+      ax.axhline(0.5, color="0.7", lw=0.8)
+    else:
+      cx = ax.twinx()
+      cx.plot(d_grid, d_values, "b--", lw=2, label="critic $D(x)$ (right axis)")
+      cx.set_ylabel("critic value", color="b", fontsize=8)
+      cx.legend(loc="upper left", fontsize=8)
   ax.set_xlim(lo, hi)
   ax.set_ylim(0, max(1.0, 1.1 / (std * np.sqrt(2 * np.pi))))
   ax.set_xlabel("x")
@@ -92,25 +100,40 @@ def image_grid(images: np.ndarray, rows: int, cols: int, *, pad: int = 2, scale:
   return grid
 
 
-def loss_curves(records: list[dict], title: str = "") -> np.ndarray:
-  """Losses and D's outputs against step, from ``metrics.jsonl`` records."""
+def loss_curves(records: list[dict], title: str = "", *, d_equilibrium: float | None = None,
+                g_equilibrium: float | None = None, d_output: str = "probability",
+                d_indifferent: float | None = 0.5) -> np.ndarray:
+  """Losses (with each D term) and D's outputs against step, from ``metrics.jsonl`` records.
+
+  Dotted lines mark each loss's value when D cannot tell real from fake
+  (``*_equilibrium``: 2 log 2 and log 2 for BCE with the non-saturating loss) and
+  the output that means it (``d_indifferent``), where the loss defines them.
+  """
   plt = _pyplot()
   fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=100)
   rs = [r for r in records if "d_loss" in r]
   steps = [r["step"] for r in rs]
   for key, style in (("d_loss", "b-"), ("g_loss", "r-")):
     ax.plot(steps, [float(r[key]) for r in rs], style, label=key)
-  ax.axhline(2 * np.log(2), color="b", ls=":", lw=0.8, label="d_loss at equilibrium (2 log 2)")
-  ax.axhline(np.log(2), color="r", ls=":", lw=0.8, label="g_loss at equilibrium (log 2)")
+  terms = sorted({k for r in rs for k in r if k.startswith("d_loss/") and k != "d_loss/adv"})
+  for key in terms:
+    ax.plot(steps, [float(r.get(key, np.nan)) for r in rs], "--", lw=1, label=key)
+  if d_equilibrium is not None:
+    ax.axhline(d_equilibrium, color="b", ls=":", lw=0.8, label=f"d_loss when D cannot tell ({d_equilibrium:.3g})")
+  if g_equilibrium is not None:
+    ax.axhline(g_equilibrium, color="r", ls=":", lw=0.8, label=f"g_loss when D cannot tell ({g_equilibrium:.3g})")
   ax.set_xlabel("step")
   ax.set_title("losses", fontsize=9)
   ax.legend(fontsize=7)
-  for key, style, label in (("d_real", "g-", "D(x)"), ("d_fake", "m-", "D(G(z))")):
+  name = "D" if d_output == "probability" else "critic"
+  for key, style, label in (("d_real", "g-", f"{name}(x)"), ("d_fake", "m-", f"{name}(G(z))")):
     bx.plot(steps, [float(r[key]) for r in rs], style, label=label)
-  bx.axhline(0.5, color="0.5", ls=":", lw=0.8)
-  bx.set_ylim(0, 1)
+  if d_indifferent is not None:
+    bx.axhline(d_indifferent, color="0.5", ls=":", lw=0.8)
+  if d_output == "probability":
+    bx.set_ylim(0, 1)
   bx.set_xlabel("step")
-  bx.set_title("discriminator outputs", fontsize=9)
+  bx.set_title("discriminator outputs" if d_output == "probability" else "critic values", fontsize=9)
   bx.legend(fontsize=7)
   if title:
     fig.suptitle(title, fontsize=9)

@@ -15,10 +15,12 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxgan import losses, optim
+from jaxgan import augment, losses, objectives, optim
+from jaxgan.collectives import device_key
 from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError
-from jaxgan.models import MODELS, Nets
+from jaxgan.ema import EMA
+from jaxgan.models import MODELS, Nets, spectral_norm
 from jaxgan.parallel import axis_name_for
 from jaxgan.registry import Registry
 from jaxgan.state import GANState, PyTree
@@ -52,7 +54,19 @@ class NoiseSpec:
 
 @dataclasses.dataclass(frozen=True)
 class GAN:
-  """Everything static about a GAN: what to apply, how to score it, how to update it."""
+  """Everything static about a GAN: what to apply, how to score it, how to update it.
+
+  Attributes beyond the nets and optimizers:
+    d_loss, g_loss: the adversarial losses (``jaxgan.losses``); ``d_loss`` also says
+      how to read D's raw output (probability or critic value).
+    d_terms, g_terms: the objectives, adversarial loss first, then penalties.
+    d_spectral_norm: divide D's weights by their spectral norms before D runs.
+    d_pack: PacGAN's m, examples D judges together (1: none).
+    augment, augment_strength: DiffAugment ops applied before D, and their strength.
+    joint_d_pass: D scores real and fake in one call (same math, fewer kernels);
+      only for a D whose output per example depends on that example alone.
+    ema: the moving average of G's weights used for sampling.
+  """
 
   nets: Nets
   noise: NoiseSpec
@@ -60,13 +74,25 @@ class GAN:
   num_classes: int
   g_tx: optax.GradientTransformation
   d_tx: optax.GradientTransformation
-  g_loss: Callable[[jax.Array], jax.Array]
-  d_loss: Callable[[jax.Array, jax.Array], jax.Array]
-  ema_decay: float = 0.0
+  d_loss: losses.DLoss
+  g_loss: losses.GLoss
+  d_terms: tuple[objectives.Term, ...] = ()
+  g_terms: tuple[objectives.Term, ...] = ()
+  d_spectral_norm: bool = False
+  d_pack: int = 1
+  augment: tuple[str, ...] = ()
+  augment_strength: float = 1.0
+  joint_d_pass: bool = False
+  ema: EMA = EMA()
 
   @property
   def conditional(self) -> bool:
     return self.num_classes > 0
+
+  @property
+  def d_per_example(self) -> bool:
+    """Whether D's output for an example (pack) depends on that example (pack) alone."""
+    return not self.nets.d_batch_stats
 
   def sample_labels(self, key: jax.Array, n: int) -> jax.Array | None:
     if not self.conditional:
@@ -79,8 +105,28 @@ def model_kwargs(model_config: ml_collections.ConfigDict) -> dict[str, Any]:
   return {k: v for k, v in model_config.items() if k not in GENERAL_MODEL_KEYS}
 
 
+def choose_joint_d_pass(d_pass: str, nets: Nets, d_pack: int) -> bool:
+  """``train.d_pass`` -> whether D scores real and fake in one call.
+
+  One call over concat(real, fake) is the same math as two only when D treats
+  examples independently: no batch statistics and no packing (PacGAN groups
+  examples). ``auto`` takes it then for MLPs, whose steps are kernel-launch bound
+  (toy1d +24% steps/s); conv nets on CPU run slower at the doubled batch
+  (dcgan28: 6.5 vs 7.6 steps/s), so ``auto`` keeps two calls for them.
+  """
+  safe = not nets.d_batch_stats and d_pack == 1
+  if d_pass == "joint" and not safe:
+    why = "batch norm in D (model.d_batch_norm)" if nets.d_batch_stats else f"model.d_pack={d_pack}"
+    raise ConfigError(f"config.train.d_pass='joint' would mix real and fake examples in D ({why}); "
+                      f"use 'separate' or 'auto'.")
+  if d_pass == "auto":
+    return safe and not nets.convolutional
+  return d_pass == "joint"
+
+
 def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
   """Builds the static GAN bundle. Call ``jaxgan.config.validate`` first for clear errors."""
+  from jaxgan.penalties import D_PENALTIES
   num_classes = data.num_classes if config.model.conditional else 0
   if config.model.conditional and not data.num_classes:
     raise ConfigError(f"config.model.conditional=True but dataset {data.name!r} has no labels.")
@@ -91,13 +137,36 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
   except ValueError as e:  # a builder's own consistency checks
     raise ConfigError(str(e)) from None
   noise = NoiseSpec(config.noise.dim, config.noise.distribution, config.noise.low, config.noise.high)
+  d_loss = losses.D_LOSSES.get(config.loss.d)
+  g_loss = losses.G_LOSSES.get(config.loss.g)
+  d_terms = objectives.build_terms(
+      lambda ctx: (d_loss(ctx.real_out, ctx.fake_out), {}), config.loss.d_penalties,
+      D_PENALTIES, "config.loss.d_penalties")
+  g_terms = (objectives.Term("adv", lambda ctx: (g_loss(ctx.fake_out, ctx.real_out), {})),)
+  if nets.d_batch_stats:
+    per_example = [t.name for t in d_terms if t.name in D_PENALTIES and D_PENALTIES.get(t.name).per_example]
+    if per_example:
+      raise ConfigError(
+          f"config.loss.d_penalties: {', '.join(per_example)} take(s) D's gradient per example, "
+          f"which batch norm in D mixes across the batch; set config.model.d_batch_norm=False.")
+  pack = config.model.d_pack
+  if pack > 1 and num_classes:
+    raise ConfigError("config.model.d_pack > 1 (PacGAN) is for unconditional models; "
+                      "set config.model.conditional=False or d_pack=1.")
+  augment_ops = augment.parse(config.loss.augment)
+  if augment_ops and not data.is_image:
+    raise ConfigError(f"config.loss.augment={config.loss.augment!r}: DiffAugment needs image data; "
+                      f"{data.name!r} is not. Set config.loss.augment=''.")
+  t = config.train
   return GAN(
       nets=nets, noise=noise, data=data, num_classes=num_classes,
       g_tx=optim.build_optimizer(config.optim.g),
       d_tx=optim.build_optimizer(config.optim.d),
-      g_loss=losses.G_LOSSES.get(config.loss.g),
-      d_loss=losses.D_LOSSES.get(config.loss.d),
-      ema_decay=config.train.ema_decay)
+      d_loss=d_loss, g_loss=g_loss, d_terms=d_terms, g_terms=g_terms,
+      d_spectral_norm=config.model.d_spectral_norm, d_pack=pack,
+      augment=augment_ops, augment_strength=config.loss.augment_strength,
+      joint_d_pass=choose_joint_d_pass(t.d_pass, nets, pack),
+      ema=EMA(t.ema_decay, t.ema_kimg, t.ema_rampup, t.batch_size))
 
 
 def split_variables(variables: PyTree) -> tuple[PyTree, dict]:
@@ -116,21 +185,63 @@ def apply_net(net, params: PyTree, collections: dict, *args, train: bool,
   return net.apply(variables, *args, train=train, rngs=rngs), collections
 
 
+def pack(x: jax.Array, m: int) -> jax.Array:
+  """PacGAN: [B, ..., C] -> [B/m, ..., m*C], each row m consecutive examples side by side
+  (stacked along channels for images, concatenated for vectors)."""
+  if m == 1:
+    return x
+  x = x.reshape(x.shape[0] // m, m, *x.shape[1:])
+  x = jnp.moveaxis(x, 1, -2)
+  return x.reshape(*x.shape[:-2], m * x.shape[-1])
+
+
+def d_weights(gan: GAN, params: PyTree, collections: dict, *, update: bool) -> tuple[PyTree, dict]:
+  """D's effective weights: spectrally normalised when configured (``update``: one power
+  iteration, in training), with the collections holding the new ``u`` vectors."""
+  if not gan.d_spectral_norm:
+    return params, collections
+  params, us = spectral_norm.normalize(params, collections[spectral_norm.COLLECTION], update=update)
+  return params, {**collections, spectral_norm.COLLECTION: us}
+
+
+def d_forward(gan: GAN, params: PyTree, collections: dict, x: jax.Array, y: jax.Array | None, *,
+              train: bool, dropout_key: jax.Array | None = None, axis_name: str | None = None
+              ) -> tuple[jax.Array, dict]:
+  """D's raw outputs on (already augmented) x, packed when configured; returns the
+  outputs and the collections as the module updated them (batch statistics)."""
+  module_cols = {k: v for k, v in collections.items() if k != spectral_norm.COLLECTION}
+  rngs = None if dropout_key is None else {"dropout": device_key(dropout_key, axis_name)}
+  out, module_cols = apply_net(gan.nets.discriminator, params, module_cols, pack(x, gan.d_pack), y,
+                               train=train, rngs=rngs)
+  return out, {**collections, **module_cols}
+
+
+def d_augment(gan: GAN, x: jax.Array, key: jax.Array, axis_name: str | None = None) -> jax.Array:
+  """DiffAugment of what D is about to see (identity when none is configured)."""
+  if not gan.augment:
+    return x
+  return augment.augment(x, key, gan.augment, gan.augment_strength, axis_name)
+
+
 def init_state(gan: GAN, key: jax.Array) -> GANState:
-  """Initialises parameters, optimizer states and the step key from one PRNG key."""
+  """Initialises parameters, optimizer states and the run's base key from one PRNG key."""
   g_key, d_key, rng = jax.random.split(key, 3)
   z = jnp.zeros((2, gan.noise.dim), jnp.float32)
   y = jnp.zeros((2,), jnp.int32) if gan.conditional else None
-  x = jnp.zeros((2, *gan.data.shape), jnp.float32)
+  x = pack(jnp.zeros((2 * gan.d_pack, *gan.data.shape), jnp.float32), gan.d_pack)
   g_params, g_collections = split_variables(gan.nets.generator.init({"params": g_key}, z, y, train=False))
   d_params, d_collections = split_variables(gan.nets.discriminator.init({"params": d_key}, x, y, train=False))
+  if gan.d_spectral_norm:
+    d_collections[spectral_norm.COLLECTION] = spectral_norm.init(d_params, jax.random.fold_in(d_key, 1))
   return GANState(
       step=jnp.zeros((), jnp.int32),
       g_params=g_params, d_params=d_params,
       g_collections=g_collections, d_collections=d_collections,
       g_opt_state=gan.g_tx.init(g_params), d_opt_state=gan.d_tx.init(d_params),
       rng=rng,
-      g_ema_params=jax.tree.map(jnp.copy, g_params) if gan.ema_decay > 0 else None)
+      g_ema_params=jax.tree.map(jnp.copy, g_params) if gan.ema.enabled else None,
+      objective_state={"d": objectives.init_states(gan.d_terms),
+                       "g": objectives.init_states(gan.g_terms)})
 
 
 def generate(gan: GAN, state: GANState, key: jax.Array, n: int,
@@ -146,6 +257,10 @@ def generate(gan: GAN, state: GANState, key: jax.Array, n: int,
 
 
 def discriminate(gan: GAN, state: GANState, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
-  """D's probability that x is real, in eval mode."""
-  logits, _ = apply_net(gan.nets.discriminator, state.d_params, state.d_collections, x, labels, train=False)
-  return jax.nn.sigmoid(logits)
+  """D's output on each example of x in eval mode, as the loss reads it: a probability for
+  sigmoid losses (BCE), the raw critic value otherwise. A packed D (PacGAN) sees m copies."""
+  params, cols = d_weights(gan, state.d_params, state.d_collections, update=False)
+  if gan.d_pack > 1:
+    x = jnp.repeat(x, gan.d_pack, axis=0)
+  raw, _ = d_forward(gan, params, cols, x, labels, train=False)
+  return gan.d_loss.read(raw)

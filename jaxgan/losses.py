@@ -1,13 +1,29 @@
-"""GAN losses written on D's logits, so they stay finite where sigmoid saturates.
+"""Adversarial losses, registered by name, each with its own notion of D's output.
 
-With D(x) = sigmoid(l):  log D = -softplus(-l)  and  log(1 - D) = -softplus(l).
-All losses are *minimised*: the discriminator minimises its binary cross-entropy
-(maximising V(D, G) of Goodfellow et al. 2014, Eq. 1), the generator minimises
-either the minimax term log(1 - D(G(z))) or the non-saturating -log D(G(z)).
+D returns one raw value per example (per pack). Each D loss says how to read it:
+``probability`` losses (BCE) pass it through a sigmoid, D(x) = sigmoid(l), and are
+written on the logit so they stay finite where the sigmoid saturates
+(log D = -softplus(-l), log(1 - D) = -softplus(l)); ``critic`` losses use the
+raw value. All losses are *minimised*.
+
+  name             D loss                                    G loss
+  bce / minimax    -E log D(x) - E log(1 - D(G(z)))          minimax: E log(1 - D(G(z)))
+                   (Goodfellow et al. 2014, Eq. 1)           non_saturating: -E log D(G(z))
+  least_squares    1/2 E (D(x) - 1)^2 + 1/2 E D(G(z))^2      1/2 E (D(G(z)) - 1)^2
+                   (Mao et al. 2017, Eq. 2 with a=0, b=c=1)
+  wasserstein      E D(G(z)) - E D(x)  (Arjovsky et al. 2017) -E D(G(z))
+  hinge            E relu(1 - D(x)) + E relu(1 + D(G(z)))    -E D(G(z))
+                   (Lim & Ye 2017; Miyato et al. 2018)
+  rpgan            E softplus(D(G(z)) - D(x))                E softplus(D(x) - D(G(z)))
+                   (relativistic pairing: Jolicoeur-Martineau 2019; Huang et al. 2024, R3GAN)
+
+RpGAN pairs the i-th real with the i-th fake example, as R3GAN does.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Callable
 
 import jax
@@ -17,8 +33,48 @@ from jaxgan.registry import Registry
 
 Array = jax.Array
 
-G_LOSSES: Registry[Callable[[Array], Array]] = Registry("generator loss")
-D_LOSSES: Registry[Callable[[Array, Array], Array]] = Registry("discriminator loss")
+
+@dataclasses.dataclass(frozen=True)
+class DLoss:
+  """A discriminator loss and how to read D's output under it.
+
+  Attributes:
+    fn: ``(real_out, fake_out) -> loss``, on D's raw outputs.
+    output: ``probability`` (D(x) = sigmoid(raw)) or ``critic`` (the raw value).
+    indifferent: D's output where it cannot tell real from fake (1/2 for BCE and
+      least squares), or None where no single value means that (critics).
+    equilibrium: the loss when D gives real and fake the same output (at
+      ``indifferent`` where there is one; e.g. 2 log 2 for BCE), or None.
+  """
+
+  fn: Callable[[Array, Array], Array]
+  output: str = "critic"
+  indifferent: float | None = None
+  equilibrium: float | None = None
+
+  def __call__(self, real_out: Array, fake_out: Array) -> Array:
+    return self.fn(real_out, fake_out)
+
+  def read(self, raw: Array) -> Array:
+    """D's raw output -> what this loss calls D(x): a probability or the critic value."""
+    return jax.nn.sigmoid(raw) if self.output == "probability" else raw
+
+
+@dataclasses.dataclass(frozen=True)
+class GLoss:
+  """A generator loss. ``needs_real``: it also looks at D(x) (relativistic losses)."""
+
+  fn: Callable[[Array, Array | None], Array]
+  needs_real: bool = False
+  equilibrium: float | None = None
+
+  def __call__(self, fake_out: Array, real_out: Array | None = None) -> Array:
+    return self.fn(fake_out, real_out)
+
+
+D_LOSSES: Registry[DLoss] = Registry("discriminator loss")
+G_LOSSES: Registry[GLoss] = Registry("generator loss")
+LOG2 = math.log(2.0)
 
 
 def bce_with_logits(logits: Array, label: float) -> Array:
@@ -26,31 +82,59 @@ def bce_with_logits(logits: Array, label: float) -> Array:
   return label * jax.nn.softplus(-logits) + (1.0 - label) * jax.nn.softplus(logits)
 
 
-@D_LOSSES.register("bce")
-def discriminator_bce(real_logits: Array, fake_logits: Array) -> Array:
+def discriminator_bce(real: Array, fake: Array) -> Array:
   """-E[log D(x)] - E[log(1 - D(G(z)))]: BCE with real labelled 1, fake 0."""
-  return jnp.mean(bce_with_logits(real_logits, 1.0)) + jnp.mean(bce_with_logits(fake_logits, 0.0))
+  return jnp.mean(bce_with_logits(real, 1.0)) + jnp.mean(bce_with_logits(fake, 0.0))
 
 
-@G_LOSSES.register("minimax")
-def generator_minimax(fake_logits: Array) -> Array:
+def generator_minimax(fake: Array, real: Array | None = None) -> Array:
   """E[log(1 - D(G(z)))], the term of V that G minimises; saturates when D wins."""
-  return -jnp.mean(jax.nn.softplus(fake_logits))
+  return -jnp.mean(jax.nn.softplus(fake))
 
 
-@G_LOSSES.register("non_saturating")
-def generator_non_saturating(fake_logits: Array) -> Array:
+def generator_non_saturating(fake: Array, real: Array | None = None) -> Array:
   """-E[log D(G(z))]: the paper's practical generator loss (strong early gradients)."""
-  return jnp.mean(bce_with_logits(fake_logits, 1.0))
+  return jnp.mean(bce_with_logits(fake, 1.0))
 
 
-@D_LOSSES.register("hinge")
-def discriminator_hinge(real_logits: Array, fake_logits: Array) -> Array:
-  """E[max(0, 1 - l_real)] + E[max(0, 1 + l_fake)] (geometric GAN / SN-GAN)."""
-  return jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
+def discriminator_least_squares(real: Array, fake: Array) -> Array:
+  return 0.5 * jnp.mean(jnp.square(real - 1.0)) + 0.5 * jnp.mean(jnp.square(fake))
 
 
-@G_LOSSES.register("hinge")
-def generator_hinge(fake_logits: Array) -> Array:
-  """-E[l_fake], the generator side of the hinge loss."""
-  return -jnp.mean(fake_logits)
+def generator_least_squares(fake: Array, real: Array | None = None) -> Array:
+  return 0.5 * jnp.mean(jnp.square(fake - 1.0))
+
+
+def discriminator_wasserstein(real: Array, fake: Array) -> Array:
+  return jnp.mean(fake) - jnp.mean(real)
+
+
+def generator_critic(fake: Array, real: Array | None = None) -> Array:
+  """-E[D(G(z))]: the generator side of the Wasserstein and hinge losses."""
+  return -jnp.mean(fake)
+
+
+def discriminator_hinge(real: Array, fake: Array) -> Array:
+  return jnp.mean(jax.nn.relu(1.0 - real)) + jnp.mean(jax.nn.relu(1.0 + fake))
+
+
+def discriminator_rpgan(real: Array, fake: Array) -> Array:
+  return jnp.mean(jax.nn.softplus(fake - real))
+
+
+def generator_rpgan(fake: Array, real: Array | None) -> Array:
+  return jnp.mean(jax.nn.softplus(real - fake))
+
+
+D_LOSSES.register("bce")(DLoss(discriminator_bce, "probability", 0.5, 2 * LOG2))
+D_LOSSES.register("least_squares")(DLoss(discriminator_least_squares, "critic", 0.5, 0.25))
+D_LOSSES.register("wasserstein")(DLoss(discriminator_wasserstein, "critic", equilibrium=0.0))
+D_LOSSES.register("hinge")(DLoss(discriminator_hinge, "critic", equilibrium=2.0))
+D_LOSSES.register("rpgan")(DLoss(discriminator_rpgan, "critic", equilibrium=LOG2))
+
+G_LOSSES.register("minimax")(GLoss(generator_minimax, equilibrium=-LOG2))
+G_LOSSES.register("non_saturating")(GLoss(generator_non_saturating, equilibrium=LOG2))
+G_LOSSES.register("least_squares")(GLoss(generator_least_squares, equilibrium=0.125))
+G_LOSSES.register("wasserstein")(GLoss(generator_critic))
+G_LOSSES.register("hinge")(GLoss(generator_critic))
+G_LOSSES.register("rpgan")(GLoss(generator_rpgan, needs_real=True, equilibrium=LOG2))

@@ -85,12 +85,16 @@ def _jsonable(v: Any) -> Any:
 class Progress:
   """One line per update: step, losses, D outputs, steps/s and ETA.
 
+  D's outputs are shown as the loss reads them: ``D(x)`` for a probability
+  (sigmoid losses), ``critic(x)`` for a raw critic value (``d_output``).
   On a terminal the line is redrawn in place; in logs each update is a line.
   """
 
-  KEYS = (("d_loss", "d_loss"), ("g_loss", "g_loss"), ("d_real", "D(x)"), ("d_fake", "D(G(z))"))
-
-  def __init__(self, total_steps: int, stream: IO[str] | None = None, enabled: bool = True):
+  def __init__(self, total_steps: int, stream: IO[str] | None = None, enabled: bool = True,
+               d_output: str = "probability"):
+    name = "D" if d_output == "probability" else "critic"
+    self.KEYS = (("d_loss", "d_loss"), ("g_loss", "g_loss"),
+                 ("d_real", f"{name}(x)"), ("d_fake", f"{name}(G(z))"))
     self.total = total_steps
     self.stream = stream or sys.stderr
     self.enabled = enabled

@@ -43,6 +43,8 @@ def default_optim_config(**overrides) -> ml_collections.ConfigDict:
       clip_norm=0.0,      # clip gradients to this global norm (0 disables)
       max_col_norm=0.0,   # after each update, rescale every kernel column (a unit's
                           # incoming weights) to at most this norm; pylearn2's constraint
+      weight_clip=0.0,    # after each update, clip every parameter to [-c, c] (WGAN's
+                          # critic constraint, Arjovsky et al. 2017; 0 disables)
   ))
   cfg.update(overrides)
   return cfg
@@ -122,6 +124,23 @@ def max_column_norm(max_norm: float) -> optax.GradientTransformation:
   return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
 
 
+def clip_weights(c: float) -> optax.GradientTransformation:
+  """Turns updates into ones that land in [-c, c]: WGAN's weight clipping of the critic."""
+
+  def update_fn(updates, state, params):
+    return jax.tree.map(lambda u, p: jnp.clip(p + u, -c, c) - p, updates, params), state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
+
+
+def learning_rate(opt_state) -> jax.Array:
+  """The learning rate of the latest update, read from the ``inject_hyperparams`` state."""
+  for node in jax.tree.leaves(opt_state, is_leaf=lambda x: hasattr(x, "hyperparams")):
+    if hasattr(node, "hyperparams"):
+      return node.hyperparams["learning_rate"]
+  raise ValueError("optimizer state has no injected learning rate")
+
+
 def build_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """Builds one optimizer (schedule, optional clipping and max-norm) from its config.
 
@@ -134,6 +153,8 @@ def build_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformat
     tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), tx)
   if cfg.max_col_norm > 0:
     tx = optax.chain(tx, max_column_norm(cfg.max_col_norm))
+  if cfg.weight_clip > 0:
+    tx = optax.chain(tx, clip_weights(cfg.weight_clip))
   return tx
 
 
@@ -143,5 +164,7 @@ def check_optimizer_config(cfg: ml_collections.ConfigDict, where: str) -> None:
   SCHEDULES.get(cfg.schedule)
   if cfg.lr <= 0:
     raise ValueError(f"{where}.lr must be > 0, got {cfg.lr}")
+  if cfg.weight_clip < 0 or cfg.max_col_norm < 0 or cfg.clip_norm < 0:
+    raise ValueError(f"{where}.weight_clip, max_col_norm and clip_norm must be >= 0 (0 disables)")
   if cfg.schedule in ("exponential", "cosine", "linear") and cfg.decay_steps <= 0:
     raise ValueError(f"{where}.decay_steps must be > 0 for schedule {cfg.schedule!r}")

@@ -20,9 +20,12 @@ class GANState:
     g_collections, d_collections: non-trainable variables, e.g. {'batch_stats': ...};
       empty dicts for networks without batch norm.
     g_opt_state, d_opt_state: optax states.
-    rng: a raw uint32[2] PRNG key, split once per step.
-    g_ema_params: an exponential moving average of ``g_params`` (None when
-      ``train.ema_decay`` is 0). Sampling uses it when present.
+    rng: the run's base PRNG key (raw uint32[2]); step s draws everything from
+      ``fold_in(rng, s)`` by named streams (``jaxgan.streams``), so it never changes.
+    g_ema_params: a moving average of ``g_params`` (None when neither
+      ``train.ema_decay`` nor ``train.ema_kimg`` is set). Sampling uses it when present.
+    objective_state: objective terms' own state, {'d': {term: ...}, 'g': {...}}
+      (e.g. LeCam's moving averages of D's outputs).
   """
 
   step: jax.Array
@@ -34,6 +37,7 @@ class GANState:
   d_opt_state: PyTree
   rng: jax.Array
   g_ema_params: PyTree = None
+  objective_state: PyTree = None
 
   def sampling_params(self) -> PyTree:
     """The generator weights to sample from: the EMA copy when there is one."""

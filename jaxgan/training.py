@@ -71,6 +71,11 @@ def build_experiment(config: ml_collections.ConfigDict, *, devices: list | None 
         f"config.train.batch_size={config.train.batch_size} does not split over "
         f"{runner.num_devices} devices; use a multiple of {runner.num_devices} "
         f"or config.parallel='none'.")
+  if (config.train.batch_size // runner.num_devices) % config.model.d_pack:
+    raise ConfigError(
+        f"config.model.d_pack={config.model.d_pack} does not divide the per-device batch "
+        f"({config.train.batch_size} over {runner.num_devices} device(s)); use a batch_size that is "
+        f"a multiple of {config.model.d_pack * runner.num_devices}.")
   return Experiment(config, dataset, pipeline, gan, runner)
 
 
@@ -166,7 +171,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
   if lead:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       json.dump(config_dict, f, indent=2, sort_keys=True)
-  bar = Progress(t.steps, enabled=progress and lead)
+  bar = Progress(t.steps, enabled=progress and lead, d_output=exp.gan.d_loss.output)
   task_progress = TaskProgress(enabled=progress and lead)
 
   state = exp.init_state()

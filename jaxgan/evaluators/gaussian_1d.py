@@ -6,10 +6,14 @@ Metrics on ``eval.num_samples`` generated values (10,000 by default) against the
   * w1: Wasserstein-1 = integral over u of |Q_gen(u) - Q(u)|, by the midpoint
     rule on the sorted samples (error O(1/n) in the bulk);
   * ks: the exact Kolmogorov-Smirnov statistic sup |F_n - F|;
-  * d_half_gap: mean |D(x) - 1/2|, which tends to 0 at the global optimum. For
+  * d_half_gap: mean |D(x) - 1/2|, which tends to 0 at the global optimum, for
+    losses whose D outputs 1/2 when it cannot tell (BCE, least squares). For
     scalar data it is D on a grid over the data's central 95% interval; for
     vector data (the textbook's D sees whole vectors) D's mean output on real
     and on generated vectors.
+  * critic_spread, for critics (Wasserstein, hinge, RpGAN), which have no such
+    value: the std of the critic over that grid (0 when flat), or the gap between
+    its mean on real and on generated vectors.
 """
 
 from __future__ import annotations
@@ -50,30 +54,35 @@ def generated_values(ctx: EvalContext) -> np.ndarray:
   return ctx.cache["values"]
 
 
-def d_half_gap(ctx: EvalContext, values: np.ndarray) -> tuple[float, np.ndarray | None, np.ndarray | None]:
-  ds = ctx.dataset
+def d_gap(ctx: EvalContext, values: np.ndarray) -> tuple[dict[str, float], np.ndarray | None, np.ndarray]:
+  """(D-at-equilibrium scalars, the grid or None, D's outputs: on the grid, or real then fake)."""
+  ds, indifferent = ctx.dataset, ctx.gan.d_loss.indifferent
   if ds.dim == 1:
     grid = np.linspace(ds.mean - 1.96 * ds.std, ds.mean + 1.96 * ds.std, 256, dtype=np.float32)
     d = np.asarray(discriminate(ctx.gan, ctx.state, jnp.asarray(grid)[:, None]))
-    return float(np.mean(np.abs(d - 0.5))), grid, d
+    if indifferent is None:
+      return {"critic_spread": float(np.std(d))}, grid, d
+    return {"d_half_gap": float(np.mean(np.abs(d - indifferent)))}, grid, d
   n = min(values.size // ds.dim, 1000)
   real = ds.sample(jax.random.fold_in(ctx.rng, 1), n)["x"]
   fake = jnp.asarray(values[: n * ds.dim].reshape(n, ds.dim))
   d = np.concatenate([np.asarray(discriminate(ctx.gan, ctx.state, real)),
                       np.asarray(discriminate(ctx.gan, ctx.state, fake))])
-  return float(np.mean(np.abs(d - 0.5))), None, d
+  if indifferent is None:
+    return {"critic_spread": float(abs(d[:n].mean() - d[n:].mean()))}, None, d
+  return {"d_half_gap": float(np.mean(np.abs(d - indifferent)))}, None, d
 
 
 def evaluate(ctx: EvalContext) -> EvalResult:
   ds = ctx.dataset
   values = generated_values(ctx)
-  gap, grid, d = d_half_gap(ctx, values)
+  gap, grid, d = d_gap(ctx, values)
   scalars = {
       "gen_mean": float(values.mean()), "gen_std": float(values.std()),
       "target_mean": float(ds.mean), "target_std": float(ds.std),
       "w1": wasserstein1_to_normal(values, ds.mean, ds.std),
       "ks": ks_to_normal(values, ds.mean, ds.std),
-      "d_half_gap": gap,
+      **gap,
   }
   scalars["w1_over_std"] = scalars["w1"] / ds.std
   if ds.dim > 1:
@@ -91,6 +100,7 @@ def evaluate(ctx: EvalContext) -> EvalResult:
   image = figures.density_1d(
       values, ds.mean, ds.std, d_grid=grid, d_values=d if grid is not None else None,
       mapping=mapping, noise_range=(ctx.gan.noise.low, ctx.gan.noise.high),
+      d_output=ctx.gan.d_loss.output,
       title=f"step {ctx.step}: W1 = {scalars['w1']:.4f} ({scalars['w1_over_std']:.3f} sigma), "
             f"KS = {scalars['ks']:.3f}")
   return figure_result(ctx, "density_1d", image, scalars=scalars)

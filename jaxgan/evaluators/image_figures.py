@@ -87,5 +87,8 @@ def loss_curves(ctx: EvalContext) -> EvalResult:
   records = read_jsonl(os.path.join(ctx.workdir, "metrics.jsonl"))
   if not any("d_loss" in r for r in records):
     return EvalResult()
-  return figure_result(ctx, "loss_curves", figures.loss_curves(records, f"up to step {ctx.step}"),
-                 per_step=False)
+  gan = ctx.gan
+  image = figures.loss_curves(records, f"up to step {ctx.step}", d_equilibrium=gan.d_loss.equilibrium,
+                              g_equilibrium=gan.g_loss.equilibrium, d_output=gan.d_loss.output,
+                              d_indifferent=gan.d_loss.indifferent)
+  return figure_result(ctx, "loss_curves", image, per_step=False)

@@ -30,17 +30,23 @@ class Nets:
       pipelines scale real data to; None for unbounded outputs.
     convolutional: whether the nets use convolutions (on CPU, fused steps are
       then inlined rather than scanned; see ``train.fusion``).
+    d_batch_stats: whether D normalises with batch statistics in training, so its
+      output for one example depends on the others (no joint real+fake pass, no
+      per-example gradient penalties).
   """
 
   generator: nn.Module
   discriminator: nn.Module
   output_range: tuple[float, float] | None = None
   convolutional: bool = False
+  d_batch_stats: bool = False
 
 
 MODELS: Registry[Callable[..., Nets]] = Registry("model")
-# Keys of config.model that are not builder hyperparameters.
-GENERAL_MODEL_KEYS = ("name", "conditional")
+# Keys of config.model that are not builder hyperparameters: they apply to every model.
+#   d_spectral_norm: spectral normalisation of all D weights (jaxgan.models.spectral_norm)
+#   d_pack: PacGAN's m, examples D judges together (Lin et al. 2018)
+GENERAL_MODEL_KEYS = ("name", "conditional", "d_spectral_norm", "d_pack")
 
 
 def _check_layers(hidden: Sequence[int], activations: Sequence[str], what: str) -> None:
@@ -129,4 +135,4 @@ def dcgan(data: DataSpec, num_classes: int, bn_axis_name: str | None, *,
   d = DCGANDiscriminator(channels=tuple(d_channels), kernel=kernel, activation=d_activation,
                          batch_norm=d_batch_norm, dropout=d_dropout, num_classes=num_classes,
                          bn_axis_name=bn_axis_name, conv_impl=conv)
-  return Nets(g, d, (-1.0, 1.0), convolutional=True)
+  return Nets(g, d, (-1.0, 1.0), convolutional=True, d_batch_stats=d_batch_norm)

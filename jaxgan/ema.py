@@ -1,0 +1,43 @@
+"""The moving average of G's weights that sampling uses, by decay or by half-life.
+
+Two ways to set it (``config.train``):
+  * ``ema_decay = beta``: ``ema <- beta * ema + (1 - beta) * params`` every step.
+  * ``ema_kimg = H`` (StyleGAN2-ADA's ``ema_kimg``): a half-life of H thousand
+    images, so beta = 0.5 ** (batch_size / (1000 H)); with ``ema_rampup = r``
+    (StyleGAN2-ADA's ``ema_rampup``, e.g. 0.05) the half-life is at most
+    r x the images seen so far, so the average forgets its random start early.
+    Images are counted as step x batch_size (StyleGAN2's ``cur_nimg`` when
+    d_steps = g_steps = 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class EMA:
+  decay: float = 0.0
+  half_life_kimg: float = 0.0
+  rampup: float = 0.0
+  batch_size: int = 1
+
+  @property
+  def enabled(self) -> bool:
+    return self.decay > 0 or self.half_life_kimg > 0
+
+  def beta(self, step: jax.Array) -> jax.Array:
+    """The decay applied after training step ``step`` (0-based)."""
+    if self.decay > 0:
+      return jnp.asarray(self.decay, jnp.float32)
+    nimg = jnp.asarray(self.half_life_kimg * 1000.0, jnp.float32)
+    if self.rampup > 0:
+      nimg = jnp.minimum(nimg, step.astype(jnp.float32) * self.batch_size * self.rampup)
+    return 0.5 ** (self.batch_size / jnp.maximum(nimg, 1e-8))
+
+  def update(self, ema_params, params, step: jax.Array):
+    beta = self.beta(step)
+    return jax.tree.map(lambda e, p: beta * e + (1.0 - beta) * p, ema_params, params)

@@ -1,0 +1,181 @@
+"""Objectives as sums of terms that see D itself, not just its logits.
+
+A *term* is ``fn(ctx: TermContext) -> (loss, metrics)``. The context carries a
+callable that applies D (with the right weights, collections, dropout and
+augmentation), the real and fake batches, D's outputs on them from the
+adversarial pass, the term's own named random stream and the step. The
+adversarial loss is the term ``adv``; each regularizer is another term with a
+weight and an optional interval: ``every = N`` computes it on every N-th update
+only, scaled by N (StyleGAN2's lazy regularization), behind ``lax.cond`` so the
+other updates do not pay for it. A term may keep state in the ``GANState``
+(LeCam's moving averages): ``init_state`` makes it and ``next_state`` updates
+it after each update.
+
+Config: ``loss.d_penalties = "r1:10,gp:10@16"``, i.e. comma-separated
+``name:weight[@every]``; see ``jaxgan.penalties`` for the names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxgan.collectives import shard_of_global
+from jaxgan.errors import ConfigError
+from jaxgan.registry import Registry, UnknownNameError
+
+Array = jax.Array
+PyTree = Any
+Metrics = dict[str, Array]
+ApplyD = Callable[[Array, Array | None, Array], Array]  # d(x, y, key) -> raw outputs
+
+
+@dataclasses.dataclass(frozen=True)
+class TermContext:
+  """What an objective term may look at (this device's share of the batch).
+
+  Attributes:
+    d: ``d(x, y, key) -> raw outputs``: D in training mode, with this update's
+      weights (spectrally normalised if configured) and collections (not
+      updated), dropout and augmentation drawn from ``key``. Differentiable in x.
+    real_x, real_y, fake_x, fake_y: the batches (labels None if unconditional).
+    real_out, fake_out: D's raw outputs of the adversarial pass (None where that
+      pass did not look at the batch, e.g. real in G's update for most losses).
+    key: the term's own random stream.
+    step: the training step; update: this player's update count (k per step for D).
+    state: the term's persistent state (None if it keeps none).
+    axis_name: the device axis, for terms that need global batch statistics.
+    group: examples per D output (PacGAN's m; 1 otherwise).
+  """
+
+  d: ApplyD
+  real_x: Array
+  real_y: Array | None
+  fake_x: Array
+  fake_y: Array | None
+  real_out: Array | None
+  fake_out: Array
+  key: Array
+  step: Array
+  update: Array
+  state: PyTree = None
+  axis_name: str | None = None
+  group: int = 1
+
+  def draw(self, sample: Callable[[Array, int], PyTree], key: Array) -> PyTree:
+    """This device's slice of ``sample(key, global_batch)``: per-example random values that
+    a one-device run would draw identically (noise, interpolation weights)."""
+    return shard_of_global(sample, key, self.real_x.shape[0], self.axis_name)
+
+  def global_mean(self, x: Array) -> Array:
+    """Mean over the global batch (all devices)."""
+    m = jnp.mean(x)
+    return m if self.axis_name is None else lax.pmean(m, self.axis_name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Penalty:
+  """A registered regularizer. ``per_example``: it differentiates D's output of one
+  example with respect to that example, which batch statistics in D would mix."""
+
+  fn: Callable[[TermContext], tuple[Array, Metrics]]
+  per_example: bool = False
+  init_state: Callable[[], PyTree] | None = None
+  next_state: Callable[[TermContext], PyTree] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Term:
+  """A penalty (or the adversarial loss) with its weight and interval."""
+
+  name: str
+  fn: Callable[[TermContext], tuple[Array, Metrics]]
+  weight: float = 1.0
+  every: int = 1
+  init_state: Callable[[], PyTree] | None = None
+  next_state: Callable[[TermContext], PyTree] | None = None
+
+
+def parse_spec(spec: str, registry: Registry[Penalty], where: str) -> list[tuple[str, float, int]]:
+  """``"r1:10,gp:10@16"`` -> [(name, weight, every)]; raises ConfigError with the choices."""
+  out = []
+  for item in (s.strip() for s in spec.split(",")):
+    if not item:
+      continue
+    name, _, rest = item.partition(":")
+    name = name.strip()
+    try:
+      registry.get(name)
+    except UnknownNameError as e:
+      raise ConfigError(f"{where}: {e}") from None
+    weight_s, _, every_s = rest.partition("@")
+    if not weight_s.strip():
+      raise ConfigError(f"{where}: {item!r} has no weight; write name:weight[@every], "
+                        f"e.g. {name}:10 or {name}:10@16.")
+    try:
+      weight = float(weight_s)
+    except ValueError:
+      raise ConfigError(f"{where}: weight {weight_s.strip()!r} of {name!r} is not a number; "
+                        f"write name:weight[@every], e.g. {name}:10@16.") from None
+    try:
+      every = int(every_s) if every_s.strip() else 1
+    except ValueError:
+      raise ConfigError(f"{where}: interval {every_s.strip()!r} of {name!r} is not an integer; "
+                        f"write name:weight@every, e.g. {name}:{weight:g}@16.") from None
+    if not weight >= 0 or weight == float("inf"):
+      raise ConfigError(f"{where}: weight of {name!r} must be a finite number >= 0, got {weight_s.strip()}.")
+    if every < 1:
+      raise ConfigError(f"{where}: interval of {name!r} must be >= 1, got {every}.")
+    if any(name == n for n, _, _ in out):
+      raise ConfigError(f"{where}: {name!r} appears twice.")
+    out.append((name, weight, every))
+  return out
+
+
+def build_terms(adversarial: Callable[[TermContext], tuple[Array, Metrics]], spec: str,
+                registry: Registry[Penalty], where: str) -> tuple[Term, ...]:
+  """The adversarial term ``adv`` followed by the configured penalties."""
+  terms = [Term("adv", adversarial)]
+  for name, weight, every in parse_spec(spec, registry, where):
+    p = registry.get(name)
+    terms.append(Term(name, p.fn, weight, every, p.init_state, p.next_state))
+  return tuple(terms)
+
+
+def init_states(terms: Sequence[Term]) -> dict[str, PyTree]:
+  return {t.name: t.init_state() for t in terms if t.init_state is not None}
+
+
+def evaluate(terms: Sequence[Term], ctx: TermContext, keys: dict[str, Array],
+             states: dict[str, PyTree], prefix: str) -> tuple[Array, Metrics, dict[str, PyTree]]:
+  """(total loss, metrics, next term states). Metrics: ``{prefix}`` (the total),
+  ``{prefix}/{term}`` (each term's weighted contribution; 0 on updates a lazy term
+  skips) and each term's own metrics as ``{term}/{name}``."""
+  total = jnp.zeros((), jnp.float32)
+  metrics: Metrics = {}
+  next_states = {}
+  for term in terms:
+    tctx = dataclasses.replace(ctx, key=keys[term.name], state=states.get(term.name))
+    scale = term.weight * term.every
+
+    def run(tctx=tctx, term=term, scale=scale):
+      loss, m = term.fn(tctx)
+      return scale * loss, m
+
+    if term.every > 1:
+      shapes = jax.eval_shape(run)
+      skip = lambda shapes=shapes: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+      contribution, m = lax.cond(ctx.update % term.every == 0, run, skip)
+    else:
+      contribution, m = run()
+    total = total + contribution
+    metrics[f"{prefix}/{term.name}"] = contribution
+    metrics.update({f"{term.name}/{k}": v for k, v in m.items()})
+    if term.next_state is not None:
+      next_states[term.name] = jax.lax.stop_gradient(term.next_state(tctx))
+  metrics[prefix] = total
+  return total, metrics, next_states
