@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxgan import config as config_lib
 from jaxgan.config import base_config
 from jaxgan.data.spec import DataSpec
 from jaxgan.gan import build_gan, init_state
@@ -12,7 +13,8 @@ from jaxgan.train_step import make_fused_step, make_train_step, unroll_fused_ste
 from workloads import Workload
 
 
-def config_for(w: Workload, *, conv_transpose: str = "auto", conv: str = "auto"):
+def config_for(w: Workload, *, conv_transpose: str = "auto", conv: str = "auto",
+               overrides: dict | None = None):
   if w.name == "toy1d":
     c = base_config(model="mlp", data="gaussian_1d")
     c.model.update(g_hidden=(32, 32), g_activations=("relu", "relu"),
@@ -38,17 +40,19 @@ def config_for(w: Workload, *, conv_transpose: str = "auto", conv: str = "auto")
     else:
       opt.update(name="sgd", lr=w.lr, momentum=w.beta1_or_momentum)
   c.parallel = "none"
+  c.update_from_flattened_dict(overrides or {})  # e.g. {"loss.d_penalties": "r1:10@16"}
   return c
 
 
 def build(w: Workload, batch: int, steps_per_call: int, *, conv_transpose: str = "auto",
-          conv: str = "auto", unroll: bool | None = None, seed: int = 0, seeds: int = 1):
+          conv: str = "auto", unroll: bool | None = None, seed: int = 0, seeds: int = 1,
+          overrides: dict | None = None):
   """(jitted fused step, initial state, per-call inputs, fixed real batch on device).
 
   With ``seeds`` > 1 the step is vmapped over that many states (different PRNG
   keys, same real batch): S GANs trained by one compiled program.
   """
-  c = config_for(w, conv_transpose=conv_transpose, conv=conv)
+  c = config_lib.validate(config_for(w, conv_transpose=conv_transpose, conv=conv, overrides=overrides))
   spec = DataSpec(w.data_shape, num_classes=0, is_image=len(w.data_shape) == 3, name=w.name)
   gan = build_gan(c, spec)
   if unroll is None:

@@ -2,12 +2,15 @@ r"""Train-step throughput of one workload, as one JSON line.
 
   python benchmarks/train_step.py --workload=dcgan28 --batch=64 --steps=50 [--impl=jaxgan|torch]
       [--steps-per-call=M] [--conv-transpose=auto|xla|subpixel] [--seeds=S]
+      [--set loss.d_penalties=r1:10@16 --set model.d_spectral_norm=True ...]
 
 Keys: impl, workload, batch, steps, device, steps_per_sec, examples_per_sec
 (timed after warm-up, blocking on the result), compile_s, flops_per_step (XLA's
 cost analysis of the compiled jaxgan step; the same count is reported for the
 torch run of the same workload), gflops_per_sec. ``--seeds=S`` trains S GANs
 at once (jax.vmap over their states); steps_per_sec then counts steps of each.
+``--set key=value`` overrides jaxgan config keys (a penalty, a loss, spectral
+norm); the record lists them under ``config``.
 """
 
 from __future__ import annotations
@@ -47,11 +50,12 @@ def run_jaxgan(args, w) -> dict:
   import jax_impl
   spc = args.steps_per_call
   fn, state, inputs, real = jax_impl.build(w, args.batch, spc, conv_transpose=args.conv_transpose,
-                                           conv=args.conv, seeds=args.seeds)
+                                           conv=args.conv, seeds=args.seeds, overrides=args.overrides)
   t0 = time.perf_counter()
   compiled = fn.lower(state, inputs, real).compile()
   compile_s = time.perf_counter() - t0
-  flops = jax_impl.flops_per_step(w, args.batch, conv_transpose=args.conv_transpose, conv=args.conv)
+  flops = jax_impl.flops_per_step(w, args.batch, conv_transpose=args.conv_transpose, conv=args.conv,
+                                  overrides=args.overrides)
   state, m = compiled(state, inputs, real)  # warm-up
   jax.block_until_ready(state)
   calls = max(1, -(-args.steps // spc))
@@ -93,6 +97,18 @@ def run_torch(args, w) -> dict:
           "device": name}
 
 
+def _parse_override(text: str) -> tuple[str, object]:
+  """'model.d_pack=2' -> ('model.d_pack', 2): numbers and booleans parsed, else a string."""
+  import ast
+  key, sep, value = text.partition("=")
+  if not sep:
+    raise SystemExit(f"--set {text!r}: write key=value, e.g. loss.d_penalties=r1:10@16")
+  try:
+    return key, ast.literal_eval(value)
+  except (ValueError, SyntaxError):
+    return key, value
+
+
 def main(argv=None) -> dict:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--workload", required=True, choices=sorted(WORKLOADS))
@@ -104,7 +120,10 @@ def main(argv=None) -> dict:
   p.add_argument("--conv", default="auto", choices=("auto", "xla", "patches", "phases"))
   p.add_argument("--seeds", type=int, default=1, help="GANs trained at once with vmap (jaxgan)")
   p.add_argument("--no-flops", action="store_true", help="torch: skip the XLA FLOP count")
+  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                 help="jaxgan config override, e.g. loss.d_penalties=r1:10@16 (repeatable)")
   args = p.parse_args(argv)
+  args.overrides = dict(_parse_override(s) for s in args.set)
   w = WORKLOADS[args.workload]
   if args.batch is None:
     args.batch = w.batch
@@ -120,7 +139,7 @@ def main(argv=None) -> dict:
   }
   if args.impl == "jaxgan":
     record.update(steps_per_call=args.steps_per_call, conv_transpose=args.conv_transpose,
-                  conv=args.conv, seeds=args.seeds)
+                  conv=args.conv, seeds=args.seeds, config=args.overrides)
   print(json.dumps(record), flush=True)
   return record
 

@@ -146,8 +146,9 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
   if nets.d_batch_stats:
     per_example = [t.name for t in d_terms if t.name in D_PENALTIES and D_PENALTIES.get(t.name).per_example]
     if per_example:
+      verb = "takes" if len(per_example) == 1 else "take"
       raise ConfigError(
-          f"config.loss.d_penalties: {', '.join(per_example)} take(s) D's gradient per example, "
+          f"config.loss.d_penalties: {', '.join(per_example)} {verb} D's gradient per example, "
           f"which batch norm in D mixes across the batch; set config.model.d_batch_norm=False.")
   pack = config.model.d_pack
   if pack > 1 and num_classes:

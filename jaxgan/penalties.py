@@ -66,28 +66,34 @@ def _centred_norm_penalty(ctx: TermContext, x: Array, one_sided: bool = False):
   return jnp.mean(jnp.square(gap)), {"grad_norm": jnp.mean(norms)}
 
 
-def _interpolates(ctx: TermContext) -> Array:
+def gp_points(ctx: TermContext) -> Array:
+  """WGAN-GP's random interpolates between real and generated examples."""
   e = _per_example_uniform(ctx, "interpolation", ctx.real_x)
   return e * ctx.real_x + (1.0 - e) * ctx.fake_x
 
 
-@penalty("gp", per_example=True)
-def _gp(ctx: TermContext):
-  return _centred_norm_penalty(ctx, _interpolates(ctx))
-
-
-@penalty("gp_one_sided", per_example=True)
-def _gp_one_sided(ctx: TermContext):
-  return _centred_norm_penalty(ctx, _interpolates(ctx), one_sided=True)
-
-
-@penalty("dragan", per_example=True)
-def _dragan(ctx: TermContext):
+def dragan_points(ctx: TermContext) -> Array:
+  """DRAGAN's perturbed real examples; std over all values of the global real batch."""
   x = ctx.real_x
   std = jnp.sqrt(jnp.maximum(ctx.global_mean(jnp.square(x)) - jnp.square(ctx.global_mean(x)), 0.0))
   u = ctx.draw(lambda k, n: jax.random.uniform(k, (n, *x.shape[1:])), streams.sub(ctx.key, "noise"))
   a = _per_example_uniform(ctx, "alpha", x)
-  return _centred_norm_penalty(ctx, x + a * 0.5 * std * u)
+  return x + a * 0.5 * std * u
+
+
+@penalty("gp", per_example=True)
+def _gp(ctx: TermContext):
+  return _centred_norm_penalty(ctx, gp_points(ctx))
+
+
+@penalty("gp_one_sided", per_example=True)
+def _gp_one_sided(ctx: TermContext):
+  return _centred_norm_penalty(ctx, gp_points(ctx), one_sided=True)
+
+
+@penalty("dragan", per_example=True)
+def _dragan(ctx: TermContext):
+  return _centred_norm_penalty(ctx, dragan_points(ctx))
 
 
 @penalty("r1", per_example=True)

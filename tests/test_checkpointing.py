@@ -63,6 +63,25 @@ def test_resume_is_bit_exact(tmp_path, mode, monkeypatch):
   assert strip(log_a) == strip(log_b)
 
 
+def test_resume_is_bit_exact_with_term_state_spectral_norm_and_ema_half_life(tmp_path):
+  # LeCam's moving averages and SN's u vectors are state: a resume that lost them
+  # (StudioGAN's PR #150) would diverge from the uninterrupted run.
+  def config(steps):
+    c = tiny_gaussian_config(steps=steps, checkpoint_every=4, d_steps=2, ema_kimg=0.01, ema_rampup=0.1)
+    c.parallel = "shard_map"
+    c.model.d_spectral_norm = True
+    c.loss.d_penalties = "lecam:0.5,r1:1@3"
+    return c
+
+  straight = training.train(config(8), str(tmp_path / "straight"), progress=False)
+  training.train(config(4), str(tmp_path / "resumed"), progress=False)
+  _, at4 = api.load_run(str(tmp_path / "resumed"))
+  assert float(at4.objective_state["d"]["lecam"]["real"]) != 0.0  # the state was saved
+  resumed = training.train(config(8), str(tmp_path / "resumed"), progress=False)
+  assert_states_equal(straight, resumed)
+  assert set(straight.d_collections) == {"spectral_norm"}
+
+
 def test_checkpoints_are_complete_and_pruned(tmp_path):
   c = tiny_gaussian_config(steps=8, checkpoint_every=2, max_to_keep=2)
   training.train(c, str(tmp_path), progress=False)

@@ -78,3 +78,80 @@ def test_config_diff_names_changed_keys():
   assert "data.dim: 1 -> 100" in changes
   assert "train.g_steps: 1 -> 5" in changes
   assert not any(c.startswith("seed") for c in changes)
+
+
+def test_every_zoo_variant_validates_and_builds():
+  from jaxgan.gan import build_gan
+  from jaxgan.data import build_dataset
+  for data in ("ring", "grid"):
+    for method in ("",) + tuple("," + m for m in ("wgan_gp", "r1", "sn_hinge", "lsgan", "pacgan2", "dragan", "r3gan")):
+      c = config_lib.validate(experiment(f"mixtures_2d.py:{data}{method}"))
+      build_gan(c, build_dataset(c.data).spec)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"loss.d_penalties": "gp:10"},
+     "config.loss.d_penalties: gp takes D's gradient per example, which batch norm in D mixes "
+     "across the batch; set config.model.d_batch_norm=False."),
+    ({"train.d_pass": "joint"},
+     "config.train.d_pass='joint' would mix real and fake examples in D (batch norm in D "
+     "(model.d_batch_norm)); use 'separate' or 'auto'."),
+    ({"model.d_pack": 2, "model.conditional": True},
+     "config.model.d_pack > 1 (PacGAN) is for unconditional models; set "
+     "config.model.conditional=False or d_pack=1."),
+])
+def test_combinations_that_cannot_work_fail_before_compiling(overrides, message):
+  from jaxgan.gan import build_gan
+  from jaxgan.data.spec import DataSpec
+  c = experiment("mnist_dcgan.py:smoke")
+  c.update_from_flattened_dict(overrides)
+  config_lib.validate(c)
+  with pytest.raises(ConfigError) as e:
+    build_gan(c, DataSpec((28, 28, 1), num_classes=10, is_image=True, name="mnist"))
+  assert str(e.value) == message
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("loss.augment", "translation", "config.loss.augment='translation': DiffAugment needs image data; "
+                                    "'gaussian_1d' is not. Set config.loss.augment=''."),
+    ("train.d_pass", "joint", None),
+])
+def test_toy_data_refuses_image_only_options(key, value, message):
+  from jaxgan.training import build_experiment
+  c = experiment("gaussian_1d.py:smoke")
+  c.parallel = "none"
+  c.update_from_flattened_dict({key: value})
+  if message is None:
+    assert build_experiment(c).gan.joint_d_pass
+    return
+  with pytest.raises(ConfigError) as e:
+    build_experiment(c)
+  assert str(e.value) == message
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"loss.augment": "translation,flip"}, r"config.loss.augment: unknown augmentation 'flip'. "
+                                           r"Valid choices: color, cutout, translation."),
+    ({"loss.d_penalties": "r1:1,dragn:2"}, r"config.loss.d_penalties: unknown discriminator penalty "
+                                           r"'dragn'. Did you mean 'dragan'\? Valid choices: dragan, gp"),
+    ({"loss.d_penalties": "r1:x"}, r"weight 'x' of 'r1' is not a number"),
+    ({"loss.augment_strength": -1.0}, r"config.loss.augment_strength must be >= 0"),
+    ({"train.d_pass": "both"}, r"config.train.d_pass='both' is not valid. Valid choices: auto, joint, separate."),
+    ({"train.ema_kimg": 10.0}, r"ema_decay and config.train.ema_kimg both set the EMA of G"),
+    ({"model.d_pack": 0}, r"config.model.d_pack must be >= 1, got 0."),
+    ({"optim.d.weight_clip": -0.1}, r"config.optim.d.weight_clip, max_col_norm and clip_norm must be >= 0"),
+])
+def test_bad_zoo_settings_fail_with_the_choices(overrides, match):
+  c = experiment("gaussian_1d.py")  # ema_decay 0.999
+  c.update_from_flattened_dict(overrides)
+  with pytest.raises(ConfigError, match=match):
+    config_lib.validate(c)
+
+
+def test_pack_must_divide_the_per_device_batch():
+  from jaxgan.training import build_experiment
+  c = experiment("gaussian_1d.py:smoke")  # batch 256 over 4 devices
+  c.model.d_pack = 3
+  with pytest.raises(ConfigError, match=r"config.model.d_pack=3 does not divide the per-device batch "
+                                        r"\(256 over 4 device\(s\)\); use a batch_size that is a multiple of 12."):
+    build_experiment(c)

@@ -37,3 +37,10 @@ def test_progress_line_has_losses_rate_and_eta():
   assert "step  250/1000 ( 25%)" in line
   assert "d_loss 1.3863" in line and "g_loss 0.6931" in line and "D(G(z)) 0.4900" in line
   assert "125.0 steps/s" in line and "ETA 0:00:06" in line
+
+
+def test_progress_line_names_a_critic_as_such():
+  out = io.StringIO()
+  Progress(10, stream=out, d_output="critic").update(5, {"d_real": 3.25, "d_fake": -1.5}, 0.0)
+  assert "critic(x) 3.2500 | critic(G(z)) -1.5000" in out.getvalue()
+  assert "D(x)" not in out.getvalue()

@@ -70,3 +70,18 @@ def test_max_column_norm_projects_each_unit_onto_the_ball():
   norms = np.linalg.norm(np.asarray(new["kernel"]), axis=0)
   np.testing.assert_allclose(norms, [1.5, 0.2, 1.5], rtol=1e-6)   # only long columns shrink
   np.testing.assert_allclose(new["bias"], 5.0)                     # biases are not constrained
+
+
+def test_weight_clip_keeps_every_parameter_in_range():
+  cfg = optim.default_optim_config(name="sgd", lr=1.0, weight_clip=0.01)
+  params, _ = run_updates(cfg, 3, grad=-5.0)  # SGD alone would go to +15
+  np.testing.assert_allclose(params["w"], 0.01)
+  params, _ = run_updates(cfg, 3, grad=5.0)
+  np.testing.assert_allclose(params["w"], -0.01)
+
+
+def test_learning_rate_is_read_from_the_optimizer_state():
+  cfg = optim.default_optim_config(name="adam", lr=1.0, schedule="linear", min_lr=0.0, decay_steps=10,
+                                   clip_norm=1.0)
+  _, state = run_updates(cfg, 4)
+  assert float(optim.learning_rate(state)) == pytest.approx(1.0 - 3 / 10)  # the 4th update's

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from conftest import tiny_gaussian_config
 from jaxgan.training import build_experiment
@@ -29,7 +30,7 @@ def test_one_step_changes_params_and_stays_finite():
   assert set(metrics) >= {"d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm"}
   assert all(np.isfinite(float(v)) for v in metrics.values())
   assert int(new.step) == 1
-  assert not np.array_equal(new.rng, state.rng)
+  np.testing.assert_array_equal(new.rng, state.rng)  # the base key; steps fold in their number
 
 
 def test_k_discriminator_and_g_generator_updates_per_step():
@@ -92,3 +93,35 @@ def test_ema_tracks_generator():
   expected = jax.tree.map(lambda e, p: 0.5 * e + 0.5 * p, state.g_ema_params, new.g_params)
   for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(new.g_ema_params)):
     np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_ema_by_half_life_follows_stylegan2():
+  from jaxgan.ema import EMA
+  ema = EMA(half_life_kimg=1.0, batch_size=100)
+  np.testing.assert_allclose(float(ema.beta(jnp.int32(0))), 0.5 ** (100 / 1000), rtol=1e-6)
+  ramp = EMA(half_life_kimg=1.0, rampup=0.05, batch_size=100)
+  # After 10 steps (1,000 images) the ramped half-life is 50 images: beta = 0.5 ** 2.
+  np.testing.assert_allclose(float(ramp.beta(jnp.int32(10))), 0.25, rtol=1e-6)
+  assert float(ramp.beta(jnp.int32(0))) == 0.0  # the first step copies the weights
+  np.testing.assert_allclose(float(ramp.beta(jnp.int32(10_000))), 0.5 ** (100 / 1000), rtol=1e-6)
+  # Half-life: after H images at constant beta the old weights weigh one half.
+  np.testing.assert_allclose(float(ema.beta(jnp.int32(5))) ** (1000 / 100), 0.5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("loss,read", [("bce", jax.nn.sigmoid), ("wasserstein", lambda x: x)])
+def test_d_outputs_are_reported_as_the_loss_reads_them(loss, read):
+  from jaxgan.gan import d_forward, discriminate
+  exp, state = setup()
+  exp2 = build_experiment(_with(tiny_gaussian_config(), loss=loss))
+  x = jnp.linspace(2.0, 6.0, 8)[:, None]
+  raw, _ = d_forward(exp2.gan, state.d_params, state.d_collections, x, None, train=False)
+  np.testing.assert_allclose(discriminate(exp2.gan, state, x), read(raw), rtol=1e-6)
+  _, metrics = jax.jit(make_train_step(exp2.gan))(state, batch(1))
+  if loss == "bce":
+    assert 0 < float(metrics["d_real"]) < 1
+  assert "d_loss/adv" in metrics and "lr/d" in metrics and "lr/g" in metrics
+
+
+def _with(config, loss):
+  config.loss.update(d=loss, g="wasserstein" if loss == "wasserstein" else "non_saturating")
+  return config

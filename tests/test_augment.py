@@ -1,0 +1,82 @@
+"""DiffAugment: shapes and ranges kept, identity at strength 0, translations are shifts, gradients flow."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgan import augment
+
+X = jax.random.uniform(jax.random.PRNGKey(0), (6, 16, 16, 3), minval=-1.0, maxval=1.0)
+KEY = jax.random.PRNGKey(7)
+
+
+def aug(x, ops, strength=1.0, key=KEY):
+  return augment.augment(x, key, ops, strength)
+
+
+@pytest.mark.parametrize("ops", [("color",), ("translation",), ("cutout",), ("color", "translation", "cutout")])
+def test_shape_kept_and_identity_at_zero_strength(ops):
+  out = aug(X, ops)
+  assert out.shape == X.shape and out.dtype == X.dtype
+  assert not np.allclose(out, X)
+  # Exact for the geometric ops; color recentres around the mean, so equal up to rounding.
+  np.testing.assert_allclose(aug(X, ops, strength=0.0), X, rtol=0, atol=0 if "color" not in ops else 1e-6)
+
+
+@pytest.mark.parametrize("ops", [("translation",), ("cutout",)])
+def test_geometric_ops_keep_the_value_range(ops):
+  # They move or zero pixels: every output value is an input value or 0.
+  out = np.asarray(aug(X, ops))
+  assert out.min() >= min(float(X.min()), 0.0) and out.max() <= max(float(X.max()), 0.0)
+  values = set(np.round(np.asarray(X), 6).ravel()) | {0.0}
+  assert set(np.round(out, 6).ravel()) <= values
+
+
+def test_color_moves_brightness_by_at_most_half_and_keeps_saturation_mean():
+  grey = jnp.broadcast_to(X[..., :1], X.shape)  # saturation leaves grey images alone
+  only_brightness = aug(grey, ("color",)) - grey  # contrast scales around the image mean
+  out = np.asarray(aug(grey, ("color",)))
+  np.testing.assert_allclose(out[..., 0], out[..., 1], atol=1e-6)  # still grey
+  assert np.isfinite(np.asarray(only_brightness)).all()
+  # Mean shift of each image = its brightness offset, within [-0.5, 0.5).
+  shift = out.mean(axis=(1, 2, 3)) - np.asarray(grey).mean(axis=(1, 2, 3))
+  assert (np.abs(shift) <= 0.5).all() and shift.std() > 0.01
+
+
+def test_translation_is_a_zero_filled_shift_of_at_most_an_eighth():
+  out = np.asarray(aug(X, ("translation",)))
+  x = np.asarray(X)
+  for b in range(x.shape[0]):
+    found = False
+    for dy, dx in itertools.product(range(-2, 3), repeat=2):  # 16 * 1/8 = 2 pixels
+      shifted = np.zeros_like(x[b])
+      src = x[b][max(dy, 0):16 + min(dy, 0), max(dx, 0):16 + min(dx, 0)]
+      shifted[max(-dy, 0):max(-dy, 0) + src.shape[0], max(-dx, 0):max(-dx, 0) + src.shape[1]] = src
+      found |= np.array_equal(out[b], shifted)
+    assert found, b
+
+
+def test_cutout_zeroes_one_square_of_half_the_size_at_most():
+  ones = jnp.ones((32, 16, 16, 1))
+  out = np.asarray(aug(ones, ("cutout",)))[..., 0]
+  for m in out:
+    rows, cols = np.nonzero(m == 0)
+    assert len(rows) <= 64  # an 8x8 square, clipped at the border
+    if len(rows):
+      h, w = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+      assert len(rows) == h * w and h <= 8 and w <= 8  # one rectangle
+  assert (out == 0).sum() > 0
+
+
+def test_gradients_flow_through_every_op():
+  w = jax.random.normal(jax.random.PRNGKey(1), X.shape)
+  g = jax.grad(lambda x: jnp.sum(aug(x, ("color", "translation", "cutout")) * w))(X)
+  assert np.isfinite(np.asarray(g)).all() and float(jnp.abs(g).sum()) > 0
+
+
+def test_unknown_op_lists_the_choices():
+  with pytest.raises(ValueError, match="unknown augmentation 'flip'. Valid choices: color, cutout, translation."):
+    augment.parse("translation,flip")

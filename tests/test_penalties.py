@@ -1,0 +1,159 @@
+"""Penalties against finite differences, lazy regularization, LeCam's state, and the spec parser."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgan import objectives, penalties
+from jaxgan.errors import ConfigError
+
+W = np.random.default_rng(0).normal(size=(3, 5)) * 0.7
+
+
+def d_numpy(x):
+  """A smooth nonlinear 'discriminator' on R^3, in float64."""
+  return np.sum(np.tanh(x @ W), axis=-1) + 0.1 * np.sum(x ** 2, axis=-1)
+
+
+def d_jax(x, y, key):
+  del y, key
+  return jnp.sum(jnp.tanh(x @ jnp.asarray(W, jnp.float32)), axis=-1) + 0.1 * jnp.sum(x ** 2, axis=-1)
+
+
+def fd_grad_norms(points, h=1e-5):
+  points = np.asarray(points, np.float64)
+  grads = np.zeros_like(points)
+  for j in range(points.shape[1]):
+    e = np.zeros(points.shape[1])
+    e[j] = h
+    grads[:, j] = (d_numpy(points + e) - d_numpy(points - e)) / (2 * h)
+  return np.linalg.norm(grads, axis=1)
+
+
+def context(**kw):
+  rng = np.random.default_rng(1)
+  real = jnp.asarray(rng.normal(size=(8, 3)), jnp.float32)
+  fake = jnp.asarray(rng.normal(2.0, 0.5, size=(8, 3)), jnp.float32)
+  base = dict(d=d_jax, real_x=real, real_y=None, fake_x=fake, fake_y=None,
+              real_out=d_jax(real, None, None), fake_out=d_jax(fake, None, None),
+              key=jax.random.PRNGKey(3), step=jnp.int32(0), update=jnp.int32(0))
+  base.update(kw)
+  return objectives.TermContext(**base)
+
+
+def penalty(name, ctx):
+  loss, metrics = penalties.D_PENALTIES.get(name).fn(ctx)
+  return float(loss), {k: float(v) for k, v in metrics.items()}
+
+
+@pytest.mark.parametrize("name,points,centred", [
+    ("gp", penalties.gp_points, "two"),
+    ("gp_one_sided", penalties.gp_points, "one"),
+    ("dragan", penalties.dragan_points, "two"),
+])
+def test_centred_gradient_penalties_match_finite_differences(name, points, centred):
+  ctx = context()
+  x = np.asarray(points(ctx))
+  norms = fd_grad_norms(x)
+  gap = norms - 1 if centred == "two" else np.maximum(norms - 1, 0)
+  value, metrics = penalty(name, ctx)
+  np.testing.assert_allclose(value, np.mean(gap ** 2), rtol=1e-4)
+  np.testing.assert_allclose(metrics["grad_norm"], norms.mean(), rtol=1e-4)
+  assert np.mean(gap ** 2) > 0.01  # the test points are not trivially on the target
+
+
+def test_gp_points_lie_between_real_and_fake():
+  ctx = context()
+  x = np.asarray(penalties.gp_points(ctx))
+  real, fake = np.asarray(ctx.real_x), np.asarray(ctx.fake_x)
+  t = (x - fake) / (real - fake)  # the same weight for every coordinate of an example
+  np.testing.assert_allclose(t, np.repeat(t[:, :1], 3, axis=1), rtol=1e-4, atol=1e-5)
+  assert (t >= 0).all() and (t <= 1).all() and t.std() > 0.1
+
+
+def test_dragan_perturbs_real_data_by_at_most_half_its_std():
+  ctx = context()
+  x, real = np.asarray(penalties.dragan_points(ctx)), np.asarray(ctx.real_x)
+  delta = x - real
+  assert (delta >= 0).all() and delta.max() <= 0.5 * real.std() + 1e-6 and delta.max() > 0
+
+
+@pytest.mark.parametrize("name,where", [("r1", "real_x"), ("r2", "fake_x")])
+def test_r1_r2_are_half_the_squared_gradient_norm(name, where):
+  ctx = context()
+  norms = fd_grad_norms(getattr(ctx, where))
+  value, metrics = penalty(name, ctx)
+  np.testing.assert_allclose(value, 0.5 * np.mean(norms ** 2), rtol=1e-4)
+  np.testing.assert_allclose(metrics["grad_norm"], norms.mean(), rtol=1e-4)
+
+
+def test_packed_gradient_norms_are_per_d_output():
+  # PacGAN with m = 2: D scores pairs; a penalty's norm covers both examples of a pair.
+  pair_d = lambda x, y, key: d_jax(x.reshape(-1, 2, 3), y, key).sum(-1)
+  ctx = context(d=pair_d, group=2)
+  g = penalties.input_gradients(ctx, ctx.real_x, None)
+  assert g.shape == (4, 6)
+  per_example = fd_grad_norms(ctx.real_x)
+  np.testing.assert_allclose(np.linalg.norm(np.asarray(g), axis=1),
+                             np.sqrt(per_example[0::2] ** 2 + per_example[1::2] ** 2), rtol=1e-4)
+
+
+def test_lazy_term_runs_on_multiples_of_its_interval_scaled_by_it():
+  term = objectives.Term("r1", lambda ctx: (jnp.float32(3.0), {"seen": jnp.float32(1.0)}),
+                         weight=2.0, every=4)
+  adv = objectives.Term("adv", lambda ctx: (jnp.float32(0.5), {}))
+
+  @jax.jit
+  def run(update):
+    ctx = context(update=update)
+    keys = {"adv": ctx.key, "r1": ctx.key}
+    return objectives.evaluate((adv, term), ctx, keys, {}, "d_loss")[:2]
+
+  for u in range(9):
+    total, metrics = run(jnp.int32(u))
+    expected = 2.0 * 4 * 3.0 if u % 4 == 0 else 0.0
+    assert float(metrics["d_loss/r1"]) == expected, u
+    assert float(metrics["r1/seen"]) == (1.0 if u % 4 == 0 else 0.0)
+    assert float(total) == 0.5 + expected
+    assert float(metrics["d_loss"]) == float(total)
+
+
+def test_lecam_uses_its_anchors_and_updates_them():
+  real_out, fake_out = jnp.array([1.0, 2.0, -1.0]), jnp.array([-2.0, 0.5, 0.0])
+  state = {"real": jnp.float32(0.8), "fake": jnp.float32(-0.2)}
+  p = penalties.D_PENALTIES.get("lecam")
+  ctx = context(real_out=real_out, fake_out=fake_out, state=state)
+  value, _ = p.fn(ctx)
+  expected = (np.mean(np.maximum(np.array([1.0, 2.0, -1.0]) + 0.2, 0) ** 2)
+              + np.mean(np.maximum(0.8 - np.array([-2.0, 0.5, 0.0]), 0) ** 2))
+  np.testing.assert_allclose(float(value), expected, rtol=1e-6)
+  early = p.next_state(ctx)  # before 1,000 updates: the current means
+  np.testing.assert_allclose([early["real"], early["fake"]], [2 / 3, -0.5], rtol=1e-6)
+  late = p.next_state(context(real_out=real_out, fake_out=fake_out, state=state, update=jnp.int32(1000)))
+  np.testing.assert_allclose([late["real"], late["fake"]],
+                             [0.99 * 0.8 + 0.01 * 2 / 3, 0.99 * -0.2 + 0.01 * -0.5], rtol=1e-6)
+
+
+def test_spec_parses_weights_and_intervals():
+  parsed = objectives.parse_spec(" r1:10@16 , gp:0.5,lecam:0", penalties.D_PENALTIES, "x")
+  assert parsed == [("r1", 10.0, 16), ("gp", 0.5, 1), ("lecam", 0.0, 1)]
+  assert objectives.parse_spec("", penalties.D_PENALTIES, "x") == []
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("gp_onesided:1", "config.loss.d_penalties: unknown discriminator penalty 'gp_onesided'. "
+                      "Did you mean 'gp_one_sided'? Valid choices: dragan, gp, gp_one_sided, lecam, r1, r2."),
+    ("r1", "config.loss.d_penalties: 'r1' has no weight; write name:weight[@every], e.g. r1:10 or r1:10@16."),
+    ("gp:big", "config.loss.d_penalties: weight 'big' of 'gp' is not a number; write "
+               "name:weight[@every], e.g. gp:10@16."),
+    ("gp:-1", "config.loss.d_penalties: weight of 'gp' must be a finite number >= 0, got -1."),
+    ("r1:10@0", "config.loss.d_penalties: interval of 'r1' must be >= 1, got 0."),
+    ("r1:10@x", "config.loss.d_penalties: interval 'x' of 'r1' is not an integer; write "
+                "name:weight@every, e.g. r1:10@16."),
+    ("r1:1,r1:2", "config.loss.d_penalties: 'r1' appears twice."),
+])
+def test_bad_specs_say_what_to_write(spec, message):
+  with pytest.raises(ConfigError) as e:
+    objectives.parse_spec(spec, penalties.D_PENALTIES, "config.loss.d_penalties")
+  assert str(e.value) == message
