@@ -9,6 +9,8 @@ the value below.
   dragan        E (||grad D(x^)|| - 1)^2 on x^ = x + a * 0.5 std(x) u, a ~ U[0, 1)
                 per example, u ~ U[0, 1) per value: around the data (Kodali et al.
                 2017, as in their released code)
+  gp0           E ||grad D(x^)||^2 on the WGAN-GP interpolates x^: zero-centred
+                (Thanh-Tung et al. 2019)
   r1            1/2 E ||grad D(x)||^2 on real data (Mescheder et al. 2018); with
                 weight gamma this is StyleGAN2's gamma/2 E ||grad D(x)||^2
   r2            1/2 E ||grad D(G(z))||^2 on generated data (ibid.)
@@ -89,6 +91,12 @@ def _gp(ctx: TermContext):
 @penalty("gp_one_sided", per_example=True)
 def _gp_one_sided(ctx: TermContext):
   return _centred_norm_penalty(ctx, gp_points(ctx), one_sided=True)
+
+
+@penalty("gp0", per_example=True)
+def _gp0(ctx: TermContext):
+  sq = jnp.sum(jnp.square(input_gradients(ctx, gp_points(ctx), ctx.real_y)), axis=1)
+  return jnp.mean(sq), {"grad_norm": jnp.mean(jnp.sqrt(sq))}
 
 
 @penalty("dragan", per_example=True)

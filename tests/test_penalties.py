@@ -63,6 +63,14 @@ def test_centred_gradient_penalties_match_finite_differences(name, points, centr
   assert np.mean(gap ** 2) > 0.01  # the test points are not trivially on the target
 
 
+def test_zero_centred_gp_is_the_squared_norm_on_interpolates():
+  ctx = context()
+  norms = fd_grad_norms(penalties.gp_points(ctx))
+  value, metrics = penalty("gp0", ctx)
+  np.testing.assert_allclose(value, np.mean(norms ** 2), rtol=1e-4)
+  np.testing.assert_allclose(metrics["grad_norm"], norms.mean(), rtol=1e-4)
+
+
 def test_gp_points_lie_between_real_and_fake():
   ctx = context()
   x = np.asarray(penalties.gp_points(ctx))
@@ -143,7 +151,7 @@ def test_spec_parses_weights_and_intervals():
 
 @pytest.mark.parametrize("spec,message", [
     ("gp_onesided:1", "config.loss.d_penalties: unknown discriminator penalty 'gp_onesided'. "
-                      "Did you mean 'gp_one_sided'? Valid choices: dragan, gp, gp_one_sided, lecam, r1, r2."),
+                      "Did you mean 'gp_one_sided'? Valid choices: dragan, gp, gp0, gp_one_sided, lecam, r1, r2."),
     ("r1", "config.loss.d_penalties: 'r1' has no weight; write name:weight[@every], e.g. r1:10 or r1:10@16."),
     ("gp:big", "config.loss.d_penalties: weight 'big' of 'gp' is not a number; write "
                "name:weight[@every], e.g. gp:10@16."),
