@@ -34,6 +34,11 @@ def _uniform(shape_tail=()):
   return lambda key, n: jax.random.uniform(key, (n, *shape_tail))
 
 
+def _ints(draw: Draw, key: Array, name: str, low: int, high: int) -> Array:
+  """One integer in [low, high) per example, from the named sub-stream of ``key``."""
+  return draw(lambda k, n: jax.random.randint(k, (n,), low, high), streams.sub(key, name))
+
+
 @AUGMENTATIONS.register("color")
 def color(x: Array, key: Array, strength: float, draw: Draw) -> Array:
   kb, ks, kc = (streams.sub(key, n) for n in ("brightness", "saturation", "contrast"))
@@ -51,9 +56,7 @@ def translation(x: Array, key: Array, strength: float, draw: Draw, ratio: float 
   sh, sw = int(h * ratio * strength + 0.5), int(w * ratio * strength + 0.5)
   if sh == 0 and sw == 0:
     return x
-  kh, kw = streams.sub(key, "rows"), streams.sub(key, "cols")
-  th = draw(lambda k, n: jax.random.randint(k, (n,), -sh, sh + 1), kh)
-  tw = draw(lambda k, n: jax.random.randint(k, (n,), -sw, sw + 1), kw)
+  th, tw = _ints(draw, key, "rows", -sh, sh + 1), _ints(draw, key, "cols", -sw, sw + 1)
   padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))  # out-of-image reads land on zeros
   rows = jnp.clip(jnp.arange(h)[None, :] + th[:, None] + 1, 0, h + 1)
   cols = jnp.clip(jnp.arange(w)[None, :] + tw[:, None] + 1, 0, w + 1)
@@ -67,9 +70,7 @@ def cutout(x: Array, key: Array, strength: float, draw: Draw, ratio: float = 0.5
   ch, cw = int(h * ratio * strength + 0.5), int(w * ratio * strength + 0.5)
   if ch == 0 or cw == 0:
     return x
-  kh, kw = streams.sub(key, "rows"), streams.sub(key, "cols")
-  oh = draw(lambda k, n: jax.random.randint(k, (n,), 0, h + (1 - ch % 2)), kh)
-  ow = draw(lambda k, n: jax.random.randint(k, (n,), 0, w + (1 - cw % 2)), kw)
+  oh, ow = _ints(draw, key, "rows", 0, h + (1 - ch % 2)), _ints(draw, key, "cols", 0, w + (1 - cw % 2))
   r = jnp.arange(h)[None, :] - (oh[:, None] - ch // 2)
   c = jnp.arange(w)[None, :] - (ow[:, None] - cw // 2)
   inside = ((r >= 0) & (r < ch))[:, :, None] & ((c >= 0) & (c < cw))[:, None, :]
