@@ -29,23 +29,23 @@ METHODS = ("wgan_gp", "r1", "sn_hinge", "lsgan", "pacgan2", "dragan", "r3gan")
 
 def apply_method(c, method: str) -> None:
   if method == "wgan_gp":
-    c.loss.update(d="wasserstein", g="wasserstein", d_penalties="gp:10")
+    c.loss.update(d="wasserstein", d_penalties="gp:10")  # loss.g=auto: wasserstein
     c.train.d_steps = 5
     for opt in (c.optim.g, c.optim.d):
       opt.update(lr=1e-4, b1=0.5, b2=0.9)
   elif method == "r1":
     c.loss.d_penalties = "r1:1"
   elif method == "sn_hinge":
-    c.loss.update(d="hinge", g="hinge")
+    c.loss.d = "hinge"
     c.model.d_spectral_norm = True
   elif method == "lsgan":
-    c.loss.update(d="least_squares", g="least_squares")
+    c.loss.d = "least_squares"
   elif method == "pacgan2":
     c.model.d_pack = 2
   elif method == "dragan":
     c.loss.d_penalties = "dragan:10"
   elif method == "r3gan":
-    c.loss.update(d="rpgan", g="rpgan", d_penalties="r1:1,r2:1")
+    c.loss.update(d="rpgan", d_penalties="r1:1,r2:1")
   else:
     raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 

@@ -40,12 +40,12 @@ def get_config(variant: str = "default"):
 
   if variant == "wgan_gp":
     c.model.d_batch_norm = False
-    c.loss.update(d="wasserstein", g="wasserstein", d_penalties="gp:10")
+    c.loss.update(d="wasserstein", d_penalties="gp:10")  # loss.g=auto: wasserstein
     c.optim.d.update(lr=4e-4, b1=0.5, b2=0.9)
     c.optim.g.update(lr=1e-4, b1=0.5, b2=0.9)
   elif variant == "sn_hinge":
     c.model.update(d_batch_norm=False, d_spectral_norm=True)
-    c.loss.update(d="hinge", g="hinge")
+    c.loss.d = "hinge"  # loss.g=auto: hinge
   elif variant == "smoke":
     c.model.update(g_channels=(32, 16, 8), d_channels=(8, 16))
     c.train.update(steps=4, batch_size=16, steps_per_call=2, log_every=2, checkpoint_every=2)

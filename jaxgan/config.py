@@ -53,7 +53,7 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
                  **builder_defaults(MODELS.get(model)))
   c.noise = dict(dim=1, distribution="uniform", low=-1.0, high=1.0)
   c.loss = dict(
-      g="non_saturating",     # jaxgan.losses.G_LOSSES
+      g="auto",               # jaxgan.losses.G_LOSSES; auto: D loss's partner (bce -> non_saturating)
       d="bce",                # jaxgan.losses.D_LOSSES; also says how to read D's output
       d_penalties="",         # "name:weight[@every],...", e.g. "r1:10@16"; jaxgan.penalties
       augment="",             # DiffAugment ops before D, e.g. "translation,cutout"; jaxgan.augment
@@ -170,6 +170,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if t.ema_kimg < 0 or t.ema_rampup < 0:
     raise ConfigError(f"config.train.ema_kimg and ema_rampup must be >= 0, got {t.ema_kimg} "
                       f"and {t.ema_rampup}.")
+  if t.ema_rampup > 0 and t.ema_kimg == 0:
+    raise ConfigError("config.train.ema_rampup works with a half-life: set config.train.ema_kimg "
+                      "too (e.g. 10), or ema_rampup=0.")
   if t.ema_decay > 0 and t.ema_kimg > 0:
     raise ConfigError("config.train.ema_decay and config.train.ema_kimg both set the EMA of G; "
                       "set one of them to 0.")
@@ -178,7 +181,11 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _check_choice(config.batch_norm, BATCH_NORM_MODES, "config.batch_norm")
   _check_choice(config.train.fusion, FUSION_MODES, "config.train.fusion")
   _check_name(NOISE_DISTRIBUTIONS, config.noise.distribution, "config.noise.distribution")
-  _check_name(losses.G_LOSSES, config.loss.g, "config.loss.g")
+  if config.loss.g != "auto":
+    try:
+      losses.G_LOSSES.get(config.loss.g)
+    except UnknownNameError as e:
+      raise ConfigError(f"config.loss.g: {e} Or auto: the D loss's usual partner.") from None
   _check_name(losses.D_LOSSES, config.loss.d, "config.loss.d")
   objectives.parse_spec(config.loss.d_penalties, D_PENALTIES, "config.loss.d_penalties")
   try:

@@ -113,13 +113,15 @@ def loss_curves(records: list[dict], title: str = "", *, d_equilibrium: float | 
   fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=100)
   rs = [r for r in records if "d_loss" in r]
   steps = [r["step"] for r in rs]
-  for key, style in (("d_loss", "b-"), ("g_loss", "r-")):
-    ax.plot(steps, [float(r[key]) for r in rs], style, label=key)
+  # D's adversarial term is what the equilibrium line is for; penalties are drawn apart.
+  d_key = "d_loss/adv" if any("d_loss/adv" in r for r in rs) else "d_loss"
+  for key, style in ((d_key, "b-"), ("g_loss", "r-")):
+    ax.plot(steps, [float(r.get(key, np.nan)) for r in rs], style, label=key)
   terms = sorted({k for r in rs for k in r if k.startswith("d_loss/") and k != "d_loss/adv"})
   for key in terms:
     ax.plot(steps, [float(r.get(key, np.nan)) for r in rs], "--", lw=1, label=key)
   if d_equilibrium is not None:
-    ax.axhline(d_equilibrium, color="b", ls=":", lw=0.8, label=f"d_loss when D cannot tell ({d_equilibrium:.3g})")
+    ax.axhline(d_equilibrium, color="b", ls=":", lw=0.8, label=f"{d_key} when D cannot tell ({d_equilibrium:.3g})")
   if g_equilibrium is not None:
     ax.axhline(g_equilibrium, color="r", ls=":", lw=0.8, label=f"g_loss when D cannot tell ({g_equilibrium:.3g})")
   ax.set_xlabel("step")

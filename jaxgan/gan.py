@@ -116,9 +116,10 @@ def choose_joint_d_pass(d_pass: str, nets: Nets, d_pack: int) -> bool:
   """
   safe = not nets.d_batch_stats and d_pack == 1
   if d_pass == "joint" and not safe:
-    why = "batch norm in D (model.d_batch_norm)" if nets.d_batch_stats else f"model.d_pack={d_pack}"
-    raise ConfigError(f"config.train.d_pass='joint' would mix real and fake examples in D ({why}); "
-                      f"use 'separate' or 'auto'.")
+    why = ("batch norm in D (model.d_batch_norm) would mix real and fake statistics"
+           if nets.d_batch_stats else f"model.d_pack={d_pack} makes D a cross-sample function, "
+           f"which jaxgan always calls on real and fake separately")
+    raise ConfigError(f"config.train.d_pass='joint': {why}; use 'separate' or 'auto'.")
   if d_pass == "auto":
     return safe and not nets.convolutional
   return d_pass == "joint"
@@ -138,7 +139,7 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
     raise ConfigError(str(e)) from None
   noise = NoiseSpec(config.noise.dim, config.noise.distribution, config.noise.low, config.noise.high)
   d_loss = losses.D_LOSSES.get(config.loss.d)
-  g_loss = losses.G_LOSSES.get(config.loss.g)
+  g_loss = losses.G_LOSSES.get(losses.generator_loss_name(config.loss.g, config.loss.d))
   d_terms = objectives.build_terms(
       lambda ctx: (d_loss(ctx.real_out, ctx.fake_out), {}), config.loss.d_penalties,
       D_PENALTIES, "config.loss.d_penalties")

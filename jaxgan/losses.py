@@ -7,7 +7,7 @@ written on the logit so they stay finite where the sigmoid saturates
 raw value. All losses are *minimised*.
 
   name             D loss                                    G loss
-  bce / minimax    -E log D(x) - E log(1 - D(G(z)))          minimax: E log(1 - D(G(z)))
+  bce              -E log D(x) - E log(1 - D(G(z)))          minimax: E log(1 - D(G(z)))
                    (Goodfellow et al. 2014, Eq. 1)           non_saturating: -E log D(G(z))
   least_squares    1/2 E (D(x) - 1)^2 + 1/2 E D(G(z))^2      1/2 E (D(G(z)) - 1)^2
                    (Mao et al. 2017, Eq. 2 with a=0, b=c=1)
@@ -18,6 +18,8 @@ raw value. All losses are *minimised*.
                    (relativistic pairing: Jolicoeur-Martineau 2019; Huang et al. 2024, R3GAN)
 
 RpGAN pairs the i-th real with the i-th fake example, as R3GAN does.
+``loss.g = "auto"`` takes each D loss's usual partner (``AUTO_G``): the
+non-saturating loss for BCE, the same name otherwise.
 """
 
 from __future__ import annotations
@@ -131,6 +133,15 @@ D_LOSSES.register("least_squares")(DLoss(discriminator_least_squares, "critic", 
 D_LOSSES.register("wasserstein")(DLoss(discriminator_wasserstein, "critic", equilibrium=0.0))
 D_LOSSES.register("hinge")(DLoss(discriminator_hinge, "critic", equilibrium=2.0))
 D_LOSSES.register("rpgan")(DLoss(discriminator_rpgan, "critic", equilibrium=LOG2))
+
+AUTO_G = {"bce": "non_saturating", "least_squares": "least_squares", "wasserstein": "wasserstein",
+          "hinge": "hinge", "rpgan": "rpgan"}
+
+
+def generator_loss_name(g: str, d: str) -> str:
+  """``loss.g`` with ``auto`` resolved against ``loss.d``."""
+  return AUTO_G[d] if g == "auto" else g
+
 
 G_LOSSES.register("minimax")(GLoss(generator_minimax, equilibrium=-LOG2))
 G_LOSSES.register("non_saturating")(GLoss(generator_non_saturating, equilibrium=LOG2))

@@ -154,7 +154,9 @@ def evaluate(terms: Sequence[Term], ctx: TermContext, keys: dict[str, Array],
              states: dict[str, PyTree], prefix: str) -> tuple[Array, Metrics, dict[str, PyTree]]:
   """(total loss, metrics, next term states). Metrics: ``{prefix}`` (the total),
   ``{prefix}/{term}`` (each term's weighted contribution; 0 on updates a lazy term
-  skips) and each term's own metrics as ``{term}/{name}``."""
+  skips, N x on the others, so the logged mean is its average contribution) and
+  each term's own metrics as ``{term}/{name}`` (for a lazy term also 0 or N x, so
+  that their mean over a log interval of whole multiples of N is the value)."""
   total = jnp.zeros((), jnp.float32)
   metrics: Metrics = {}
   next_states = {}
@@ -163,8 +165,8 @@ def evaluate(terms: Sequence[Term], ctx: TermContext, keys: dict[str, Array],
     scale = term.weight * term.every
 
     def run(tctx=tctx, term=term, scale=scale):
-      loss, m = term.fn(tctx)
-      return scale * loss, m
+      loss, m = term.fn(tctx)  # a lazy term's metrics x N too: their mean over updates is the value
+      return scale * loss, jax.tree.map(lambda v: term.every * v, m)
 
     if term.every > 1:
       shapes = jax.eval_shape(run)

@@ -15,9 +15,11 @@ the value below.
                 weight gamma this is StyleGAN2's gamma/2 E ||grad D(x)||^2
   r2            1/2 E ||grad D(G(z))||^2 on generated data (ibid.)
   lecam         E relu(D(x) - a_F)^2 + E relu(a_R - D(G(z)))^2, where a_R and a_F are
-                moving averages (decay 0.99, after 1,000 updates of plain
-                averaging) of D's mean output on real and fake (Tseng et al. 2021,
-                as in their released ``lecam_reg``). The averages live in the state.
+                moving averages of D's mean output on real and fake (Tseng et al.
+                2021, as in their released code: the averages are updated first,
+                with decay 0 (the latest batch mean) until training step 1,000 and
+                0.99 after; the regularizer is added from step 1,001 on). The
+                averages live in the state.
 
 Gradients are taken with respect to D's input through augmentation (DiffAugment),
 and one norm is taken per D output (per pack of m examples under PacGAN).
@@ -77,7 +79,7 @@ def gp_points(ctx: TermContext) -> Array:
 def dragan_points(ctx: TermContext) -> Array:
   """DRAGAN's perturbed real examples; std over all values of the global real batch."""
   x = ctx.real_x
-  std = jnp.sqrt(jnp.maximum(ctx.global_mean(jnp.square(x)) - jnp.square(ctx.global_mean(x)), 0.0))
+  std = jnp.sqrt(ctx.global_mean(jnp.square(x - ctx.global_mean(x))))  # two passes, as numpy
   u = ctx.draw(lambda k, n: jax.random.uniform(k, (n, *x.shape[1:])), streams.sub(ctx.key, "noise"))
   a = _per_example_uniform(ctx, "alpha", x)
   return x + a * 0.5 * std * u
@@ -121,14 +123,17 @@ def _lecam_init():
 
 
 def _lecam_next(ctx: TermContext):
-  decay = jnp.where(ctx.update < LECAM_START, 0.0, LECAM_DECAY)
-  return {"real": decay * ctx.state["real"] + (1 - decay) * ctx.global_mean(ctx.real_out),
-          "fake": decay * ctx.state["fake"] + (1 - decay) * ctx.global_mean(ctx.fake_out)}
+  """The anchors after this update's batch (decay 0 before step LECAM_START)."""
+  decay = jnp.where(ctx.step < LECAM_START, 0.0, LECAM_DECAY)
+  mean = lambda x: ctx.global_mean(jax.lax.stop_gradient(x))
+  return {"real": decay * ctx.state["real"] + (1 - decay) * mean(ctx.real_out),
+          "fake": decay * ctx.state["fake"] + (1 - decay) * mean(ctx.fake_out)}
 
 
 @penalty("lecam", init_state=_lecam_init, next_state=_lecam_next)
 def _lecam(ctx: TermContext):
-  anchor_real, anchor_fake = ctx.state["real"], ctx.state["fake"]
-  reg = (jnp.mean(jnp.square(jax.nn.relu(ctx.real_out - anchor_fake)))
-         + jnp.mean(jnp.square(jax.nn.relu(anchor_real - ctx.fake_out))))
-  return reg, {"anchor_real": anchor_real, "anchor_fake": anchor_fake}
+  anchors = _lecam_next(ctx)  # updated before use, as in the released code
+  reg = (jnp.mean(jnp.square(jax.nn.relu(ctx.real_out - anchors["fake"])))
+         + jnp.mean(jnp.square(jax.nn.relu(anchors["real"] - ctx.fake_out))))
+  on = (ctx.step > LECAM_START).astype(reg.dtype)
+  return on * reg, {"anchor_real": anchors["real"], "anchor_fake": anchors["fake"]}

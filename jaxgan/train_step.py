@@ -113,8 +113,8 @@ def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None)
     metrics["lr/d"] = optim.learning_rate(d_opt_state)
     return (d_params, pmean(cols, axis_name), d_opt_state, {**term_states, **new_states}), metrics
 
-  def g_update(carry, keys, prefix, update, step, d_params, d_collections, real, term_states):
-    g_params, g_collections, g_opt_state = carry
+  def g_update(carry, keys, prefix, update, step, d_params, d_collections, real):
+    g_params, g_collections, g_opt_state, term_states = carry
     local_n = real["x"].shape[0]
     z, y_fake = noise_and_labels(keys, prefix, local_n)
     d_params, d_cols = d_weights(gan, d_params, d_collections, update=False)
@@ -129,18 +129,18 @@ def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None)
           d=d, real_x=real["x"], real_y=real.get("y"), fake_x=fake, fake_y=y_fake,
           real_out=real_out, fake_out=fake_out, key=keys[f"{prefix}/fake"], step=step,
           update=update, axis_name=axis_name, group=gan.d_pack)
-      loss, metrics, _ = objectives.evaluate(
+      loss, metrics, new_states = objectives.evaluate(
           gan.g_terms, ctx, term_keys(keys, prefix, gan.g_terms), term_states, "g_loss")
       metrics["g_d_fake"] = jnp.mean(gan.d_loss.read(fake_out))
-      return loss, (cols, metrics)
+      return loss, (cols, metrics, new_states)
 
-    (_, (cols, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(g_params)
+    (_, (cols, metrics, new_states)), grads = jax.value_and_grad(loss_fn, has_aux=True)(g_params)
     grads = pmean(grads, axis_name)
     updates, g_opt_state = gan.g_tx.update(grads, g_opt_state, g_params)
     g_params = optax.apply_updates(g_params, updates)
     metrics["g_grad_norm"] = optax.tree.norm(grads)
     metrics["lr/g"] = optim.learning_rate(g_opt_state)
-    return (g_params, pmean(cols, axis_name), g_opt_state), metrics
+    return (g_params, pmean(cols, axis_name), g_opt_state, {**term_states, **new_states}), metrics
 
   def train_step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
     d_steps = batch["x"].shape[0]
@@ -156,13 +156,14 @@ def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None)
                             state.g_params, state.g_collections)
       d_metrics.append(m)
     d_params, d_collections, d_opt_state, d_term_states = d_carry
-    g_carry, g_metrics = (state.g_params, state.g_collections, state.g_opt_state), []
+    g_carry = (state.g_params, state.g_collections, state.g_opt_state, state.objective_state["g"])
+    g_metrics = []
     last_real = jax.tree.map(lambda a: a[d_steps - 1], batch)  # for losses that compare with real data
     for j in range(g_steps):
       g_carry, m = g_update(g_carry, keys, f"g{j}", state.step * g_steps + j, state.step,
-                            d_params, d_collections, last_real, state.objective_state["g"])
+                            d_params, d_collections, last_real)
       g_metrics.append(m)
-    g_params, g_collections, g_opt_state = g_carry
+    g_params, g_collections, g_opt_state, g_term_states = g_carry
     ema = state.g_ema_params
     if ema is not None:
       ema = gan.ema.update(ema, g_params, state.step)
@@ -170,7 +171,7 @@ def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None)
         step=state.step + 1, g_params=g_params, d_params=d_params,
         g_collections=g_collections, d_collections=d_collections,
         g_opt_state=g_opt_state, d_opt_state=d_opt_state, g_ema_params=ema,
-        objective_state={"d": d_term_states, "g": state.objective_state["g"]})
+        objective_state={"d": d_term_states, "g": g_term_states})
     metrics = {k: jnp.mean(jnp.stack([m[k] for m in ms]))
                for ms in (d_metrics, g_metrics) if ms for k in ms[0]}
     return new_state, pmean(metrics, axis_name)

@@ -63,9 +63,11 @@ def test_resume_is_bit_exact(tmp_path, mode, monkeypatch):
   assert strip(log_a) == strip(log_b)
 
 
-def test_resume_is_bit_exact_with_term_state_spectral_norm_and_ema_half_life(tmp_path):
+def test_resume_is_bit_exact_with_term_state_spectral_norm_and_ema_half_life(tmp_path, monkeypatch):
   # LeCam's moving averages and SN's u vectors are state: a resume that lost them
   # (StudioGAN's PR #150) would diverge from the uninterrupted run.
+  from jaxgan import penalties
+  monkeypatch.setattr(penalties, "LECAM_START", 2)  # averages decay, and the term is on, by step 4
   def config(steps):
     c = tiny_gaussian_config(steps=steps, checkpoint_every=4, d_steps=2, ema_kimg=0.01, ema_rampup=0.1)
     c.parallel = "shard_map"

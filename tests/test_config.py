@@ -94,8 +94,8 @@ def test_every_zoo_variant_validates_and_builds():
      "config.loss.d_penalties: gp takes D's gradient per example, which batch norm in D mixes "
      "across the batch; set config.model.d_batch_norm=False."),
     ({"train.d_pass": "joint"},
-     "config.train.d_pass='joint' would mix real and fake examples in D (batch norm in D "
-     "(model.d_batch_norm)); use 'separate' or 'auto'."),
+     "config.train.d_pass='joint': batch norm in D (model.d_batch_norm) would mix real and fake "
+     "statistics; use 'separate' or 'auto'."),
     ({"model.d_pack": 2, "model.conditional": True},
      "config.model.d_pack > 1 (PacGAN) is for unconditional models; set "
      "config.model.conditional=False or d_pack=1."),
@@ -111,22 +111,37 @@ def test_combinations_that_cannot_work_fail_before_compiling(overrides, message)
   assert str(e.value) == message
 
 
-@pytest.mark.parametrize("key,value,message", [
-    ("loss.augment", "translation", "config.loss.augment='translation': DiffAugment needs image data; "
-                                    "'gaussian_1d' is not. Set config.loss.augment=''."),
-    ("train.d_pass", "joint", None),
-])
-def test_toy_data_refuses_image_only_options(key, value, message):
+def test_diffaugment_on_toy_data_is_refused():
   from jaxgan.training import build_experiment
   c = experiment("gaussian_1d.py:smoke")
-  c.parallel = "none"
-  c.update_from_flattened_dict({key: value})
-  if message is None:
-    assert build_experiment(c).gan.joint_d_pass
-    return
+  c.loss.augment = "translation"
   with pytest.raises(ConfigError) as e:
     build_experiment(c)
-  assert str(e.value) == message
+  assert str(e.value) == ("config.loss.augment='translation': DiffAugment needs image data; "
+                          "'gaussian_1d' is not. Set config.loss.augment=''.")
+
+
+def test_d_pass_auto_is_joint_for_mlps_and_separate_for_packs_and_conv_nets():
+  from jaxgan.gan import choose_joint_d_pass
+  from jaxgan.models import Nets
+  mlp, conv = Nets(None, None), Nets(None, None, convolutional=True)
+  assert choose_joint_d_pass("auto", mlp, 1) and not choose_joint_d_pass("auto", mlp, 2)
+  assert not choose_joint_d_pass("auto", conv, 1) and choose_joint_d_pass("joint", conv, 1)
+  assert not choose_joint_d_pass("separate", mlp, 1)
+  with pytest.raises(ConfigError, match=r"model.d_pack=2 makes D a cross-sample function"):
+    choose_joint_d_pass("joint", mlp, 2)
+
+
+@pytest.mark.parametrize("d,g", [("bce", "non_saturating"), ("hinge", "hinge"), ("rpgan", "rpgan"),
+                                 ("wasserstein", "wasserstein"), ("least_squares", "least_squares")])
+def test_generator_loss_auto_follows_the_discriminator_loss(d, g):
+  from jaxgan import losses
+  from jaxgan.gan import build_gan
+  from jaxgan.data import build_dataset
+  c = experiment("mixtures_2d.py:smoke")
+  c.loss.update(d=d, g="auto")
+  gan = build_gan(config_lib.validate(c), build_dataset(c.data).spec)
+  assert gan.g_loss is losses.G_LOSSES.get(g)
 
 
 @pytest.mark.parametrize("overrides,match", [
@@ -138,6 +153,8 @@ def test_toy_data_refuses_image_only_options(key, value, message):
     ({"loss.augment_strength": -1.0}, r"config.loss.augment_strength must be >= 0"),
     ({"train.d_pass": "both"}, r"config.train.d_pass='both' is not valid. Valid choices: auto, joint, separate."),
     ({"train.ema_kimg": 10.0}, r"ema_decay and config.train.ema_kimg both set the EMA of G"),
+    ({"train.ema_decay": 0.0, "train.ema_rampup": 0.05}, r"config.train.ema_rampup works with a half-life"),
+    ({"loss.g": "hing"}, r"config.loss.g: unknown generator loss 'hing'. Did you mean 'hinge'\? .* Or auto"),
     ({"model.d_pack": 0}, r"config.model.d_pack must be >= 1, got 0."),
     ({"optim.d.weight_clip": -0.1}, r"config.optim.d.weight_clip, max_col_norm and clip_norm must be >= 0"),
 ])

@@ -1,5 +1,7 @@
 """Penalties against finite differences, lazy regularization, LeCam's state, and the spec parser."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -122,25 +124,46 @@ def test_lazy_term_runs_on_multiples_of_its_interval_scaled_by_it():
     total, metrics = run(jnp.int32(u))
     expected = 2.0 * 4 * 3.0 if u % 4 == 0 else 0.0
     assert float(metrics["d_loss/r1"]) == expected, u
-    assert float(metrics["r1/seen"]) == (1.0 if u % 4 == 0 else 0.0)
+    assert float(metrics["r1/seen"]) == (4.0 if u % 4 == 0 else 0.0)  # x N: the mean over N is 1
     assert float(total) == 0.5 + expected
     assert float(metrics["d_loss"]) == float(total)
 
 
-def test_lecam_uses_its_anchors_and_updates_them():
+def test_lecam_updates_its_anchors_first_and_starts_after_1000_steps():
+  # As in the released code: the moving averages take this batch first (decay 0 before
+  # step 1,000, then 0.99), and the regularizer is added after step 1,000.
   real_out, fake_out = jnp.array([1.0, 2.0, -1.0]), jnp.array([-2.0, 0.5, 0.0])
   state = {"real": jnp.float32(0.8), "fake": jnp.float32(-0.2)}
   p = penalties.D_PENALTIES.get("lecam")
-  ctx = context(real_out=real_out, fake_out=fake_out, state=state)
-  value, _ = p.fn(ctx)
-  expected = (np.mean(np.maximum(np.array([1.0, 2.0, -1.0]) + 0.2, 0) ** 2)
-              + np.mean(np.maximum(0.8 - np.array([-2.0, 0.5, 0.0]), 0) ** 2))
+  early = context(real_out=real_out, fake_out=fake_out, state=state, step=jnp.int32(10))
+  value, metrics = p.fn(early)
+  assert float(value) == 0.0
+  anchors = p.next_state(early)
+  np.testing.assert_allclose([anchors["real"], anchors["fake"]], [2 / 3, -0.5], rtol=1e-6)
+  np.testing.assert_allclose([metrics["anchor_real"], metrics["anchor_fake"]], [2 / 3, -0.5], rtol=1e-6)
+  late = context(real_out=real_out, fake_out=fake_out, state=state, step=jnp.int32(1001))
+  a_real, a_fake = 0.99 * 0.8 + 0.01 * 2 / 3, 0.99 * -0.2 + 0.01 * -0.5
+  anchors = p.next_state(late)
+  np.testing.assert_allclose([anchors["real"], anchors["fake"]], [a_real, a_fake], rtol=1e-6)
+  value, _ = p.fn(late)
+  expected = (np.mean(np.maximum(np.array([1.0, 2.0, -1.0]) - a_fake, 0) ** 2)
+              + np.mean(np.maximum(a_real - np.array([-2.0, 0.5, 0.0]), 0) ** 2))
   np.testing.assert_allclose(float(value), expected, rtol=1e-6)
-  early = p.next_state(ctx)  # before 1,000 updates: the current means
-  np.testing.assert_allclose([early["real"], early["fake"]], [2 / 3, -0.5], rtol=1e-6)
-  late = p.next_state(context(real_out=real_out, fake_out=fake_out, state=state, update=jnp.int32(1000)))
-  np.testing.assert_allclose([late["real"], late["fake"]],
-                             [0.99 * 0.8 + 0.01 * 2 / 3, 0.99 * -0.2 + 0.01 * -0.5], rtol=1e-6)
+  # Its gradient reaches D's outputs, not the anchors.
+  g_real = jax.grad(lambda r: p.fn(dataclasses.replace(late, real_out=r))[0])(real_out)
+  np.testing.assert_allclose(g_real, 2 * np.maximum(np.array([1.0, 2.0, -1.0]) - a_fake, 0) / 3, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["gp", "gp_one_sided", "gp0", "dragan", "r1", "r2"])
+def test_penalty_gradients_reach_d_parameters(name):
+  # D_theta(x) = theta * f(x): the penalty's derivative in theta against finite differences.
+  def value(theta):
+    d = lambda x, y, key: theta * d_jax(x, y, key)
+    return penalties.D_PENALTIES.get(name).fn(context(d=d))[0]
+  theta, h = 1.3, 1e-3
+  fd = (float(value(theta + h)) - float(value(theta - h))) / (2 * h)
+  np.testing.assert_allclose(float(jax.grad(value)(theta)), fd, rtol=2e-3)
+  assert abs(fd) > 1e-3
 
 
 def test_spec_parses_weights_and_intervals():

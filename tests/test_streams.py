@@ -58,7 +58,7 @@ def test_a_new_penalty_stream_leaves_an_existing_run_unchanged():
     np.testing.assert_array_equal(x, y)
 
 
-def test_state_key_is_constant_and_steps_draw_different_noise():
+def test_the_state_keeps_its_base_key_and_each_step_gets_its_own():
   exp, state, _ = run_steps(tiny_gaussian_config(), n=1)
   np.testing.assert_array_equal(state.rng, exp.init_state().rng)
   keys = [streams.derive(streams.step_key(state.rng, jnp.int32(s)), ["d0/noise"])["d0/noise"] for s in (0, 1)]
