@@ -89,11 +89,6 @@ class GAN:
   def conditional(self) -> bool:
     return self.num_classes > 0
 
-  @property
-  def d_per_example(self) -> bool:
-    """Whether D's output for an example (pack) depends on that example (pack) alone."""
-    return not self.nets.d_batch_stats
-
   def sample_labels(self, key: jax.Array, n: int) -> jax.Array | None:
     if not self.conditional:
       return None

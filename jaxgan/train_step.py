@@ -89,7 +89,7 @@ def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None)
         out, cols = d_forward(gan, params, cols, jnp.concatenate([x_real, x_fake]), y, train=True,
                               dropout_key=streams.sub(k_real, "dropout"), axis_name=axis_name)
         real_out, fake_out = out[:local_n], out[local_n:]
-      else:  # batch norm: real and fake keep their own statistics
+      else:  # D mixes examples (batch norm keeps real and fake statistics apart; packs), or conv on CPU
         real_out, cols = d_forward(gan, params, cols, x_real, y_real, train=True,
                                    dropout_key=streams.sub(k_real, "dropout"), axis_name=axis_name)
         fake_out, cols = d_forward(gan, params, cols, x_fake, y_fake, train=True,
