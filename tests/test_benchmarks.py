@@ -18,7 +18,10 @@ KEYS = {"impl", "workload", "batch", "steps", "device", "steps_per_sec", "exampl
     (["--workload=dcgan28", "--batch=4", "--steps=1"],
      {"workload": "dcgan28", "steps": 1, "batch": 4, "steps_per_call": 1, "seeds": 1}),
     (["--workload=toy1d", "--steps=2", "--seeds=3"],
-     {"workload": "toy1d", "steps": 2, "batch": 256, "steps_per_call": 1, "seeds": 3}),
+     {"workload": "toy1d", "steps": 2, "batch": 256, "steps_per_call": 1, "seeds": 3, "config": {}}),
+    (["--workload=toy1d", "--steps=2", "--set=loss.d_penalties=r1:1@2", "--set=model.d_spectral_norm=True"],
+     {"workload": "toy1d", "steps": 2, "seeds": 1,
+      "config": {"loss.d_penalties": "r1:1@2", "model.d_spectral_norm": True}}),
 ])
 def test_train_step_benchmark_prints_one_json_line(repo_root, args, expected):
   env = dict(os.environ)
