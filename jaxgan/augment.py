@@ -34,6 +34,12 @@ def _uniform(shape_tail=()):
   return lambda key, n: jax.random.uniform(key, (n, *shape_tail))
 
 
+def _scaled_sizes(x: Array, ratio: float, strength: float) -> tuple[int, int, int, int]:
+  """(H, W, round(H * ratio * strength), round(W * ratio * strength)) of NHWC images."""
+  _, h, w, _ = x.shape
+  return h, w, int(h * ratio * strength + 0.5), int(w * ratio * strength + 0.5)
+
+
 def _ints(draw: Draw, key: Array, name: str, low: int, high: int) -> Array:
   """One integer in [low, high) per example, from the named sub-stream of ``key``."""
   return draw(lambda k, n: jax.random.randint(k, (n,), low, high), streams.sub(key, name))
@@ -52,8 +58,7 @@ def color(x: Array, key: Array, strength: float, draw: Draw) -> Array:
 
 @AUGMENTATIONS.register("translation")
 def translation(x: Array, key: Array, strength: float, draw: Draw, ratio: float = 0.125) -> Array:
-  _, h, w, _ = x.shape
-  sh, sw = int(h * ratio * strength + 0.5), int(w * ratio * strength + 0.5)
+  h, w, sh, sw = _scaled_sizes(x, ratio, strength)
   if sh == 0 and sw == 0:
     return x
   th, tw = _ints(draw, key, "rows", -sh, sh + 1), _ints(draw, key, "cols", -sw, sw + 1)
@@ -66,8 +71,7 @@ def translation(x: Array, key: Array, strength: float, draw: Draw, ratio: float 
 
 @AUGMENTATIONS.register("cutout")
 def cutout(x: Array, key: Array, strength: float, draw: Draw, ratio: float = 0.5) -> Array:
-  _, h, w, _ = x.shape
-  ch, cw = int(h * ratio * strength + 0.5), int(w * ratio * strength + 0.5)
+  h, w, ch, cw = _scaled_sizes(x, ratio, strength)
   if ch == 0 or cw == 0:
     return x
   oh, ow = _ints(draw, key, "rows", 0, h + (1 - ch % 2)), _ints(draw, key, "cols", 0, w + (1 - cw % 2))

@@ -140,7 +140,7 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
       D_PENALTIES, "config.loss.d_penalties")
   g_terms = (objectives.Term("adv", lambda ctx: (g_loss(ctx.fake_out, ctx.real_out), {})),)
   if nets.d_batch_stats:
-    per_example = [t.name for t in d_terms if t.name in D_PENALTIES and D_PENALTIES.get(t.name).per_example]
+    per_example = [t.name for t in d_terms if t.per_example]
     if per_example:
       verb = "takes" if len(per_example) == 1 else "take"
       raise ConfigError(

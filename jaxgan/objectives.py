@@ -98,6 +98,7 @@ class Term:
   every: int = 1
   init_state: Callable[[], PyTree] | None = None
   next_state: Callable[[TermContext], PyTree] | None = None
+  per_example: bool = False
 
 
 def parse_spec(spec: str, registry: Registry[Penalty], where: str) -> list[tuple[str, float, int]]:
@@ -142,7 +143,7 @@ def build_terms(adversarial: Callable[[TermContext], tuple[Array, Metrics]], spe
   terms = [Term("adv", adversarial)]
   for name, weight, every in parse_spec(spec, registry, where):
     p = registry.get(name)
-    terms.append(Term(name, p.fn, weight, every, p.init_state, p.next_state))
+    terms.append(Term(name, p.fn, weight, every, p.init_state, p.next_state, p.per_example))
   return tuple(terms)
 
 
