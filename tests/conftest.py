@@ -22,6 +22,12 @@ def repo_root() -> str:
   return REPO
 
 
+@pytest.fixture(scope="session")
+def mnist_tfds_dir(tmp_path_factory) -> str:
+  """One TFDS data dir for every real-MNIST test: MNIST is prepared into it once."""
+  return str(tmp_path_factory.mktemp("tfds_mnist"))
+
+
 def experiment(name: str):
   """Loads ``experiments/<name>`` (with an optional ``:variant``)."""
   from jaxgan.api import load_config

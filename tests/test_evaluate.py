@@ -61,8 +61,8 @@ def numpy_parzen_protocol(samples, valid, test):
 
 
 @pytest.fixture(scope="module")
-def mnist_data_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp("tfds"))
+def mnist_data_dir(mnist_tfds_dir):
+  return mnist_tfds_dir
 
 
 @needs_mnist

@@ -25,8 +25,8 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp("tfds"))
+def data_dir(mnist_tfds_dir):
+  return mnist_tfds_dir
 
 
 def mnist_config(name, data_dir):

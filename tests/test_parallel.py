@@ -154,7 +154,6 @@ def test_diffaugment_matches_single_device(tmp_path):
   # Per-example augmentation parameters are drawn for the global batch and sliced
   # (the same collectives as the noise, tested under pmap by the zoo tests above).
   import tensorflow_datasets as tfds
-  from conftest import experiment
   from jaxgan.config import base_config
   with tfds.testing.mock_data(num_examples=64):
     config = base_config(model="mlp", data="cifar10")  # small nets: the images are what matter

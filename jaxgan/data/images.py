@@ -36,6 +36,7 @@ class ImageDataset:
     self._pool: concurrent.futures.ThreadPoolExecutor | None = None  # made once, on first use
     self._reopen = reopen
     self._all: dict[str, np.ndarray] | None = None
+    self._batched_reads = hasattr(source, "__getitems__")
 
   def __len__(self) -> int:
     return len(self.source)
@@ -46,8 +47,7 @@ class ImageDataset:
       raise ValueError(f"{self.name} cannot open split {split!r}")
     return self._reopen(split)
 
-  def _read_one(self, i: int) -> tuple[np.ndarray, int, int]:
-    ex = self.source[int(i)]
+  def _convert(self, ex: dict, i: int) -> tuple[np.ndarray, int, int]:
     image = np.asarray(ex["image"], np.uint8)
     if image.ndim == 2:
       image = image[..., None]
@@ -56,13 +56,29 @@ class ImageDataset:
     label = int(ex[self._label_key]) if self._label_key in ex else 0
     return image, label, int(ex.get("index", i))
 
+  def _read_chunk(self, chunk: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
+    """One batched read where the source has one (array_record: ~5x faster than one by one)."""
+    positions = [int(i) for i in chunk]
+    examples = None
+    if self._batched_reads:
+      try:
+        examples = self.source.__getitems__(positions)
+      except TypeError:  # e.g. tfds.testing.mock_data's source, whose __getitems__ is unbound
+        self._batched_reads = False
+    if examples is None:
+      examples = [self.source[i] for i in positions]
+    return [self._convert(ex, i) for ex, i in zip(examples, positions)]
+
   def _read_examples(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if self.num_workers > 1 and flat.size >= 256:
+    size = 64 if self._preprocess is not None else 1024  # decoding+resizing is the cost: spread it
+    chunks = [flat[i:i + size] for i in range(0, len(flat), size)]
+    if self.num_workers > 1 and len(chunks) > 1:
       if self._pool is None:
         self._pool = concurrent.futures.ThreadPoolExecutor(self.num_workers)
-      examples = list(self._pool.map(self._read_one, flat, chunksize=64))
+      parts = list(self._pool.map(self._read_chunk, chunks))
     else:
-      examples = [self._read_one(i) for i in flat]
+      parts = [self._read_chunk(c) for c in chunks]
+    examples = [e for part in parts for e in part]
     x = np.stack([e[0] for e in examples]) if examples else np.zeros((0, *self.spec.shape), np.uint8)
     return x, np.asarray([e[1] for e in examples], np.int32), np.asarray([e[2] for e in examples])
 
