@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxgan import config as config_lib
+from jaxgan import config as config_lib, population
 from jaxgan.config import base_config
 from jaxgan.data.spec import DataSpec
 from jaxgan.gan import build_gan, init_state
@@ -20,6 +20,11 @@ def config_for(w: Workload, *, conv_transpose: str = "auto", conv: str = "auto",
     c.model.update(g_hidden=(32, 32), g_activations=("relu", "relu"),
                    d_hidden=(32, 32), d_activations=("relu", "relu"))
     c.noise.update(dim=w.z_dim, distribution="uniform", low=0.0, high=1.0)
+  elif w.name == "ring":
+    c = base_config(model="mlp", data="ring_2d")
+    c.model.update(g_hidden=(128, 128, 128), g_activations=("relu",) * 3, g_output="linear",
+                   d_hidden=(128, 128, 128), d_activations=("leaky_relu",) * 3)
+    c.noise.update(dim=w.z_dim, distribution="normal")
   elif w.name == "mlp_mnist":
     c = base_config(model="mnist_mlp", data="mnist")
     c.noise.update(dim=w.z_dim, distribution="uniform", low=-1.0, high=1.0)
@@ -46,11 +51,12 @@ def config_for(w: Workload, *, conv_transpose: str = "auto", conv: str = "auto",
 
 def build(w: Workload, batch: int, steps_per_call: int, *, conv_transpose: str = "auto",
           conv: str = "auto", unroll: bool | None = None, seed: int = 0, seeds: int = 1,
-          overrides: dict | None = None):
+          overrides: dict | None = None, member_loop: str = "auto"):
   """(jitted fused step, initial state, per-call inputs, fixed real batch on device).
 
   With ``seeds`` > 1 the step is vmapped over that many states (different PRNG
-  keys, same real batch): S GANs trained by one compiled program.
+  keys, same real batch) as ``train.num_seeds`` does (``jaxgan.population``: the
+  step counter stays shared): S GANs trained by one compiled program.
   """
   c = config_lib.validate(config_for(w, conv_transpose=conv_transpose, conv=conv, overrides=overrides))
   spec = DataSpec(w.data_shape, num_classes=0, is_image=len(w.data_shape) == 3, name=w.name)
@@ -61,12 +67,15 @@ def build(w: Workload, batch: int, steps_per_call: int, *, conv_transpose: str =
   # The fixed real batch is device data; per-step inputs are just step numbers.
   fused = make_fused_step(step, lambda inputs, real, axis: {"x": real[None]}, unroll=unroll)
   init = lambda k: init_state(gan, k)
-  if seeds > 1:
-    fused = jax.vmap(fused, in_axes=(0, None, None))
-    init = jax.vmap(init)
-  fn = jax.jit(fused, donate_argnums=0)
   keys = jax.random.split(jax.random.PRNGKey(seed), seeds) if seeds > 1 else jax.random.PRNGKey(seed)
-  state = jax.jit(init)(keys)
+  if seeds > 1:
+    example = jax.eval_shape(jax.vmap(init), keys)
+    fused = population.over_members(fused, example, None, seeds,
+                                    unroll=population.choose_member_loop(member_loop, gan.nets))
+    state = jax.jit(jax.vmap(init))(keys).replace(step=jnp.zeros((), jnp.int32))
+  else:
+    state = jax.jit(init)(keys)
+  fn = jax.jit(fused, donate_argnums=0)
   lo, hi = gan.nets.output_range or (-1.0, 1.0)
   real = jax.random.uniform(jax.random.PRNGKey(seed + 1), (batch, *w.data_shape), minval=lo, maxval=hi)
   inputs = jnp.zeros((steps_per_call,), jnp.int32)

@@ -50,12 +50,13 @@ def run_jaxgan(args, w) -> dict:
   import jax_impl
   spc = args.steps_per_call
   fn, state, inputs, real = jax_impl.build(w, args.batch, spc, conv_transpose=args.conv_transpose,
-                                           conv=args.conv, seeds=args.seeds, overrides=args.overrides)
+                                           conv=args.conv, seeds=args.seeds, overrides=args.overrides,
+                                           member_loop=args.member_loop)
   t0 = time.perf_counter()
   compiled = fn.lower(state, inputs, real).compile()
   compile_s = time.perf_counter() - t0
-  flops = jax_impl.flops_per_step(w, args.batch, conv_transpose=args.conv_transpose, conv=args.conv,
-                                  overrides=args.overrides)
+  flops = None if args.no_flops else jax_impl.flops_per_step(
+      w, args.batch, conv_transpose=args.conv_transpose, conv=args.conv, overrides=args.overrides)
   state, m = compiled(state, inputs, real)  # warm-up
   jax.block_until_ready(state)
   calls = max(1, -(-args.steps // spc))
@@ -118,8 +119,10 @@ def main(argv=None) -> dict:
   p.add_argument("--steps-per-call", type=int, default=1)
   p.add_argument("--conv-transpose", default="auto", choices=("auto", "xla", "subpixel", "phases", "gemm"))
   p.add_argument("--conv", default="auto", choices=("auto", "xla", "patches", "phases"))
-  p.add_argument("--seeds", type=int, default=1, help="GANs trained at once with vmap (jaxgan)")
-  p.add_argument("--no-flops", action="store_true", help="torch: skip the XLA FLOP count")
+  p.add_argument("--seeds", type=int, default=1, help="GANs trained in one program (jaxgan)")
+  p.add_argument("--member-loop", default="auto", choices=("auto", "vmap", "unroll"),
+                 help="with --seeds: vmap the GANs or run them in turn (train.member_loop)")
+  p.add_argument("--no-flops", action="store_true", help="skip the XLA FLOP count (a second compile)")
   p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                  help="jaxgan config override, e.g. loss.d_penalties=r1:10@16 (repeatable)")
   args = p.parse_args(argv)
@@ -140,6 +143,8 @@ def main(argv=None) -> dict:
   if args.impl == "jaxgan":
     record.update(steps_per_call=args.steps_per_call, conv_transpose=args.conv_transpose,
                   conv=args.conv, seeds=args.seeds, config=args.overrides)
+    if args.seeds > 1:
+      record["member_loop"] = args.member_loop
   print(json.dumps(record), flush=True)
   return record
 

@@ -11,12 +11,13 @@ Notebook use::
 from jaxgan.api import load_config, load_run, sample
 from jaxgan.config import base_config, validate
 from jaxgan.gan import GAN, build_gan, generate, init_state
+from jaxgan.population import member_state
 from jaxgan.state import GANState
-from jaxgan.training import build_experiment, evaluate_state, train
+from jaxgan.training import build_experiment, evaluate_members, evaluate_state, train
 from jaxgan.train_step import make_fused_step, make_train_step
 
 __all__ = [
-    "GAN", "GANState", "base_config", "build_experiment", "build_gan", "evaluate_state",
-    "generate", "init_state", "load_config", "load_run", "make_fused_step",
-    "make_train_step", "sample", "train", "validate",
+    "GAN", "GANState", "base_config", "build_experiment", "build_gan", "evaluate_members",
+    "evaluate_state", "generate", "init_state", "load_config", "load_run", "make_fused_step",
+    "make_train_step", "member_state", "sample", "train", "validate",
 ]

@@ -61,11 +61,20 @@ def load_run(workdir: str, step: int | None = None, *,
 
 
 def sample(config: ml_collections.ConfigDict, state: GANState, n: int, *, seed: int = 0,
-           labels: np.ndarray | None = None, use_ema: bool = True) -> np.ndarray:
-  """n samples G(z) as numpy, drawn with PRNG seed ``seed``."""
+           labels: np.ndarray | None = None, use_ema: bool = True,
+           member: int | None = None) -> np.ndarray:
+  """n samples G(z) as numpy, drawn with PRNG seed ``seed``; ``member`` picks one member
+  of a run of many (``train.num_seeds``, ``config.sweep``; see ``members.json``)."""
+  from jaxgan import population
   from jaxgan.data import build_dataset
   from jaxgan.gan import build_gan
   from jaxgan.sampling import Sampler
+  pop = population.from_config(config)
+  if pop.batched:
+    if member is None:
+      raise ConfigError(f"this run has {pop.size} members; pass member=0..{pop.size - 1}.")
+    population.check_member_index(pop, member, "member")
+    state = population.member_state(state, member)
   gan = build_gan(config, build_dataset(config.data).spec)
   x, _ = Sampler(gan).sample(state, jax.random.PRNGKey(seed), n,
                              None if labels is None else jax.numpy.asarray(labels), use_ema=use_ema)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import ml_collections
 
-from jaxgan import augment, evaluators, losses, objectives, optim, parallel
+from jaxgan import augment, evaluators, losses, objectives, optim, parallel, population
 from jaxgan.data import DATASETS
 from jaxgan.errors import ConfigError
 from jaxgan.gan import NOISE_DISTRIBUTIONS
@@ -74,7 +74,14 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
       log_every=100,
       checkpoint_every=1000,
       max_to_keep=3,
+      num_seeds=1,            # >1: this many seeds train in one program (jaxgan.population)
+      data_order="per_seed",  # per_seed: member with seed s reads seed s's example order; shared
+      member_loop="auto",     # vmap | unroll | auto (unroll conv nets on CPU): how members share a program
   )
+  # Hyperparameter sweeps in one program: a tuple of values per key, e.g.
+  # --config.sweep.optim.d.lr="(1e-4,2e-4,4e-4)"; () = not swept. One member per
+  # combination of values and seed (jaxgan.population).
+  c.sweep = population.sweep_schema()
   c.eval = dict(
       metrics="",             # comma-separated evaluator names, see jaxgan.evaluators
       every=1000,             # steps between evaluations (0: only at the end)
@@ -153,6 +160,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _check_name(DATASETS, config.data.name, "config.data.name")
   _check_name(MODELS, config.model.name, "config.model.name")
   schema = base_config(model=config.model.name, data=config.data.name)
+  if "sweep" in config:
+    population.refuse_unsweepable(config.sweep, config)
   _check_keys(config, dict(schema.items()), "config")
   for section in ("data", "model"):
     missing = set(schema[section].keys()) - set(config[section].keys())
@@ -180,6 +189,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _check_choice(config.parallel, parallel.MODES, "config.parallel")
   _check_choice(config.batch_norm, BATCH_NORM_MODES, "config.batch_norm")
   _check_choice(config.train.fusion, FUSION_MODES, "config.train.fusion")
+  _check_choice(config.train.member_loop, population.MEMBER_LOOPS, "config.train.member_loop")
   _check_name(NOISE_DISTRIBUTIONS, config.noise.distribution, "config.noise.distribution")
   if config.loss.g != "auto":
     try:
@@ -211,6 +221,12 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise ConfigError(f"config.noise.dim must be >= 1, got {config.noise.dim}.")
   if config.eval.every < 0 or config.eval.num_samples < 1:
     raise ConfigError("config.eval.every must be >= 0 and config.eval.num_samples >= 1.")
+  pop = population.from_config(config)
+  for i in range(pop.size) if pop.swept else ():  # each member must be a valid run on its own
+    try:
+      validate(pop.member_config(config, i))
+    except ConfigError as e:
+      raise ConfigError(f"config.sweep member {pop.members[i].label}: {e}") from None
   config.lock()  # from here on a typo'd attribute write raises instead of adding a key
   return config
 

@@ -18,6 +18,11 @@ import jax
 import jax.numpy as jnp
 
 
+def _on(value) -> bool:
+  """A positive setting, or a swept one (traced; sweeps never mix 0 with non-zero)."""
+  return isinstance(value, jax.Array) or value > 0
+
+
 @dataclasses.dataclass(frozen=True)
 class EMA:
   decay: float = 0.0
@@ -27,14 +32,14 @@ class EMA:
 
   @property
   def enabled(self) -> bool:
-    return self.decay > 0 or self.half_life_kimg > 0
+    return _on(self.decay) or _on(self.half_life_kimg)
 
   def beta(self, step: jax.Array) -> jax.Array:
     """The decay applied after training step ``step`` (0-based)."""
-    if self.decay > 0:
+    if _on(self.decay):
       return jnp.asarray(self.decay, jnp.float32)
     nimg = jnp.asarray(self.half_life_kimg * 1000.0, jnp.float32)
-    if self.rampup > 0:
+    if _on(self.rampup):
       nimg = jnp.minimum(nimg, step.astype(jnp.float32) * self.batch_size * self.rampup)
     return 0.5 ** (self.batch_size / jnp.maximum(nimg, 1e-8))
 

@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import platform
+import sys
 import time
 
 import jax
@@ -22,17 +23,38 @@ from absl import app, flags, logging
 from jaxgan import cli
 from jaxgan.errors import ConfigError
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory to evaluate.")
-_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
-_METRICS = flags.DEFINE_string("metrics", None, "Comma-separated evaluator names (default: the run's).")
-_NUM = flags.DEFINE_integer("num_samples", None, "Generated samples (default: config.eval.num_samples).")
-_FEATURE_NET = flags.DEFINE_string("feature_net", None, "Trained LeNet dir for 28x28x1 metrics.")
-_INCEPTION = flags.DEFINE_string("inception_weights", None, "FID Inception .npz for RGB metrics.")
-_STATS_CACHE = flags.DEFINE_string("stats_cache_dir", None, "Real-data statistics cache directory.")
-_SAMPLES = flags.DEFINE_string("samples", None, "Evaluate this .npz ('samples' in [0, 1]) instead of a run.")
-_DATASET = flags.DEFINE_string("dataset", None, "With --samples: the dataset to compare against.")
-_DATA_DIR = flags.DEFINE_string("data_dir", "", "With --samples: TFDS data dir.")
-_OUTPUT = flags.DEFINE_string("output", None, "Where to write the JSON result.")
+_WORKDIR = None
+_STEP = None
+_METRICS = None
+_NUM = None
+_FEATURE_NET = None
+_INCEPTION = None
+_STATS_CACHE = None
+_SAMPLES = None
+_DATASET = None
+_DATA_DIR = None
+_OUTPUT = None
+_SEED_INDEX = None
+
+
+def _define_flags() -> None:
+  """absl flags, defined only when run as a program, so that this module and
+  the other command-line modules can all be imported into one notebook."""
+  global _WORKDIR, _STEP, _METRICS, _NUM, _FEATURE_NET, _INCEPTION, _STATS_CACHE, _SAMPLES, _DATASET, _DATA_DIR, _OUTPUT, _SEED_INDEX
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory to evaluate.")
+  _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+  _METRICS = flags.DEFINE_string("metrics", None, "Comma-separated evaluator names (default: the run's).")
+  _NUM = flags.DEFINE_integer("num_samples", None, "Generated samples (default: config.eval.num_samples).")
+  _FEATURE_NET = flags.DEFINE_string("feature_net", None, "Trained LeNet dir for 28x28x1 metrics.")
+  _INCEPTION = flags.DEFINE_string("inception_weights", None, "FID Inception .npz for RGB metrics.")
+  _STATS_CACHE = flags.DEFINE_string("stats_cache_dir", None, "Real-data statistics cache directory.")
+  _SAMPLES = flags.DEFINE_string("samples", None, "Evaluate this .npz ('samples' in [0, 1]) instead of a run.")
+  _DATASET = flags.DEFINE_string("dataset", None, "With --samples: the dataset to compare against.")
+  _DATA_DIR = flags.DEFINE_string("data_dir", "", "With --samples: TFDS data dir.")
+  _OUTPUT = flags.DEFINE_string("output", None, "Where to write the JSON result.")
+  _SEED_INDEX = flags.DEFINE_integer(
+      "seed_index", None, "In a run of many members (train.num_seeds, config.sweep): evaluate only "
+      "this one (see members.json). Default: every member, with mean and std.")
 
 SAMPLE_FILE_METRICS = ("parzen", "fid", "kid", "is", "precision_recall", "class_coverage", "mode_coverage")
 
@@ -53,24 +75,53 @@ def _overrides() -> dict:
 
 
 def evaluate_run(workdir: str, step: int | None = None, *, update: dict | None = None,
-                 output: str | None = None) -> dict:
-  """Evaluates a checkpoint; returns the record written to ``<workdir>/eval/<step>.json``."""
-  from jaxgan import config as config_lib
+                 output: str | None = None, seed_index: int | None = None) -> dict:
+  """Evaluates a checkpoint; returns the record written to ``<workdir>/eval/<step>.json``.
+
+  A run of many members (``jaxgan.population``) is evaluated member by member:
+  the record's metrics are the mean, ``:std`` and ``:<member>`` values, and
+  ``members`` lists each member's values and metrics. ``seed_index`` picks one
+  (written to ``eval/<step>_member<i>.json``).
+  """
+  from jaxgan import config as config_lib, population
   from jaxgan.api import open_run
   from jaxgan.metric_writers import TaskProgress
-  from jaxgan.training import evaluate_state
+  from jaxgan.training import evaluate_members
   exp, state = open_run(workdir, step, update=update, preflight=True)
+  population.check_member_index(exp.population, seed_index)
   step = int(state.step)
   start = time.time()
   names = config_lib.split_names(exp.config.eval.metrics)
   if not names:
     raise ConfigError("no metrics to evaluate: pass --metrics=... (see jaxgan.evaluators).")
-  result = evaluate_state(exp, state, step, workdir, names, progress=TaskProgress())
-  record = _record(result.scalars, names, step=step, seconds=time.time() - start,
-                   num_samples=exp.config.eval.num_samples, files=result.files)
-  output = output or os.path.join(workdir, "eval", f"{step}.json")
+  indices = None if seed_index is None else [seed_index]
+  result, per_member = evaluate_members(exp, state, step, workdir, names, progress=TaskProgress(),
+                                        indices=indices)
+  meta = dict(step=step, seconds=time.time() - start, num_samples=exp.config.eval.num_samples,
+              files=result.files)
+  if exp.population.batched:
+    chosen = indices or list(range(exp.population.size))
+    meta["members"] = [{**exp.population.describe()[i], "metrics": m} for i, m in zip(chosen, per_member)]
+  record = _record(result.scalars, names, **meta)
+  suffix = "" if seed_index is None or not exp.population.batched else f"_member{seed_index}"
+  output = output or os.path.join(workdir, "eval", f"{step}{suffix}.json")
   _write(record, output)
   return record
+
+
+def members_table(record: dict) -> str:
+  """A text table of a many-member record: one row per member, then mean +- std."""
+  members = record.get("members") or []
+  if not members:
+    return ""
+  keys = [k for k in members[0]["metrics"] if all(k in m["metrics"] for m in members)]
+  rows = [["member"] + keys]
+  rows += [[m["label"]] + [f"{m['metrics'][k]:.4g}" for k in keys] for m in members]
+  if len(members) > 1:
+    rows.append(["mean +- std"] + [f"{np.mean([m['metrics'][k] for m in members]):.4g} +- "
+                                   f"{np.std([m['metrics'][k] for m in members]):.2g}" for k in keys])
+  widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+  return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) for r in rows)
 
 
 def evaluate_samples(path: str, dataset: str, names: list[str], *, data_dir: str = "",
@@ -128,11 +179,16 @@ def main(argv: list[str]) -> None:
       record = evaluate_samples(_SAMPLES.value, _DATASET.value, split_names(_METRICS.value),
                                 data_dir=_DATA_DIR.value, update=_overrides(), output=_OUTPUT.value)
     elif _WORKDIR.value:
-      record = evaluate_run(_WORKDIR.value, _STEP.value, update=_overrides(), output=_OUTPUT.value)
+      record = evaluate_run(_WORKDIR.value, _STEP.value, update=_overrides(), output=_OUTPUT.value,
+                            seed_index=_SEED_INDEX.value)
+      table = members_table(record)
+      if table:
+        print(table, file=sys.stderr)
     else:
       raise app.UsageError("give --workdir (a run) or --samples (a sample file)")
   print(json.dumps(record["metrics"], indent=2, default=float))
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

@@ -19,23 +19,45 @@ from absl import app, flags, logging
 
 from jaxgan import cli
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory holding checkpoints/.")
-_NUM = flags.DEFINE_integer("num_samples", 10_000, "How many samples to draw.")
-_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
-_OUTPUT = flags.DEFINE_string("output", None, "Output .npz (default: <workdir>/samples/samples_<step>_<n>.npz).")
-_SEED = flags.DEFINE_integer("seed", 0, "PRNG seed for the noise (and labels).")
-_CHUNK = flags.DEFINE_integer("chunk", 1000, "Samples generated per compiled call.")
-flags.mark_flag_as_required("workdir")
+_WORKDIR = None
+_NUM = None
+_STEP = None
+_OUTPUT = None
+_SEED = None
+_CHUNK = None
+_SEED_INDEX = None
+
+
+def _define_flags() -> None:
+  """absl flags, defined only when run as a program, so that this module and
+  the other command-line modules can all be imported into one notebook."""
+  global _WORKDIR, _NUM, _STEP, _OUTPUT, _SEED, _CHUNK, _SEED_INDEX
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory holding checkpoints/.")
+  _NUM = flags.DEFINE_integer("num_samples", 10_000, "How many samples to draw.")
+  _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+  _OUTPUT = flags.DEFINE_string("output", None, "Output .npz (default: <workdir>/samples/samples_<step>_<n>.npz).")
+  _SEED = flags.DEFINE_integer("seed", 0, "PRNG seed for the noise (and labels).")
+  _CHUNK = flags.DEFINE_integer("chunk", 1000, "Samples generated per compiled call.")
+  _SEED_INDEX = flags.DEFINE_integer(
+      "seed_index", None, "In a run of many members (train.num_seeds, config.sweep): the member to "
+      "sample from (see members.json); required there.")
+  flags.mark_flag_as_required("workdir")
 
 
 def export_samples(workdir: str, num_samples: int, *, step: int | None = None,
                    output: str | None = None, seed: int = 0, chunk: int = 1000,
-                   progress: bool = True) -> str:
+                   progress: bool = True, seed_index: int | None = None) -> str:
   """Writes the .npz and returns its path."""
   from jaxgan.api import open_run
+  from jaxgan.errors import ConfigError
   from jaxgan.sampling import Sampler
   exp, state = open_run(workdir, step)
   step = int(state.step)
+  if exp.population.batched:
+    if seed_index is None:
+      raise ConfigError(f"{workdir} holds {exp.population.size} members (see members.json); "
+                        f"pass --seed_index=0..{exp.population.size - 1} to pick one.")
+    state = exp.member_state(state, seed_index)
   start = time.time()
 
   def report(done: int, n: int) -> None:
@@ -46,7 +68,8 @@ def export_samples(workdir: str, num_samples: int, *, step: int | None = None,
   samples, labels = Sampler(exp.gan, chunk=chunk).balanced(
       state, num_samples, noise_key=jax.random.PRNGKey(seed), label_seed=seed,
       progress=report if progress else None)
-  output = output or os.path.join(workdir, "samples", f"samples_{step}_{num_samples}.npz")
+  member = "" if seed_index is None or not exp.population.batched else f"_member{seed_index}"
+  output = output or os.path.join(workdir, "samples", f"samples_{step}_{num_samples}{member}.npz")
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
   arrays = {"samples": samples.astype(np.float32)}
   if labels is not None:
@@ -59,9 +82,10 @@ def main(argv: list[str]) -> None:
   cli.setup(argv, logging.ERROR)
   with cli.user_errors_exit():
     path = export_samples(_WORKDIR.value, _NUM.value, step=_STEP.value, output=_OUTPUT.value,
-                          seed=_SEED.value, chunk=_CHUNK.value)
+                          seed=_SEED.value, chunk=_CHUNK.value, seed_index=_SEED_INDEX.value)
   print(path)
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

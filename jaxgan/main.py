@@ -42,6 +42,14 @@ def _explain_override(argv: list[str]) -> str | None:
   for arg in argv:
     if not arg.startswith("--config."):
       continue
+    if arg.startswith("--config.sweep.") and config is not None:
+      from jaxgan import population
+      from jaxgan.errors import ConfigError
+      key = arg[len("--config.sweep."):].split("=", 1)[0]
+      try:
+        population.refuse_unsweepable({key: ()}, config)
+      except ConfigError as e:
+        return f"{arg}: {e}"
     node, where = config, "config"
     for key in arg[len("--config."):].split("=", 1)[0].split("."):
       if not hasattr(node, "keys") or key not in node:

@@ -91,11 +91,12 @@ class Progress:
   """
 
   def __init__(self, total_steps: int, stream: IO[str] | None = None, enabled: bool = True,
-               d_output: str = "probability"):
+               d_output: str = "probability", members: int = 1):
     name = "D" if d_output == "probability" else "critic"
     self.KEYS = (("d_loss", "d_loss"), ("g_loss", "g_loss"),
                  ("d_real", f"{name}(x)"), ("d_fake", f"{name}(G(z))"))
     self.total = total_steps
+    self.members = members  # a population's line shows the mean over its members
     self.stream = stream or sys.stderr
     self.enabled = enabled
     self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
@@ -105,6 +106,8 @@ class Progress:
     if not self.enabled:
       return
     parts = [f"step {step:>{len(str(self.total))}}/{self.total} ({100 * step / self.total:3.0f}%)"]
+    if self.members > 1:
+      parts.append(f"mean of {self.members}")
     parts += [f"{label} {float(scalars[k]):.4f}" for k, label in self.KEYS if k in scalars]
     if steps_per_sec > 0:  # none yet when the first (compiling) call ends on a log step
       eta = datetime.timedelta(seconds=round((self.total - step) / steps_per_sec))

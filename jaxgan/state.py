@@ -26,6 +26,8 @@ class GANState:
       ``train.ema_decay`` nor ``train.ema_kimg`` is set). Sampling uses it when present.
     objective_state: objective terms' own state, {'d': {term: ...}, 'g': {...}}
       (e.g. LeCam's moving averages of D's outputs).
+    hparams: a population's swept hyperparameters ({'optim': {'d': {'lr': ...}}});
+      None in a single run (``jaxgan.population``).
   """
 
   step: jax.Array
@@ -38,6 +40,7 @@ class GANState:
   rng: jax.Array
   g_ema_params: PyTree = None
   objective_state: PyTree = None
+  hparams: PyTree = None
 
   def sampling_params(self) -> PyTree:
     """The generator weights to sample from: the EMA copy when there is one."""

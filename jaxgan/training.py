@@ -19,8 +19,9 @@ from typing import Any, Callable
 
 import jax
 import ml_collections
+import numpy as np
 
-from jaxgan import checkpointing, config as config_lib, evaluators, parallel
+from jaxgan import checkpointing, config as config_lib, evaluators, parallel, population as population_lib
 from jaxgan.data import Pipeline, Prefetcher, build_dataset, build_pipeline
 from jaxgan.errors import ConfigError, NonFiniteLossError
 from jaxgan.gan import GAN, build_gan, init_state
@@ -39,11 +40,20 @@ class Experiment:
   pipeline: Pipeline
   gan: GAN
   runner: parallel.Runner
+  population: population_lib.Population
   eval_shared: dict = dataclasses.field(default_factory=dict, repr=False)  # EvalContext.shared
 
   def init_state(self) -> GANState:
+    """The initial state; a population's has a leading member axis (``jaxgan.population``)."""
+    if self.population.batched:
+      return population_lib.init_population(self.population, self.gan, self.config, init_state)
     key = jax.random.PRNGKey(self.config.seed)
     return jax.jit(functools.partial(init_state, self.gan))(key)
+
+  def member_state(self, state: GANState, index: int) -> GANState:
+    """Member ``index`` of a population's state (the state itself in a single run)."""
+    population_lib.check_member_index(self.population, index)
+    return population_lib.member_state(state, index) if self.population.batched else state
 
 
 def build_experiment(config: ml_collections.ConfigDict, *, devices: list | None = None,
@@ -55,14 +65,34 @@ def build_experiment(config: ml_collections.ConfigDict, *, devices: list | None 
   than at its first evaluation.
   """
   config = config_lib.validate(config)
+  population = population_lib.from_config(config)
   dataset = build_dataset(config.data)
   gan = build_gan(config, dataset.spec)
-  pipeline = build_pipeline(config, dataset, model_range=gan.nets.output_range,
-                            process_index=jax.process_index(), process_count=jax.process_count())
+
+  def pipeline_for(cfg):
+    return build_pipeline(cfg, dataset, model_range=gan.nets.output_range,
+                          process_index=jax.process_index(), process_count=jax.process_count())
+
+  pipeline = pipeline_for(config)
+  if population.stacked_data:  # one pipeline per member seed
+    by_seed = {config.seed: pipeline}
+    for i, m in enumerate(population.members):
+      if m.seed not in by_seed:
+        by_seed[m.seed] = pipeline_for(population.member_config(config, i))
+    pipeline = population_lib.MemberPipeline([by_seed[m.seed] for m in population.members])
   axis = parallel.axis_name_for(config.parallel)
-  step = make_train_step(gan, g_steps=config.train.g_steps, axis_name=axis)
-  fused = make_fused_step(step, pipeline.materialize, axis_name=axis,
-                          unroll=unroll_fused_steps(config.train.fusion, gan.nets))
+
+  def fused_for(g: GAN):
+    step = make_train_step(g, g_steps=config.train.g_steps, axis_name=axis)
+    return make_fused_step(step, pipeline.materialize, axis_name=axis,
+                           unroll=unroll_fused_steps(config.train.fusion, g.nets))
+
+  fused = fused_for(gan)
+  if population.batched:
+    example = jax.eval_shape(lambda: population_lib.init_population(population, gan, config, init_state))
+    fused = population_lib.vmap_step(
+        population, gan, config, fused_for, example,
+        unroll=population_lib.choose_member_loop(config.train.member_loop, gan.nets))
   runner = parallel.Runner(fused, config.parallel, pipeline.inputs_batch_axes(), devices=devices)
   if preflight:
     evaluators.preflight(config_lib.split_names(config.eval.metrics), config, dataset.spec)
@@ -76,7 +106,7 @@ def build_experiment(config: ml_collections.ConfigDict, *, devices: list | None 
         f"config.model.d_pack={config.model.d_pack} does not divide the per-device batch "
         f"({config.train.batch_size} over {runner.num_devices} device(s)); use a batch_size that is "
         f"a multiple of {config.model.d_pack * runner.num_devices}.")
-  return Experiment(config, dataset, pipeline, gan, runner)
+  return Experiment(config, dataset, pipeline, gan, runner, population)
 
 
 def plan_chunks(start: int, end: int, steps_per_call: int, periods: list[int]) -> list[tuple[int, int]]:
@@ -94,20 +124,27 @@ def _is_boundary(step: int, every: int, end: int) -> bool:
   return step == end or (every > 0 and step % every == 0)
 
 
-def _aggregate(pending: list[tuple[int, dict]]) -> dict[str, float]:
-  """Step-weighted mean of per-call metrics (already on the host)."""
+def _aggregate(pending: list[tuple[int, dict]]) -> dict[str, np.ndarray]:
+  """Step-weighted mean of per-call metrics (already on the host); per member in a population."""
   total = sum(n for n, _ in pending)
   keys = [k for k in pending[-1][1] if k != "first_nonfinite_step"]
-  return {k: float(sum(n * float(m[k]) for n, m in pending) / total) for k in keys}
+  return {k: sum(n * np.asarray(m[k], np.float64) for n, m in pending) / total for k in keys}
 
 
-def _check_finite(pending: list[tuple[int, dict]], last_saved: int | None, workdir: str) -> None:
-  bad = min((int(m["first_nonfinite_step"]) for _, m in pending), default=int(NEVER))
+def _check_finite(pending: list[tuple[int, dict]], last_saved: int | None, workdir: str,
+                  population: population_lib.Population | None = None) -> None:
+  firsts = [np.asarray(m["first_nonfinite_step"]) for _, m in pending]
+  bad = int(np.min(firsts)) if firsts else int(NEVER)
   if bad != int(NEVER):
+    who = ""
+    if population is not None and population.batched:
+      per_member = np.min(np.stack([np.broadcast_to(f, (population.size,)) for f in firsts]), axis=0)
+      first = int(np.argmin(per_member))
+      who = f" in member {first} ({population.members[first].label})"
     where = (f"the last good checkpoint (step {last_saved}) in {workdir}/checkpoints is intact"
              if last_saved is not None else "no checkpoint had been written yet")
     raise NonFiniteLossError(
-        f"non-finite loss (NaN or inf) at step {bad}; training stopped and {where}. "
+        f"non-finite loss (NaN or inf) at step {bad}{who}; training stopped and {where}. "
         f"Lower the learning rates, add gradient clipping (config.optim.*.clip_norm) "
         f"or check the data scaling, then re-run to resume from that checkpoint.")
 
@@ -146,16 +183,50 @@ class _StopRequest:
 
 
 def evaluate_state(exp: Experiment, state: GANState, step: int, workdir: str | None,
-                   names: list[str] | None = None, progress=None) -> evaluators.EvalResult:
-  """Runs the named evaluators (default: ``config.eval.metrics``) on one state."""
+                   names: list[str] | None = None, progress=None, *, member: int | None = None,
+                   run_dir: str | None = None) -> evaluators.EvalResult:
+  """Runs the named evaluators (default: ``config.eval.metrics``) on one state
+  (``member``/``run_dir``: which member of a population's run it is)."""
   names = config_lib.split_names(exp.config.eval.metrics) if names is None else names
   if "sampler" not in exp.eval_shared:  # compiles G once per run, not once per evaluation
     exp.eval_shared["sampler"] = Sampler(exp.gan)
   ctx = evaluators.EvalContext(
       config=exp.config, gan=exp.gan, state=state, dataset=exp.dataset, step=step,
       workdir=workdir, rng=jax.random.PRNGKey(exp.config.eval.seed),
-      sampler=exp.eval_shared["sampler"], shared=exp.eval_shared, progress=progress)
+      sampler=exp.eval_shared["sampler"], shared=exp.eval_shared, progress=progress,
+      member=member, run_dir=run_dir)
   return evaluators.run_evaluators(names, ctx)
+
+
+def evaluate_members(exp: Experiment, state: GANState, step: int, workdir: str | None,
+                     names: list[str] | None = None, progress=None,
+                     indices: list[int] | None = None) -> tuple[evaluators.EvalResult, list[dict]]:
+  """Evaluates each member of a population on its own: (summary, per-member scalars).
+
+  The summary's scalars are ``population.summarize``'s mean, ``:std`` and
+  ``:<member>`` entries; member i's figures go to ``<workdir>/members/<i>/figures``
+  and to TensorBoard as ``m<i>/<name>``. A single run is one member.
+  """
+  pop = exp.population
+  if not pop.batched:
+    result = evaluate_state(exp, state, step, workdir, names, progress)
+    return result, [result.scalars]
+  indices = list(range(pop.size)) if indices is None else indices
+  results = []
+  for i in indices:
+    where = os.path.join(workdir, "members", str(i)) if workdir else None
+    if progress:
+      progress(f"member {i} ({pop.members[i].label})", 0, 1)
+    results.append(evaluate_state(exp, exp.member_state(state, i), step, where, names, progress,
+                                  member=i, run_dir=workdir))
+  shared = [k for k in results[0].scalars if all(k in r.scalars for r in results)]
+  if indices == list(range(pop.size)):
+    scalars = pop.summarize({k: [r.scalars[k] for r in results] for k in shared})
+  else:
+    scalars = dict(results[0].scalars) if len(results) == 1 else {}
+  images = {f"m{i}/{k}": v for i, r in zip(indices, results) for k, v in r.images.items()}
+  files = [f for r in results for f in r.files]
+  return evaluators.EvalResult(scalars, images, files), [r.scalars for r in results]
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = True,
@@ -171,7 +242,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
   if lead:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       json.dump(config_dict, f, indent=2, sort_keys=True)
-  bar = Progress(t.steps, enabled=progress and lead, d_output=exp.gan.d_loss.output)
+    if exp.population.batched:
+      with open(os.path.join(workdir, "members.json"), "w") as f:
+        json.dump(exp.population.describe(), f, indent=2)
+  bar = Progress(t.steps, enabled=progress and lead, d_output=exp.gan.d_loss.output,
+                 members=exp.population.size)
   task_progress = TaskProgress(enabled=progress and lead)
 
   state = exp.init_state()
@@ -219,18 +294,18 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
           if not (log or ev or save):
             continue
           pending = jax.device_get(pending)
-          _check_finite(pending, last_saved, workdir)
+          _check_finite(pending, last_saved, workdir, exp.population)
           record: dict[str, Any] = {}
           if log:
             now = time.time()
             rate = (step - tick_step) / max(now - tick - paused, 1e-9) if step > tick_step else 0.0
-            record.update(_aggregate(pending), steps_per_sec=rate)
+            record.update(exp.population.summarize(_aggregate(pending)), steps_per_sec=rate)
             bar.update(step, record, rate)
             pending, tick, tick_step, paused = [], now, step, 0.0
           pause_start = time.time()
           if ev and lead:
             host_state = jax.device_get(runner.unreplicate(dstate))
-            result = evaluate_state(exp, host_state, step, workdir, progress=task_progress)
+            result, _ = evaluate_members(exp, host_state, step, workdir, progress=task_progress)
             record.update(result.scalars)
             writer.write_images(step, result.images)
           if record:
@@ -244,7 +319,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
     except KeyboardInterrupt:
       restore_signals = _swap_interrupt_handlers(signal.SIG_IGN)  # a second Ctrl-C must not break the save
       try:  # keep the work done since the last checkpoint, if it is sound
-        _check_finite(jax.device_get(pending), last_saved, workdir)
+        _check_finite(jax.device_get(pending), last_saved, workdir, exp.population)
         if step != last_saved:
           ckpt.save(step, runner.unreplicate(dstate), {"iteration": step}, config_dict)
           last_saved = step

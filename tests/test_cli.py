@@ -51,6 +51,14 @@ def test_cli_bad_key_fails_fast_with_valid_keys(repo_root, tmp_path):
   assert not (tmp_path / "bad").exists()  # nothing was created or started
 
 
+def test_cli_sweep_of_a_shape_key_fails_with_what_to_do(repo_root, tmp_path):
+  out = cli(repo_root, tmp_path / "bad", "--config.sweep.model.g_hidden=((8,),(16,))")
+  assert out.returncode == 2
+  assert ("config.model.g_hidden cannot be swept in one program: it changes shapes, data or the "
+          "compiled program, not just numbers. Launch one run per value instead") in out.stderr
+  assert "Traceback" not in out.stderr and not (tmp_path / "bad").exists()
+
+
 def test_cli_bad_name_fails_before_compiling(repo_root, tmp_path):
   out = cli(repo_root, tmp_path / "bad", "--config.loss.g=nonsaturating")
   assert out.returncode == 2

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxgan.collectives import num_devices, shard_of_global
@@ -40,18 +39,20 @@ class OnDeviceSampler(Pipeline):
     self.spec = dataset.spec
     self.global_batch = global_batch
     self.d_steps = d_steps
-    # A numpy constant, so it can be closed over under jit, pmap and shard_map alike.
     self._key = np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(seed), 0xDA7A)))
 
   def host_inputs(self, start: int, num_steps: int):
-    return {"iteration": np.arange(start, start + num_steps, dtype=np.int32)}
+    # The key travels with the inputs so that members of a population (jaxgan.population)
+    # can each read their own seed's stream.
+    return {"iteration": np.arange(start, start + num_steps, dtype=np.int32),
+            "key": np.broadcast_to(self._key, (num_steps, *self._key.shape))}
 
   def inputs_batch_axes(self):
-    return {"iteration": None}
+    return {"iteration": None, "key": None}
 
   def materialize(self, step_inputs, device_data, axis_name):
     del device_data
     local_n = self.global_batch // num_devices(axis_name)
-    key = jax.random.fold_in(jnp.asarray(self._key), step_inputs["iteration"])
+    key = jax.random.fold_in(step_inputs["key"], step_inputs["iteration"])
     keys = jax.random.split(key, self.d_steps)
     return jax.vmap(lambda k: shard_of_global(self.dataset.sample, k, local_n, axis_name))(keys)

@@ -36,6 +36,10 @@ class EvalContext:
   # features): kept across a run's evaluations when the caller passes one dict.
   shared: dict = dataclasses.field(default_factory=dict)
   progress: Callable[[str, int, int], None] | None = None  # for long computations
+  # In a population (jaxgan.population): this state's member, whose scalars are the
+  # ``name:<member>`` columns of ``run_dir``'s metrics.jsonl (run_dir: the run's root).
+  member: int | None = None
+  run_dir: str | None = None
 
 
 @dataclasses.dataclass
@@ -80,6 +84,7 @@ for _name, _attr in (("fid", "fid"), ("kid", "kid"), ("is", "inception_score"),
   EVALUATORS.register(_name)(_Lazy("feature_metrics", _attr))
 EVALUATORS.register("mode_coverage")(_Lazy("mixtures", "mode_coverage"))
 EVALUATORS.register("mixture_2d")(_Lazy("mixtures", "figure"))
+EVALUATORS.register("stacked_mnist_modes")(_Lazy("stacked_mnist", "evaluate"))
 
 
 def preflight(names: list[str], config: ml_collections.ConfigDict, spec: Any) -> None:

@@ -84,7 +84,11 @@ def nearest_neighbours(ctx: EvalContext, rows: int = 8, k: int = 5) -> EvalResul
 def loss_curves(ctx: EvalContext) -> EvalResult:
   if not ctx.workdir:
     return EvalResult()
-  records = read_jsonl(os.path.join(ctx.workdir, "metrics.jsonl"))
+  records = read_jsonl(os.path.join(ctx.run_dir or ctx.workdir, "metrics.jsonl"))
+  if ctx.member is not None:  # this member's own columns, under the plain names
+    suffix = f":{ctx.member}"
+    records = [{"step": r["step"], **{k[:-len(suffix)]: v for k, v in r.items() if k.endswith(suffix)}}
+               for r in records]
   if not any("d_loss" in r for r in records):
     return EvalResult()
   gan = ctx.gan
