@@ -10,44 +10,17 @@ of high-quality samples (within 3 std of a mode) and the KL of the mode
 histogram from uniform; the figure shows samples over the data.
 
 Variants are ``<data>[,<method>]``: data ``ring`` or ``grid`` (or ``smoke``), and
-one method of the GAN zoo, each changing only what the method is:
-  (none)    the 2014 GAN with the non-saturating loss; MLPs 128x3, Adam(1e-3, 0.5)
-  wgan_gp   Wasserstein loss + gradient penalty 10, k = 5 critic updates per G
-            update, Adam(1e-4, beta = (0.5, 0.9)): Gulrajani et al.'s toy settings
-  r1        non-saturating loss + R1, gamma = 1 (Mescheder et al. 2018)
-  sn_hinge  hinge loss + spectral normalisation of D (Miyato et al. 2018)
-  lsgan     least squares (Mao et al. 2017)
-  pacgan2   D judges 2 samples at a time (Lin et al. 2018)
-  dragan    non-saturating loss + DRAGAN penalty 10 (Kodali et al. 2017)
-  r3gan     RpGAN loss + R1 + R2, gamma = 1 (Huang et al. 2024)
+one method of the GAN zoo (``jaxgan.methods``: wgan_gp, r1, sn_hinge, lsgan,
+pacgan2, dragan, r3gan), each changing only what the method is. Without one:
+the 2014 GAN with the non-saturating loss; MLPs 128x3, Adam(1e-3, 0.5).
+
+Ten seeds in one program (jaxgan.population), reported as mean +- std:
+  python -m jaxgan.main --config=experiments/mixtures_2d.py:grid,r1 --workdir=workdirs/grid_r1_s10 \
+      --config.train.num_seeds=10
 """
 
 from jaxgan.config import base_config
-
-METHODS = ("wgan_gp", "r1", "sn_hinge", "lsgan", "pacgan2", "dragan", "r3gan")
-
-
-def apply_method(c, method: str) -> None:
-  if method == "wgan_gp":
-    c.loss.update(d="wasserstein", d_penalties="gp:10")  # loss.g=auto: wasserstein
-    c.train.d_steps = 5
-    for opt in (c.optim.g, c.optim.d):
-      opt.update(lr=1e-4, b1=0.5, b2=0.9)
-  elif method == "r1":
-    c.loss.d_penalties = "r1:1"
-  elif method == "sn_hinge":
-    c.loss.d = "hinge"
-    c.model.d_spectral_norm = True
-  elif method == "lsgan":
-    c.loss.d = "least_squares"
-  elif method == "pacgan2":
-    c.model.d_pack = 2
-  elif method == "dragan":
-    c.loss.d_penalties = "dragan:10"
-  elif method == "r3gan":
-    c.loss.update(d="rpgan", d_penalties="r1:1,r2:1")
-  else:
-    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+from jaxgan.methods import METHODS, apply_method
 
 
 def get_config(variant: str = "ring"):

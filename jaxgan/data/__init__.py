@@ -50,6 +50,18 @@ def fashion_mnist(*, split: str = "train", data_dir: str = "", source_dir: str =
                          on_device=on_device, num_workers=num_workers, pixel_range=pixel_range)
 
 
+@DATASETS.register("stacked_mnist")
+def stacked_mnist(*, split: str = "train", size: int = 128_000, seed: int = 0, data_dir: str = "",
+                  source_dir: str = "", on_device: bool = True, num_workers: int = 4,
+                  pixel_range: str = "auto"):
+  """Stacked MNIST (28x28x3, 1,000 modes): ``size`` examples, each three MNIST digits of
+  ``split`` chosen by (``seed``, index); see ``jaxgan.data.stacked``."""
+  from jaxgan.data import stacked as sm
+  return sm.open_stacked(split, size=size, seed=seed,
+                         mnist_options=dict(data_dir=data_dir, source_dir=source_dir, num_workers=num_workers),
+                         on_device=on_device, num_workers=num_workers, pixel_range=pixel_range)
+
+
 @DATASETS.register("cifar10")
 def cifar10(*, split: str = "train", data_dir: str = "", on_device: bool = False,
             num_workers: int = 4, pixel_range: str = "auto"):
