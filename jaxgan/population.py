@@ -124,7 +124,9 @@ class Population:
 
   @property
   def batched(self) -> bool:
-    return self.size > 1
+    """Whether the state carries a member axis: several members, or any sweep (a sweep
+    of one value still keeps its value in ``GANState.hparams``)."""
+    return self.size > 1 or bool(self.swept)
 
   @property
   def stacked_data(self) -> bool:
@@ -163,21 +165,31 @@ class Population:
       node[leaf] = np.asarray(values, np.float32)
     return out
 
-  def summarize(self, scalars: dict[str, Any]) -> dict[str, float]:
-    """Per-member values -> ``name`` (mean over members), ``name:std`` and ``name:<m>``."""
+  def summarize(self, scalars: dict[str, Any], indices: Sequence[int] | None = None
+                ) -> dict[str, float]:
+    """Per-member values -> ``name`` (mean over members), ``name:std`` and ``name:<m>``.
+
+    ``indices``: the members the values belong to, in order (default: all).
+    """
     if not self.batched:
       return {k: float(v) for k, v in scalars.items()}
+    indices = list(range(self.size)) if indices is None else list(indices)
     out = {}
     for k, v in scalars.items():
       v = np.asarray(v, np.float64)
-      if v.shape != (self.size,):
+      if v.shape != (len(indices),):
         out[k] = float(np.mean(v))
         continue
       with np.errstate(invalid="ignore"):  # inf in a member (e.g. a KL with no samples) -> nan std
         out[k] = float(np.mean(v))
         out[f"{k}:std"] = float(np.std(v))
-      out.update({f"{k}:{i}": float(x) for i, x in enumerate(v)})
+      out.update({f"{k}:{i}": float(x) for i, x in zip(indices, v)})
     return out
+
+  def layout_changes(self, config_changes: Sequence[str]) -> list[str]:
+    """The config changes (``config.diff`` lines) that would change what each member is."""
+    keys = ("sweep.", "train.num_seeds:", "train.data_order:", "seed:")
+    return [c for c in config_changes if c.startswith(keys)]
 
   def describe(self) -> list[dict[str, Any]]:
     return [{"index": m.index, "seed": m.seed, "values": m.values, "label": m.label}
@@ -285,12 +297,16 @@ def choose_member_loop(member_loop: str, nets: Any) -> bool:
 
   ``vmap`` batches the members' ops; ``unroll`` inlines one copy of the step per
   member (compile time grows with S, run time is S single steps). ``auto`` unrolls
-  conv nets on CPU, where vmap turns each member's convolutions into grouped
-  convolutions that XLA:CPU runs far slower (dcgan28: 4 members cost 17x one;
-  BUILD_NOTES), and vmaps everything else.
+  on CPU and vmaps on accelerators. On XLA:CPU vmap buys little (the small GANs
+  are compute-bound there: 1.0-1.2x over sequential runs), turns convolutions into
+  grouped ones that run ~4x slower per member (dcgan28), and, from S = 4 members
+  of the 2-D ring on, rounds batched matmuls differently from single runs (4e-8
+  after one step, which GAN training amplifies), while unrolled members equal
+  their single runs bit for bit (BUILD_NOTES).
   """
+  del nets  # the choice is by backend; kept for choices that depend on the model
   if member_loop == "auto":
-    return nets.convolutional and jax.default_backend() == "cpu"
+    return jax.default_backend() == "cpu"
   return member_loop == "unroll"
 
 

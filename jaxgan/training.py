@@ -23,7 +23,7 @@ import numpy as np
 
 from jaxgan import checkpointing, config as config_lib, evaluators, parallel, population as population_lib
 from jaxgan.data import Pipeline, Prefetcher, build_dataset, build_pipeline
-from jaxgan.errors import ConfigError, NonFiniteLossError
+from jaxgan.errors import CheckpointMismatchError, ConfigError, NonFiniteLossError
 from jaxgan.gan import GAN, build_gan, init_state
 from jaxgan.metric_writers import MetricWriter, Progress, TaskProgress
 from jaxgan.sampling import Sampler
@@ -67,7 +67,9 @@ def build_experiment(config: ml_collections.ConfigDict, *, devices: list | None 
   config = config_lib.validate(config)
   population = population_lib.from_config(config)
   dataset = build_dataset(config.data)
-  gan = build_gan(config, dataset.spec)
+  # A sweep's structure (which penalty terms, at which intervals) is its members';
+  # their numbers are traced per member (population.member_gan).
+  gan = build_gan(population.member_config(config, 0) if population.swept else config, dataset.spec)
 
   def pipeline_for(cfg):
     return build_pipeline(cfg, dataset, model_range=gan.nets.output_range,
@@ -220,10 +222,10 @@ def evaluate_members(exp: Experiment, state: GANState, step: int, workdir: str |
     results.append(evaluate_state(exp, exp.member_state(state, i), step, where, names, progress,
                                   member=i, run_dir=workdir))
   shared = [k for k in results[0].scalars if all(k in r.scalars for r in results)]
-  if indices == list(range(pop.size)):
-    scalars = pop.summarize({k: [r.scalars[k] for r in results] for k in shared})
+  if len(indices) == 1:
+    scalars = dict(results[0].scalars)
   else:
-    scalars = dict(results[0].scalars) if len(results) == 1 else {}
+    scalars = pop.summarize({k: [r.scalars[k] for r in results] for k in shared}, indices)
   images = {f"m{i}/{k}": v for i, r in zip(indices, results) for k, v in r.images.items()}
   files = [f for r in results for f in r.files]
   return evaluators.EvalResult(scalars, images, files), [r.scalars for r in results]
@@ -255,6 +257,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
     if start is not None:
       target = checkpointing.abstract(state, runner.state_sharding())
       changes = ckpt.check_compatible(start, target, config_dict)
+      moved = exp.population.layout_changes(changes) if exp.population.batched else []
+      if moved:
+        raise CheckpointMismatchError(
+            f"the checkpoint at step {start} in {workdir} holds other members than this config "
+            f"({'; '.join(moved)}); a run's seeds and swept values are fixed when it starts. "
+            f"Use a new --workdir, or restore the checkpoint's values.")
       state, position = ckpt.restore(start, target)
       if position.get("iteration") != start:
         raise ConfigError(f"checkpoint {start} has data position {position}, expected {start}")

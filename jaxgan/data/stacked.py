@@ -10,6 +10,8 @@ every run, member and process. Its label is ``100 d_R + 10 d_G + d_B``: the mode
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from jaxgan.data.images import ImageDataset
@@ -28,17 +30,23 @@ class StackedSource:
   def __init__(self, mnist: ImageDataset, size: int, seed: int):
     self._mnist = mnist
     self.triples = triples(seed, size, len(mnist))
+    self._lock = threading.Lock()  # reader threads share one in-memory copy of MNIST
+    self._ordered: dict[str, np.ndarray] | None = None
 
   def __len__(self) -> int:
     return len(self.triples)
 
   def _digits(self) -> dict[str, np.ndarray]:
     """The MNIST split in its files' order (cached), so positions are LeCun's."""
-    if not hasattr(self, "_ordered"):
-      data = self._mnist.load_all()
-      order = np.argsort(data["index"], kind="stable")
-      self._ordered = {"x": data["x"][order], "y": data["y"][order]}
+    with self._lock:
+      if self._ordered is None:
+        data = self._mnist.load_all()
+        order = np.argsort(data["index"], kind="stable")
+        self._ordered = {"x": data["x"][order], "y": data["y"][order]}
     return self._ordered
+
+  def close(self) -> None:
+    self._mnist.close()
 
   def __getitem__(self, j: int) -> dict:
     data = self._digits()
@@ -63,6 +71,10 @@ class StackedMNIST(ImageDataset):
     if self._all is None:
       self._all = self.source.all()
     return self._all
+
+  def close(self) -> None:
+    super().close()
+    self.source.close()
 
 
 def open_stacked(split: str, *, size: int, seed: int, mnist_options: dict, **options) -> StackedMNIST:
