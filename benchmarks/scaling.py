@@ -1,7 +1,7 @@
 r"""How cost grows with work: steps/s against batch size, S GANs at once, peak memory.
 
   python benchmarks/scaling.py batch   [--workloads=toy1d,mlp_mnist,dcgan28,dcgan64]
-  python benchmarks/scaling.py seeds   [--seeds=1,4,8,16] [--workloads=toy1d,ring,mlp_mnist]
+  python benchmarks/scaling.py seeds   [--seeds=1,4,8,16] [--workloads=toy1d,ring,mlp_mnist] [--member-loop=vmap]
   python benchmarks/scaling.py memory  [--config=experiments/mnist_dcgan.py] [--steps=20]
 
 ``batch``: jaxgan steps/s and examples/s for a range of batch sizes.
@@ -40,7 +40,7 @@ def batch_sweep(workloads: list[str]) -> None:
             f"{r['gflops_per_sec'] or '-'} |", flush=True)
 
 
-def seeds_sweep(workloads: list[str], counts: list[int]) -> None:
+def seeds_sweep(workloads: list[str], counts: list[int], member_loop: str = "vmap") -> None:
   """S GANs in one vmapped program against S sequential runs (S x one run's time).
 
   Speed-up = S x (steps/s with S members) / (steps/s of one GAN): how many times
@@ -54,7 +54,7 @@ def seeds_sweep(workloads: list[str], counts: list[int]) -> None:
     for s in counts:
       n = max(spc, (steps * 2 // max(s, 2)) // spc * spc)  # a few seconds each
       r = measure([f"--workload={name}", f"--steps={n}", f"--steps-per-call={spc}", f"--seeds={s}",
-                   "--no-flops"])
+                   "--no-flops", f"--member-loop={member_loop}"])
       one = r["steps_per_sec"] if s == 1 else one
       speedup = f"**{s * r['steps_per_sec'] / one:.2f}x**" if one else "-"
       print(f"| {name} | {r['batch']} | {s} | {r['steps_per_sec']:,.1f} | {s * r['steps_per_sec']:,.1f} | "
@@ -79,6 +79,8 @@ def main() -> None:
   p.add_argument("what", choices=("batch", "seeds", "memory"))
   p.add_argument("--workloads", default="")
   p.add_argument("--seeds", default="1,4,8,16", help="member counts S (include 1: the baseline)")
+  p.add_argument("--member-loop", default="vmap", choices=("vmap", "unroll", "auto"),
+                 help="seeds: how the S GANs share the program (train.member_loop)")
   p.add_argument("--config", default="experiments/mnist_dcgan.py")
   p.add_argument("--steps", type=int, default=20)
   args = p.parse_args()
@@ -86,7 +88,7 @@ def main() -> None:
     batch_sweep(args.workloads.split(",") if args.workloads else list(BATCHES))
   elif args.what == "seeds":
     seeds_sweep(args.workloads.split(",") if args.workloads else ["toy1d", "ring", "mlp_mnist"],
-                [int(s) for s in args.seeds.split(",")])
+                [int(s) for s in args.seeds.split(",")], args.member_loop)
   else:
     memory(args.config, args.steps)
 
