@@ -47,9 +47,9 @@ def get_config(variant: str = ""):
   if variant == "smoke":
     c.data.size = 512
     c.model.update(g_channels=(16, 8, 8), d_channels=(8, 8, 8))
-    c.train.update(steps=4, batch_size=16, steps_per_call=2, log_every=2, checkpoint_every=2,
+    c.train.update(steps=2, batch_size=16, steps_per_call=1, log_every=1, checkpoint_every=2,
                    num_seeds=2)
-    c.eval.update(metrics="samples", every=4, num_samples=64)
+    c.eval.update(metrics="samples", every=2, num_samples=64)
   elif variant:
     if variant not in METHODS:
       raise ValueError(f"unknown variant {variant!r}; choose a method ({', '.join(METHODS)}) or smoke")
