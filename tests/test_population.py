@@ -29,10 +29,14 @@ def _member(state, i):
 
 @pytest.fixture(scope="module")
 def three_seeds(tmp_path_factory):
-  """S=3 trained for 4 steps with checkpoints every 2, and the matching single runs."""
+  """S=3 trained for 2 steps, stopped, resumed to 4 (checkpoints every 2), and the
+  matching uninterrupted single runs."""
   root = tmp_path_factory.mktemp("seeds")
   cfg = tiny_gaussian_config(steps=4, num_seeds=3)
   cfg.seed = 5
+  first = cfg.copy_and_resolve_references()
+  first.train.steps = 2
+  train(first, str(root / "pop"), progress=False)
   pop_state = train(cfg, str(root / "pop"), progress=False)
   singles = []
   for s in (5, 6, 7):
@@ -42,33 +46,13 @@ def three_seeds(tmp_path_factory):
   return root, cfg, pop_state, singles
 
 
-def test_three_seeds_in_one_program_equal_three_single_runs(three_seeds):
+def test_three_seeds_in_one_program_resumed_equal_three_single_runs(three_seeds):
+  """Bit-exact: same keys, same data, same ops; so the resume is exact too."""
   _, _, pop_state, singles = three_seeds
   assert pop_state.step.shape == () and int(pop_state.step) == 4
   assert pop_state.d_params["Dense_0"]["kernel"].shape[0] == 3
   for i, single in enumerate(singles):
-    _assert_trees(_member(pop_state, i), single)  # bit-exact: same keys, same data, same ops
-
-
-def test_vmapped_members_equal_single_runs(three_seeds):
-  """train.member_loop='vmap' (auto on accelerators) batches the members' ops; for these
-  nets and S = 3 XLA:CPU rounds the batched ops as the single ones (not so from S = 4
-  on the 2-D ring: BUILD_NOTES)."""
-  root, cfg, _, singles = three_seeds
-  c = cfg.copy_and_resolve_references()
-  c.train.member_loop = "vmap"
-  state = train(c, str(root / "vmapped"), progress=False)
-  for i, single in enumerate(singles):
-    _assert_trees(_member(state, i), single)
-
-
-def test_population_resumes_bit_exactly(three_seeds):
-  root, cfg, pop_state, _ = three_seeds
-  first = cfg.copy_and_resolve_references()
-  first.train.steps = 2
-  train(first, str(root / "resumed"), progress=False)
-  resumed = train(cfg, str(root / "resumed"), progress=False)
-  _assert_trees(resumed, pop_state)
+    _assert_trees(_member(pop_state, i), single)
 
 
 def test_metrics_carry_mean_std_and_members(three_seeds):
@@ -182,11 +166,13 @@ def test_non_finite_member_stops_the_run_naming_it(tmp_path):
     train(cfg, str(tmp_path / "nan"), progress=False)
 
 
-def test_population_on_four_devices_equals_one_device(three_seeds):
-  """The member axis is vmapped inside shard_map: the same members on 4 devices."""
+def test_vmapped_population_on_four_devices_equals_one_device(three_seeds):
+  """train.member_loop='vmap' (auto on accelerators) batches the members' ops, inside
+  shard_map over 4 devices; members run in turn on one device agree to float rounding."""
   root, cfg, pop_state, _ = three_seeds
   c = cfg.copy_and_resolve_references()
   c.parallel = "shard_map"
+  c.train.member_loop = "vmap"
   four = train(c, str(root / "four"), progress=False)
   _assert_trees(four, pop_state, exact=False)  # a batch split over devices sums in another order
 
