@@ -71,7 +71,7 @@ def build(w: Workload, batch: int, steps_per_call: int, *, conv_transpose: str =
   if seeds > 1:
     example = jax.eval_shape(jax.vmap(init), keys)
     fused = population.over_members(fused, example, None, seeds,
-                                    unroll=population.choose_member_loop(member_loop, gan.nets))
+                                    unroll=population.choose_member_loop(member_loop))
     state = jax.jit(jax.vmap(init))(keys).replace(step=jnp.zeros((), jnp.int32))
   else:
     state = jax.jit(init)(keys)

@@ -292,7 +292,7 @@ def init_population(population: Population, gan: Any, config: ml_collections.Con
 MEMBER_LOOPS = ("auto", "vmap", "unroll")
 
 
-def choose_member_loop(member_loop: str, nets: Any) -> bool:
+def choose_member_loop(member_loop: str) -> bool:
   """``train.member_loop`` -> whether members run one after another inside the program.
 
   ``vmap`` batches the members' ops; ``unroll`` inlines one copy of the step per
@@ -304,7 +304,6 @@ def choose_member_loop(member_loop: str, nets: Any) -> bool:
   after one step, which GAN training amplifies), while unrolled members equal
   their single runs bit for bit (BUILD_NOTES).
   """
-  del nets  # the choice is by backend; kept for choices that depend on the model
   if member_loop == "auto":
     return jax.default_backend() == "cpu"
   return member_loop == "unroll"

@@ -94,7 +94,7 @@ def build_experiment(config: ml_collections.ConfigDict, *, devices: list | None 
     example = jax.eval_shape(lambda: population_lib.init_population(population, gan, config, init_state))
     fused = population_lib.vmap_step(
         population, gan, config, fused_for, example,
-        unroll=population_lib.choose_member_loop(config.train.member_loop, gan.nets))
+        unroll=population_lib.choose_member_loop(config.train.member_loop))
   runner = parallel.Runner(fused, config.parallel, pipeline.inputs_batch_axes(), devices=devices)
   if preflight:
     evaluators.preflight(config_lib.split_names(config.eval.metrics), config, dataset.spec)
@@ -140,7 +140,7 @@ def _check_finite(pending: list[tuple[int, dict]], last_saved: int | None, workd
   if bad != int(NEVER):
     who = ""
     if population is not None and population.batched:
-      per_member = np.min(np.stack([np.broadcast_to(f, (population.size,)) for f in firsts]), axis=0)
+      per_member = np.min(np.stack(firsts), axis=0)  # [calls, members] -> [members]
       first = int(np.argmin(per_member))
       who = f" in member {first} ({population.members[first].label})"
     where = (f"the last good checkpoint (step {last_saved}) in {workdir}/checkpoints is intact"
