@@ -8,16 +8,34 @@ Notebook use::
   samples = jaxgan.sample(config, state, n=1000)
 """
 
-from jaxgan.api import load_config, load_run, sample
-from jaxgan.config import base_config, validate
-from jaxgan.gan import GAN, build_gan, generate, init_state
-from jaxgan.population import member_state
-from jaxgan.state import GANState
-from jaxgan.training import build_experiment, evaluate_members, evaluate_state, train
-from jaxgan.train_step import make_fused_step, make_train_step
+import importlib
+from typing import Any
 
-__all__ = [
-    "GAN", "GANState", "base_config", "build_experiment", "build_gan", "evaluate_members",
-    "evaluate_state", "generate", "init_state", "load_config", "load_run", "make_fused_step",
-    "make_train_step", "member_state", "sample", "train", "validate",
-]
+# Lazy exports (PEP 562): ``import jaxgan`` stays cheap and imports no jax, so
+# ``python -m jaxgan.main`` can install its signal handling before jax loads.
+_EXPORTS = {
+    "load_config": "jaxgan.api", "load_run": "jaxgan.api", "sample": "jaxgan.api",
+    "base_config": "jaxgan.config", "validate": "jaxgan.config",
+    "GAN": "jaxgan.gan", "build_gan": "jaxgan.gan", "generate": "jaxgan.gan", "init_state": "jaxgan.gan",
+    "member_state": "jaxgan.population", "GANState": "jaxgan.state",
+    "build_experiment": "jaxgan.training", "evaluate_members": "jaxgan.training",
+    "evaluate_state": "jaxgan.training", "train": "jaxgan.training",
+    "make_fused_step": "jaxgan.train_step", "make_train_step": "jaxgan.train_step",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+  if name in _EXPORTS:
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+  try:  # ``jaxgan.training`` etc. without importing them first, as before
+    return importlib.import_module(f"jaxgan.{name}")
+  except ModuleNotFoundError:
+    pass
+  raise AttributeError(f"module 'jaxgan' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+  return sorted(set(globals()) | set(_EXPORTS))

@@ -6,7 +6,9 @@ Not in ``main.py``: importing that module defines its required flags.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+import traceback
 from typing import Iterator
 
 from absl import app, flags, logging
@@ -22,11 +24,30 @@ def setup(argv: list[str], verbosity: int = logging.WARNING) -> None:
     logging.set_verbosity(verbosity)  # orbax logs every save at INFO, warns on read-only use
 
 
+TRACEBACK_ENV = "JAXGAN_TRACEBACK"
+
+
+def show_tracebacks(argv: list[str] | None = None) -> bool:
+  """Full tracebacks for bug reports: ``--verbosity=1`` (or more) or ``JAXGAN_TRACEBACK=1``."""
+  if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+    return True
+  if flags.FLAGS.is_parsed():
+    return flags.FLAGS.verbosity >= 1
+  return any(a in ("-v=1", "--verbosity=1", "-v=2", "--verbosity=2") for a in (argv or ()))
+
+
+def fail(message: str, argv: list[str] | None = None) -> None:
+  """Prints ``jaxgan: error: message`` (after the traceback, if asked for) and exits with 2."""
+  if show_tracebacks(argv) and sys.exc_info()[0] is not None:
+    traceback.print_exc()
+  print(f"jaxgan: error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
 @contextlib.contextmanager
 def user_errors_exit() -> Iterator[None]:
   """A ``UserError`` is printed as one line, without a traceback, and exits with status 2."""
   try:
     yield
   except UserError as e:
-    print(f"jaxgan: error: {e}", file=sys.stderr)
-    sys.exit(2)
+    fail(str(e))

@@ -74,6 +74,7 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
       log_every=100,
       checkpoint_every=1000,
       max_to_keep=3,
+      divergence_bound=1e8,   # stop when |loss| or a grad norm exceeds this (or is NaN/inf)
       num_seeds=1,            # >1: this many seeds train in one program (jaxgan.population)
       data_order="per_seed",  # per_seed: member with seed s reads seed s's example order; shared
       member_loop="auto",     # vmap | unroll | auto (unroll conv nets on CPU): how members share a program
@@ -174,6 +175,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
               "checkpoint_every", "max_to_keep"):
     if t[key] < 1:
       raise ConfigError(f"config.train.{key} must be >= 1, got {t[key]}.")
+  if not t.divergence_bound > 0:
+    raise ConfigError(f"config.train.divergence_bound must be > 0 (inf: only NaN/inf stop a run), "
+                      f"got {t.divergence_bound}.")
   if not 0.0 <= t.ema_decay < 1.0:
     raise ConfigError(f"config.train.ema_decay must be in [0, 1), got {t.ema_decay}.")
   if t.ema_kimg < 0 or t.ema_rampup < 0:

@@ -13,6 +13,18 @@ class CheckpointMismatchError(UserError):
   """A workdir's checkpoint does not fit the current config."""
 
 
+class CheckpointDamagedError(UserError):
+  """A checkpoint step is unreadable, incomplete or fails its digest (``jaxgan.checkpointing``).
+
+  ``step`` and ``reason`` (e.g. 'state digest mismatch in d_params.Dense_0.kernel')
+  let a caller skip to an older step; the message alone says what to do.
+  """
+
+  def __init__(self, message: str, *, step: int | None = None, reason: str | None = None):
+    super().__init__(message)
+    self.step, self.reason = step, reason
+
+
 class DatasetNotFoundError(UserError):
   """A dataset's files are not where the config says, and cannot be fetched."""
 

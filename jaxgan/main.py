@@ -9,13 +9,18 @@ Re-running the same command resumes from the workdir's latest checkpoint.
 from __future__ import annotations
 
 import difflib
-import signal
 import sys
 
-from absl import app, flags
-from ml_collections import config_flags
+from jaxgan import stopping
 
-from jaxgan import cli
+_STOP = stopping.StopRequest()  # signals from start-up on become a flag, read at safe points
+if __name__ == "__main__":
+  _STOP.install()  # before absl, ml_collections and jax load: SIGINT there used to abort (exit 134)
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from jaxgan import cli  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. experiments/gaussian_1d.py[:variant].",
@@ -61,29 +66,59 @@ def _explain_override(argv: list[str]) -> str | None:
   return None
 
 
+def _config_arg(argv: list[str]) -> str | None:
+  for i, arg in enumerate(argv):
+    if arg.startswith("--config="):
+      return arg.split("=", 1)[1]
+    if arg == "--config" and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def _fail(message: str) -> None:
+  cli.fail(message, sys.argv)
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's parsing, with every mistake as one line and exit status 2.
+
+  The config file is loaded once first, so a missing file, a syntax error or an
+  unknown variant is named plainly rather than in a traceback inside absl's.
+  """
+  from jaxgan.api import load_config
+  from jaxgan.errors import ConfigError
+  path = _config_arg(argv)
+  if path:
+    try:
+      load_config(path)
+    except ConfigError as e:
+      _fail(str(e))
   try:
-    return app.parse_flags_with_usage(argv)
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    if "must have a value other than None" in str(e):
+      _fail("--config and --workdir are required, e.g. "
+            "--config=experiments/gaussian_1d.py --workdir=workdirs/gaussian_1d")
+    _fail(f"{str(e).splitlines()[0]} (see --helpshort)")
   except (AttributeError, KeyError) as e:  # ml_collections: an override names no key
-    print(f"jaxgan: error: {_explain_override(argv) or e}", file=sys.stderr)
-    sys.exit(2)
-
-
-def _sigterm_as_interrupt(signum, frame):
-  raise KeyboardInterrupt(f"signal {signum}")
+    _fail(str(_explain_override(argv) or e))
 
 
 def main(argv: list[str]) -> None:
   cli.setup(argv)
-  signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # preemption: checkpoint, then exit
-  import jax
-  if _DISTRIBUTED.value:
-    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
-                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
-  from jaxgan.training import train
   try:
+    _STOP.check("during start-up; nothing was written")
+    import jax
+    if _DISTRIBUTED.value:
+      jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                                 num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+    from jaxgan.training import train
     with cli.user_errors_exit():
-      train(_CONFIG.value, _WORKDIR.value)
+      _STOP.check("during start-up; nothing was written")
+      train(_CONFIG.value, _WORKDIR.value, stop=_STOP)
+  except stopping.StopRequested as e:
+    print(f"jaxgan: stopped by {e}; re-run the same command to start or resume.", file=sys.stderr)
+    sys.exit(130)
   except KeyboardInterrupt:
     print("jaxgan: interrupted; re-run the same command to resume.", file=sys.stderr)
     sys.exit(130)
@@ -91,6 +126,7 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
   """Console-script entry point (``jaxgan-train``)."""
+  _STOP.install()
   app.run(main, flags_parser=_parse_flags)
 
 

@@ -31,6 +31,7 @@ Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
 TrainStep = Callable[[GANState, Batch], tuple[GANState, Metrics]]
 NEVER = jnp.iinfo(jnp.int32).max
+WATCHED = ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm")  # what divergence is judged on
 
 
 def step_stream_names(gan: GAN, d_steps: int, g_steps: int) -> list[str]:
@@ -110,6 +111,8 @@ def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None)
     updates, d_opt_state = gan.d_tx.update(grads, d_opt_state, d_params)
     d_params = optax.apply_updates(d_params, updates)
     metrics["d_grad_norm"] = optax.tree.norm(grads)
+    metrics["d_update_norm"] = optax.tree.norm(updates)
+    metrics["d_param_norm"] = optax.tree.norm(d_params)
     metrics["lr/d"] = optim.learning_rate(d_opt_state)
     return (d_params, pmean(cols, axis_name), d_opt_state, {**term_states, **new_states}), metrics
 
@@ -139,6 +142,8 @@ def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None)
     updates, g_opt_state = gan.g_tx.update(grads, g_opt_state, g_params)
     g_params = optax.apply_updates(g_params, updates)
     metrics["g_grad_norm"] = optax.tree.norm(grads)
+    metrics["g_update_norm"] = optax.tree.norm(updates)
+    metrics["g_param_norm"] = optax.tree.norm(g_params)
     metrics["lr/g"] = optim.learning_rate(g_opt_state)
     return (g_params, pmean(cols, axis_name), g_opt_state, {**term_states, **new_states}), metrics
 
@@ -193,33 +198,39 @@ def unroll_fused_steps(fusion: str, nets: Any) -> bool:
 def make_fused_step(train_step: TrainStep,
                     materialize: Callable[[Any, Any, str | None], Batch],
                     axis_name: str | None = None,
-                    unroll: bool = False) -> Callable[..., tuple[GANState, Metrics]]:
+                    unroll: bool = False,
+                    divergence_bound: float = float("inf")) -> Callable[..., tuple[GANState, Metrics]]:
   """Runs ``train_step`` over the leading axis of ``inputs`` (``steps_per_call`` steps).
 
   ``unroll=False`` uses ``lax.scan`` (compile once, any length: best for small
   MLPs); ``unroll=True`` inlines the steps (needed for conv nets on CPU, where
   XLA runs convolutions in loop bodies slowly). Returns metrics averaged over
-  the fused steps, plus ``first_nonfinite_step``: the first step whose losses
-  were NaN/inf (int32 max if none), so the host can check for divergence
-  without syncing every step.
+  the fused steps, plus ``first_bad_step``: the first step whose losses or
+  gradient norms (``WATCHED``) were NaN/inf or beyond ``divergence_bound`` in
+  absolute value (int32 max if none), and ``bad_values``, those quantities at
+  that step, so the host can stop a diverging run without syncing every step.
   """
 
   def fused(state: GANState, inputs: Any, device_data: Any) -> tuple[GANState, Metrics]:
     def body(state, step_inputs):
       state, metrics = train_step(state, materialize(step_inputs, device_data, axis_name))
-      finite = jnp.isfinite(metrics["d_loss"]) & jnp.isfinite(metrics["g_loss"])
-      return state, (metrics, jnp.where(finite, NEVER, state.step))
+      watched = {k: metrics[k] for k in WATCHED if k in metrics}
+      values = jnp.stack(list(watched.values()))
+      ok = jnp.all(jnp.isfinite(values) & (jnp.abs(values) <= divergence_bound))
+      return state, (metrics, jnp.where(ok, NEVER, state.step), watched)
 
     if unroll:
       outs = []
       for i in range(jax.tree.leaves(inputs)[0].shape[0]):
         state, out = body(state, jax.tree.map(lambda a: a[i], inputs))
         outs.append(out)
-      metrics, bad_steps = jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+      metrics, bad_steps, watched = jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
     else:
-      state, (metrics, bad_steps) = lax.scan(body, state, inputs)
+      state, (metrics, bad_steps, watched) = lax.scan(body, state, inputs)
     metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
-    metrics["first_nonfinite_step"] = jnp.min(bad_steps)
+    first = jnp.argmin(bad_steps)
+    metrics["first_bad_step"] = bad_steps[first]
+    metrics["bad_values"] = jax.tree.map(lambda v: v[first], watched)
     return state, metrics
 
   return fused

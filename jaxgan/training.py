@@ -8,20 +8,21 @@ step, and the state pytree holds everything else.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import os
-import signal
-import threading
+import sys
 import time
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import ml_collections
 import numpy as np
 
 from jaxgan import checkpointing, config as config_lib, evaluators, parallel, population as population_lib
+from jaxgan import run_summary, stopping, workdir_lock
 from jaxgan.data import Pipeline, Prefetcher, build_dataset, build_pipeline
 from jaxgan.errors import CheckpointMismatchError, ConfigError, NonFiniteLossError
 from jaxgan.gan import GAN, build_gan, init_state
@@ -87,7 +88,8 @@ def build_experiment(config: ml_collections.ConfigDict, *, devices: list | None 
   def fused_for(g: GAN):
     step = make_train_step(g, g_steps=config.train.g_steps, axis_name=axis)
     return make_fused_step(step, pipeline.materialize, axis_name=axis,
-                           unroll=unroll_fused_steps(config.train.fusion, g.nets))
+                           unroll=unroll_fused_steps(config.train.fusion, g.nets),
+                           divergence_bound=config.train.get("divergence_bound", float("inf")))
 
   fused = fused_for(gan)
   if population.batched:
@@ -126,62 +128,41 @@ def _is_boundary(step: int, every: int, end: int) -> bool:
   return step == end or (every > 0 and step % every == 0)
 
 
+_NOT_LOGGED = ("first_bad_step", "bad_values")
+
+
 def _aggregate(pending: list[tuple[int, dict]]) -> dict[str, np.ndarray]:
   """Step-weighted mean of per-call metrics (already on the host); per member in a population."""
   total = sum(n for n, _ in pending)
-  keys = [k for k in pending[-1][1] if k != "first_nonfinite_step"]
+  keys = [k for k in pending[-1][1] if k not in _NOT_LOGGED]
   return {k: sum(n * np.asarray(m[k], np.float64) for n, m in pending) / total for k in keys}
 
 
 def _check_finite(pending: list[tuple[int, dict]], last_saved: int | None, workdir: str,
-                  population: population_lib.Population | None = None) -> None:
-  firsts = [np.asarray(m["first_nonfinite_step"]) for _, m in pending]
+                  population: population_lib.Population | None = None,
+                  bound: float = float("inf")) -> None:
+  """Raises NonFiniteLossError at the first step whose watched values are NaN/inf or > ``bound``."""
+  firsts = [np.asarray(m["first_bad_step"]) for _, m in pending]
   bad = int(np.min(firsts)) if firsts else int(NEVER)
-  if bad != int(NEVER):
-    who = ""
-    if population is not None and population.batched:
-      per_member = np.min(np.stack(firsts), axis=0)  # [calls, members] -> [members]
-      first = int(np.argmin(per_member))
-      who = f" in member {first} ({population.members[first].label})"
-    where = (f"the last good checkpoint (step {last_saved}) in {workdir}/checkpoints is intact"
-             if last_saved is not None else "no checkpoint had been written yet")
-    raise NonFiniteLossError(
-        f"non-finite loss (NaN or inf) at step {bad}{who}; training stopped and {where}. "
-        f"Lower the learning rates, add gradient clipping (config.optim.*.clip_norm) "
-        f"or check the data scaling, then re-run to resume from that checkpoint.")
-
-
-def _swap_interrupt_handlers(handler) -> Callable[[], None]:
-  """Installs ``handler`` for SIGINT/SIGTERM (main thread only); returns the undo."""
-  if threading.current_thread() is not threading.main_thread():
-    return lambda: None
-  old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-  return lambda: [signal.signal(sig, h) for sig, h in old.items()] and None
-
-
-class _StopRequest:
-  """Turns SIGINT/SIGTERM into a flag the loop checks between compiled calls.
-
-  Raising KeyboardInterrupt from the handler could land while a call that donates the
-  state is in flight, leaving nothing to save; a flag is only read when the state is
-  whole. A second signal still interrupts at once.
-  """
-
-  def __init__(self):
-    self.requested = False
-    self._restore = lambda: None
-
-  def _handle(self, signum, frame):
-    if self.requested:
-      raise KeyboardInterrupt(f"signal {signum} (second)")
-    self.requested = True
-
-  def __enter__(self):
-    self._restore = _swap_interrupt_handlers(self._handle)
-    return self
-
-  def __exit__(self, *exc):
-    self._restore()
+  if bad == int(NEVER):
+    return
+  call = int(np.argmin([np.min(f) for f in firsts]))
+  values = {k: np.asarray(v) for k, v in pending[call][1]["bad_values"].items()}
+  who = ""
+  if population is not None and population.batched:
+    member = int(np.argmin(np.asarray(firsts[call])))
+    values = {k: v[member] for k, v in values.items()}
+    who = f" in member {member} ({population.members[member].label})"
+  worst = {k: float(v) for k, v in values.items() if not np.isfinite(v) or abs(v) > bound} or values
+  shown = ", ".join(f"{k}={v:.4g}" for k, v in worst.items())
+  what = (f"non-finite value (NaN or inf): {shown}" if not np.all(np.isfinite(list(worst.values())))
+          else f"diverged past train.divergence_bound={bound:g}: {shown}")
+  where = (f"the last good checkpoint (step {last_saved}) in {workdir}/checkpoints is intact"
+           if last_saved is not None else "no checkpoint had been written yet")
+  raise NonFiniteLossError(
+      f"{what} at step {bad}{who}; training stopped and {where}. "
+      f"Lower the learning rates, add gradient clipping (config.optim.*.clip_norm) "
+      f"or check the data scaling, then re-run to resume from that checkpoint.")
 
 
 def evaluate_state(exp: Experiment, state: GANState, step: int, workdir: str | None,
@@ -232,14 +213,47 @@ def evaluate_members(exp: Experiment, state: GANState, step: int, workdir: str |
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = True,
-          devices: list | None = None) -> GANState:
-  """Trains (or resumes) the experiment in ``workdir`` and returns the final state."""
-  exp = build_experiment(config, devices=devices)
+          devices: list | None = None, stop: stopping.StopRequest | None = None) -> GANState:
+  """Trains (or resumes) the experiment in ``workdir`` and returns the final state.
+
+  Process 0 holds ``<workdir>/.lock`` throughout (``jaxgan.workdir_lock``): a
+  second launch on the same workdir fails at once. SIGINT/SIGTERM at any point
+  stop the run at the next safe point (``jaxgan.stopping``): before training,
+  with nothing written; during it, after saving a checkpoint. ``stop``: a
+  request already installed by the caller (the CLI installs one at start-up).
+  """
+  own = stop is None
+  stop = stopping.StopRequest() if own else stop
+  with stop if own else contextlib.nullcontext():
+    workdir = os.path.abspath(workdir)
+    check_workdir(workdir)
+    exp = build_experiment(config, devices=devices)
+    stop.check("while building the experiment; nothing was written")
+    lead = jax.process_index() == 0
+    os.makedirs(workdir, exist_ok=True)
+    with workdir_lock.hold(workdir) if lead else contextlib.nullcontext():
+      return _train_locked(exp, workdir, progress=progress, lead=lead, stop=stop)
+
+
+def check_workdir(workdir: str) -> None:
+  """A workdir must be a directory, or creatable as one: fail before building anything."""
+  path = workdir
+  while path and not os.path.exists(path):
+    path = os.path.dirname(path)
+  if path == workdir and not os.path.isdir(workdir):
+    raise ConfigError(f"--workdir {workdir} is a file, not a directory; pass a directory path.")
+  if path != workdir and not os.path.isdir(path):
+    raise ConfigError(f"--workdir {workdir} cannot be created: {path} is a file; pass another path.")
+  if not os.access(path, os.W_OK):
+    raise ConfigError(f"--workdir {workdir} is not writable here ({path}); pass a writable path.")
+
+
+def _train_locked(exp: Experiment, workdir: str, *, progress: bool, lead: bool,
+                  stop: stopping.StopRequest) -> GANState:
   config, runner, pipeline = exp.config, exp.runner, exp.pipeline
   t = config.train
-  lead = jax.process_index() == 0
-  workdir = os.path.abspath(workdir)
-  os.makedirs(workdir, exist_ok=True)
+  bound = t.get("divergence_bound", float("inf"))
+  started = time.time()
   config_dict = config_lib.to_dict(config)
   if lead:
     with open(os.path.join(workdir, "config.json"), "w") as f:
@@ -252,18 +266,22 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
   task_progress = TaskProgress(enabled=progress and lead)
 
   state = exp.init_state()
+  batched = exp.population.batched
+  bar.message(run_summary.param_table("G", state.g_params, member_axis=batched) + "\n"
+              + run_summary.param_table("D", state.d_params, member_axis=batched))
   with checkpointing.Checkpointer(workdir, max_to_keep=t.max_to_keep) as ckpt:
-    start = last_saved = ckpt.latest_step()
+    target = checkpointing.abstract(state, runner.state_sharding())
+    found = ckpt.restore_latest_good(target, config_dict, warn=bar.message if bar.enabled else None)
+    start = last_saved = found.step if found else None  # damaged newer steps moved aside, warned
     if start is not None:
-      target = checkpointing.abstract(state, runner.state_sharding())
-      changes = ckpt.check_compatible(start, target, config_dict)
+      changes = found.config_changes
       moved = exp.population.layout_changes(changes) if exp.population.batched else []
       if moved:
         raise CheckpointMismatchError(
             f"the checkpoint at step {start} in {workdir} holds other members than this config "
             f"({'; '.join(moved)}); a run's seeds and swept values are fixed when it starts. "
             f"Use a new --workdir, or restore the checkpoint's values.")
-      state, position = ckpt.restore(start, target)
+      state, position = found.state, found.data
       if position.get("iteration") != start:
         raise ConfigError(f"checkpoint {start} has data position {position}, expected {start}")
       bar.message(f"Resuming {workdir} from step {start}"
@@ -273,19 +291,21 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
       bar.message(f"Already trained to step {start} >= train.steps={t.steps}; nothing to do.")
       return state
 
+    stop.check(f"before step {start}; nothing new was written")
     dstate = runner.place_state(state)
     device_data = runner.place_device_data(pipeline.device_data())
     chunks = plan_chunks(start, t.steps, t.steps_per_call,
                          [t.log_every, t.checkpoint_every, config.eval.every])
     prefetch = Prefetcher(lambda s, n: runner.place_inputs(pipeline.host_inputs(s, n)), chunks)
+    last_eval: dict[str, Any] = {}
     pending: list[tuple[int, dict]] = []  # (steps, metrics) since the last log; also bounds dispatch
     step = start
     try:
-      with MetricWriter(workdir, resume_step=start, enabled=lead) as writer, _StopRequest() as stop:
+      with MetricWriter(workdir, resume_step=start, enabled=lead) as writer:
         tick, tick_step, paused = time.time(), start, 0.0  # paused: eval/save time
-        for (first, n), inputs in zip(chunks, prefetch):
-          if stop.requested:
-            raise KeyboardInterrupt("stop requested")
+        for call, ((first, n), inputs) in enumerate(zip(chunks, prefetch)):
+          if stop.agreed(call, ckpt.reached_preemption):  # all processes, same call
+            raise stopping.StopRequested(stop.describe(step))
           dstate, metrics = runner(dstate, inputs, device_data)
           step = first + n
           pending.append((n, runner.unreplicate(metrics)))
@@ -302,7 +322,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
           if not (log or ev or save):
             continue
           pending = jax.device_get(pending)
-          _check_finite(pending, last_saved, workdir, exp.population)
+          _check_finite(pending, last_saved, workdir, exp.population, bound)
           record: dict[str, Any] = {}
           if log:
             now = time.time()
@@ -315,6 +335,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
             host_state = jax.device_get(runner.unreplicate(dstate))
             result, _ = evaluate_members(exp, host_state, step, workdir, progress=task_progress)
             record.update(result.scalars)
+            last_eval = result.scalars
             writer.write_images(step, result.images)
           if record:
             writer.write_scalars(step, record)
@@ -324,14 +345,22 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
             writer.flush()
           paused += time.time() - pause_start
       bar.finish()
+      bar.message(run_summary.end_of_run(workdir, step=step, wall_s=time.time() - started,
+                                         last_eval=last_eval, last_checkpoint=last_saved,
+                                         members=exp.population.size))
     except KeyboardInterrupt:
-      restore_signals = _swap_interrupt_handlers(signal.SIG_IGN)  # a second Ctrl-C must not break the save
+      restore_signals = stopping.ignore_signals()  # a second Ctrl-C must not break the save
       try:  # keep the work done since the last checkpoint, if it is sound
-        _check_finite(jax.device_get(pending), last_saved, workdir, exp.population)
-        if step != last_saved:
+        _check_finite(jax.device_get(pending), last_saved, workdir, exp.population,
+                      bound)
+        if step not in (last_saved, start):
           ckpt.save(step, runner.unreplicate(dstate), {"iteration": step}, config_dict)
           last_saved = step
-        bar.message(f"Interrupted: checkpoint at step {last_saved}; re-run the same command to resume.")
+        bar.message(f"Interrupted: checkpoint at step {last_saved}; re-run the same command to resume."
+                    if last_saved is not None else "Interrupted before the first step; nothing was saved.")
+        if not lead:  # the other processes say where they stopped too
+          print(f"jaxgan: process {jax.process_index()} stopped at step {step}; checkpoint at step "
+                f"{last_saved}.", file=sys.stderr, flush=True)
       except Exception as e:  # e.g. the state was donated to the interrupted call
         bar.message(f"Interrupted; step {step} could not be saved ({type(e).__name__}); "
                     f"the last checkpoint is step {last_saved}.")

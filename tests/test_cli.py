@@ -104,14 +104,17 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(repo_root, tmp_path):
 def test_first_signal_requests_a_stop_and_the_second_interrupts():
   import signal
   import threading
-  from jaxgan.training import _StopRequest
+  from jaxgan.stopping import StopRequest, StopRequested
   if threading.current_thread() is not threading.main_thread():
     pytest.skip("signal handlers can only be installed from the main thread")
   before = signal.getsignal(signal.SIGTERM)
-  with _StopRequest() as stop:
+  with StopRequest() as stop:
     assert not stop.requested
+    stop.check("now")  # nothing requested: no-op
     os.kill(os.getpid(), signal.SIGTERM)
     assert stop.requested  # the loop saves at the next call boundary
+    with pytest.raises(StopRequested, match=r"^signal 15 before step 7$"):
+      stop.check("before step 7")
     with pytest.raises(KeyboardInterrupt):
       os.kill(os.getpid(), signal.SIGINT)
   assert signal.getsignal(signal.SIGTERM) is before  # handlers restored

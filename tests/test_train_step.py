@@ -70,7 +70,7 @@ def test_fused_steps_equal_sequential_steps():
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
   assert int(four.step) == 4
   np.testing.assert_allclose(float(m4["d_loss"]), np.mean(losses), rtol=1e-5)
-  assert int(m4["first_nonfinite_step"]) == int(NEVER)
+  assert int(m4["first_bad_step"]) == int(NEVER)
 
 
 def test_fused_step_reports_first_nonfinite_step():
@@ -83,7 +83,26 @@ def test_fused_step_reports_first_nonfinite_step():
 
   fused = jax.jit(make_fused_step(poisoned, exp.pipeline.materialize))
   _, metrics = fused(state, exp.pipeline.host_inputs(0, 4), None)
-  assert int(metrics["first_nonfinite_step"]) == 3  # the step that *completed* as step 3
+  assert int(metrics["first_bad_step"]) == 3  # the step that *completed* as step 3
+  assert np.isnan(float(metrics["bad_values"]["d_loss"]))
+
+
+def test_fused_step_reports_values_beyond_the_divergence_bound():
+  """Adam at lr 1e8 once ran to the end with loss ~1e29: finite values can diverge too."""
+  exp, state = setup()
+  step = make_train_step(exp.gan)
+
+  def exploding(state, batch):  # G's gradient norm is finite but huge from the third step on
+    state, metrics = step(state, batch)
+    return state, {**metrics, "g_grad_norm": jnp.where(state.step >= 3, 1e20, metrics["g_grad_norm"])}
+
+  bounded = jax.jit(make_fused_step(exploding, exp.pipeline.materialize, divergence_bound=1e8))
+  _, metrics = bounded(state, exp.pipeline.host_inputs(0, 4), None)
+  values = np.array([float(v) for v in metrics["bad_values"].values()])
+  assert int(metrics["first_bad_step"]) == 3
+  assert np.all(np.isfinite(values)) and np.max(np.abs(values)) > 1e8
+  unbounded = jax.jit(make_fused_step(exploding, exp.pipeline.materialize))
+  assert int(unbounded(state, exp.pipeline.host_inputs(0, 4), None)[1]["first_bad_step"]) == int(NEVER)
 
 
 def test_ema_tracks_generator():

@@ -13,6 +13,7 @@ estimate's validation split (train images 50,000-59,999) refer to that order.
 from __future__ import annotations
 
 import gzip
+import zlib
 import hashlib
 import os
 import socket
@@ -54,8 +55,13 @@ def find_idx_file(directory: str, name: str) -> str | None:
 def read_idx(path: str, expected_sha256: str | None = None) -> np.ndarray:
   """Reads an idx1/idx3 file (optionally gzipped), checking magic, size and hash."""
   opener = gzip.open if path.endswith(".gz") else open
-  with opener(path, "rb") as f:
-    raw = f.read()
+  try:
+    with opener(path, "rb") as f:
+      raw = f.read()
+  except (EOFError, OSError, zlib.error) as e:  # a truncated or damaged .gz (BadGzipFile is an OSError)
+    raise DatasetNotFoundError(
+        f"{path} cannot be read ({type(e).__name__}: {e}); it is truncated or damaged: "
+        f"replace it with a fresh copy.") from None
   if expected_sha256 and hashlib.sha256(raw).hexdigest() != expected_sha256:
     raise DatasetNotFoundError(
         f"{path} is corrupt or not the standard file: its SHA-256 (uncompressed) is "

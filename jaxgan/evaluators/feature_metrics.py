@@ -2,8 +2,11 @@
 
 Features come from the dataset's own feature network: the trained LeNet
 (``jaxgan.feature_nets.lenet``, 128-d penultimate layer, and its softmax) for
-28x28x1 data, the FID Inception-v3 (2048-d pool_3) for RGB data. Real-data
-features are cached on disk, keyed by dataset, split and the network's weights.
+28x28x1 data (refused unless trained on this dataset), the FID Inception-v3
+(2048-d pool_3) for RGB data. Real-data features are cached on disk under a hash
+of everything that determines them (``stats_key``): the dataset's name and the
+``config.data`` keys that change its images, the split, its size, and the
+network and its weights' digest.
 
 * ``fid``: Fréchet distance of the two feature Gaussians.
 * ``kid``: unbiased MMD^2, cubic kernel, mean and std over subsets.
@@ -14,8 +17,12 @@ features are cached on disk, keyed by dataset, split and the network's weights.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 
+import ml_collections
 import numpy as np
 
 from jaxgan.errors import ConfigError
@@ -25,6 +32,14 @@ from jaxgan.metrics import classifier, frechet, kid as kid_lib, precision_recall
 
 INCEPTION_ENV = "JAXGAN_INCEPTION_WEIGHTS"
 CLASSIFIER_ONLY = ("inception_score", "class_coverage")
+# Bump when the way real features are computed changes (input scaling, chunking, ...):
+# older cache files are then never read again.
+STATS_VERSION = 2
+# config.data keys that do not change a split's images: where the files live, how
+# they are read, and the range training scales them to (features always see uint8 / 255).
+# Any other key (image_size, crop, size, seed, tfds_name, ...) is part of the cache key.
+NOT_CONTENT_KEYS = frozenset({"name", "split", "data_dir", "source_dir", "on_device",
+                              "num_workers", "pixel_range"})
 
 
 def _kind(spec) -> str:
@@ -48,7 +63,8 @@ def preflight(name, config, spec) -> None:
   kind = _kind(spec)
   if kind == "lenet":
     from jaxgan.feature_nets import lenet
-    lenet.check_trained(_lenet_dir(config))
+    lenet.check_trained(_lenet_dir(config), spec.name)
+    lenet.check_dataset(_lenet_dir(config), spec.name)
   else:
     if name in CLASSIFIER_ONLY:
       raise ConfigError(f"config.eval.metrics: {name} needs the dataset's classifier, which "
@@ -64,7 +80,7 @@ class _Net:
     self.kind = _kind(ctx.dataset.spec)
     if self.kind == "lenet":
       from jaxgan.feature_nets.lenet import LeNetFeatures
-      self._net = LeNetFeatures.load(_lenet_dir(ctx.config))
+      self._net = LeNetFeatures.load(_lenet_dir(ctx.config), ctx.dataset.spec.name)
       self.id = self._net.id
     else:
       from jaxgan.feature_nets.inception import InceptionFeatures
@@ -99,25 +115,57 @@ def fake_features(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray | None]:
   return ctx.cache["fake_features"]
 
 
+def stats_key(config: ml_collections.ConfigDict, split: str, count: int, net_kind: str, net_id: str) -> dict:
+  """Everything that determines a split's real features, as plain JSON-able values."""
+  from jaxgan.data import dataset_kwargs
+  data = {k: v for k, v in dataset_kwargs(config.data).items() if k not in NOT_CONTENT_KEYS}
+  return {"version": STATS_VERSION, "dataset": config.data.name, "data": data, "split": split,
+          "count": int(count), "net": net_kind, "weights": net_id}
+
+
+def _canonical(key: dict) -> str:
+  return json.dumps(key, sort_keys=True, separators=(",", ":"), default=repr)
+
+
+def stats_file(key: dict, prefix: str) -> str:
+  """``<prefix>-<16 hex of sha256(canonical JSON of key)>.npz``: readable, and exact."""
+  return f"{prefix}-{hashlib.sha256(_canonical(key).encode()).hexdigest()[:16]}.npz"
+
+
+def _split_size(ctx: EvalContext, split: str) -> int:
+  """The number of real examples in ``split``, without reading them."""
+  if f"real_{split}" in ctx.shared:
+    return len(ctx.shared[f"real_{split}"]["x"])
+  ds = ctx.dataset if ctx.dataset.split == split else ctx.dataset.other_split(split)
+  return len(ds)
+
+
 def real_features(ctx: EvalContext, split: str = "test") -> dict[str, np.ndarray]:
   """Features (and mean/covariance) of a real split, from the on-disk cache when present."""
-  key = f"real_features_{split}"
-  if key in ctx.shared:
-    return ctx.shared[key]
+  name = f"real_features_{split}"
+  if name in ctx.shared:
+    return ctx.shared[name]
   net = _net(ctx)
+  key = stats_key(ctx.config, split, _split_size(ctx, split), net.kind, net.id)
+  key_json = _canonical(key)  # stored in the file too, and compared on reading
   cache_dir = os.path.expanduser(ctx.config.eval.stats_cache_dir or "~/.cache/jaxgan")
-  path = os.path.join(cache_dir, f"{ctx.dataset.name}-{split}-{net.kind}-{net.id}.npz")
+  prefix = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{ctx.dataset.name}-{split}-{net.kind}")  # tfds "a/b"
+  path = os.path.join(cache_dir, stats_file(key, prefix))
+  stats = None
   if os.path.exists(path):
     with np.load(path) as f:
-      stats = dict(f)
-  else:
+      if "key" in f and str(f["key"]) == key_json:  # else a hash collision: recompute
+        stats = {k: f[k] for k in ("features", "mu", "sigma")}
+  if stats is None:
     images = real_split(ctx, split)["x"].astype(np.float32) / 255.0
     feats, _ = net(images, ctx.progress, f"features of real {split} images")
     mu, sigma = frechet.gaussian_stats(feats)
     stats = {"features": feats, "mu": mu, "sigma": sigma}
     os.makedirs(cache_dir, exist_ok=True)
-    np.savez(path, **stats)
-  ctx.shared[key] = stats
+    tmp = f"{path[:-4]}.{os.getpid()}.tmp.npz"  # whole files only, even if interrupted
+    np.savez(tmp, key=np.asarray(key_json), **stats)
+    os.replace(tmp, path)
+  ctx.shared[name] = stats
   return stats
 
 

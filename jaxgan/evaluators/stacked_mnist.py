@@ -2,9 +2,10 @@
 
 The protocol of VEEGAN (Srivastava et al. 2017, Sec. 5) and PacGAN (Lin et al.
 2018, Sec. 4): generate ``eval.num_samples`` images (26,000 in those papers),
-classify each of the three channels with a pre-trained MNIST classifier, and
-report how many of the 1,000 digit triples appear and the KL of their histogram
-from uniform (``jaxgan.metrics.modes.stacked_mnist_modes``).
+classify each of the three channels with a pre-trained MNIST classifier (a LeNet
+trained on another dataset is refused), and report how many of the 1,000 digit
+triples appear and the KL of their histogram from uniform
+(``jaxgan.metrics.modes.stacked_mnist_modes``).
 """
 
 from __future__ import annotations
@@ -41,13 +42,15 @@ def preflight(name, config, spec) -> None:
   from jaxgan.evaluators.feature_metrics import _lenet_dir
   from jaxgan.feature_nets import lenet
   lenet.check_trained(_lenet_dir(config))
+  lenet.check_dataset(_lenet_dir(config), "mnist", run_dataset=spec.name)  # channels are MNIST digits
 
 
 def evaluate(ctx: EvalContext) -> EvalResult:
   from jaxgan.evaluators.feature_metrics import _lenet_dir
   from jaxgan.feature_nets.lenet import LeNetFeatures
   if "stacked_lenet" not in ctx.shared:
-    ctx.shared["stacked_lenet"] = LeNetFeatures.load(_lenet_dir(ctx.config))
+    ctx.shared["stacked_lenet"] = LeNetFeatures.load(_lenet_dir(ctx.config), "mnist",
+                                                     run_dataset=ctx.dataset.spec.name)
   net = ctx.shared["stacked_lenet"]
   x, _ = generated(ctx)
   digits = digits_per_channel(x, lambda b: np.argmax(net.features_and_probs(b)[1], axis=-1),

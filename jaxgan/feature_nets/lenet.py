@@ -4,10 +4,15 @@ Train it once (about 3.5 minutes on 2 CPU cores), offline from the raw idx files
 
   python -m jaxgan.feature_nets.lenet --workdir=workdirs/lenet_mnist
 
-It saves the parameters with orbax under ``<workdir>/checkpoint`` and its test
-accuracy in ``<workdir>/lenet.json``; point ``config.eval.feature_net`` (or
-$JAXGAN_FEATURE_NET) at the workdir. ``--dataset=fashion_mnist`` trains the
+It saves the parameters with orbax under ``<workdir>/checkpoint`` and, in
+``<workdir>/lenet.json``, its test accuracy, the weights' digest (``id``) and the
+dataset it learnt (``dataset``, ``image_shape``); point ``config.eval.feature_net``
+(or $JAXGAN_FEATURE_NET) at the workdir. ``--dataset=fashion_mnist`` trains the
 same net for Fashion-MNIST. Inputs are images in [0, 1], 28x28x1.
+
+A LeNet's features mean something only on the data it was trained on, so loading
+one for a run on another dataset is refused (``check_dataset``). Files written
+before the dataset was recorded are taken for ``mnist`` only, with a warning.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import os
 import sys
 import time
+import warnings
 
 import flax.linen as nn
 import jax
@@ -26,10 +32,14 @@ import optax
 import orbax.checkpoint as ocp
 
 from jaxgan import cli
-from jaxgan.errors import FeatureNetNotFoundError
+from jaxgan.errors import FeatureNetMismatchError, FeatureNetNotFoundError
 
 FEATURES = 128
 ENV = "JAXGAN_FEATURE_NET"
+IMAGE_SHAPE = (28, 28, 1)
+TRAINABLE = ("mnist", "fashion_mnist")  # what ``main`` can train on (idx files)
+_LENET_METRICS = "fid, kid, is, precision_recall and class_coverage"
+SOURCE_ENVS = {"mnist": "JAXGAN_MNIST_DIR", "fashion_mnist": "JAXGAN_FASHION_MNIST_DIR"}
 
 
 class LeNet(nn.Module):
@@ -51,7 +61,7 @@ class LeNetFeatures:
 
   def __init__(self, params, info: dict):
     self.params, self.info = params, info
-    self.id = info.get("id", "")
+    self.id = params_id(params)  # of the weights themselves: the real-statistics cache key
     self._apply = jax.jit(lambda p, x: LeNet().apply({"params": p}, x))
 
   def features_and_probs(self, x: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
@@ -64,24 +74,85 @@ class LeNetFeatures:
     return np.concatenate(feats), np.concatenate(probs)
 
   @classmethod
-  def load(cls, workdir: str) -> "LeNetFeatures":
+  def load(cls, workdir: str, dataset: str | None = None, *,
+           run_dataset: str | None = None) -> "LeNetFeatures":
+    """The LeNet in ``workdir``; with ``dataset``, refused unless it was trained on that dataset.
+
+    ``run_dataset`` (default ``dataset``) is the run's data, for the message.
+    """
     workdir = os.path.abspath(os.path.expanduser(workdir or os.environ.get(ENV, "")))
-    check_trained(workdir)
-    with open(os.path.join(workdir, "lenet.json")) as f:
-      info = json.load(f)
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, init_params(jax.random.PRNGKey(0)))
+    check_trained(workdir, dataset or "mnist")
+    if dataset is not None:
+      check_dataset(workdir, dataset, run_dataset=run_dataset)
+    info = read_info(workdir)
+    abstract = jax.eval_shape(init_params, jax.random.PRNGKey(0))  # shapes only: no init compute
     with ocp.StandardCheckpointer() as ckpt:
       params = ckpt.restore(os.path.join(workdir, "checkpoint"), abstract)
-    return cls(params, info)
+    net = cls(params, info)
+    # lenet.json vouches for the dataset; it must describe these weights, not earlier ones.
+    if info.get("id") and info["id"] != net.id:
+      raise FeatureNetMismatchError(
+          f"the LeNet at {workdir!r}: lenet.json describes weights {info['id']}, the checkpoint holds "
+          f"{net.id}; retrain it: {train_command(info.get('dataset') or 'mnist', workdir)}.")
+    return net
 
 
-def check_trained(workdir: str) -> None:
+def train_command(dataset: str, workdir: str = "DIR") -> str:
+  """The command that trains a LeNet on ``dataset`` (mnist or fashion_mnist)."""
+  flag = "" if dataset == "mnist" else f" --dataset={dataset}"
+  return (f"python -m jaxgan.feature_nets.lenet --workdir={workdir}{flag} "
+          f"(with ${SOURCE_ENVS.get(dataset, 'JAXGAN_MNIST_DIR')} set)")
+
+
+def check_trained(workdir: str, dataset: str = "mnist") -> None:
   """Fails in milliseconds, with the one command that fixes it, when no LeNet is there."""
   if not workdir or not os.path.exists(os.path.join(workdir, "lenet.json")):
+    if dataset not in TRAINABLE:
+      raise FeatureNetNotFoundError(
+          f"no trained LeNet at {workdir or '(unset)'!r}, and jaxgan trains LeNets for "
+          f"{' and '.join(TRAINABLE)} only: drop {_LENET_METRICS} from config.eval.metrics "
+          f"to evaluate {dataset!r}.")
     raise FeatureNetNotFoundError(
         f"no trained LeNet at {workdir or '(unset)'!r} (config.eval.feature_net or ${ENV}). "
-        f"Train one, offline, in a few minutes: python -m jaxgan.feature_nets.lenet "
-        f"--workdir=DIR (with $JAXGAN_MNIST_DIR set), then set config.eval.feature_net=DIR.")
+        f"Train one, offline, in a few minutes: {train_command(dataset)}, "
+        f"then set config.eval.feature_net=DIR.")
+
+
+def read_info(workdir: str) -> dict:
+  with open(os.path.join(workdir, "lenet.json")) as f:
+    return json.load(f)
+
+
+def check_dataset(workdir: str, dataset: str, *, run_dataset: str | None = None) -> None:
+  """Refuses a LeNet not trained on ``dataset``: its features would not describe that data.
+
+  Reads only ``lenet.json`` (milliseconds), so the preflight runs it before training.
+  A file that names no dataset (written before ``main`` recorded the shape, or by
+  hand) is taken as an MNIST LeNet, the default, with a one-line warning, and
+  refused for any other dataset.
+  """
+  workdir = os.path.abspath(os.path.expanduser(workdir))
+  info = read_info(workdir)
+  trained, shape = info.get("dataset", ""), tuple(info.get("image_shape", IMAGE_SHAPE))
+  if shape == IMAGE_SHAPE and trained == dataset:
+    return
+  if shape == IMAGE_SHAPE and not trained and dataset == "mnist":
+    warnings.warn(f"the LeNet at {workdir!r} does not record its training dataset; taking it as "
+                  f"mnist (retrain to record it: {train_command('mnist', workdir)}).", stacklevel=2)
+    return
+  what = (repr(trained) if trained else "an unrecorded dataset") + (
+      "" if shape == IMAGE_SHAPE else f" of shape {shape}")
+  run = run_dataset or dataset
+  if dataset not in TRAINABLE:
+    raise FeatureNetMismatchError(
+        f"the LeNet at {workdir!r} was trained on {what}, not on this run's data {run!r}; jaxgan "
+        f"trains LeNets for {' and '.join(TRAINABLE)} only: drop {_LENET_METRICS} from "
+        f"config.eval.metrics to evaluate {run!r}.")
+  channels = "" if run == dataset else f", whose channels are {dataset} digits,"
+  raise FeatureNetMismatchError(
+      f"the LeNet at {workdir!r} was trained on {what}, but this run's data {run!r}{channels} needs "
+      f"one trained on {dataset!r}: train it, offline, in a few minutes: {train_command(dataset)}, "
+      f"then set config.eval.feature_net=DIR.")
 
 
 def init_params(key: jax.Array):
@@ -170,7 +241,8 @@ def main() -> None:
                           file=sys.stderr, flush=True)
     params = train_lenet(tr["x"], tr["y"], epochs=FLAGS.epochs, seed=FLAGS.seed, log=log)
     acc = accuracy(params, te["x"].astype(np.float32) / 255.0, te["y"])
-    info = {"dataset": FLAGS.dataset, "test_accuracy": acc, "test_examples": int(len(te["y"])),
+    info = {"dataset": FLAGS.dataset, "image_shape": list(train.spec.shape),
+            "test_accuracy": acc, "test_examples": int(len(te["y"])),
             "epochs": FLAGS.epochs, "train_seconds": round(time.time() - start, 1),
             "features": FEATURES, "id": params_id(params)}
     save(FLAGS.workdir, params, info)

@@ -2,7 +2,9 @@
 
 k(x, y) = (x.y / d + 1)^3; the unbiased estimate is averaged over random subsets
 (100 subsets of 1,000 by default, as in the paper's code and torch-fidelity),
-and reported with its standard deviation over subsets.
+and reported with its standard deviation over subsets. Computed in float64, and
+not centred: unlike distances, the polynomial kernel changes under a shift, and
+KID is defined on the features as they are.
 """
 
 from __future__ import annotations

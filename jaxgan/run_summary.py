@@ -1,0 +1,75 @@
+"""What a run says when it starts (parameter counts) and when it ends (where things are).
+
+A run used to end silently: nothing said what the final metrics were or where
+the figures went. These are plain strings so the CLI, a notebook and a log file
+all show the same thing.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxgan.state import PyTree
+
+
+def _count(tree: PyTree) -> int:
+  return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
+
+
+def param_table(name: str, params: PyTree, *, member_axis: bool = False) -> str:
+  """``name``'s parameter count per top-level module, e.g. for G and D at start-up.
+
+  ``member_axis``: the leaves carry a leading population axis, counted once.
+  """
+  def count(tree):
+    n = _count(tree)
+    if member_axis and jax.tree.leaves(tree):
+      n //= jax.tree.leaves(tree)[0].shape[0]
+    return n
+
+  inner = params.get("params", params) if hasattr(params, "get") else params
+  rows = []
+  if hasattr(inner, "items"):
+    for module, sub in inner.items():
+      leaves = jax.tree_util.tree_flatten_with_path(sub)[0]
+      shapes = ", ".join(
+          f"{jax.tree_util.keystr(path, simple=True, separator='.')} "
+          + "x".join(map(str, leaf.shape[1 if member_axis else 0:])) for path, leaf in leaves)
+      rows.append(f"  {module:<24} {count(sub):>12,}   {shapes}")
+  return f"{name}: {count(params):,} parameters\n" + "\n".join(rows)
+
+
+def _latest_files(directory: str, limit: int = 8) -> list[str]:
+  """The newest file per figure kind (name without its step suffix)."""
+  if not os.path.isdir(directory):
+    return []
+  newest: dict[str, str] = {}
+  for f in sorted(os.listdir(directory)):
+    kind = f.rsplit("_", 1)[0] if f.rsplit("_", 1)[-1][:1].isdigit() else f
+    newest[kind] = f  # sorted: zero-padded steps, so the last one wins
+  return [os.path.join(directory, f) for f in sorted(newest.values())][:limit]
+
+
+def end_of_run(workdir: str, *, step: int, wall_s: float, last_eval: dict[str, Any],
+               last_checkpoint: int | None, members: int = 1) -> str:
+  """Final step, wall time, last evaluation, figures, checkpoint and TensorBoard command."""
+  lines = [f"Done: step {step:,} in {wall_s:,.1f}s wall time" +
+           (f" ({members} members)." if members > 1 else ".")]
+  shown = {k: v for k, v in last_eval.items() if ":" not in k}  # per-member columns stay in metrics.jsonl
+  if shown:
+    lines.append("Last evaluation: " + ", ".join(
+        f"{k} {v:.4g}" if isinstance(v, (float, np.floating)) else f"{k} {v}" for k, v in sorted(shown.items())))
+  figures = _latest_files(os.path.join(workdir, "figures"))
+  if not figures and members > 1:
+    figures = _latest_files(os.path.join(workdir, "members", "0", "figures"))
+  if figures:
+    lines.append("Figures: " + ", ".join(figures))
+  if last_checkpoint is not None:
+    lines.append(f"Checkpoint: {os.path.join(workdir, 'checkpoints', str(last_checkpoint))}")
+  lines.append(f"Metrics: {os.path.join(workdir, 'metrics.jsonl')}; "
+               f"TensorBoard: tensorboard --logdir {os.path.join(workdir, 'tensorboard')}")
+  return "\n".join(lines)
