@@ -157,5 +157,7 @@ def test_signals_at_any_moment_of_start_up_stop_cleanly(repo_root, tmp_path):
       assert "Traceback" not in err, case
       steps = sorted(int(s) for s in os.listdir(wd / "checkpoints")) if (wd / "checkpoints").exists() else []
       assert len(steps) <= 1, case
-      assert ("nothing was written" in err or "nothing was saved" in err
-              or f"Interrupted: checkpoint at step {steps[-1] if steps else -1}" in err), case
+      if any(m in err for m in ("nothing was written", "nothing new was written", "nothing was saved")):
+        assert not steps, case  # fresh workdirs: stopped before training means no checkpoint
+      else:
+        assert steps and f"Interrupted: checkpoint at step {steps[-1]}" in err, case
