@@ -21,6 +21,7 @@ tiny all-gather per call.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from typing import Callable
 
@@ -97,7 +98,6 @@ class StopRequest:
 
 
 def _process_count() -> int:
-  import sys
   if "jax" not in sys.modules:  # before JAX loads there is only this process to stop
     return 1
   import jax

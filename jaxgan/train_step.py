@@ -217,20 +217,21 @@ def make_fused_step(train_step: TrainStep,
       watched = {k: metrics[k] for k in WATCHED if k in metrics}
       values = jnp.stack(list(watched.values()))
       ok = jnp.all(jnp.isfinite(values) & (jnp.abs(values) <= divergence_bound))
-      return state, (metrics, jnp.where(ok, NEVER, state.step), watched)
+      return state, (metrics, jnp.where(ok, NEVER, state.step))
 
     if unroll:
       outs = []
       for i in range(jax.tree.leaves(inputs)[0].shape[0]):
         state, out = body(state, jax.tree.map(lambda a: a[i], inputs))
         outs.append(out)
-      metrics, bad_steps, watched = jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+      metrics, bad_steps = jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
     else:
-      state, (metrics, bad_steps, watched) = lax.scan(body, state, inputs)
+      state, (metrics, bad_steps) = lax.scan(body, state, inputs)
+    first = jnp.argmin(bad_steps)  # the per-step metrics are already stacked: index them
+    bad_values = {k: metrics[k][first] for k in WATCHED if k in metrics}
     metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
-    first = jnp.argmin(bad_steps)
     metrics["first_bad_step"] = bad_steps[first]
-    metrics["bad_values"] = jax.tree.map(lambda v: v[first], watched)
+    metrics["bad_values"] = bad_values
     return state, metrics
 
   return fused
