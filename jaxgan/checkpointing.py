@@ -32,7 +32,7 @@ import orbax.checkpoint as ocp
 from absl import logging as absl_logging
 
 from jaxgan import config as config_lib
-from jaxgan.errors import CheckpointDamagedError, CheckpointMismatchError
+from jaxgan.errors import CheckpointDamagedError, CheckpointMismatchError, ConfigError
 from jaxgan.state import PyTree
 
 DIGEST_FORMAT = "jaxgan-sha256-1"
@@ -159,6 +159,13 @@ def _quiet() -> Iterator[None]:
       logger.setLevel(old_level)
 
 
+class _NoMetricsIsFine(logging.Filter):
+  """With a selection metric, steps saved between evaluations carry no metrics on purpose."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Requested `tracked_metric`")
+
+
 class Restored(NamedTuple):
   """What ``restore_latest_good`` found."""
 
@@ -176,14 +183,26 @@ class Checkpointer:
   ITEMS = ("state", "data", "config")  # required; "digest" is absent from older checkpoints
 
   def __init__(self, workdir: str, *, max_to_keep: int = 3, async_save: bool = True,
-               read_only: bool = False):
+               read_only: bool = False, selection: Any = None, members: int = 1):
+    """``selection`` (``jaxgan.selection.Selection``): also keep each member's best step by
+    that metric, saved with ``save(..., metrics=...)``."""
+    from jaxgan import selection as selection_lib
     self.workdir = os.path.abspath(workdir)
+    self.selection, self.members = selection, members
     self.directory = os.path.join(self.workdir, "checkpoints")
     self.damaged_directory = os.path.join(self.workdir, DAMAGED_DIR)
     self.read_only = read_only
     if read_only:
       options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0,
                                              enable_async_checkpointing=False)
+    elif selection is not None:  # orbax writes metrics only when it tracks a best_fn
+      absl_logger = logging.getLogger("absl")
+      if not any(isinstance(f, _NoMetricsIsFine) for f in absl_logger.filters):
+        absl_logger.addFilter(_NoMetricsIsFine())
+      options = ocp.CheckpointManagerOptions(
+          create=True, enable_async_checkpointing=async_save, cleanup_tmp_directories=True,
+          best_fn=lambda metrics: metrics[selection.key()], best_mode=selection.mode,
+          preservation_policy=selection_lib.preservation_policy(selection, members, max_to_keep))
     else:
       options = ocp.CheckpointManagerOptions(
           max_to_keep=max_to_keep, create=True, enable_async_checkpointing=async_save,
@@ -223,15 +242,37 @@ class Checkpointer:
     return list(self._manager.all_steps())
 
   def save(self, step: int, state: PyTree, data_position: dict[str, Any],
-           config: dict[str, Any]) -> None:
-    """Saves asynchronously; the digest is taken now, from the same arrays orbax copies."""
+           config: dict[str, Any], metrics: dict[str, float] | None = None) -> None:
+    """Saves asynchronously; the digest is taken now, from the same arrays orbax copies.
+    ``metrics``: the selection scalars of this step (with a ``selection`` only)."""
     digest = {"format": DIGEST_FORMAT, "state": state_digest(state),
               "data": json_digest(_roundtrip(data_position)), "config": json_digest(_roundtrip(config))}
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state),
         data=ocp.args.JsonSave(data_position),
         config=ocp.args.JsonSave(config),
-        digest=ocp.args.JsonSave(digest)))
+        digest=ocp.args.JsonSave(digest)), metrics=metrics if self.selection is not None else None)
+
+  def metrics(self, step: int) -> dict[str, float] | None:
+    """The scalars saved with ``step`` (selection runs), or None."""
+    path = os.path.join(self._step_dir(step), "metrics", "metrics")
+    if not os.path.exists(path):
+      return None
+    try:
+      with open(path) as f:
+        return json.load(f)
+    except (OSError, ValueError):
+      return None
+
+  def best_steps(self) -> list[int | None]:
+    """Each member's best step by the selection metric (``jaxgan.selection``)."""
+    from jaxgan import selection as selection_lib
+    if self.selection is None:
+      raise ConfigError("this run has no config.eval.select, so it kept no best checkpoint; "
+                        "evaluate --step=N, or train with e.g. --config.eval.select=parzen_valid:max.")
+    if not self.read_only:
+      self.wait()  # the newest step's metrics are written with it
+    return selection_lib.best_steps(self.metrics, self.all_steps(), self.selection, self.members)
 
   def wait(self) -> None:
     self._manager.wait_until_finished()

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import ml_collections
 
-from jaxgan import augment, evaluators, losses, objectives, optim, parallel, population
+from jaxgan import augment, evaluators, losses, objectives, optim, parallel, population, selection
 from jaxgan.data import DATASETS
 from jaxgan.errors import ConfigError
 from jaxgan.gan import NOISE_DISTRIBUTIONS
@@ -25,6 +25,8 @@ from jaxgan.penalties import D_PENALTIES
 from jaxgan.registry import Registry, UnknownNameError
 
 BATCH_NORM_MODES = ("cross_device", "per_device")
+UPDATE_ORDERS = ("alternating", "simultaneous")
+OUTPUT_BIAS_INITS = ("zeros", "marginals")
 D_PASS_MODES = ("auto", "joint", "separate")
 FUSION_MODES = ("auto", "scan", "unroll")
 
@@ -46,15 +48,22 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
   c.seed = 0
   c.parallel = "shard_map"          # shard_map | pmap | none
   c.batch_norm = "cross_device"     # cross_device | per_device normalisation statistics
-  c.data = dict(name=data, **builder_defaults(DATASETS.get(data)))
+  c.data = dict(name=data,
+                train_range=(),         # (start, stop): train only on images start..stop-1 of the
+                                        # original files (e.g. (0, 50000)); (): all of them
+                **builder_defaults(DATASETS.get(data)))
   c.model = dict(name=model, conditional=False,
                  d_spectral_norm=False,  # spectral normalisation of every D weight
                  d_pack=1,               # PacGAN: D judges this many examples together
+                 g_output_bias="zeros",  # zeros | marginals: G's output bias from the training
+                                         # pixels' means (pylearn2 init_sigmoid_bias_from_marginals)
                  **builder_defaults(MODELS.get(model)))
   c.noise = dict(dim=1, distribution="uniform", low=-1.0, high=1.0)
   c.loss = dict(
       g="auto",               # jaxgan.losses.G_LOSSES; auto: D loss's partner (bce -> non_saturating)
       d="bce",                # jaxgan.losses.D_LOSSES; also says how to read D's output
+      d_reduction="sum",      # sum: E[-log D(x)] + E[-log(1-D(G(z)))] = -V(D,G); mean: half that,
+                              # as the 2014 released code (jaxgan.losses.D_REDUCTIONS)
       d_penalties="",         # "name:weight[@every],...", e.g. "r1:10@16"; jaxgan.penalties
       augment="",             # DiffAugment ops before D, e.g. "translation,cutout"; jaxgan.augment
       augment_strength=1.0,   # scales every augmentation op (0: identity)
@@ -65,6 +74,8 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
       batch_size=64,          # global: split over all devices
       d_steps=1,              # k of Algorithm 1
       g_steps=1,
+      update_order="alternating",  # alternating: D then G against the new D (Algorithm 1);
+                                   # simultaneous: both from one forward pass (2014 released code)
       steps_per_call=1,       # steps fused into one compiled call
       fusion="auto",          # scan | unroll | auto (unroll conv nets on CPU, else scan)
       d_pass="auto",          # joint | separate | auto: D scores real+fake in one call or two
@@ -92,6 +103,9 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
       inception_weights="",   # FID Inception .npz for RGB metrics ($JAXGAN_INCEPTION_WEIGHTS)
       stats_cache_dir="",     # real-data feature statistics cache (default ~/.cache/jaxgan)
       parzen_valid_size=1000,  # the paper's validation subset (train images 50,000+)
+      parzen_valid_samples=2_000,  # parzen_valid: generated samples (the final number: parzen)
+      select="",              # "scalar:max|min", e.g. "parzen_valid:max": also keep the best
+                              # checkpoint by it (jaxgan.selection; jaxgan.evaluate --best)
       kid_subsets=100,
       kid_subset_size=1000,
       pr_k=3,                 # k of the k-NN manifolds for precision/recall
@@ -150,6 +164,16 @@ def _check_choice(value: str, choices, where: str) -> None:
     raise ConfigError(f"{where}={value!r} is not valid. Valid choices: {', '.join(choices)}.")
 
 
+def _check_train_range(train_range) -> None:
+  if len(train_range) == 0:
+    return
+  ok = (len(train_range) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                      for v in train_range) and 0 <= train_range[0] < train_range[1])
+  if not ok:
+    raise ConfigError(f"config.data.train_range must be () or (start, stop) with 0 <= start < stop, "
+                      f"e.g. (0, 50000); got {tuple(train_range)!r}.")
+
+
 def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Checks the whole config before anything expensive starts; returns it locked.
 
@@ -190,6 +214,15 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise ConfigError("config.train.ema_decay and config.train.ema_kimg both set the EMA of G; "
                       "set one of them to 0.")
   _check_choice(t.d_pass, D_PASS_MODES, "config.train.d_pass")
+  _check_choice(t.update_order, UPDATE_ORDERS, "config.train.update_order")
+  if t.update_order == "simultaneous" and (t.d_steps, t.g_steps) != (1, 1):
+    raise ConfigError(
+        f"config.train.update_order='simultaneous' takes one D and one G update from one forward "
+        f"pass, so it needs d_steps=1 and g_steps=1 (got {t.d_steps} and {t.g_steps}); use "
+        f"update_order='alternating' for k > 1.")
+  _check_choice(config.loss.d_reduction, tuple(losses.D_REDUCTIONS), "config.loss.d_reduction")
+  _check_choice(config.model.g_output_bias, OUTPUT_BIAS_INITS, "config.model.g_output_bias")
+  _check_train_range(config.data.train_range)
   _check_choice(config.parallel, parallel.MODES, "config.parallel")
   _check_choice(config.batch_norm, BATCH_NORM_MODES, "config.batch_norm")
   _check_choice(config.train.fusion, FUSION_MODES, "config.train.fusion")
@@ -220,6 +253,11 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       raise ConfigError(str(e)) from None
   for name in split_names(config.eval.metrics):
     _check_name(evaluators.EVALUATORS, name, "config.eval.metrics")
+  if selection.parse(config.eval.select) is not None and not split_names(config.eval.metrics):
+    raise ConfigError(f"config.eval.select={config.eval.select!r} needs an evaluator that gives it "
+                      f"in config.eval.metrics, e.g. --config.eval.metrics=parzen_valid.")
+  if config.eval.parzen_valid_samples < 1:
+    raise ConfigError(f"config.eval.parzen_valid_samples must be >= 1, got {config.eval.parzen_valid_samples}.")
 
   if config.noise.dim < 1:
     raise ConfigError(f"config.noise.dim must be >= 1, got {config.noise.dim}.")

@@ -1,10 +1,13 @@
 """Evaluate a checkpoint (or a sample file) with metrics picked by name.
 
   python -m jaxgan.evaluate --workdir=workdirs/mnist_gan [--step=30000] [--metrics=parzen,fid,kid]
+  python -m jaxgan.evaluate --workdir=workdirs/mnist_gan_paper_code --best --metrics=parzen
   python -m jaxgan.evaluate --samples=samples.npz --dataset=mnist --metrics=parzen --output=out.json
 
 Checkpoint mode writes ``<workdir>/eval/<step>.json``. The metrics default to the
-run's ``config.eval.metrics``; long computations show their progress.
+run's ``config.eval.metrics``; long computations show their progress. ``--best``
+evaluates the checkpoint kept as best by the run's ``config.eval.select`` (each
+member's own best step in a run of many; ``eval/best.json``).
 """
 
 from __future__ import annotations
@@ -35,12 +38,13 @@ _DATASET = None
 _DATA_DIR = None
 _OUTPUT = None
 _SEED_INDEX = None
+_BEST = None
 
 
 def _define_flags() -> None:
   """absl flags, defined only when run as a program, so that this module and
   the other command-line modules can all be imported into one notebook."""
-  global _WORKDIR, _STEP, _METRICS, _NUM, _FEATURE_NET, _INCEPTION, _STATS_CACHE, _SAMPLES, _DATASET, _DATA_DIR, _OUTPUT, _SEED_INDEX
+  global _WORKDIR, _STEP, _METRICS, _NUM, _FEATURE_NET, _INCEPTION, _STATS_CACHE, _SAMPLES, _DATASET, _DATA_DIR, _OUTPUT, _SEED_INDEX, _BEST
   _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory to evaluate.")
   _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
   _METRICS = flags.DEFINE_string("metrics", None, "Comma-separated evaluator names (default: the run's).")
@@ -55,6 +59,8 @@ def _define_flags() -> None:
   _SEED_INDEX = flags.DEFINE_integer(
       "seed_index", None, "In a run of many members (train.num_seeds, config.sweep): evaluate only "
       "this one (see members.json). Default: every member, with mean and std.")
+  _BEST = flags.DEFINE_bool("best", False, "Evaluate the checkpoint kept as best by the run's "
+                            "config.eval.select (each member's own best in a run of many).")
 
 SAMPLE_FILE_METRICS = ("parzen", "fid", "kid", "is", "precision_recall", "class_coverage", "mode_coverage")
 
@@ -109,6 +115,59 @@ def evaluate_run(workdir: str, step: int | None = None, *, update: dict | None =
   return record
 
 
+def selected_steps(workdir: str) -> tuple[str, list[int]]:
+  """(the selection spec, each member's best step) of a run trained with ``eval.select``."""
+  from jaxgan import checkpointing, population, selection
+  from jaxgan.api import read_config_json
+  from jaxgan.config import from_stored
+  config = from_stored(read_config_json(workdir))
+  select = selection.parse(config.eval.select)
+  pop = population.from_config(config)
+  with checkpointing.Checkpointer(workdir, read_only=True, selection=select,
+                                  members=pop.size if pop.batched else 1) as ckpt:
+    steps = ckpt.best_steps()
+  if any(s is None for s in steps):
+    raise ConfigError(f"{workdir} has no checkpoint saved with {select.metric}; it is saved at "
+                      f"each evaluation from the first one on: train on, or evaluate --step=N.")
+  return config.eval.select, steps
+
+
+def evaluate_best(workdir: str, *, update: dict | None = None, output: str | None = None,
+                  seed_index: int | None = None) -> dict:
+  """Evaluates the best checkpoint by ``config.eval.select``; in a run of many members,
+  each member at its own best step (mean, ``:std`` and ``:<member>`` as usual)."""
+  from jaxgan.training import evaluate_members
+  spec, steps = selected_steps(workdir)
+  if len(steps) == 1 or seed_index is not None:
+    member = None if len(steps) == 1 else seed_index
+    record = evaluate_run(workdir, steps[0 if member is None else member], update=update,
+                          output=output, seed_index=member)
+    record["selected_by"] = spec
+    _write(record, output or os.path.join(workdir, "eval", "best.json"))
+    return record
+  from jaxgan.api import open_run
+  from jaxgan.metric_writers import TaskProgress
+  from jaxgan import config as config_lib
+  start, per_member, names, exp = time.time(), [], [], None
+  for m, step in enumerate(steps):
+    exp, state = open_run(workdir, step, update=update, preflight=True)
+    names = config_lib.split_names(exp.config.eval.metrics)
+    if not names:
+      raise ConfigError("no metrics to evaluate: pass --metrics=... (see jaxgan.evaluators).")
+    _, scalars = evaluate_members(exp, state, step, workdir, names, progress=TaskProgress(),
+                                  indices=[m])
+    per_member.append(scalars[0])
+  shared = [k for k in per_member[0] if all(k in p for p in per_member)]
+  summary = exp.population.summarize({k: [p[k] for p in per_member] for k in shared})
+  described = exp.population.describe()
+  record = _record(summary, names, selected_by=spec, steps=steps, seconds=time.time() - start,
+                   num_samples=exp.config.eval.num_samples,
+                   members=[{**described[m], "step": s, "metrics": p}
+                            for m, (s, p) in enumerate(zip(steps, per_member))])
+  _write(record, output or os.path.join(workdir, "eval", "best.json"))
+  return record
+
+
 def members_table(record: dict) -> str:
   """A text table of a many-member record: one row per member, then mean +- std."""
   members = record.get("members") or []
@@ -116,7 +175,8 @@ def members_table(record: dict) -> str:
     return ""
   keys = [k for k in members[0]["metrics"] if all(k in m["metrics"] for m in members)]
   rows = [["member"] + keys]
-  rows += [[m["label"]] + [f"{m['metrics'][k]:.4g}" for k in keys] for m in members]
+  rows += [[m["label"] + (f" @ step {m['step']}" if "step" in m else "")]
+           + [f"{m['metrics'][k]:.4g}" for k in keys] for m in members]
   if len(members) > 1:
     rows.append(["mean +- std"] + [f"{np.mean([m['metrics'][k] for m in members]):.4g} +- "
                                    f"{np.std([m['metrics'][k] for m in members]):.2g}" for k in keys])
@@ -178,6 +238,14 @@ def main(argv: list[str]) -> None:
       from jaxgan.config import split_names
       record = evaluate_samples(_SAMPLES.value, _DATASET.value, split_names(_METRICS.value),
                                 data_dir=_DATA_DIR.value, update=_overrides(), output=_OUTPUT.value)
+    elif _WORKDIR.value and _BEST.value:
+      if _STEP.value is not None:
+        raise app.UsageError("give --best or --step, not both")
+      record = evaluate_best(_WORKDIR.value, update=_overrides(), output=_OUTPUT.value,
+                             seed_index=_SEED_INDEX.value)
+      table = members_table(record)
+      if table:
+        print(table, file=sys.stderr)
     elif _WORKDIR.value:
       record = evaluate_run(_WORKDIR.value, _STEP.value, update=_overrides(), output=_OUTPUT.value,
                             seed_index=_SEED_INDEX.value)

@@ -133,7 +133,7 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
   except ValueError as e:  # a builder's own consistency checks
     raise ConfigError(str(e)) from None
   noise = NoiseSpec(config.noise.dim, config.noise.distribution, config.noise.low, config.noise.high)
-  d_loss = losses.D_LOSSES.get(config.loss.d)
+  d_loss = losses.reduced(losses.D_LOSSES.get(config.loss.d), config.loss.get("d_reduction", "sum"))
   g_loss = losses.G_LOSSES.get(losses.generator_loss_name(config.loss.g, config.loss.d))
   d_terms = objectives.build_terms(
       lambda ctx: (d_loss(ctx.real_out, ctx.fake_out), {}), config.loss.d_penalties,

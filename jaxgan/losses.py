@@ -75,8 +75,22 @@ class GLoss:
 
 
 D_LOSSES: Registry[DLoss] = Registry("discriminator loss")
+# config.loss.d_reduction: the factor on D's adversarial loss. "sum" adds the real and
+# fake expectations (for BCE: -V(D, G) of Eq. 1); "mean" averages them, as the 2014
+# released code does (d_obj = 0.5 * (cost(real) + cost(fake))), which halves D's
+# gradient: with plain SGD, "sum" trains D at twice the released code's step size.
+D_REDUCTIONS = {"sum": 1.0, "mean": 0.5}
 G_LOSSES: Registry[GLoss] = Registry("generator loss")
 LOG2 = math.log(2.0)
+
+
+def reduced(loss: DLoss, reduction: str) -> DLoss:
+  """``loss`` scaled by ``D_REDUCTIONS[reduction]``; its equilibrium value scales with it."""
+  factor = D_REDUCTIONS[reduction]
+  if factor == 1.0:
+    return loss
+  eq = None if loss.equilibrium is None else factor * loss.equilibrium
+  return dataclasses.replace(loss, fn=lambda real, fake: factor * loss.fn(real, fake), equilibrium=eq)
 
 
 def bce_with_logits(logits: Array, label: float) -> Array:

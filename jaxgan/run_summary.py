@@ -55,7 +55,8 @@ def _latest_files(directory: str, limit: int = 8) -> list[str]:
 
 
 def end_of_run(workdir: str, *, step: int, wall_s: float, last_eval: dict[str, Any],
-               last_checkpoint: int | None, members: int = 1) -> str:
+               last_checkpoint: int | None, members: int = 1,
+               best: tuple[str, list[int | None]] | None = None) -> str:
   """Final step, wall time, last evaluation, figures, checkpoint and TensorBoard command."""
   lines = [f"Done: step {step:,} in {wall_s:,.1f}s wall time" +
            (f" ({members} members)." if members > 1 else ".")]
@@ -70,6 +71,10 @@ def end_of_run(workdir: str, *, step: int, wall_s: float, last_eval: dict[str, A
     lines.append("Figures: " + ", ".join(figures))
   if last_checkpoint is not None:
     lines.append(f"Checkpoint: {os.path.join(workdir, 'checkpoints', str(last_checkpoint))}")
+  if best is not None:
+    metric, steps = best
+    where = ", ".join(f"member {m}: {s}" for m, s in enumerate(steps)) if len(steps) > 1 else str(steps[0])
+    lines.append(f"Best by {metric} (kept): step {where}; python -m jaxgan.evaluate --workdir={workdir} --best")
   lines.append(f"Metrics: {os.path.join(workdir, 'metrics.jsonl')}; "
                f"TensorBoard: tensorboard --logdir {os.path.join(workdir, 'tensorboard')}")
   return "\n".join(lines)

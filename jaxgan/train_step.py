@@ -5,6 +5,12 @@ minibatch and fresh noise, then ``g_steps`` generator updates with fresh noise.
 Each update minimises its player's objective, a sum of terms that see D
 (``jaxgan.objectives``); every random number comes from a named stream of the
 step's key (``jaxgan.streams``).
+With ``update_order="simultaneous"`` (the 2014 paper's released code) a step
+is instead one D and one G update from ONE forward pass: one noise draw, one
+G(z), D's pass on real and fake; D's gradient is that of D's objective, G's
+that of G's objective through the same, pre-update D (same fake batch, same
+dropout masks); then both optimizers step. It takes k = 1 and one G update
+(``jaxgan.config.validate`` refuses k > 1 for it).
 ``make_train_step`` returns ``train_step(state, batch) -> (state, metrics)``
 for one device; with an ``axis_name`` it averages gradients, batch-norm
 running statistics and metrics over that axis (``lax.pmean``), so the same
@@ -51,8 +57,21 @@ def step_stream_names(gan: GAN, d_steps: int, g_steps: int) -> list[str]:
   return names
 
 
-def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None) -> TrainStep:
-  """Builds the per-device step. ``batch['x']`` is [k, B_local, ...]: one minibatch per D update."""
+UPDATE_ORDERS = ("alternating", "simultaneous")
+
+
+def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None,
+                    update_order: str = "alternating") -> TrainStep:
+  """Builds the per-device step. ``batch['x']`` is [k, B_local, ...]: one minibatch per D update.
+
+  ``update_order``: "alternating" (Algorithm 1: k D updates, then ``g_steps`` G
+  updates against the new D) or "simultaneous" (k = g_steps = 1, both players'
+  gradients from one forward pass; see the module docstring).
+  """
+  if update_order not in UPDATE_ORDERS:
+    raise ValueError(f"update_order={update_order!r}; choose one of {', '.join(UPDATE_ORDERS)}")
+  if update_order == "simultaneous" and g_steps != 1:
+    raise ValueError(f"update_order='simultaneous' takes one G update per step, got g_steps={g_steps}")
   G = gan.nets.generator
 
   def noise_and_labels(keys, prefix: str, local_n: int):
@@ -72,48 +91,76 @@ def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None)
   def term_keys(keys, prefix, terms):
     return {t.name: keys[f"{prefix}/term/{t.name}"] for t in terms}
 
+  def d_pass(d_params, d_collections, real, fake, y_fake, k_real, k_fake):
+    """D's adversarial pass on real and fake: (D's effective weights, real_out, fake_out,
+    D's collections as the pass left them)."""
+    local_n = real["x"].shape[0]
+    y_real = real.get("y")
+    params, cols = d_weights(gan, d_params, d_collections, update=True)
+    x_real = d_augment(gan, real["x"], streams.sub(k_real, "augment"), axis_name)
+    x_fake = d_augment(gan, fake, streams.sub(k_fake, "augment"), axis_name)
+    if gan.joint_d_pass:  # one call; D treats examples independently (see choose_joint_d_pass)
+      y = None if y_fake is None else jnp.concatenate([y_real, y_fake])
+      out, cols = d_forward(gan, params, cols, jnp.concatenate([x_real, x_fake]), y, train=True,
+                            dropout_key=streams.sub(k_real, "dropout"), axis_name=axis_name)
+      real_out, fake_out = out[:local_n], out[local_n:]
+    else:  # D mixes examples (batch norm keeps real and fake statistics apart; packs), or conv on CPU
+      real_out, cols = d_forward(gan, params, cols, x_real, y_real, train=True,
+                                 dropout_key=streams.sub(k_real, "dropout"), axis_name=axis_name)
+      fake_out, cols = d_forward(gan, params, cols, x_fake, y_fake, train=True,
+                                 dropout_key=streams.sub(k_fake, "dropout"), axis_name=axis_name)
+    return params, real_out, fake_out, cols
+
+  def d_objective(d, real, fake, y_fake, real_out, fake_out, key, t_keys, term_states, step, update):
+    """D's objective on the adversarial pass's outputs: (loss, metrics, next term states)."""
+    ctx = objectives.TermContext(
+        d=d, real_x=real["x"], real_y=real.get("y"), fake_x=fake, fake_y=y_fake,
+        real_out=real_out, fake_out=fake_out, key=key, step=step, update=update,
+        axis_name=axis_name, group=gan.d_pack)
+    loss, metrics, new_states = objectives.evaluate(gan.d_terms, ctx, t_keys, term_states, "d_loss")
+    metrics["d_real"] = jnp.mean(gan.d_loss.read(real_out))
+    metrics["d_fake"] = jnp.mean(gan.d_loss.read(fake_out))
+    return loss, metrics, new_states
+
+  def g_objective(d, real, fake, y_fake, real_out, fake_out, key, t_keys, term_states, step, update):
+    """G's objective on D's outputs: (loss, metrics, next term states)."""
+    ctx = objectives.TermContext(
+        d=d, real_x=real["x"], real_y=real.get("y"), fake_x=fake, fake_y=y_fake,
+        real_out=real_out, fake_out=fake_out, key=key, step=step,
+        update=update, axis_name=axis_name, group=gan.d_pack)
+    loss, metrics, new_states = objectives.evaluate(gan.g_terms, ctx, t_keys, term_states, "g_loss")
+    metrics["g_d_fake"] = jnp.mean(gan.d_loss.read(fake_out))
+    return loss, metrics, new_states
+
+  def apply_gradients(tx, grads, opt_state, params, player, metrics):
+    """Averages the gradients over devices and takes one optimizer step; adds the norms and
+    the learning rate to ``metrics`` (``{player}_grad_norm``, ..., ``lr/{player}``)."""
+    grads = pmean(grads, axis_name)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    metrics[f"{player}_grad_norm"] = optax.tree.norm(grads)
+    metrics[f"{player}_update_norm"] = optax.tree.norm(updates)
+    metrics[f"{player}_param_norm"] = optax.tree.norm(params)
+    metrics[f"lr/{player}"] = optim.learning_rate(opt_state)
+    return params, opt_state, metrics
+
   def d_update(carry, real, keys, prefix, update, step, g_params, g_collections):
     d_params, d_collections, d_opt_state, term_states = carry
     local_n = real["x"].shape[0]
     z, y_fake = noise_and_labels(keys, prefix, local_n)
     fake, _ = apply_net(G, g_params, g_collections, z, y_fake, train=True)
     fake = lax.stop_gradient(fake)
-    y_real = real.get("y")
     k_real, k_fake = keys[f"{prefix}/real"], keys[f"{prefix}/fake"]
 
     def loss_fn(params):
-      params, cols = d_weights(gan, params, d_collections, update=True)
-      x_real = d_augment(gan, real["x"], streams.sub(k_real, "augment"), axis_name)
-      x_fake = d_augment(gan, fake, streams.sub(k_fake, "augment"), axis_name)
-      if gan.joint_d_pass:  # one call; D treats examples independently (see choose_joint_d_pass)
-        y = None if y_fake is None else jnp.concatenate([y_real, y_fake])
-        out, cols = d_forward(gan, params, cols, jnp.concatenate([x_real, x_fake]), y, train=True,
-                              dropout_key=streams.sub(k_real, "dropout"), axis_name=axis_name)
-        real_out, fake_out = out[:local_n], out[local_n:]
-      else:  # D mixes examples (batch norm keeps real and fake statistics apart; packs), or conv on CPU
-        real_out, cols = d_forward(gan, params, cols, x_real, y_real, train=True,
-                                   dropout_key=streams.sub(k_real, "dropout"), axis_name=axis_name)
-        fake_out, cols = d_forward(gan, params, cols, x_fake, y_fake, train=True,
-                                   dropout_key=streams.sub(k_fake, "dropout"), axis_name=axis_name)
-      ctx = objectives.TermContext(
-          d=d_call(params, d_collections),
-          real_x=real["x"], real_y=y_real, fake_x=fake, fake_y=y_fake,
-          real_out=real_out, fake_out=fake_out, key=k_real, step=step, update=update,
-          axis_name=axis_name, group=gan.d_pack)
-      loss, metrics, new_states = objectives.evaluate(
-          gan.d_terms, ctx, term_keys(keys, prefix, gan.d_terms), term_states, "d_loss")
-      metrics["d_real"] = jnp.mean(gan.d_loss.read(real_out))
-      metrics["d_fake"] = jnp.mean(gan.d_loss.read(fake_out))
+      params, real_out, fake_out, cols = d_pass(params, d_collections, real, fake, y_fake, k_real, k_fake)
+      loss, metrics, new_states = d_objective(
+          d_call(params, d_collections), real, fake, y_fake, real_out, fake_out, k_real,
+          term_keys(keys, prefix, gan.d_terms), term_states, step, update)
       return loss, (cols, metrics, new_states)
 
     (_, (cols, metrics, new_states)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d_params)
-    grads = pmean(grads, axis_name)
-    updates, d_opt_state = gan.d_tx.update(grads, d_opt_state, d_params)
-    d_params = optax.apply_updates(d_params, updates)
-    metrics["d_grad_norm"] = optax.tree.norm(grads)
-    metrics["d_update_norm"] = optax.tree.norm(updates)
-    metrics["d_param_norm"] = optax.tree.norm(d_params)
-    metrics["lr/d"] = optim.learning_rate(d_opt_state)
+    d_params, d_opt_state, metrics = apply_gradients(gan.d_tx, grads, d_opt_state, d_params, "d", metrics)
     return (d_params, pmean(cols, axis_name), d_opt_state, {**term_states, **new_states}), metrics
 
   def g_update(carry, keys, prefix, update, step, d_params, d_collections, real):
@@ -128,29 +175,53 @@ def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None)
       fake_out = d(fake, y_fake, keys[f"{prefix}/fake"])
       real_out = (d(real["x"], real.get("y"), keys[f"{prefix}/real"])
                   if gan.g_loss.needs_real else None)
-      ctx = objectives.TermContext(
-          d=d, real_x=real["x"], real_y=real.get("y"), fake_x=fake, fake_y=y_fake,
-          real_out=real_out, fake_out=fake_out, key=keys[f"{prefix}/fake"], step=step,
-          update=update, axis_name=axis_name, group=gan.d_pack)
-      loss, metrics, new_states = objectives.evaluate(
-          gan.g_terms, ctx, term_keys(keys, prefix, gan.g_terms), term_states, "g_loss")
-      metrics["g_d_fake"] = jnp.mean(gan.d_loss.read(fake_out))
+      loss, metrics, new_states = g_objective(
+          d, real, fake, y_fake, real_out, fake_out, keys[f"{prefix}/fake"],
+          term_keys(keys, prefix, gan.g_terms), term_states, step, update)
       return loss, (cols, metrics, new_states)
 
     (_, (cols, metrics, new_states)), grads = jax.value_and_grad(loss_fn, has_aux=True)(g_params)
-    grads = pmean(grads, axis_name)
-    updates, g_opt_state = gan.g_tx.update(grads, g_opt_state, g_params)
-    g_params = optax.apply_updates(g_params, updates)
-    metrics["g_grad_norm"] = optax.tree.norm(grads)
-    metrics["g_update_norm"] = optax.tree.norm(updates)
-    metrics["g_param_norm"] = optax.tree.norm(g_params)
-    metrics["lr/g"] = optim.learning_rate(g_opt_state)
+    g_params, g_opt_state, metrics = apply_gradients(gan.g_tx, grads, g_opt_state, g_params, "g", metrics)
     return (g_params, pmean(cols, axis_name), g_opt_state, {**term_states, **new_states}), metrics
 
-  def train_step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
-    d_steps = batch["x"].shape[0]
-    keys = streams.derive(streams.step_key(state.rng, state.step),
-                          step_stream_names(gan, d_steps, g_steps))
+  def simultaneous_update(state, real, keys):
+    """One D and one G update from one forward pass (the 2014 released code): both gradients
+    are pulled back from the same G(z) and the same D outputs (same dropout masks), so G's
+    gradient goes through the pre-update D. Streams: d0/* for noise, labels and the D pass,
+    d0/term/* for D's terms and g0/term/* for G's."""
+    step = state.step  # k = g_steps = 1: each player's update count is the step
+    local_n = real["x"].shape[0]
+    z, y_fake = noise_and_labels(keys, "d0", local_n)
+    k_real, k_fake = keys["d0/real"], keys["d0/fake"]
+    d_states, g_states = state.objective_state["d"], state.objective_state["g"]
+
+    def losses(d_params, g_params):
+      fake, g_cols = apply_net(G, g_params, state.g_collections, z, y_fake, train=True)
+      params, real_out, fake_out, d_cols = d_pass(d_params, state.d_collections, real, fake, y_fake,
+                                                  k_real, k_fake)
+      d = d_call(params, state.d_collections)
+      d_loss, d_metrics, d_new = d_objective(
+          d, real, fake, y_fake, real_out, fake_out, k_real,
+          term_keys(keys, "d0", gan.d_terms), d_states, step, step)
+      g_loss, g_metrics, g_new = g_objective(
+          d, real, fake, y_fake, real_out if gan.g_loss.needs_real else None, fake_out, k_fake,
+          term_keys(keys, "g0", gan.g_terms), g_states, step, step)
+      return (d_loss, g_loss), (d_cols, g_cols, d_metrics, g_metrics, d_new, g_new)
+
+    (d_loss, g_loss), pullback, aux = jax.vjp(losses, state.d_params, state.g_params, has_aux=True)
+    d_cols, g_cols, d_metrics, g_metrics, d_new, g_new = aux
+    one, zero = jnp.ones_like, jnp.zeros_like
+    d_grads, _ = pullback((one(d_loss), zero(g_loss)))  # dL_D/dtheta_D (the rest is dead code)
+    _, g_grads = pullback((zero(d_loss), one(g_loss)))  # dL_G/dtheta_G through the pre-update D
+    d_params, d_opt_state, d_metrics = apply_gradients(
+        gan.d_tx, d_grads, state.d_opt_state, state.d_params, "d", d_metrics)
+    g_params, g_opt_state, g_metrics = apply_gradients(
+        gan.g_tx, g_grads, state.g_opt_state, state.g_params, "g", g_metrics)
+    d_carry = (d_params, pmean(d_cols, axis_name), d_opt_state, {**d_states, **d_new})
+    g_carry = (g_params, pmean(g_cols, axis_name), g_opt_state, {**g_states, **g_new})
+    return d_carry, g_carry, [d_metrics], [g_metrics]
+
+  def alternating_updates(state, batch, keys, d_steps):
     # Python loops, not lax.scan: k and g_steps are small, and XLA:CPU runs
     # convolutions inside loop bodies far slower (jax-ml/jax#12868; BUILD_NOTES.md).
     d_carry = (state.d_params, state.d_collections, state.d_opt_state, state.objective_state["d"])
@@ -160,7 +231,7 @@ def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None)
       d_carry, m = d_update(d_carry, real, keys, f"d{i}", state.step * d_steps + i, state.step,
                             state.g_params, state.g_collections)
       d_metrics.append(m)
-    d_params, d_collections, d_opt_state, d_term_states = d_carry
+    d_params, d_collections = d_carry[:2]
     g_carry = (state.g_params, state.g_collections, state.g_opt_state, state.objective_state["g"])
     g_metrics = []
     last_real = jax.tree.map(lambda a: a[d_steps - 1], batch)  # for losses that compare with real data
@@ -168,6 +239,21 @@ def make_train_step(gan: GAN, *, g_steps: int = 1, axis_name: str | None = None)
       g_carry, m = g_update(g_carry, keys, f"g{j}", state.step * g_steps + j, state.step,
                             d_params, d_collections, last_real)
       g_metrics.append(m)
+    return d_carry, g_carry, d_metrics, g_metrics
+
+  def train_step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
+    d_steps = batch["x"].shape[0]
+    keys = streams.derive(streams.step_key(state.rng, state.step),
+                          step_stream_names(gan, d_steps, g_steps))
+    if update_order == "simultaneous":
+      if d_steps != 1:
+        raise ValueError(f"update_order='simultaneous' takes one real minibatch per step (k = 1); "
+                         f"batch['x'] has {d_steps}")
+      d_carry, g_carry, d_metrics, g_metrics = simultaneous_update(
+          state, jax.tree.map(lambda a: a[0], batch), keys)
+    else:
+      d_carry, g_carry, d_metrics, g_metrics = alternating_updates(state, batch, keys, d_steps)
+    d_params, d_collections, d_opt_state, d_term_states = d_carry
     g_params, g_collections, g_opt_state, g_term_states = g_carry
     ema = state.g_ema_params
     if ema is not None:

@@ -21,8 +21,9 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxgan import checkpointing, config as config_lib, evaluators, parallel, population as population_lib
-from jaxgan import run_summary, stopping, workdir_lock
+from jaxgan import checkpointing, config as config_lib, evaluators, output_bias, parallel
+from jaxgan import population as population_lib
+from jaxgan import run_summary, selection, stopping, workdir_lock
 from jaxgan.data import Pipeline, Prefetcher, build_dataset, build_pipeline
 from jaxgan.errors import CheckpointMismatchError, ConfigError, NonFiniteLossError
 from jaxgan.gan import GAN, build_gan, init_state
@@ -45,11 +46,17 @@ class Experiment:
   eval_shared: dict = dataclasses.field(default_factory=dict, repr=False)  # EvalContext.shared
 
   def init_state(self) -> GANState:
-    """The initial state; a population's has a leading member axis (``jaxgan.population``)."""
+    """The initial state; a population's has a leading member axis (``jaxgan.population``).
+    With ``model.g_output_bias='marginals'`` G's output bias starts at the training
+    pixels' logit means (``jaxgan.output_bias``)."""
     if self.population.batched:
-      return population_lib.init_population(self.population, self.gan, self.config, init_state)
-    key = jax.random.PRNGKey(self.config.seed)
-    return jax.jit(functools.partial(init_state, self.gan))(key)
+      state = population_lib.init_population(self.population, self.gan, self.config, init_state)
+    else:
+      state = jax.jit(functools.partial(init_state, self.gan))(jax.random.PRNGKey(self.config.seed))
+    if self.config.model.get("g_output_bias", "zeros") == "marginals":
+      state = output_bias.initialize(state, self.gan.nets, self.pipeline,
+                                     model_name=self.config.model.name)
+    return state
 
   def member_state(self, state: GANState, index: int) -> GANState:
     """Member ``index`` of a population's state (the state itself in a single run)."""
@@ -86,7 +93,8 @@ def build_experiment(config: ml_collections.ConfigDict, *, devices: list | None 
   axis = parallel.axis_name_for(config.parallel)
 
   def fused_for(g: GAN):
-    step = make_train_step(g, g_steps=config.train.g_steps, axis_name=axis)
+    step = make_train_step(g, g_steps=config.train.g_steps, axis_name=axis,
+                           update_order=config.train.update_order)
     return make_fused_step(step, pipeline.materialize, axis_name=axis,
                            unroll=unroll_fused_steps(config.train.fusion, g.nets),
                            divergence_bound=config.train.get("divergence_bound", float("inf")))
@@ -98,6 +106,8 @@ def build_experiment(config: ml_collections.ConfigDict, *, devices: list | None 
         population, gan, config, fused_for, example,
         unroll=population_lib.choose_member_loop(config.train.member_loop))
   runner = parallel.Runner(fused, config.parallel, pipeline.inputs_batch_axes(), devices=devices)
+  if config.model.get("g_output_bias", "zeros") == "marginals":
+    output_bias.check(gan.nets, config.model.name)
   if preflight:
     evaluators.preflight(config_lib.split_names(config.eval.metrics), config, dataset.spec)
   if config.train.batch_size % runner.num_devices:
@@ -269,7 +279,10 @@ def _train_locked(exp: Experiment, workdir: str, *, progress: bool, lead: bool,
   batched = exp.population.batched
   bar.message(run_summary.param_table("G", state.g_params, member_axis=batched) + "\n"
               + run_summary.param_table("D", state.d_params, member_axis=batched))
-  with checkpointing.Checkpointer(workdir, max_to_keep=t.max_to_keep) as ckpt:
+  select = selection.parse(config.eval.select)
+  members = exp.population.size if batched else 1
+  with checkpointing.Checkpointer(workdir, max_to_keep=t.max_to_keep, selection=select,
+                                  members=members) as ckpt:
     target = checkpointing.abstract(state, runner.state_sharding())
     found = ckpt.restore_latest_good(target, config_dict, warn=bar.message if bar.enabled else None)
     start = last_saved = found.step if found else None  # damaged newer steps moved aside, warned
@@ -318,7 +331,8 @@ def _train_locked(exp: Experiment, workdir: str, *, progress: bool, lead: bool,
             tick, tick_step = time.time(), step
           log = _is_boundary(step, t.log_every, t.steps)
           ev = _is_boundary(step, config.eval.every, t.steps) and bool(config.eval.metrics)
-          save = _is_boundary(step, t.checkpoint_every, t.steps)
+          # a selection metric needs a checkpoint at every evaluation to choose from
+          save = _is_boundary(step, t.checkpoint_every, t.steps) or (ev and select is not None)
           if not (log or ev or save):
             continue
           pending = jax.device_get(pending)
@@ -331,23 +345,28 @@ def _train_locked(exp: Experiment, workdir: str, *, progress: bool, lead: bool,
             bar.update(step, record, rate)
             pending, tick, tick_step, paused = [], now, step, 0.0
           pause_start = time.time()
+          chosen = None  # this step's selection scalars, saved with its checkpoint
           if ev and lead:
             host_state = jax.device_get(runner.unreplicate(dstate))
             result, _ = evaluate_members(exp, host_state, step, workdir, progress=task_progress)
             record.update(result.scalars)
             last_eval = result.scalars
             writer.write_images(step, result.images)
+            if select is not None:
+              chosen = selection.checkpoint_metrics(select, result.scalars, members)
           if record:
             writer.write_scalars(step, record)
           if save:
-            ckpt.save(step, runner.unreplicate(dstate), {"iteration": step}, config_dict)
+            ckpt.save(step, runner.unreplicate(dstate), {"iteration": step}, config_dict,
+                      metrics=chosen)
             last_saved = step
             writer.flush()
           paused += time.time() - pause_start
       bar.finish()
       bar.message(run_summary.end_of_run(workdir, step=step, wall_s=time.time() - started,
                                          last_eval=last_eval, last_checkpoint=last_saved,
-                                         members=exp.population.size))
+                                         members=exp.population.size,
+                                         best=select and (select.metric, ckpt.best_steps())))
     except KeyboardInterrupt:
       restore_signals = stopping.ignore_signals()  # a second Ctrl-C must not break the save
       try:  # keep the work done since the last checkpoint, if it is sound

@@ -43,7 +43,7 @@ def assert_states_equal(a, b):
     np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.parametrize("mode", ["shard_map", "pmap", "none"])
+@pytest.mark.parametrize("mode", ["shard_map", "none"])  # pmap: in maintenance, same runner code
 def test_resume_is_bit_exact(tmp_path, mode, monkeypatch):
   def config(steps):
     c = tiny_gaussian_config(steps=steps, checkpoint_every=4, batch_size=8, d_steps=2, ema_decay=0.9)

@@ -20,6 +20,7 @@ def cli(repo_root, workdir, *flags):
       cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_trains_overrides_and_resumes(repo_root, tmp_path):
   wd = tmp_path / "run"
   first = cli(repo_root, wd, "--config.train.steps=10", "--config.train.log_every=5")
@@ -67,6 +68,7 @@ def test_cli_bad_name_fails_before_compiling(repo_root, tmp_path):
   assert "Compiled" not in out.stderr
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(repo_root, tmp_path):
   import re
   import signal

@@ -139,3 +139,115 @@ def test_idx_reader_checks_format_size_and_hash(tmp_path):
   path.write_bytes(header + images.tobytes())
   with pytest.raises(DatasetNotFoundError, match="SHA-256"):
     read_idx(str(path), expected_sha256="0" * 64)
+
+
+# --- config.data.train_range: train on the examples with original index in [start, stop) ---
+
+MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
+needs_mnist = pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="needs real MNIST (JAXGAN_MNIST_DIR)")
+
+
+class ArraySource:
+  """An in-memory stand-in for a TFDS data source, records stored in a shuffled order."""
+
+  def __init__(self, original: np.ndarray):
+    self.original = np.asarray(original)
+    self.images = (self.original[:, None, None, None] % 256 * np.ones((1, 4, 4, 1))).astype(np.uint8)
+
+  def __len__(self):
+    return len(self.original)
+
+  def __getitem__(self, i):
+    return {"image": self.images[i], "label": int(self.original[i] % 10), "index": int(self.original[i])}
+
+
+def toy_dataset(original):
+  from jaxgan.data.images import ImageDataset
+  return ImageDataset("toy", "train", ArraySource(original), shape=(4, 4, 1), num_classes=10,
+                      num_workers=1)
+
+
+@pytest.fixture
+def toy():
+  """40 examples, original indices 0..39 stored in a shuffled record order."""
+  return toy_dataset(np.random.default_rng(7).permutation(40))
+
+
+def ranged(ds, train_range, **kw):
+  kw = {"batch": 4, **kw}
+  return ImagePipeline(ds, global_batch=kw.pop("batch"), d_steps=kw.pop("k", 1), seed=kw.pop("seed", 0),
+                       value_range=(0.0, 1.0), train_range=train_range,
+                       process_index=kw.pop("process", (0, 1))[0],
+                       process_count=kw.pop("processes", 1))
+
+
+def test_train_range_draws_each_in_range_example_once_per_epoch_and_nothing_else(toy):
+  p = ranged(toy, (5, 29), batch=4, k=2)  # 24 examples: 3 steps of 2 x 4 per epoch
+  assert p.num_train_examples == 24
+  np.testing.assert_array_equal(toy.source.original[p.train_positions], np.arange(5, 29))
+  idx = p.example_indices(0, 9)  # three epochs
+  original = toy.source.original[idx].reshape(3, 24)
+  for epoch in original:
+    assert sorted(epoch) == list(range(5, 29))
+  assert not np.array_equal(original[0], original[1])
+  # What host_inputs reads are those examples (labels are original index mod 10).
+  y = p.host_inputs(0, 9)["y"].reshape(3, 24)
+  np.testing.assert_array_equal(y, original % 10)
+
+
+def test_train_range_keeps_resume_exact_and_process_shards(toy):
+  straight = ranged(toy, (3, 20), batch=6, k=2).example_indices(0, 10)  # 17 examples: epochs cut batches
+  resumed = ranged(toy, (3, 20), batch=6, k=2).example_indices(7, 3)
+  np.testing.assert_array_equal(straight[7:], resumed)
+  shards = [ranged(toy, (3, 20), batch=6, k=2, process=(q, 2), processes=2).example_indices(4, 3)
+            for q in range(2)]
+  np.testing.assert_array_equal(np.concatenate(shards, axis=2), straight[4:7])
+  assert set(toy.source.original[straight.ravel()]) == set(range(3, 20))
+
+
+def test_no_train_range_is_the_whole_split_exactly_as_before(toy, cifar):
+  for ds, n in ((toy, 40), (cifar, N)):
+    new = ranged(ds, (), batch=8, k=2)
+    old = ImagePipeline(ds, global_batch=8, d_steps=2, seed=0, value_range=(0.0, 1.0))
+    assert new.train_positions is None and new.num_train_examples == n
+    np.testing.assert_array_equal(new.example_indices(0, 7), old.example_indices(0, 7))
+    # ... which is slot j -> permutation_{j // n}[j % n], permutations keyed by (seed, epoch).
+    perms = np.concatenate([np.random.default_rng([0, e]).permutation(n) for e in range(3)])
+    np.testing.assert_array_equal(new.example_indices(0, 7).ravel(), perms[:7 * 16])
+
+
+def test_train_range_errors_say_what_is_wrong(toy):
+  with pytest.raises(ConfigError, match=r"^config.data.train_range=\(0, 70\) asks for images up to 69 "
+                                        r"but toy's train split has 40; use a stop of at most 40"):
+    ranged(toy, (0, 70))
+  gappy = toy_dataset(np.concatenate([np.arange(10), np.arange(30, 40)]))
+  with pytest.raises(ConfigError, match=r"train_range=\(12, 25\) selects no images of toy's train split"):
+    ranged(gappy, (12, 25))
+
+
+def test_build_pipeline_passes_train_range_and_refuses_it_for_sampled_data(toy):
+  from jaxgan.data import build_pipeline
+  c = experiment("mnist_gan.py:smoke")
+  c.data.train_range = (10, 30)
+  p = build_pipeline(c, toy, model_range=(0.0, 1.0))
+  assert p.num_train_examples == 20 and p.train_range == (10, 30)
+  g = experiment("gaussian_1d.py:smoke")
+  g.data.train_range = (0, 10)
+  with pytest.raises(ConfigError, match="applies to image datasets only"):
+    build_pipeline(g, build_dataset(g.data))
+
+
+@needs_mnist
+def test_train_range_on_real_mnist(mnist_tfds_dir):
+  c = experiment("mnist_gan.py")
+  c.data.data_dir = mnist_tfds_dir
+  ds = build_dataset(c.data)
+  p = ranged(ds, (0, 50_000), batch=100)
+  original = ds.load_all()["index"]
+  assert p.num_train_examples == 50_000
+  np.testing.assert_array_equal(original[p.train_positions], np.arange(50_000))
+  drawn = original[p.example_indices(0, 600)]  # 1.2 epochs
+  assert drawn.max() < 50_000 and sorted(drawn[:500].ravel()) == list(range(50_000))
+  with pytest.raises(ConfigError, match=r"^config.data.train_range=\(0, 70000\) asks for images up to "
+                                        r"69,999 but mnist's train split has 60,000; "):
+    ranged(ds, (0, 70_000))

@@ -105,6 +105,7 @@ def quick_lenet(tmp_path_factory, mnist_data_dir):
 
 
 @needs_mnist
+@pytest.mark.slow
 def test_feature_metrics_on_a_real_mnist_run(quick_lenet, mnist_data_dir, tmp_path):
   c = experiment("mnist_cgan.py:smoke")
   c.data.data_dir = mnist_data_dir

@@ -52,6 +52,7 @@ def test_builder_prepares_real_mnist_offline(data_dir):
   assert list(test.load_all()["y"][np.argsort(test.load_all()["index"])][:3]) == [7, 2, 1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mnist_gan.py:smoke", "mnist_dcgan.py:smoke", "mnist_cgan.py:smoke"])
 def test_short_real_mnist_runs_end_to_end(name, data_dir, tmp_path):
   c = mnist_config(name, data_dir)

@@ -46,6 +46,7 @@ def three_seeds(tmp_path_factory):
   return root, cfg, pop_state, singles
 
 
+@pytest.mark.slow
 def test_three_seeds_in_one_program_resumed_equal_three_single_runs(three_seeds):
   """Bit-exact: same keys, same data, same ops; so the resume is exact too."""
   _, _, pop_state, singles = three_seeds
@@ -86,6 +87,7 @@ def test_per_member_evaluation(three_seeds):
   assert alone.scalars["w1"] == pytest.approx(w1[1], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_sweep_member_equals_a_separate_run(tmp_path):
   cfg = tiny_gaussian_config(steps=4, ema_kimg=0.01)  # no base penalty: the sweep's terms count
   cfg.sweep.optim.d.lr = (1e-3,)  # one value, still a traced member hyperparameter

@@ -74,6 +74,7 @@ def test_stacked_examples_are_three_digits_fixed_by_seed_and_index():
 
 @pytest.mark.skipif(not os.path.isdir(os.environ.get("JAXGAN_MNIST_DIR", "")),
                     reason="needs JAXGAN_MNIST_DIR (CI sets it)")
+@pytest.mark.slow
 def test_two_seeds_of_the_smoke_config_train_on_real_stacked_mnist(tmp_path, mnist_tfds_dir):
   from jaxgan import training
   c = experiment("stacked_mnist.py:smoke")

@@ -142,3 +142,134 @@ def test_d_outputs_are_reported_as_the_loss_reads_them(loss, read):
   # d_real is D's mean output on the real batch before the update, as the loss reads it.
   np.testing.assert_allclose(float(metrics["d_real"]), float(jnp.mean(read(raw))), rtol=1e-5)
   assert "d_loss/adv" in metrics and "lr/d" in metrics and "lr/g" in metrics
+
+
+# --- update_order = "simultaneous" (the 2014 paper's released code) -------------------------
+
+def simultaneous_setup(d_pass="auto", num_classes=0, d_dropout=0.5, lr=0.1, **loss):
+  """A tiny GAN built straight from the config (a labelled 1-D spec for conditional runs),
+  plain SGD at a constant lr for both players."""
+  from jaxgan.data.spec import DataSpec
+  from jaxgan.gan import build_gan, init_state
+  c = tiny_gaussian_config(d_pass=d_pass, update_order="simultaneous")
+  c.model.update(conditional=num_classes > 0, d_dropout=d_dropout)
+  c.loss.update(**loss)
+  for opt in (c.optim.g, c.optim.d):
+    opt.update(name="sgd", lr=lr, momentum=0.0, schedule="constant")
+  gan = build_gan(c, DataSpec(shape=(1,), num_classes=num_classes, name="gaussian_1d"))
+  return gan, init_state(gan, jax.random.PRNGKey(3))
+
+
+def labelled_batch(num_classes, n=8):
+  b = batch(1, n)
+  if num_classes:
+    b["y"] = jax.random.randint(jax.random.PRNGKey(7), (1, n), 0, num_classes)
+  return b
+
+
+@pytest.mark.parametrize("d_pass,num_classes", [("joint", 0), ("separate", 3)])
+def test_simultaneous_step_matches_a_hand_written_reference(d_pass, num_classes):
+  from jaxgan import streams
+  from jaxgan.train_step import step_stream_names
+  gan, state = simultaneous_setup(d_pass, num_classes)
+  assert gan.joint_d_pass == (d_pass == "joint") and gan.conditional == bool(num_classes)
+  assert (gan.noise.distribution, gan.noise.low, gan.noise.high) == ("uniform", 0.0, 1.0)
+  b = labelled_batch(num_classes)
+  new, metrics = jax.jit(make_train_step(gan, update_order="simultaneous"))(state, b)
+
+  # The reference: one noise draw, one G(z), one D pass whose dropout masks both players see.
+  keys = streams.derive(streams.step_key(state.rng, state.step), step_stream_names(gan, 1, 1))
+  x, n = b["x"][0], b["x"].shape[1]
+  y_real = b.get("y", [None])[0]
+  z = jax.random.uniform(keys["d0/noise"], (n, 1))
+  y_fake = jax.random.randint(keys["d0/labels"], (n,), 0, num_classes) if num_classes else None
+  mask_real = streams.sub(keys["d0/real"], "dropout")
+  mask_fake = streams.sub(keys["d0/fake"], "dropout")
+
+  def D(dp, x, y, key):
+    return gan.nets.discriminator.apply({"params": dp}, x, y, train=True, rngs={"dropout": key})
+
+  def G(gp):
+    return gan.nets.generator.apply({"params": gp}, z, y_fake, train=True)
+
+  def outputs(dp, fake):
+    if d_pass == "joint":
+      y = None if y_fake is None else jnp.concatenate([y_real, y_fake])
+      out = D(dp, jnp.concatenate([x, fake]), y, mask_real)
+      return out[:n], out[n:]
+    return D(dp, x, y_real, mask_real), D(dp, fake, y_fake, mask_fake)
+
+  fake = G(state.g_params)  # held fixed in D's objective
+
+  def d_objective(dp):  # -log D(x) - log(1 - D(G(z)))
+    r, f = outputs(dp, fake)
+    return jnp.mean(jax.nn.softplus(-r)) + jnp.mean(jax.nn.softplus(f))
+
+  def g_objective(gp):  # non-saturating: -log D(G(z)), through the pre-update D
+    return jnp.mean(jax.nn.softplus(-outputs(state.d_params, G(gp))[1]))
+
+  sgd = lambda p, g: jax.tree.map(lambda a, b: a - 0.1 * b, p, g)
+  d_ref = sgd(state.d_params, jax.grad(d_objective)(state.d_params))
+  g_ref = sgd(state.g_params, jax.grad(g_objective)(state.g_params))
+  for got, want in ((new.d_params, d_ref), (new.g_params, g_ref)):
+    for a, b_ in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+      np.testing.assert_allclose(a, b_, rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(metrics["d_loss"], d_objective(state.d_params), rtol=1e-6)
+  np.testing.assert_allclose(metrics["g_loss"], g_objective(state.g_params), rtol=1e-6)
+  assert int(new.d_opt_state.count) == int(new.g_opt_state.count) == 1 and int(new.step) == 1
+
+
+def test_simultaneous_differs_from_alternating_only_in_the_generator_update():
+  # D's update draws the same streams (d0/*) in both orders, so it is the same; G's is not:
+  # simultaneous G sees the pre-update D and D's own fake batch and masks.
+  gan, state = simultaneous_setup(d_penalties="gp:1")
+  sim, m_sim = jax.jit(make_train_step(gan, update_order="simultaneous"))(state, batch(1))
+  alt, m_alt = jax.jit(make_train_step(gan))(state, batch(1))
+  assert set(m_sim) == set(m_alt)  # same metric keys, penalty terms included
+  for a, b in zip(jax.tree.leaves(sim.d_params), jax.tree.leaves(alt.d_params)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  for k in ("d_loss", "d_loss/gp", "d_real", "d_fake", "d_grad_norm"):
+    np.testing.assert_allclose(m_sim[k], m_alt[k], rtol=1e-6, err_msg=k)
+  g_diff = max(float(jnp.max(jnp.abs(a - b)))
+               for a, b in zip(jax.tree.leaves(sim.g_params), jax.tree.leaves(alt.g_params)))
+  assert g_diff > 1e-4
+  # Simultaneous: G's objective reads the very outputs D's objective read.
+  assert float(m_sim["g_d_fake"]) == float(m_sim["d_fake"])
+  assert float(m_alt["g_d_fake"]) != float(m_alt["d_fake"])
+
+
+def test_simultaneous_step_under_shard_map_matches_one_device():
+  from jax.sharding import Mesh, PartitionSpec as P
+  gan, state = simultaneous_setup(d_dropout=0.0)  # dropout masks are drawn per device
+  b = batch(1, n=16)
+  single = jax.jit(make_train_step(gan, update_order="simultaneous"))
+  sharded = jax.jit(jax.shard_map(
+      make_train_step(gan, axis_name="batch", update_order="simultaneous"),
+      mesh=Mesh(np.asarray(jax.devices()), ("batch",)), in_specs=(P(), {"x": P(None, "batch")}),
+      out_specs=(P(), P()), check_vma=False))
+  s1, s4 = state, state
+  for _ in range(2):
+    s1, m1 = single(s1, b)
+    s4, m4 = sharded(s4, b)
+  for a, b_ in zip(jax.tree.leaves(s1), jax.tree.leaves(s4)):
+    np.testing.assert_allclose(np.asarray(b_), np.asarray(a), rtol=2e-5, atol=2e-6)
+  for k in ("d_loss", "g_loss", "d_fake", "g_grad_norm"):
+    np.testing.assert_allclose(m4[k], m1[k], rtol=2e-5, err_msg=k)
+
+
+def test_simultaneous_refuses_more_than_one_update_per_player():
+  from jaxgan import config as config_lib
+  from jaxgan.errors import ConfigError
+  with pytest.raises(ConfigError) as e:
+    config_lib.validate(tiny_gaussian_config(update_order="simultaneous", d_steps=2))
+  assert str(e.value) == (
+      "config.train.update_order='simultaneous' takes one D and one G update from one forward "
+      "pass, so it needs d_steps=1 and g_steps=1 (got 2 and 1); use "
+      "update_order='alternating' for k > 1.")
+  gan, state = simultaneous_setup()
+  with pytest.raises(ValueError, match="g_steps=2"):
+    make_train_step(gan, g_steps=2, update_order="simultaneous")
+  with pytest.raises(ValueError, match="update_order='sequential'"):
+    make_train_step(gan, update_order="sequential")
+  with pytest.raises(ValueError, match=r"k = 1\); batch\['x'\] has 2"):
+    make_train_step(gan, update_order="simultaneous")(state, batch(2))

@@ -26,7 +26,7 @@ DATASETS.register("ring_2d")(ring_2d)
 DATASETS.register("grid_2d")(grid_2d)
 
 # Keys of config.data that are not the dataset builder's own arguments.
-GENERAL_DATA_KEYS = ("name",)
+GENERAL_DATA_KEYS = ("name", "train_range")
 PIXEL_RANGES = {"zero_one": (0.0, 1.0), "minus_one_one": (-1.0, 1.0)}
 
 __all__ = ["DATASETS", "DataSpec", "Pipeline", "Prefetcher", "build_dataset", "build_pipeline"]
@@ -128,10 +128,15 @@ def build_pipeline(config: ml_collections.ConfigDict, dataset, *,
                    model_range: tuple[float, float] | None = None,
                    process_index: int = 0, process_count: int = 1) -> Pipeline:
   """The pipeline that feeds ``dataset`` to training: this process's share of each batch."""
+  train_range = tuple(config.data.get("train_range", ()))
   if dataset.spec.is_image:
     from jaxgan.data.image_pipeline import ImagePipeline
     return ImagePipeline(dataset, global_batch=config.train.batch_size,
                          d_steps=config.train.d_steps, seed=config.seed,
                          value_range=resolve_pixel_range(dataset, model_range),
-                         process_index=process_index, process_count=process_count)
+                         process_index=process_index, process_count=process_count,
+                         train_range=train_range)
+  if train_range:
+    raise ConfigError(f"config.data.train_range={train_range!r} applies to image datasets only; "
+                      f"{config.data.name!r} is sampled, so leave it ().")
   return OnDeviceSampler(dataset, config.train.batch_size, config.train.d_steps, config.seed)

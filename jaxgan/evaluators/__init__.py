@@ -79,6 +79,7 @@ EVALUATORS.register("gaussian_1d")(_Lazy("gaussian_1d", "evaluate"))
 for _name in ("samples", "interpolation", "nearest_neighbours", "loss_curves"):
   EVALUATORS.register(_name)(_Lazy("image_figures", _name))
 EVALUATORS.register("parzen")(_Lazy("parzen", "evaluate"))
+EVALUATORS.register("parzen_valid")(_Lazy("parzen", "validation"))
 for _name, _attr in (("fid", "fid"), ("kid", "kid"), ("is", "inception_score"),
                      ("precision_recall", "precision_recall"), ("class_coverage", "class_coverage")):
   EVALUATORS.register(_name)(_Lazy("feature_metrics", _attr))

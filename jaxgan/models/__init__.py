@@ -33,6 +33,12 @@ class Nets:
     d_batch_stats: whether D normalises with batch statistics in training, so its
       output for one example depends on the others (no joint real+fake pass, no
       per-example gradient penalties).
+    g_output_bias: the path inside G's params of the bias added just before G's
+      output nonlinearity (e.g. ('Dense_2', 'bias')), which
+      ``config.model.g_output_bias='marginals'`` sets (``jaxgan.output_bias``);
+      None for generators without one.
+    g_output_bias_per_channel: whether that bias has one value per image channel
+      ([C], convolutional outputs) rather than one per output element ([H*W*C]).
   """
 
   generator: nn.Module
@@ -40,13 +46,16 @@ class Nets:
   output_range: tuple[float, float] | None = None
   convolutional: bool = False
   d_batch_stats: bool = False
+  g_output_bias: tuple[str, ...] | None = None
+  g_output_bias_per_channel: bool = False
 
 
 MODELS: Registry[Callable[..., Nets]] = Registry("model")
 # Keys of config.model that are not builder hyperparameters: they apply to every model.
 #   d_spectral_norm: spectral normalisation of all D weights (jaxgan.models.spectral_norm)
 #   d_pack: PacGAN's m, examples D judges together (Lin et al. 2018)
-GENERAL_MODEL_KEYS = ("name", "conditional", "d_spectral_norm", "d_pack")
+#   g_output_bias: zeros | marginals (jaxgan.output_bias)
+GENERAL_MODEL_KEYS = ("name", "conditional", "d_spectral_norm", "d_pack", "g_output_bias")
 
 
 def _check_layers(hidden: Sequence[int], activations: Sequence[str], what: str) -> None:
@@ -76,7 +85,8 @@ def mlp(data: DataSpec, num_classes: int, bn_axis_name: str | None, *,
   d = MLPDiscriminator(hidden=tuple(d_hidden), activations=tuple(d_activations),
                        decorate=d_decorate, dropout=d_dropout, num_classes=num_classes)
   out_range = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}.get(g_output)
-  return Nets(g, d, out_range)
+  has_bias = out_range is not None and not pointwise_g  # pointwise: one scalar bias for every value
+  return Nets(g, d, out_range, g_output_bias=(f"Dense_{len(g_hidden)}", "bias") if has_bias else None)
 
 
 @MODELS.register("mnist_mlp")
@@ -96,7 +106,7 @@ def mnist_mlp(data: DataSpec, num_classes: int, bn_axis_name: str | None, *,
   d = PaperMaxoutDiscriminator(units=tuple(d_units), pieces=d_pieces,
                                input_dropout=d_input_dropout, hidden_dropout=d_hidden_dropout,
                                irange=d_irange, num_classes=num_classes)
-  return Nets(g, d, (0.0, 1.0))
+  return Nets(g, d, (0.0, 1.0), g_output_bias=(f"Dense_{len(g_hidden)}", "bias"))
 
 
 @MODELS.register("dcgan")
@@ -135,4 +145,6 @@ def dcgan(data: DataSpec, num_classes: int, bn_axis_name: str | None, *,
   d = DCGANDiscriminator(channels=tuple(d_channels), kernel=kernel, activation=d_activation,
                          batch_norm=d_batch_norm, dropout=d_dropout, num_classes=num_classes,
                          bn_axis_name=bn_axis_name, conv_impl=conv)
-  return Nets(g, d, (-1.0, 1.0), convolutional=True, d_batch_stats=d_batch_norm)
+  return Nets(g, d, (-1.0, 1.0), convolutional=True, d_batch_stats=d_batch_norm,
+              g_output_bias=(f"ConvTranspose_{len(g_channels) - 1}", "bias"),
+              g_output_bias_per_channel=True)
