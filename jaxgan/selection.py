@@ -60,18 +60,45 @@ def parse(spec: str) -> Selection | None:
   return Selection(metric, mode)
 
 
+def metric_keys(selection: Selection, members: int) -> list[str]:
+  """The scalars saved with a checkpoint: the selection metric, and each member's."""
+  return [selection.key()] + ([selection.key(m) for m in range(members)] if members > 1 else [])
+
+
 def checkpoint_metrics(selection: Selection, scalars: dict[str, float],
                        members: int) -> dict[str, float]:
-  """The scalars saved with a checkpoint: the selection metric, and each member's.
-
-  Raises ConfigError (naming what the evaluators did give) if it is missing.
-  """
-  keys = [selection.key()] + ([selection.key(m) for m in range(members)] if members > 1 else [])
+  """This evaluation's ``metric_keys``; ConfigError (naming what the evaluators did give)
+  if one is missing."""
+  keys = metric_keys(selection, members)
   missing = [k for k in keys if k not in scalars]
   if missing:
     raise ConfigError(f"config.eval.select names {selection.metric!r} but the evaluation gave "
                       f"{', '.join(sorted(scalars)) or 'nothing'}; fix config.eval.select.")
   return {k: float(scalars[k]) for k in keys}
+
+
+def shared_metrics(selection: Selection, scalars: dict[str, float] | None,
+                   members: int) -> tuple[dict[str, float] | None, str | None]:
+  """(metrics, error) the same on every process: process 0 evaluated (``scalars``; None on
+  the others) and every process must save the step with the same metrics, or none (then
+  ``error`` says why) so that no process waits alone in orbax's save."""
+  import jax
+  import numpy as np
+  keys = metric_keys(selection, members)
+  values, error = np.full(len(keys) + 1, np.nan), None
+  if scalars is not None:
+    try:
+      values[1:] = [checkpoint_metrics(selection, scalars, members)[k] for k in keys]
+      values[0] = 1.0
+    except ConfigError as e:
+      error = str(e)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    values = np.asarray(multihost_utils.broadcast_one_to_all(values.astype(np.float32)), np.float64)
+  if values[0] != 1.0:
+    return None, error or (f"config.eval.select names {selection.metric!r}, which process 0's "
+                           f"evaluation did not give (see its message).")
+  return dict(zip(keys, values[1:].tolist())), None
 
 
 class KeepBest:

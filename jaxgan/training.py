@@ -44,6 +44,7 @@ class Experiment:
   runner: parallel.Runner
   population: population_lib.Population
   eval_shared: dict = dataclasses.field(default_factory=dict, repr=False)  # EvalContext.shared
+  g_output_bias: Any = dataclasses.field(default=None, repr=False)  # marginals, read once
 
   def init_state(self) -> GANState:
     """The initial state; a population's has a leading member axis (``jaxgan.population``).
@@ -54,8 +55,13 @@ class Experiment:
     else:
       state = jax.jit(functools.partial(init_state, self.gan))(jax.random.PRNGKey(self.config.seed))
     if self.config.model.get("g_output_bias", "zeros") == "marginals":
-      state = output_bias.initialize(state, self.gan.nets, self.pipeline,
-                                     model_name=self.config.model.name)
+      nets = self.gan.nets
+      if self.g_output_bias is None:  # init_state also builds restore targets: read the data once
+        per_channel = getattr(nets, "g_output_bias_per_channel", False)
+        self.g_output_bias = output_bias.marginal_bias(
+            output_bias.pixel_means(self.pipeline, per_channel=per_channel), nets.output_range)
+      state = output_bias.with_marginal_bias(state, nets, self.g_output_bias,
+                                             model_name=self.config.model.name)
     return state
 
   def member_state(self, state: GANState, index: int) -> GANState:
@@ -345,15 +351,15 @@ def _train_locked(exp: Experiment, workdir: str, *, progress: bool, lead: bool,
             bar.update(step, record, rate)
             pending, tick, tick_step, paused = [], now, step, 0.0
           pause_start = time.time()
-          chosen = None  # this step's selection scalars, saved with its checkpoint
+          chosen = bad_select = None  # this step's selection scalars, saved with its checkpoint
           if ev and lead:
             host_state = jax.device_get(runner.unreplicate(dstate))
             result, _ = evaluate_members(exp, host_state, step, workdir, progress=task_progress)
             record.update(result.scalars)
             last_eval = result.scalars
             writer.write_images(step, result.images)
-            if select is not None:
-              chosen = selection.checkpoint_metrics(select, result.scalars, members)
+          if ev and select is not None:  # every process saves with the same metrics
+            chosen, bad_select = selection.shared_metrics(select, last_eval if lead else None, members)
           if record:
             writer.write_scalars(step, record)
           if save:
@@ -361,6 +367,8 @@ def _train_locked(exp: Experiment, workdir: str, *, progress: bool, lead: bool,
                       metrics=chosen)
             last_saved = step
             writer.flush()
+          if bad_select:  # after the save: a misnamed metric loses no training
+            raise ConfigError(bad_select)
           paused += time.time() - pause_start
       bar.finish()
       bar.message(run_summary.end_of_run(workdir, step=step, wall_s=time.time() - started,

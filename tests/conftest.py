@@ -16,6 +16,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # this 2-core CPU compiling is a third of the suite's time. Keyed by the program,
 # flags and device count, so a hit is the same executable (results are unchanged).
 _run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
+_OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       os.path.join(tempfile.gettempdir(), f"jaxgan-tests-jit-{_run_id}"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
@@ -28,9 +29,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def pytest_collection_modifyitems(config, items):
-  """The long end-to-end tests (``@pytest.mark.slow``) first: with ``-n auto`` they then
-  overlap the many short ones instead of running alone at the end."""
-  items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+  """Modules with long end-to-end tests (``@pytest.mark.slow``) first: with ``-n auto``
+  these then overlap the many short ones instead of running alone at the end. Whole
+  modules move, so module-scoped fixtures are still built once."""
+  slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+  items.sort(key=lambda item: item.module.__name__ not in slow_modules)
+
+
+def pytest_unconfigure(config):
+  """The controller removes the session's compilation cache (workers and subprocesses are done)."""
+  if os.environ.get("PYTEST_XDIST_WORKER") is None and _OWN_CACHE:
+    import shutil
+    shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

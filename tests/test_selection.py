@@ -114,6 +114,17 @@ def test_a_population_keeps_each_seeds_best_and_evaluates_each_at_its_own(tmp_pa
     plot_metric.plot(wd, "fid", str(tmp_path / "fid.png"))
 
 
+def test_a_misnamed_selection_metric_stops_after_saving_that_step(tmp_path):
+  wd = str(tmp_path / "typo")
+  c = tiny_gaussian_config(steps=4, checkpoint_every=100)
+  c.eval.update(metrics="gaussian_1d", every=2, num_samples=256, select="fid:min")
+  with pytest.raises(ConfigError, match=r"^config.eval.select names 'fid' but the evaluation gave "
+                                        r".*w1.*; fix config.eval.select.$"):
+    training.train(c, wd, progress=False)
+  with checkpointing.Checkpointer(wd, read_only=True) as ckpt:
+    assert ckpt.all_steps() == [2]  # the evaluated step is kept, without metrics
+
+
 def test_evaluate_best_without_a_selection_says_what_to_do(tmp_path):
   wd = str(tmp_path / "plain")
   training.train(tiny_gaussian_config(), wd, progress=False)

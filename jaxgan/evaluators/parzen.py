@@ -29,9 +29,13 @@ VALIDATION_STOP = 60_000
 
 
 def preflight(name, config, spec) -> None:
+  name = "parzen_valid" if name == "validation" else "parzen"  # the attribute -> the registered name
   if not spec.is_image:
     raise ConfigError(f"config.eval.metrics: {name} needs an image dataset, not {spec.name!r}.")
-  if name == "validation":  # parzen_valid
+  if name == "parzen_valid":
+    if config.eval.parzen_valid_samples > config.eval.num_samples:
+      raise ConfigError(f"config.eval.parzen_valid_samples={config.eval.parzen_valid_samples} is more "
+                        f"than the {config.eval.num_samples} samples drawn (config.eval.num_samples).")
     train_range = tuple(config.data.train_range)
     if not train_range or train_range[1] > VALIDATION_START:
       raise ConfigError(
