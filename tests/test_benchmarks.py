@@ -13,14 +13,12 @@ KEYS = {"impl", "workload", "batch", "steps", "device", "steps_per_sec", "exampl
 
 # (flags, what the record must say: the flags given, the workload's batch where none is).
 @pytest.mark.parametrize("args,expected", [
-    (["--workload=toy1d", "--steps=2", "--steps-per-call=2"],
-     {"workload": "toy1d", "steps": 2, "batch": 256, "steps_per_call": 2, "seeds": 1}),
     (["--workload=dcgan28", "--batch=4", "--steps=1"],
-     {"workload": "dcgan28", "steps": 1, "batch": 4, "steps_per_call": 1, "seeds": 1}),
-    (["--workload=toy1d", "--steps=2", "--seeds=3"],
-     {"workload": "toy1d", "steps": 2, "batch": 256, "steps_per_call": 1, "seeds": 3, "config": {}}),
-    (["--workload=toy1d", "--steps=2", "--set=loss.d_penalties=r1:1@2", "--set=model.d_spectral_norm=True"],
-     {"workload": "toy1d", "steps": 2, "seeds": 1,
+     {"workload": "dcgan28", "steps": 1, "batch": 4, "steps_per_call": 1, "seeds": 1, "config": {}}),
+    # every other flag at once: fused steps, seeds in one program, config overrides
+    (["--workload=toy1d", "--steps=2", "--steps-per-call=2", "--seeds=3",
+      "--set=loss.d_penalties=r1:1@2", "--set=model.d_spectral_norm=True"],
+     {"workload": "toy1d", "steps": 2, "batch": 256, "steps_per_call": 2, "seeds": 3,
       "config": {"loss.d_penalties": "r1:1@2", "model.d_spectral_norm": True}}),
 ])
 def test_train_step_benchmark_prints_one_json_line(repo_root, args, expected):

@@ -52,6 +52,24 @@ def test_builder_prepares_real_mnist_offline(data_dir):
   assert list(test.load_all()["y"][np.argsort(test.load_all()["index"])][:3]) == [7, 2, 1]
 
 
+def check_export(workdir, data_dir):
+  """jaxgan.export on a conditional run: unit-range samples with balanced labels."""
+  env = dict(os.environ, TFDS_DATA_DIR=data_dir)
+  env.pop("XLA_FLAGS", None)
+  out = subprocess.run([sys.executable, "-m", "jaxgan.export", f"--workdir={workdir}",
+                        "--num_samples=250", "--chunk=100"],
+                       capture_output=True, text=True, env=env, timeout=300)
+  assert out.returncode == 0, out.stderr
+  path = out.stdout.strip().splitlines()[-1]
+  assert path.endswith("samples_4_250.npz")
+  with np.load(path) as f:
+    samples, labels = f["samples"], f["labels"]
+  assert samples.shape == (250, 28, 28, 1) and samples.dtype == np.float32
+  assert 0.0 <= samples.min() and samples.max() <= 1.0
+  assert np.bincount(labels).tolist() == [25] * 10
+  assert "250/250 samples" in out.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["mnist_gan.py:smoke", "mnist_dcgan.py:smoke", "mnist_cgan.py:smoke"])
 def test_short_real_mnist_runs_end_to_end(name, data_dir, tmp_path):
@@ -82,6 +100,8 @@ def test_short_real_mnist_runs_end_to_end(name, data_dir, tmp_path):
   tops, lefts = [2 * (2 + 30 * r) for r in range(rows)], [2 * (2 + 30 * q) for q in range(cols)]
   cells = np.stack([grid[t:t + 56, l:l + 56] for t in tops for l in lefts])
   assert cells.std() > 0
+  if c.model.conditional:  # and its samples exported from the command line
+    check_export(tmp_path, data_dir)
 
 
 def test_interrupted_and_resumed_mnist_run_is_bit_identical(data_dir, tmp_path, monkeypatch):
@@ -112,23 +132,3 @@ def test_interrupted_and_resumed_mnist_run_is_bit_identical(data_dir, tmp_path, 
   assert int(straight.step) == int(resumed.step) == 6
   for x, y in zip(jax.tree.leaves(jax.device_get(straight)), jax.tree.leaves(jax.device_get(resumed))):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-
-
-def test_export_writes_unit_range_samples_and_balanced_labels(data_dir, tmp_path):
-  c = mnist_config("mnist_cgan.py:smoke", data_dir)
-  c.eval.metrics = ""
-  training.train(c, str(tmp_path), progress=False)
-  env = dict(os.environ, TFDS_DATA_DIR=data_dir)
-  env.pop("XLA_FLAGS", None)
-  out = subprocess.run([sys.executable, "-m", "jaxgan.export", f"--workdir={tmp_path}",
-                        "--num_samples=250", "--chunk=100"],
-                       capture_output=True, text=True, env=env, timeout=300)
-  assert out.returncode == 0, out.stderr
-  path = out.stdout.strip().splitlines()[-1]
-  assert path.endswith("samples_4_250.npz")
-  with np.load(path) as f:
-    samples, labels = f["samples"], f["labels"]
-  assert samples.shape == (250, 28, 28, 1) and samples.dtype == np.float32
-  assert 0.0 <= samples.min() and samples.max() <= 1.0
-  assert np.bincount(labels).tolist() == [25] * 10
-  assert "250/250 samples" in out.stderr
