@@ -172,7 +172,7 @@ def scalar_curves(records: list[dict], key: str, *, members: int = 1, mode: str 
     if not points:
       continue
     steps, values = zip(*points)
-    label = f"seed member {m}" if members > 1 else key
+    label = f"member {m}" if members > 1 else key
     line, = ax.plot(steps, values, "-", lw=1.2, label=label)
     best = int(np.argmax(values) if mode == "max" else np.argmin(values))
     ax.plot([steps[best]], [values[best]], "o", color=line.get_color(), ms=5)
