@@ -18,6 +18,7 @@ import os
 import platform
 import sys
 import time
+from typing import Any
 
 import jax
 import numpy as np
@@ -115,8 +116,9 @@ def evaluate_run(workdir: str, step: int | None = None, *, update: dict | None =
   return record
 
 
-def selected_steps(workdir: str) -> tuple[str, list[int]]:
-  """(the selection spec, each member's best step) of a run trained with ``eval.select``."""
+def selected_steps(workdir: str) -> tuple[str, list[int], Any]:
+  """(the selection spec, each member's best step, the run's population) of a run trained
+  with ``eval.select``."""
   from jaxgan import checkpointing, population, selection
   from jaxgan.api import read_config_json
   from jaxgan.config import from_stored
@@ -129,42 +131,30 @@ def selected_steps(workdir: str) -> tuple[str, list[int]]:
   if any(s is None for s in steps):
     raise ConfigError(f"{workdir} has no checkpoint saved with {select.metric}; it is saved at "
                       f"each evaluation from the first one on: train on, or evaluate --step=N.")
-  return config.eval.select, steps
+  return config.eval.select, steps, pop
 
 
 def evaluate_best(workdir: str, *, update: dict | None = None, output: str | None = None,
                   seed_index: int | None = None) -> dict:
   """Evaluates the best checkpoint by ``config.eval.select``; in a run of many members,
-  each member at its own best step (mean, ``:std`` and ``:<member>`` as usual)."""
-  from jaxgan.training import evaluate_members
-  spec, steps = selected_steps(workdir)
+  each member at its own best step (``evaluate_run`` with its ``seed_index``, then mean,
+  ``:std`` and ``:<member>`` as usual), written to ``eval/best.json``."""
+  spec, steps, pop = selected_steps(workdir)
+  output = output or os.path.join(workdir, "eval", "best.json")
   if len(steps) == 1 or seed_index is not None:
     member = None if len(steps) == 1 else seed_index
-    record = evaluate_run(workdir, steps[0 if member is None else member], update=update,
-                          output=output, seed_index=member)
+    record = evaluate_run(workdir, steps[member or 0], update=update, seed_index=member)
     record["selected_by"] = spec
-    _write(record, output or os.path.join(workdir, "eval", "best.json"))
+    _write(record, output)
     return record
-  from jaxgan.api import open_run
-  from jaxgan.metric_writers import TaskProgress
-  from jaxgan import config as config_lib
-  start, per_member, names, exp = time.time(), [], [], None
-  for m, step in enumerate(steps):
-    exp, state = open_run(workdir, step, update=update, preflight=True)
-    names = config_lib.split_names(exp.config.eval.metrics)
-    if not names:
-      raise ConfigError("no metrics to evaluate: pass --metrics=... (see jaxgan.evaluators).")
-    _, scalars = evaluate_members(exp, state, step, workdir, names, progress=TaskProgress(),
-                                  indices=[m])
-    per_member.append(scalars[0])
+  records = [evaluate_run(workdir, step, update=update, seed_index=m) for m, step in enumerate(steps)]
+  per_member = [r["metrics"] for r in records]
   shared = [k for k in per_member[0] if all(k in p for p in per_member)]
-  summary = exp.population.summarize({k: [p[k] for p in per_member] for k in shared})
-  described = exp.population.describe()
-  record = _record(summary, names, selected_by=spec, steps=steps, seconds=time.time() - start,
-                   num_samples=exp.config.eval.num_samples,
-                   members=[{**described[m], "step": s, "metrics": p}
-                            for m, (s, p) in enumerate(zip(steps, per_member))])
-  _write(record, output or os.path.join(workdir, "eval", "best.json"))
+  record = _record(pop.summarize({k: [p[k] for p in per_member] for k in shared}),
+                   records[0]["evaluators"], selected_by=spec, steps=steps,
+                   seconds=sum(r["seconds"] for r in records), num_samples=records[0]["num_samples"],
+                   members=[{**r["members"][0], "step": step} for r, step in zip(records, steps)])
+  _write(record, output)
   return record
 
 

@@ -141,12 +141,19 @@ def check(nets: Any, model_name: str = "this model") -> None:
   _check_range(nets.output_range)
 
 
+def training_bias(nets: Any, pipeline: Any, *, output_range: tuple[float, float] | None = None,
+                  model_name: str = "this model") -> np.ndarray:
+  """G's output bias from the means of the pixels ``pipeline`` trains on
+  (``output_range`` defaults to ``nets.output_range``); checks ``nets`` before reading data."""
+  _bias_path(nets, model_name)
+  output_range = _check_range(nets.output_range if output_range is None else output_range)
+  means = pixel_means(pipeline, per_channel=getattr(nets, "g_output_bias_per_channel", False))
+  return marginal_bias(means, output_range)
+
+
 def initialize(state: GANState, nets: Any, pipeline: Any, *,
                output_range: tuple[float, float] | None = None,
                model_name: str = "this model") -> GANState:
-  """``config.model.g_output_bias='marginals'``: G's output bias from the training pixels'
-  means (``output_range`` defaults to ``nets.output_range``)."""
-  _bias_path(nets, model_name)  # before reading any data
-  output_range = _check_range(nets.output_range if output_range is None else output_range)
-  means = pixel_means(pipeline, per_channel=getattr(nets, "g_output_bias_per_channel", False))
-  return with_marginal_bias(state, nets, marginal_bias(means, output_range), model_name=model_name)
+  """``config.model.g_output_bias='marginals'`` applied to ``state`` (``training_bias``)."""
+  bias = training_bias(nets, pipeline, output_range=output_range, model_name=model_name)
+  return with_marginal_bias(state, nets, bias, model_name=model_name)

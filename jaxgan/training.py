@@ -55,13 +55,10 @@ class Experiment:
     else:
       state = jax.jit(functools.partial(init_state, self.gan))(jax.random.PRNGKey(self.config.seed))
     if self.config.model.get("g_output_bias", "zeros") == "marginals":
-      nets = self.gan.nets
+      name = self.config.model.name
       if self.g_output_bias is None:  # init_state also builds restore targets: read the data once
-        per_channel = getattr(nets, "g_output_bias_per_channel", False)
-        self.g_output_bias = output_bias.marginal_bias(
-            output_bias.pixel_means(self.pipeline, per_channel=per_channel), nets.output_range)
-      state = output_bias.with_marginal_bias(state, nets, self.g_output_bias,
-                                             model_name=self.config.model.name)
+        self.g_output_bias = output_bias.training_bias(self.gan.nets, self.pipeline, model_name=name)
+      state = output_bias.with_marginal_bias(state, self.gan.nets, self.g_output_bias, model_name=name)
     return state
 
   def member_state(self, state: GANState, index: int) -> GANState:

@@ -61,12 +61,13 @@ def _last_logged_step(workdir) -> int:
   return json.loads(lines[-1])["step"] if lines else -1
 
 
-def run_pair(repo_root, tmp_path, workdir, steps, *, stop_with=None, after_step=-1):
-  """Two processes on ``workdir``; optionally signals process 1 alone once a step past
-  ``after_step`` is logged. Returns each process's exit code and output."""
+def run_pair(repo_root, tmp_path, workdir, steps, *, stop_with=None, after_step=-1, overrides=RING):
+  """Two processes on ``workdir`` (``overrides``, then train.steps); optionally signals
+  process 1 alone once a step past ``after_step`` is logged. Returns each process's exit
+  code and output."""
   port, name = free_port(), f"{os.path.basename(workdir)}-{steps}-{stop_with}"
   logs = [open(tmp_path / f"{name}.{pid}.log", "w+") for pid in range(2)]
-  procs = [launch(repo_root, workdir, [*RING, f"--config.train.steps={steps}"], devices=2,
+  procs = [launch(repo_root, workdir, [*overrides, f"--config.train.steps={steps}"], devices=2,
                   distributed=(port, pid), log=logs[pid]) for pid in range(2)]
   try:
     if stop_with is not None:
@@ -129,27 +130,18 @@ def test_two_processes_equal_one_process(repo_root, tmp_path, mnist_tfds_dir):
   """With real MNIST, host-fed (each process reads only its half of every global batch);
   without it, the 2-D ring sampled on device, so some version always runs."""
   if os.path.isdir(MNIST_DIR):
-    overrides = ["--config=experiments/mnist_dcgan.py:smoke", "--config.data.on_device=False",
-                 f"--config.data.data_dir={mnist_tfds_dir}", "--config.eval.metrics=",
-                 "--config.train.steps=3", "--config.train.checkpoint_every=3",
-                 "--config.train.steps_per_call=1"]
+    overrides, steps = ["--config=experiments/mnist_dcgan.py:smoke", "--config.data.on_device=False",
+                        f"--config.data.data_dir={mnist_tfds_dir}", "--config.eval.metrics=",
+                        "--config.train.checkpoint_every=3", "--config.train.steps_per_call=1"], 3
     # The one-process run prepares MNIST first (if no other test has), so the two processes
     # do not race to write it.
   else:  # few steps: over thousands, GAN dynamics amplify the all-reduce's float summation order
-    overrides = [*RING, "--config.train.steps=10"]
-  single = launch(repo_root, tmp_path / "single", overrides, devices=4)
+    overrides, steps = RING, 10
+  single = launch(repo_root, tmp_path / "single", [*overrides, f"--config.train.steps={steps}"],
+                  devices=4)
   _, err = single.communicate(timeout=600)
   assert single.returncode == 0, err
-  port = free_port()
-  logs = [open(tmp_path / f"multi.{pid}.log", "w+") for pid in range(2)]
-  procs = [launch(repo_root, tmp_path / "multi", overrides, devices=2, distributed=(port, pid),
-                  log=logs[pid]) for pid in range(2)]
-  codes = [p.wait(timeout=600) for p in procs]
-  outputs = []
-  for log in logs:
-    log.seek(0)
-    outputs.append(log.read())
-    log.close()
+  codes, outputs = run_pair(repo_root, tmp_path, str(tmp_path / "multi"), steps, overrides=overrides)
   assert codes == [0, 0], outputs
   assert "on 4 device(s)" in outputs[0]  # process 0 reports the global mesh
   _, a = api.load_run(str(tmp_path / "single"))
