@@ -155,7 +155,8 @@ class TaskProgress:
     self._last = now
     rate = done / max(now - self._start, 1e-9)
     eta = (total - done) / rate if rate > 0 else 0.0
-    line = f"{label}: {done}/{total} ({rate:,.0f}/s, ETA {eta:.0f}s)"
+    speed = f"{rate:,.0f}/s" if rate >= 10 else f"{rate:.2g}/s"  # slow tasks: 0.19/s, not 0/s
+    line = f"{label}: {done}/{total} ({speed}, ETA {eta:.0f}s)"
     if self._tty:
       self.stream.write("\r\033[K" + line + ("\n" if finished else ""))
     elif now - self._start > 2:  # logs: nothing for short tasks

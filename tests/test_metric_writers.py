@@ -1,7 +1,8 @@
 import io
 import json
 
-from jaxgan.metric_writers import MetricWriter, Progress, read_jsonl
+from jaxgan import metric_writers
+from jaxgan.metric_writers import MetricWriter, Progress, TaskProgress, read_jsonl
 
 
 def test_jsonl_drops_records_past_the_resumed_step(tmp_path):
@@ -44,3 +45,16 @@ def test_progress_line_names_a_critic_as_such():
   Progress(10, stream=out, d_output="critic").update(5, {"d_real": 3.25, "d_fake": -1.5}, 0.0)
   assert "critic(x) 3.2500 | critic(G(z)) -1.5000" in out.getvalue()
   assert "D(x)" not in out.getvalue()
+
+
+def test_task_progress_shows_slow_rates_and_waits_two_seconds_in_logs(monkeypatch):
+  clock = iter([100.0, 103.0, 110.0, 110.5, 111.0])
+  monkeypatch.setattr(metric_writers.time, "time", lambda: next(clock))
+  log = io.StringIO()  # not a tty: a log file
+  progress = TaskProgress(stream=log)
+  progress("k-means", 0, 4)       # starts the clock at 100 s; nothing shown yet
+  progress("k-means", 1, 4)       # 3 s in: 1/3 per second
+  progress("k-means", 4, 4)       # finished at 110 s
+  progress("stats", 1, 2)         # a new task, 0 s in
+  progress("stats", 2, 2)         # finished 0.5 s after it began: short tasks stay quiet in logs
+  assert log.getvalue().splitlines() == ["k-means: 1/4 (0.33/s, ETA 9s)", "k-means: 4/4 (0.4/s, ETA 0s)"]
