@@ -106,6 +106,8 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
       parzen_valid_samples=2_000,  # parzen_valid: generated samples (the final number: parzen)
       select="",              # "scalar:max|min", e.g. "parzen_valid:max": also keep the best
                               # checkpoint by it (jaxgan.selection; jaxgan.evaluate --best)
+      raw_metrics="",         # with an EMA of G: evaluators also run on G's own weights, their
+                              # scalars logged as raw/<name> (e.g. "parzen_valid": does the EMA help?)
       kid_subsets=100,
       kid_subset_size=1000,
       pr_k=3,                 # k of the k-NN manifolds for precision/recall
@@ -256,6 +258,15 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if selection.parse(config.eval.select) is not None and not split_names(config.eval.metrics):
     raise ConfigError(f"config.eval.select={config.eval.select!r} needs an evaluator that gives it "
                       f"in config.eval.metrics, e.g. --config.eval.metrics=parzen_valid.")
+  raw_metrics = split_names(config.eval.raw_metrics)
+  for name in raw_metrics:
+    _check_name(evaluators.EVALUATORS, name, "config.eval.raw_metrics")
+  swept_ema = config.get("sweep", {}).get("train", {})
+  if raw_metrics and not (t.ema_decay > 0 or t.ema_kimg > 0 or swept_ema.get("ema_decay")
+                          or swept_ema.get("ema_kimg")):
+    raise ConfigError(f"config.eval.raw_metrics={config.eval.raw_metrics!r} compares G's own weights "
+                      f"with its EMA, but no EMA is kept: set config.train.ema_decay (e.g. 0.999) "
+                      f"or config.train.ema_kimg, or clear config.eval.raw_metrics.")
   if config.eval.parzen_valid_samples < 1:
     raise ConfigError(f"config.eval.parzen_valid_samples must be >= 1, got {config.eval.parzen_valid_samples}.")
 

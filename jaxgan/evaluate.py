@@ -2,12 +2,15 @@
 
   python -m jaxgan.evaluate --workdir=workdirs/mnist_gan [--step=30000] [--metrics=parzen,fid,kid]
   python -m jaxgan.evaluate --workdir=workdirs/mnist_gan_paper_code --best --metrics=parzen
+  python -m jaxgan.evaluate --workdir=workdirs/mnist_gan_ema --metrics=parzen --weights=raw
   python -m jaxgan.evaluate --samples=samples.npz --dataset=mnist --metrics=parzen --output=out.json
 
 Checkpoint mode writes ``<workdir>/eval/<step>.json``. The metrics default to the
 run's ``config.eval.metrics``; long computations show their progress. ``--best``
 evaluates the checkpoint kept as best by the run's ``config.eval.select`` (each
-member's own best step in a run of many; ``eval/best.json``).
+member's own best step in a run of many; ``eval/best.json``). A run that keeps an
+EMA of G is sampled from the EMA; ``--weights=raw`` samples G's own weights
+instead (records get a ``_raw`` suffix).
 """
 
 from __future__ import annotations
@@ -40,12 +43,14 @@ _DATA_DIR = None
 _OUTPUT = None
 _SEED_INDEX = None
 _BEST = None
+_WEIGHTS = None
+WEIGHTS = ("ema", "raw")
 
 
 def _define_flags() -> None:
   """absl flags, defined only when run as a program, so that this module and
   the other command-line modules can all be imported into one notebook."""
-  global _WORKDIR, _STEP, _METRICS, _NUM, _FEATURE_NET, _INCEPTION, _STATS_CACHE, _SAMPLES, _DATASET, _DATA_DIR, _OUTPUT, _SEED_INDEX, _BEST
+  global _WORKDIR, _STEP, _METRICS, _NUM, _FEATURE_NET, _INCEPTION, _STATS_CACHE, _SAMPLES, _DATASET, _DATA_DIR, _OUTPUT, _SEED_INDEX, _BEST, _WEIGHTS
   _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory to evaluate.")
   _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
   _METRICS = flags.DEFINE_string("metrics", None, "Comma-separated evaluator names (default: the run's).")
@@ -62,6 +67,8 @@ def _define_flags() -> None:
       "this one (see members.json). Default: every member, with mean and std.")
   _BEST = flags.DEFINE_bool("best", False, "Evaluate the checkpoint kept as best by the run's "
                             "config.eval.select (each member's own best in a run of many).")
+  _WEIGHTS = flags.DEFINE_enum("weights", "ema", WEIGHTS, "G's weights to sample: ema (the run's "
+                               "EMA of G, when it keeps one) or raw (G's own weights).")
 
 SAMPLE_FILE_METRICS = ("parzen", "fid", "kid", "is", "precision_recall", "class_coverage", "mode_coverage")
 
@@ -82,19 +89,28 @@ def _overrides() -> dict:
 
 
 def evaluate_run(workdir: str, step: int | None = None, *, update: dict | None = None,
-                 output: str | None = None, seed_index: int | None = None) -> dict:
+                 output: str | None = None, seed_index: int | None = None,
+                 weights: str = "ema") -> dict:
   """Evaluates a checkpoint; returns the record written to ``<workdir>/eval/<step>.json``.
 
   A run of many members (``jaxgan.population``) is evaluated member by member:
   the record's metrics are the mean, ``:std`` and ``:<member>`` values, and
   ``members`` lists each member's values and metrics. ``seed_index`` picks one
-  (written to ``eval/<step>_member<i>.json``).
+  (written to ``eval/<step>_member<i>.json``). ``weights="raw"`` samples G's own
+  weights where the run keeps an EMA (``eval/<step>_raw.json``).
   """
   from jaxgan import config as config_lib, population
   from jaxgan.api import open_run
   from jaxgan.metric_writers import TaskProgress
   from jaxgan.training import evaluate_members
+  if weights not in WEIGHTS:
+    raise ConfigError(f"weights={weights!r}: choose ema or raw.")
   exp, state = open_run(workdir, step, update=update, preflight=True)
+  if weights == "raw":
+    if state.g_ema_params is None:
+      raise ConfigError(f"{workdir} keeps no EMA of G, so its samples already come from G's own "
+                        f"weights: drop --weights=raw.")
+    state = state.replace(g_ema_params=None)
   population.check_member_index(exp.population, seed_index)
   step = int(state.step)
   start = time.time()
@@ -102,15 +118,17 @@ def evaluate_run(workdir: str, step: int | None = None, *, update: dict | None =
   if not names:
     raise ConfigError("no metrics to evaluate: pass --metrics=... (see jaxgan.evaluators).")
   indices = None if seed_index is None else [seed_index]
-  result, per_member = evaluate_members(exp, state, step, workdir, names, progress=TaskProgress(),
+  figures_in = workdir if weights == "ema" else os.path.join(workdir, "raw")  # as training's raw/
+  result, per_member = evaluate_members(exp, state, step, figures_in, names, progress=TaskProgress(),
                                         indices=indices)
   meta = dict(step=step, seconds=time.time() - start, num_samples=exp.config.eval.num_samples,
-              files=result.files)
+              files=result.files, weights=weights)
   if exp.population.batched:
     chosen = indices or list(range(exp.population.size))
     meta["members"] = [{**exp.population.describe()[i], "metrics": m} for i, m in zip(chosen, per_member)]
   record = _record(result.scalars, names, **meta)
   suffix = "" if seed_index is None or not exp.population.batched else f"_member{seed_index}"
+  suffix += "_raw" if weights == "raw" else ""
   output = output or os.path.join(workdir, "eval", f"{step}{suffix}.json")
   _write(record, output)
   return record
@@ -135,24 +153,27 @@ def selected_steps(workdir: str) -> tuple[str, list[int], Any]:
 
 
 def evaluate_best(workdir: str, *, update: dict | None = None, output: str | None = None,
-                  seed_index: int | None = None) -> dict:
+                  seed_index: int | None = None, weights: str = "ema") -> dict:
   """Evaluates the best checkpoint by ``config.eval.select``; in a run of many members,
   each member at its own best step (``evaluate_run`` with its ``seed_index``, then mean,
   ``:std`` and ``:<member>`` as usual), written to ``eval/best.json``."""
   spec, steps, pop = selected_steps(workdir)
-  output = output or os.path.join(workdir, "eval", "best.json")
+  output = output or os.path.join(workdir, "eval", "best_raw.json" if weights == "raw" else "best.json")
   if len(steps) == 1 or seed_index is not None:
     member = None if len(steps) == 1 else seed_index
-    record = evaluate_run(workdir, steps[member or 0], update=update, seed_index=member)
+    record = evaluate_run(workdir, steps[member or 0], update=update, seed_index=member,
+                          weights=weights)
     record["selected_by"] = spec
     _write(record, output)
     return record
-  records = [evaluate_run(workdir, step, update=update, seed_index=m) for m, step in enumerate(steps)]
+  records = [evaluate_run(workdir, step, update=update, seed_index=m, weights=weights)
+             for m, step in enumerate(steps)]
   per_member = [r["metrics"] for r in records]
   shared = [k for k in per_member[0] if all(k in p for p in per_member)]
   record = _record(pop.summarize({k: [p[k] for p in per_member] for k in shared}),
                    records[0]["evaluators"], selected_by=spec, steps=steps,
                    seconds=sum(r["seconds"] for r in records), num_samples=records[0]["num_samples"],
+                   weights=weights,
                    members=[{**r["members"][0], "step": step} for r, step in zip(records, steps)])
   _write(record, output)
   return record
@@ -232,13 +253,13 @@ def main(argv: list[str]) -> None:
       if _STEP.value is not None:
         raise app.UsageError("give --best or --step, not both")
       record = evaluate_best(_WORKDIR.value, update=_overrides(), output=_OUTPUT.value,
-                             seed_index=_SEED_INDEX.value)
+                             seed_index=_SEED_INDEX.value, weights=_WEIGHTS.value)
       table = members_table(record)
       if table:
         print(table, file=sys.stderr)
     elif _WORKDIR.value:
       record = evaluate_run(_WORKDIR.value, _STEP.value, update=_overrides(), output=_OUTPUT.value,
-                            seed_index=_SEED_INDEX.value)
+                            seed_index=_SEED_INDEX.value, weights=_WEIGHTS.value)
       table = members_table(record)
       if table:
         print(table, file=sys.stderr)

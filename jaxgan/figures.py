@@ -160,28 +160,33 @@ def scatter_2d(real: np.ndarray, fake: np.ndarray, centers: np.ndarray, title: s
   return _canvas_to_array(fig)
 
 
-def scalar_curves(records: list[dict], key: str, *, members: int = 1, mode: str = "max",
-                  references: dict[str, float] | None = None, title: str = "") -> np.ndarray:
-  """One scalar of ``metrics.jsonl`` against step: each member's curve (``key:<m>``) with
-  its best point marked (``mode``), or the single run's; ``references`` as labelled lines."""
+Points = list[tuple[int, float]]
+
+
+def scalar_curves(curves: list[tuple[str, Points, Points]], ylabel: str, *, mode: str = "max",
+                  references: dict[str, float] | None = None, title: str = "",
+                  dashed_label: str = "") -> np.ndarray:
+  """Scalars against step: per curve ``(label, points, dashed points)``, the points as a
+  line with their best marked (``mode``) and the dashed points (e.g. the same metric
+  of G's raw weights beside its EMA's) in the same colour; ``references`` as labelled lines."""
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
-  keys = [f"{key}:{m}" for m in range(members)] if members > 1 else [key]
-  for m, k in enumerate(keys):
-    points = [(r["step"], float(r[k])) for r in records if k in r]
+  for label, points, dashed in curves:
     if not points:
       continue
     steps, values = zip(*points)
-    label = f"member {m}" if members > 1 else key
     line, = ax.plot(steps, values, "-", lw=1.2, label=label)
     best = int(np.argmax(values) if mode == "max" else np.argmin(values))
     ax.plot([steps[best]], [values[best]], "o", color=line.get_color(), ms=5)
+    if dashed:
+      ax.plot(*zip(*dashed), "--", lw=0.9, color=line.get_color(),
+              label=f"{label}, {dashed_label}" if dashed_label else None)
   for name, value in (references or {}).items():
     ax.axhline(value, color="0.4", ls=":", lw=0.9)
     ax.annotate(f"{name} ({value:g})", (0.01, value), xycoords=("axes fraction", "data"),
                 fontsize=7, va="bottom", color="0.3")
   ax.set_xlabel("step")
-  ax.set_ylabel(key)
+  ax.set_ylabel(ylabel)
   ax.legend(fontsize=7, loc="lower right")
   if title:
     ax.set_title(title, fontsize=9)

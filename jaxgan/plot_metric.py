@@ -1,8 +1,12 @@
-r"""Plot one scalar of a run's ``metrics.jsonl`` against step, e.g. the validation Parzen
+r"""Plot one scalar of runs' ``metrics.jsonl`` against step, e.g. the validation Parzen
 that selects checkpoints (``config.eval.select``), each seed's best step marked:
 
   python -m jaxgan.plot_metric --workdir=workdirs/mnist_paper_code --scalar=parzen_valid \
       --reference="paper, test=225" --output=docs/mnist_paper_code_parzen_valid.png
+  # several runs (one curve per run, or per member of a run of many), and G's raw
+  # weights dashed beside its EMA (a run with --config.eval.raw_metrics=parzen_valid):
+  python -m jaxgan.plot_metric --workdir=workdirs/ema_s0,workdirs/ema_s1 --scalar=parzen_valid \
+      --dashed=raw/parzen_valid
 """
 
 from __future__ import annotations
@@ -20,21 +24,21 @@ _SCALAR = None
 _MODE = None
 _OUTPUT = None
 _REFERENCE = None
+_DASHED = None
 
 
 def _define_flags() -> None:
-  global _WORKDIR, _SCALAR, _MODE, _OUTPUT, _REFERENCE
-  _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory.", required=True)
+  global _WORKDIR, _SCALAR, _MODE, _OUTPUT, _REFERENCE, _DASHED
+  _WORKDIR = flags.DEFINE_list("workdir", None, "Run directories, comma-separated.", required=True)
   _SCALAR = flags.DEFINE_string("scalar", "parzen_valid", "The metrics.jsonl key to plot.")
   _MODE = flags.DEFINE_enum("mode", "max", ["max", "min"], "Which end is best (marked).")
-  _OUTPUT = flags.DEFINE_string("output", None, "PNG path (default <workdir>/figures/<scalar>.png).")
+  _OUTPUT = flags.DEFINE_string("output", None, "PNG path (default <first workdir>/figures/<scalar>.png).")
+  _DASHED = flags.DEFINE_string("dashed", "", "A second key drawn dashed beside each curve, e.g. "
+                                "raw/parzen_valid.")
   _REFERENCE = flags.DEFINE_multi_string("reference", [], "'name=value' horizontal lines.")
 
 
-def plot(workdir: str, scalar: str, output: str, *, mode: str = "max",
-         references: dict[str, float] | None = None) -> str:
-  """Writes the figure; returns its path. ConfigError if the run never logged ``scalar``."""
-  from jaxgan import figures
+def _records(workdir: str) -> tuple[list[dict], int]:
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     records = [json.loads(line) for line in f if line.strip()]
   members = 1
@@ -42,12 +46,34 @@ def plot(workdir: str, scalar: str, output: str, *, mode: str = "max",
   if os.path.exists(members_file):
     with open(members_file) as f:
       members = len(json.load(f))
-  keys = [scalar] + [f"{scalar}:{m}" for m in range(members)]
-  if not any(k in r for r in records for k in keys):
-    logged = sorted({k for r in records for k in r if ":" not in k})
-    raise ConfigError(f"{workdir}/metrics.jsonl has no {scalar!r}; it has {', '.join(logged)}.")
-  image = figures.scalar_curves(records, scalar, members=members, mode=mode, references=references,
-                                title=f"{os.path.basename(os.path.normpath(workdir))}: {scalar}")
+  return records, members
+
+
+def _points(records: list[dict], key: str) -> list[tuple[int, float]]:
+  return [(r["step"], float(r[key])) for r in records if key in r]
+
+
+def plot(workdirs: str | list[str], scalar: str, output: str, *, mode: str = "max",
+         references: dict[str, float] | None = None, dashed: str = "") -> str:
+  """Writes the figure: one curve per run (or per member of a run of many), with
+  ``dashed`` beside each; returns its path. ConfigError if a run never logged ``scalar``."""
+  from jaxgan import figures
+  workdirs = [workdirs] if isinstance(workdirs, str) else list(workdirs)
+  curves = []
+  for workdir in workdirs:
+    records, members = _records(workdir)
+    suffixes = [f":{m}" for m in range(members)] if members > 1 else [""]
+    if not any(_points(records, scalar + x) for x in suffixes):
+      logged = sorted({k for r in records for k in r if ":" not in k})
+      raise ConfigError(f"{workdir}/metrics.jsonl has no {scalar!r}; it has {', '.join(logged)}.")
+    name = os.path.basename(os.path.normpath(workdir))
+    for m, x in enumerate(suffixes):
+      label = (f"{name} " if len(workdirs) > 1 else "") + (f"member {m}" if members > 1 else "")
+      curves.append((label.strip() or scalar, _points(records, scalar + x),
+                     _points(records, dashed + x) if dashed else []))
+  title = ", ".join(os.path.basename(os.path.normpath(w)) for w in workdirs)
+  image = figures.scalar_curves(curves, scalar, mode=mode, references=references,
+                                title=f"{title}: {scalar}", dashed_label=dashed)
   return figures.save_png(image, output)
 
 
@@ -67,9 +93,10 @@ def _parse_references(items: list[str]) -> dict[str, float]:
 def main(argv: list[str]) -> None:
   cli.setup(argv)
   with cli.user_errors_exit():
-    output = _OUTPUT.value or os.path.join(_WORKDIR.value, "figures", f"{_SCALAR.value}.png")
+    output = _OUTPUT.value or os.path.join(_WORKDIR.value[0], "figures",
+                                           f"{_SCALAR.value.replace('/', '_')}.png")
     print(plot(_WORKDIR.value, _SCALAR.value, output, mode=_MODE.value,
-               references=_parse_references(_REFERENCE.value)))
+               references=_parse_references(_REFERENCE.value), dashed=_DASHED.value))
 
 
 if __name__ == "__main__":

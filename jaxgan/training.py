@@ -112,7 +112,9 @@ def build_experiment(config: ml_collections.ConfigDict, *, devices: list | None 
   if config.model.get("g_output_bias", "zeros") == "marginals":
     output_bias.check(gan.nets, config.model.name)
   if preflight:
-    evaluators.preflight(config_lib.split_names(config.eval.metrics), config, dataset.spec)
+    evaluators.preflight(config_lib.split_names(config.eval.metrics)
+                         + config_lib.split_names(config.eval.get("raw_metrics", "")), config,
+                         dataset.spec)
   if config.train.batch_size % runner.num_devices:
     raise ConfigError(
         f"config.train.batch_size={config.train.batch_size} does not split over "
@@ -182,16 +184,33 @@ def evaluate_state(exp: Experiment, state: GANState, step: int, workdir: str | N
                    names: list[str] | None = None, progress=None, *, member: int | None = None,
                    run_dir: str | None = None) -> evaluators.EvalResult:
   """Runs the named evaluators (default: ``config.eval.metrics``) on one state
-  (``member``/``run_dir``: which member of a population's run it is)."""
+  (``member``/``run_dir``: which member of a population's run it is).
+
+  With an EMA of G, ``config.eval.raw_metrics`` also run on G's own weights
+  (default names only): their scalars and figures are prefixed ``raw/`` and
+  their files go to ``<workdir>/raw``, so one run shows what the average adds.
+  """
+  raw_names = config_lib.split_names(exp.config.eval.get("raw_metrics", "")) if names is None else []
   names = config_lib.split_names(exp.config.eval.metrics) if names is None else names
   if "sampler" not in exp.eval_shared:  # compiles G once per run, not once per evaluation
     exp.eval_shared["sampler"] = Sampler(exp.gan)
-  ctx = evaluators.EvalContext(
-      config=exp.config, gan=exp.gan, state=state, dataset=exp.dataset, step=step,
-      workdir=workdir, rng=jax.random.PRNGKey(exp.config.eval.seed),
-      sampler=exp.eval_shared["sampler"], shared=exp.eval_shared, progress=progress,
-      member=member, run_dir=run_dir)
-  return evaluators.run_evaluators(names, ctx)
+
+  def run(names, state, workdir):
+    ctx = evaluators.EvalContext(
+        config=exp.config, gan=exp.gan, state=state, dataset=exp.dataset, step=step,
+        workdir=workdir, rng=jax.random.PRNGKey(exp.config.eval.seed),
+        sampler=exp.eval_shared["sampler"], shared=exp.eval_shared, progress=progress,
+        member=member, run_dir=run_dir)
+    return evaluators.run_evaluators(names, ctx)
+
+  result = run(names, state, workdir)
+  if raw_names and state.g_ema_params is not None:
+    raw = run(raw_names, state.replace(g_ema_params=None),
+              workdir and os.path.join(workdir, "raw"))
+    result = result.merge(evaluators.EvalResult({f"raw/{k}": v for k, v in raw.scalars.items()},
+                                                {f"raw/{k}": v for k, v in raw.images.items()},
+                                                raw.files))
+  return result
 
 
 def evaluate_members(exp: Experiment, state: GANState, step: int, workdir: str | None,

@@ -80,6 +80,13 @@ def test_config_diff_names_changed_keys():
   assert not any(c.startswith("seed") for c in changes)
 
 
+def test_paper_code_ema_is_paper_code_plus_the_average_only():
+  a = config_lib.to_dict(config_lib.validate(experiment("mnist_gan.py:paper_code")))
+  b = config_lib.to_dict(config_lib.validate(experiment("mnist_gan.py:paper_code_ema")))
+  assert sorted(config_lib.diff(a, b)) == ["eval.raw_metrics: '' -> 'parzen_valid'",
+                                           "train.ema_decay: 0.0 -> 0.999"]
+
+
 def test_every_zoo_variant_validates_and_builds():
   from jaxgan.gan import build_gan
   from jaxgan.data import build_dataset
@@ -157,6 +164,11 @@ def test_generator_loss_auto_follows_the_discriminator_loss(d, g):
     ({"loss.g": "hing"}, r"config.loss.g: unknown generator loss 'hing'. Did you mean 'hinge'\? .* Or auto"),
     ({"model.d_pack": 0}, r"config.model.d_pack must be >= 1, got 0."),
     ({"optim.d.weight_clip": -0.1}, r"config.optim.d.weight_clip, max_col_norm and clip_norm must be >= 0"),
+    ({"train.ema_decay": 0.0, "eval.raw_metrics": "gaussian_1d"},
+     r"config.eval.raw_metrics='gaussian_1d' compares G's own weights with its EMA, but no EMA is "
+     r"kept: set config.train.ema_decay \(e.g. 0.999\) or config.train.ema_kimg, or clear"),
+    ({"eval.raw_metrics": "gausian_1d"}, r"config.eval.raw_metrics: unknown evaluator 'gausian_1d'. "
+                                         r"Did you mean 'gaussian_1d'\?"),
 ])
 def test_bad_zoo_settings_fail_with_the_choices(overrides, match):
   c = experiment("gaussian_1d.py")  # ema_decay 0.999

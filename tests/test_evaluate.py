@@ -160,3 +160,36 @@ def test_missing_feature_net_fails_before_training(tmp_path, monkeypatch):
   g.eval.metrics = "fid"
   with pytest.raises(ConfigError, match=r"feature metrics need 28x28x1 or RGB images"):
     training.build_experiment(g)
+
+
+def test_raw_metrics_score_g_own_weights_beside_its_ema(tmp_path):
+  """eval.raw_metrics logs raw/<scalar> from G's own weights; evaluate --weights=raw repeats it."""
+  c = experiment("gaussian_1d.py:smoke")  # EMA decay 0.999: far behind G after 20 steps
+  c.eval.raw_metrics = "gaussian_1d"
+  training.train(c, str(tmp_path), progress=False)
+  logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  last = [r for r in logged if "w1" in r][-1]
+  assert last["step"] == 20 and last["raw/w1"] != last["w1"]  # two different generators
+  assert (tmp_path / "raw" / "figures" / "density_1d_0000020.png").exists()
+  ema = evaluate.evaluate_run(str(tmp_path))
+  raw = evaluate.evaluate_run(str(tmp_path), weights="raw")
+  assert ema["metrics"]["w1"] == last["w1"] and ema["weights"] == "ema"
+  assert raw["metrics"]["w1"] == last["raw/w1"] and raw["weights"] == "raw"
+  assert (tmp_path / "eval" / "20_raw.json").exists() and (tmp_path / "eval" / "20.json").exists()
+  assert "raw/w1" not in raw["metrics"]  # evaluate runs the metrics it is given, once
+  # The README's figure: each run's curve with G's raw weights dashed beside it.
+  from PIL import Image
+  from jaxgan import plot_metric
+  plain = plot_metric.plot(str(tmp_path), "w1", str(tmp_path / "plain.png"), mode="min")
+  both = plot_metric.plot([str(tmp_path)] * 2, "w1", str(tmp_path / "both.png"), mode="min",
+                          dashed="raw/w1")
+  assert Image.open(both).size == Image.open(plain).size == (640, 380)
+  assert not np.array_equal(np.asarray(Image.open(both)), np.asarray(Image.open(plain)))
+
+
+def test_weights_raw_on_a_run_without_ema_says_so(tmp_path):
+  c = experiment("mixtures_2d.py:smoke")
+  training.train(c, str(tmp_path), progress=False)
+  with pytest.raises(ConfigError, match=r"keeps no EMA of G, so its samples already come from G's "
+                                        r"own weights: drop --weights=raw."):
+    evaluate.evaluate_run(str(tmp_path), update={"eval.metrics": "mode_coverage"}, weights="raw")
