@@ -5,11 +5,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxgan import config as config_lib, population
+from jaxgan import config as config_lib
+from jaxgan.core import population
 from jaxgan.config import base_config
 from jaxgan.data.spec import DataSpec
-from jaxgan.gan import build_gan, init_state
-from jaxgan.train_step import make_fused_step, make_train_step, unroll_fused_steps
+from jaxgan.core.gan import build_gan, init_state
+from jaxgan.core.train_step import make_fused_step, make_train_step, unroll_fused_steps
 from workloads import Workload
 
 
@@ -55,7 +56,7 @@ def build(w: Workload, batch: int, steps_per_call: int, *, conv_transpose: str =
   """(jitted fused step, initial state, per-call inputs, fixed real batch on device).
 
   With ``seeds`` > 1 the step is vmapped over that many states (different PRNG
-  keys, same real batch) as ``train.num_seeds`` does (``jaxgan.population``: the
+  keys, same real batch) as ``train.num_seeds`` does (``jaxgan.core.population``: the
   step counter stays shared): S GANs trained by one compiled program.
   """
   c = config_lib.validate(config_for(w, conv_transpose=conv_transpose, conv=conv, overrides=overrides))

@@ -7,7 +7,7 @@ r"""How cost grows with work: steps/s against batch size, S GANs at once, peak m
 ``batch``: jaxgan steps/s and examples/s for a range of batch sizes.
 ``seeds``: S GANs trained by one vmapped program against the same S run one
 after another (S x the single-run time).
-``memory``: the peak resident memory of a real training run (``jaxgan.main``),
+``memory``: the peak resident memory of a real training run (``jaxgan-train``),
 measured as the maximum RSS of the process.
 """
 
@@ -65,7 +65,7 @@ def seeds_sweep(workloads: list[str], counts: list[int], member_loop: str = "vma
 def memory(config: str, steps: int) -> None:
   with tempfile.TemporaryDirectory() as workdir:
     proc = subprocess.run(
-        [sys.executable, "-m", "jaxgan.main", f"--config={config}", f"--workdir={workdir}",
+        [sys.executable, "-m", "jaxgan.cli.train", f"--config={config}", f"--workdir={workdir}",
          f"--config.train.steps={steps}", "--config.eval.metrics="],
         capture_output=True, text=True, cwd=os.path.dirname(HERE))
     if proc.returncode:

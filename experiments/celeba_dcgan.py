@@ -1,7 +1,7 @@
 r"""DCGAN on CelebA at 64x64: the pytorch/examples DCGAN (nz 100, ngf = ndf = 64, 4x4 kernels).
 
   pip install -e '.[tf]' && tfds build celeb_a --file_format=array_record   # once, online
-  python -m jaxgan.main --config=experiments/celeba_dcgan.py --workdir=workdirs/celeba_dcgan
+  jaxgan-train --config=experiments/celeba_dcgan.py --workdir=workdirs/celeba_dcgan
 
 Images are centre-cropped to 108x108 and resized to 64x64 on the host.
 """

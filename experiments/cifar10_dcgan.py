@@ -1,7 +1,7 @@
 r"""DCGAN on CIFAR-10 (32x32 RGB).
 
   pip install -e '.[tf]' && tfds build cifar10 --file_format=array_record   # once, online
-  python -m jaxgan.main --config=experiments/cifar10_dcgan.py --workdir=workdirs/cifar10_dcgan
+  jaxgan-train --config=experiments/cifar10_dcgan.py --workdir=workdirs/cifar10_dcgan
 
 Preparing the stock TFDS cifar10 builder needs TensorFlow; training does not.
 G: z -> 4x4x512 -> transposed 4x4 convs, stride 2, to 256, 128 -> 3 (tanh);

@@ -1,8 +1,8 @@
 r"""The 1-D illustration of Goodfellow et al. (2014), Figure 1: uniform noise -> a normal.
 
-  python -m jaxgan.main --config=experiments/gaussian_1d.py --workdir=/tmp/jaxgan/gaussian_1d
-  python -m jaxgan.main --config=experiments/gaussian_1d.py:textbook --workdir=/tmp/jaxgan/g1d_textbook
-  python -m jaxgan.main --config=experiments/gaussian_1d.py:paper --workdir=/tmp/jaxgan/g1d_paper
+  jaxgan-train --config=experiments/gaussian_1d.py --workdir=/tmp/jaxgan/gaussian_1d
+  jaxgan-train --config=experiments/gaussian_1d.py:textbook --workdir=/tmp/jaxgan/g1d_textbook
+  jaxgan-train --config=experiments/gaussian_1d.py:paper --workdir=/tmp/jaxgan/g1d_paper
 
 Variants:
   (default) scalar samples from N(4, 1.25^2), 1-d noise U[0, 1). Changes from the

@@ -1,8 +1,8 @@
 r"""Mode coverage on the 2-D mixtures: a ring of 8 Gaussians and a 5x5 grid of 25.
 
-  python -m jaxgan.main --config=experiments/mixtures_2d.py:ring --workdir=workdirs/ring_2d
-  python -m jaxgan.main --config=experiments/mixtures_2d.py:grid --workdir=workdirs/grid_2d
-  python -m jaxgan.main --config=experiments/mixtures_2d.py:grid,wgan_gp --workdir=workdirs/grid_wgan_gp
+  jaxgan-train --config=experiments/mixtures_2d.py:ring --workdir=workdirs/ring_2d
+  jaxgan-train --config=experiments/mixtures_2d.py:grid --workdir=workdirs/grid_2d
+  jaxgan-train --config=experiments/mixtures_2d.py:grid,wgan_gp --workdir=workdirs/grid_wgan_gp
 
 The mode-collapse benchmarks of Unrolled GANs (Metz et al.), VEEGAN and PacGAN.
 Metrics on 2,500 samples: modes covered (>= 20 high-quality samples), the share
@@ -14,8 +14,8 @@ one method of the GAN zoo (``jaxgan.methods``: wgan_gp, r1, sn_hinge, lsgan,
 pacgan2, dragan, r3gan), each changing only what the method is. Without one:
 the 2014 GAN with the non-saturating loss; MLPs 128x3, Adam(1e-3, 0.5).
 
-Ten seeds in one program (jaxgan.population), reported as mean +- std:
-  python -m jaxgan.main --config=experiments/mixtures_2d.py:grid,r1 --workdir=workdirs/grid_r1_s10 \
+Ten seeds in one program (jaxgan.core.population), reported as mean +- std:
+  jaxgan-train --config=experiments/mixtures_2d.py:grid,r1 --workdir=workdirs/grid_r1_s10 \
       --config.train.num_seeds=10
 """
 

@@ -1,7 +1,7 @@
 r"""Conditional GAN on MNIST: the extension Goodfellow et al. (2014) name first.
 
-  python -m jaxgan.main --config=experiments/mnist_cgan.py --workdir=workdirs/mnist_cgan
-  python -m jaxgan.main --config=experiments/mnist_cgan.py:mlp --workdir=workdirs/mnist_cgan_mlp
+  jaxgan-train --config=experiments/mnist_cgan.py --workdir=workdirs/mnist_cgan
+  jaxgan-train --config=experiments/mnist_cgan.py:mlp --workdir=workdirs/mnist_cgan_mlp
 
 Labels reach G as a one-hot vector beside z and D through a projection term
 <embed(y), h> added to its logit (Miyato & Koyama, 2018). The default is the
@@ -11,7 +11,7 @@ The sample grid has one row per digit class.
 
 import os
 
-from jaxgan.api import load_config
+from jaxgan.config import load_config
 from jaxgan.config import base_config
 
 

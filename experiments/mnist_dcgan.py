@@ -1,9 +1,9 @@
 r"""The textbook's convolutional MNIST GAN, done as DCGAN (Radford et al., 2015).
 
-  python -m jaxgan.main --config=experiments/mnist_dcgan.py --workdir=workdirs/mnist_dcgan
-  python -m jaxgan.main --config=experiments/mnist_dcgan.py:wgan_gp --workdir=workdirs/mnist_dcgan_wgan_gp
-  python -m jaxgan.main --config=experiments/mnist_dcgan.py:sn_hinge --workdir=workdirs/mnist_dcgan_sn_hinge
-  python -m jaxgan.main --config=experiments/mnist_dcgan.py:smoke --workdir=/tmp/mnist_dcgan_smoke
+  jaxgan-train --config=experiments/mnist_dcgan.py --workdir=workdirs/mnist_dcgan
+  jaxgan-train --config=experiments/mnist_dcgan.py:wgan_gp --workdir=workdirs/mnist_dcgan_wgan_gp
+  jaxgan-train --config=experiments/mnist_dcgan.py:sn_hinge --workdir=workdirs/mnist_dcgan_sn_hinge
+  jaxgan-train --config=experiments/mnist_dcgan.py:smoke --workdir=/tmp/mnist_dcgan_smoke
 
 MNIST is prepared offline from the raw idx files: set JAXGAN_MNIST_DIR.
 

@@ -1,17 +1,17 @@
 r"""The MNIST GAN of Goodfellow et al. (2014): the paper's MLP nets and training rule.
 
-  python -m jaxgan.main --config=experiments/mnist_gan.py --workdir=workdirs/mnist_gan
-  python -m jaxgan.main --config=experiments/mnist_gan.py --workdir=workdirs/mnist_gan_125k \
+  jaxgan-train --config=experiments/mnist_gan.py --workdir=workdirs/mnist_gan
+  jaxgan-train --config=experiments/mnist_gan.py --workdir=workdirs/mnist_gan_125k \
       --config.train.steps=125000   # the paper's 250 epochs: Parzen 175 vs 148 at 30,000 (README)
-  python -m jaxgan.main --config=experiments/mnist_gan.py:smoke --workdir=/tmp/mnist_gan_smoke
+  jaxgan-train --config=experiments/mnist_gan.py:smoke --workdir=/tmp/mnist_gan_smoke
   # the released code's training exactly, 3 seeds in one program, selected on validation Parzen:
-  python -m jaxgan.main --config=experiments/mnist_gan.py:paper_code --workdir=workdirs/mnist_paper_code \
+  jaxgan-train --config=experiments/mnist_gan.py:paper_code --workdir=workdirs/mnist_paper_code \
       --config.train.num_seeds=3
-  python -m jaxgan.evaluate --workdir=workdirs/mnist_paper_code --best --metrics=parzen
+  jaxgan-evaluate --workdir=workdirs/mnist_paper_code --best --metrics=parzen
   # the same training, sampled from an EMA of G (README: test Parzen 204.3 +- 4.1 at 100,000 steps):
-  python -m jaxgan.main --config=experiments/mnist_gan.py:paper_code_ema \
+  jaxgan-train --config=experiments/mnist_gan.py:paper_code_ema \
       --workdir=workdirs/mnist_paper_code_ema --config.train.num_seeds=3 --config.train.steps=100000
-  python -m jaxgan.evaluate --workdir=workdirs/mnist_paper_code_ema --best --metrics=parzen [--weights=raw]
+  jaxgan-evaluate --workdir=workdirs/mnist_paper_code_ema --best --metrics=parzen [--weights=raw]
 
 MNIST is prepared offline from the raw idx files: set JAXGAN_MNIST_DIR (or
 --config.data.source_dir) to the directory holding them.

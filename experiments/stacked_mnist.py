@@ -1,11 +1,11 @@
 r"""Stacked MNIST: the 1,000-mode collapse benchmark (VEEGAN, PacGAN), ten seeds in one program.
 
   python -m jaxgan.feature_nets.lenet --workdir=workdirs/lenet_mnist   # the digit classifier, once
-  python -m jaxgan.main --config=experiments/stacked_mnist.py --workdir=workdirs/stacked \
+  jaxgan-train --config=experiments/stacked_mnist.py --workdir=workdirs/stacked \
       --config.eval.feature_net=workdirs/lenet_mnist
-  python -m jaxgan.main --config=experiments/stacked_mnist.py:pacgan2 --workdir=workdirs/stacked_pacgan2 \
+  jaxgan-train --config=experiments/stacked_mnist.py:pacgan2 --workdir=workdirs/stacked_pacgan2 \
       --config.eval.feature_net=workdirs/lenet_mnist
-  python -m jaxgan.main --config=experiments/stacked_mnist.py:smoke --workdir=/tmp/stacked_smoke
+  jaxgan-train --config=experiments/stacked_mnist.py:smoke --workdir=/tmp/stacked_smoke
 
 MNIST is prepared offline from the raw idx files: set JAXGAN_MNIST_DIR.
 

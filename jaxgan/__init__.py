@@ -6,21 +6,34 @@ Notebook use::
   config = jaxgan.load_config("experiments/gaussian_1d.py")
   state = jaxgan.train(config, "/tmp/g1d")
   samples = jaxgan.sample(config, state, n=1000)
+
+The package is grouped by role (``docs/design.md``): ``core`` (what is compiled:
+state, GAN, train step, objectives), ``run`` (the loop and what it writes),
+``cli`` (the programs), ``evaluators``, ``data``, ``models``, ``metrics`` and
+``feature_nets``; ``experiment`` builds all of them from a config.
 """
 
 import importlib
+import os
 from typing import Any
 
-# Lazy exports (PEP 562): ``import jaxgan`` stays cheap and imports no jax, so
-# ``python -m jaxgan.main`` can install its signal handling before jax loads.
+# Programs that moved to ``jaxgan.cli`` keep their old ``python -m jaxgan.<name>``
+# paths as one-line pointers to the new command (``jaxgan/cli/moved``).
+__path__.append(os.path.join(os.path.dirname(__file__), "cli", "moved"))
+
+# Lazy exports (PEP 562): ``import jaxgan`` stays cheap and imports no jax, so the
+# programs can install their signal handling before jax loads.
 _EXPORTS = {
-    "load_config": "jaxgan.api", "load_run": "jaxgan.api", "sample": "jaxgan.api",
-    "base_config": "jaxgan.config", "validate": "jaxgan.config",
-    "GAN": "jaxgan.gan", "build_gan": "jaxgan.gan", "generate": "jaxgan.gan", "init_state": "jaxgan.gan",
-    "member_state": "jaxgan.population", "GANState": "jaxgan.state",
-    "build_experiment": "jaxgan.training", "evaluate_members": "jaxgan.training",
-    "evaluate_state": "jaxgan.training", "train": "jaxgan.training",
-    "make_fused_step": "jaxgan.train_step", "make_train_step": "jaxgan.train_step",
+    "load_config": "jaxgan.config", "base_config": "jaxgan.config", "validate": "jaxgan.config",
+    "Experiment": "jaxgan.experiment", "build_experiment": "jaxgan.experiment",
+    "sample": "jaxgan.experiment",
+    "GAN": "jaxgan.core.gan", "build_gan": "jaxgan.core.gan", "generate": "jaxgan.core.gan",
+    "init_state": "jaxgan.core.gan",
+    "GANState": "jaxgan.core.state", "PlayerState": "jaxgan.core.state",
+    "member_state": "jaxgan.core.population",
+    "make_fused_step": "jaxgan.core.train_step", "make_train_step": "jaxgan.core.train_step",
+    "train": "jaxgan.run.loop", "load_run": "jaxgan.run.reopen", "open_run": "jaxgan.run.reopen",
+    "evaluate_members": "jaxgan.evaluators.evaluate", "evaluate_state": "jaxgan.evaluators.evaluate",
 }
 __all__ = sorted(_EXPORTS)
 
@@ -30,10 +43,6 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(_EXPORTS[name]), name)
     globals()[name] = value
     return value
-  try:  # ``jaxgan.training`` etc. without importing them first, as before
-    return importlib.import_module(f"jaxgan.{name}")
-  except ModuleNotFoundError:
-    pass
   raise AttributeError(f"module 'jaxgan' has no attribute {name!r}")
 
 

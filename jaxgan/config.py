@@ -10,18 +10,22 @@ rejects unknown keys, wrong types and unknown names with the valid choices.
 from __future__ import annotations
 
 import difflib
+import importlib.util
+import os
 import inspect
 import json
 from typing import Any, Callable
 
 import ml_collections
 
-from jaxgan import augment, evaluators, losses, objectives, optim, parallel, population, selection
+from jaxgan.core import augment, losses, objectives, optim, parallel, population
+from jaxgan import evaluators
+from jaxgan.run import selection
 from jaxgan.data import DATASETS
 from jaxgan.errors import ConfigError
-from jaxgan.gan import NOISE_DISTRIBUTIONS
+from jaxgan.core.gan import NOISE_DISTRIBUTIONS
 from jaxgan.models import MODELS
-from jaxgan.penalties import D_PENALTIES
+from jaxgan.core.penalties import D_PENALTIES
 from jaxgan.registry import Registry, UnknownNameError
 
 BATCH_NORM_MODES = ("cross_device", "per_device")
@@ -60,12 +64,12 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
                  **builder_defaults(MODELS.get(model)))
   c.noise = dict(dim=1, distribution="uniform", low=-1.0, high=1.0)
   c.loss = dict(
-      g="auto",               # jaxgan.losses.G_LOSSES; auto: D loss's partner (bce -> non_saturating)
-      d="bce",                # jaxgan.losses.D_LOSSES; also says how to read D's output
+      g="auto",               # jaxgan.core.losses.G_LOSSES; auto: D loss's partner (bce -> non_saturating)
+      d="bce",                # jaxgan.core.losses.D_LOSSES; also says how to read D's output
       d_reduction="sum",      # sum: E[-log D(x)] + E[-log(1-D(G(z)))] = -V(D,G); mean: half that,
-                              # as the 2014 released code (jaxgan.losses.D_REDUCTIONS)
-      d_penalties="",         # "name:weight[@every],...", e.g. "r1:10@16"; jaxgan.penalties
-      augment="",             # DiffAugment ops before D, e.g. "translation,cutout"; jaxgan.augment
+                              # as the 2014 released code (jaxgan.core.losses.D_REDUCTIONS)
+      d_penalties="",         # "name:weight[@every],...", e.g. "r1:10@16"; jaxgan.core.penalties
+      augment="",             # DiffAugment ops before D, e.g. "translation,cutout"; jaxgan.core.augment
       augment_strength=1.0,   # scales every augmentation op (0: identity)
   )
   c.optim = dict(g=default_optim(), d=default_optim())
@@ -86,13 +90,13 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
       checkpoint_every=1000,
       max_to_keep=3,
       divergence_bound=1e8,   # stop when |loss| or a grad norm exceeds this (or is NaN/inf)
-      num_seeds=1,            # >1: this many seeds train in one program (jaxgan.population)
+      num_seeds=1,            # >1: this many seeds train in one program (jaxgan.core.population)
       data_order="per_seed",  # per_seed: member with seed s reads seed s's example order; shared
       member_loop="auto",     # vmap | unroll | auto (unroll conv nets on CPU): how members share a program
   )
   # Hyperparameter sweeps in one program: a tuple of values per key, e.g.
   # --config.sweep.optim.d.lr="(1e-4,2e-4,4e-4)"; () = not swept. One member per
-  # combination of values and seed (jaxgan.population).
+  # combination of values and seed (jaxgan.core.population).
   c.sweep = population.sweep_schema()
   c.eval = dict(
       metrics="",             # comma-separated evaluator names, see jaxgan.evaluators
@@ -105,7 +109,7 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
       parzen_valid_size=1000,  # the paper's validation subset (train images 50,000+)
       parzen_valid_samples=2_000,  # parzen_valid: generated samples (the final number: parzen)
       select="",              # "scalar:max|min", e.g. "parzen_valid:max": also keep the best
-                              # checkpoint by it (jaxgan.selection; jaxgan.evaluate --best)
+                              # checkpoint by it (jaxgan.run.selection; jaxgan.evaluate --best)
       raw_metrics="",         # with an EMA of G: evaluators also run on G's own weights, their
                               # scalars logged as raw/<name> (e.g. "parzen_valid": does the EMA help?)
       kid_subsets=100,
@@ -329,3 +333,42 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     if a.get(key, "<absent>") != b.get(key, "<absent>"):
       lines.append(f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}")
   return lines
+
+
+def load_config(path: str) -> ml_collections.ConfigDict:
+  """``experiments/x.py[:variant]`` -> its ``get_config(variant)``, like ``--config=``.
+
+  Every way a config file can be wrong (missing, a syntax error, no
+  ``get_config``, an unknown variant) is a one-line ConfigError.
+  """
+  file, _, variant = path.partition(":")
+  if not os.path.isfile(file):
+    folder = os.path.dirname(file) or "."
+    there = sorted(f for f in os.listdir(folder) if f.endswith(".py")) if os.path.isdir(folder) else []
+    close = difflib.get_close_matches(os.path.basename(file), there, n=1)
+    hint = (f" Did you mean {os.path.join(os.path.dirname(file), close[0])}?" if close else
+            f" Config files there: {', '.join(there)}." if there else "")
+    raise ConfigError(f"config file {file} does not exist.{hint}")
+  try:
+    with open(file) as f:
+      compile(f.read(), file, "exec")
+  except SyntaxError as e:
+    raise ConfigError(f"config file {file} has a syntax error at line {e.lineno}: {e.msg}; "
+                      f"fix the file.") from None
+  spec = importlib.util.spec_from_file_location("jaxgan_experiment", file)
+  module = importlib.util.module_from_spec(spec)
+  try:
+    spec.loader.exec_module(module)
+  except Exception as e:
+    raise ConfigError(f"config file {file} failed to import: {type(e).__name__}: {e}") from None
+  if not hasattr(module, "get_config"):
+    raise ConfigError(f"config file {file} has no get_config(); define get_config(variant=...) "
+                      f"returning the experiment's ConfigDict.")
+  try:
+    return module.get_config(variant) if variant else module.get_config()
+  except ConfigError:
+    raise
+  except Exception as e:
+    raise ConfigError(f"{path}: get_config failed: {type(e).__name__}: {e}") from None
+
+

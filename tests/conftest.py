@@ -56,7 +56,7 @@ def mnist_tfds_dir(tmp_path_factory) -> str:
 
 def experiment(name: str):
   """Loads ``experiments/<name>`` (with an optional ``:variant``)."""
-  from jaxgan.api import load_config
+  from jaxgan.config import load_config
   return load_config(os.path.join(REPO, "experiments", name))
 
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import augment
+from jaxgan.core import augment
 
 X = jax.random.uniform(jax.random.PRNGKey(0), (6, 16, 16, 3), minval=-1.0, maxval=1.0)
 KEY = jax.random.PRNGKey(7)

@@ -13,9 +13,11 @@ import orbax.checkpoint as ocp
 import pytest
 
 from conftest import tiny_gaussian_config
-from jaxgan import api, checkpointing, config as config_lib, training
+import jaxgan
+from jaxgan import config as config_lib
+from jaxgan.run import checkpointing
 from jaxgan.errors import CheckpointDamagedError, CheckpointMismatchError, NonFiniteLossError
-from jaxgan.metric_writers import read_jsonl
+from jaxgan.run.writers import read_jsonl
 
 
 def leaves(state):
@@ -51,10 +53,10 @@ def test_resume_is_bit_exact(tmp_path, mode, monkeypatch):
     return c
 
   restores = spy_on_restore(monkeypatch)
-  straight = training.train(config(8), str(tmp_path / "straight"), progress=False)
-  first = training.train(config(4), str(tmp_path / "resumed"), progress=False)
+  straight = jaxgan.train(config(8), str(tmp_path / "straight"), progress=False)
+  first = jaxgan.train(config(4), str(tmp_path / "resumed"), progress=False)
   assert int(first.step) == 4 and restores == []  # fresh workdirs: nothing to restore
-  resumed = training.train(config(8), str(tmp_path / "resumed"), progress=False)
+  resumed = jaxgan.train(config(8), str(tmp_path / "resumed"), progress=False)
   # The second run started from the step-4 checkpoint (not from scratch, which with the
   # same seed would also end bit-identical) and trained the remaining 4 steps.
   assert restores == [(4, 4)]
@@ -71,7 +73,7 @@ def test_resume_is_bit_exact(tmp_path, mode, monkeypatch):
 def test_resume_is_bit_exact_with_term_state_spectral_norm_and_ema_half_life(tmp_path, monkeypatch):
   # LeCam's moving averages and SN's u vectors are state: a resume that lost them
   # (StudioGAN's PR #150) would diverge from the uninterrupted run.
-  from jaxgan import penalties
+  from jaxgan.core import penalties
   monkeypatch.setattr(penalties, "LECAM_START", 2)  # averages decay, and the term is on, by step 4
   def config(steps):
     c = tiny_gaussian_config(steps=steps, checkpoint_every=4, d_steps=2, ema_kimg=0.01, ema_rampup=0.1)
@@ -80,43 +82,43 @@ def test_resume_is_bit_exact_with_term_state_spectral_norm_and_ema_half_life(tmp
     c.loss.d_penalties = "lecam:0.5,r1:1@3"
     return c
 
-  straight = training.train(config(8), str(tmp_path / "straight"), progress=False)
-  training.train(config(4), str(tmp_path / "resumed"), progress=False)
-  _, at4 = api.load_run(str(tmp_path / "resumed"))
+  straight = jaxgan.train(config(8), str(tmp_path / "straight"), progress=False)
+  jaxgan.train(config(4), str(tmp_path / "resumed"), progress=False)
+  _, at4 = jaxgan.load_run(str(tmp_path / "resumed"))
   assert float(at4.objective_state["d"]["lecam"]["real"]) != 0.0  # the state was saved
-  resumed = training.train(config(8), str(tmp_path / "resumed"), progress=False)
+  resumed = jaxgan.train(config(8), str(tmp_path / "resumed"), progress=False)
   assert_states_equal(straight, resumed)
   assert set(straight.d_collections) == {"spectral_norm"}
 
 
 def test_checkpoints_are_complete_and_pruned(tmp_path):
   c = tiny_gaussian_config(steps=8, checkpoint_every=2, max_to_keep=2)
-  training.train(c, str(tmp_path), progress=False)
+  jaxgan.train(c, str(tmp_path), progress=False)
   ckpt_dir = tmp_path / "checkpoints"
   assert sorted(os.listdir(ckpt_dir)) == ["6", "8"]
   assert not glob.glob(str(ckpt_dir / "**" / "*tmp*"), recursive=True)
-  config, state = api.load_run(str(tmp_path))
+  config, state = jaxgan.load_run(str(tmp_path))
   assert int(state.step) == 8 and config.train.steps == 8
-  _, state6 = api.load_run(str(tmp_path), step=6)
+  _, state6 = jaxgan.load_run(str(tmp_path), step=6)
   assert int(state6.step) == 6
   with pytest.raises(CheckpointMismatchError, match=r"no checkpoint at step 3 .* available: \[6, 8\]"):
-    api.load_run(str(tmp_path), step=3)
+    jaxgan.load_run(str(tmp_path), step=3)
 
 
 def test_rerun_of_a_finished_run_does_nothing(tmp_path):
   c = tiny_gaussian_config(steps=4)
-  first = training.train(c, str(tmp_path), progress=False)
-  again = training.train(c, str(tmp_path), progress=False)
+  first = jaxgan.train(c, str(tmp_path), progress=False)
+  again = jaxgan.train(c, str(tmp_path), progress=False)
   assert_states_equal(first, again)
 
 
 def test_resuming_with_different_shapes_names_the_keys(tmp_path):
   c = tiny_gaussian_config(steps=2)
-  training.train(c, str(tmp_path), progress=False)
+  jaxgan.train(c, str(tmp_path), progress=False)
   c2 = tiny_gaussian_config(steps=4)
   c2.model.g_hidden = (32,)
   with pytest.raises(CheckpointMismatchError) as e:
-    training.train(c2, str(tmp_path), progress=False)
+    jaxgan.train(c2, str(tmp_path), progress=False)
   msg = str(e.value)
   assert "g_params.Dense_0.kernel: checkpoint (1, 16) vs config (1, 32)" in msg
   assert "model.g_hidden: [16] -> [32]" in msg
@@ -126,13 +128,13 @@ def test_resuming_with_different_shapes_names_the_keys(tmp_path):
 
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   c = tiny_gaussian_config(steps=4, checkpoint_every=4, log_every=2)
-  good = training.train(c, str(tmp_path), progress=False)
+  good = jaxgan.train(c, str(tmp_path), progress=False)
   bad = tiny_gaussian_config(steps=12, checkpoint_every=4, log_every=2)
   bad.optim.d.lr = 1e30  # same optimizer (same state shapes), absurd step size
   with pytest.raises(NonFiniteLossError, match=r"at step (5|6); .*last good checkpoint \(step 4\)"):
-    training.train(bad, str(tmp_path), progress=False)
+    jaxgan.train(bad, str(tmp_path), progress=False)
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4"]
-  _, restored = api.load_run(str(tmp_path))
+  _, restored = jaxgan.load_run(str(tmp_path))
   assert_states_equal(good, restored)
 
 
@@ -152,7 +154,7 @@ def damage_config(steps=6):
 def trained(tmp_path_factory):
   """(workdir with checkpoints 2, 4, 6; final state's leaves), trained once per module."""
   workdir = tmp_path_factory.mktemp("trained")
-  final = training.train(damage_config(), str(workdir), progress=False)
+  final = jaxgan.train(damage_config(), str(workdir), progress=False)
   return str(workdir), leaves(final)
 
 
@@ -196,7 +198,7 @@ def resume_and_check(trained, workdir, caplog, capfd, monkeypatch, reason: str) 
   restores = spy_on_restore(monkeypatch)
   capfd.readouterr()  # only what training prints counts below
   with caplog.at_level(logging.WARNING):
-    final = training.train(damage_config(), workdir, progress=False)
+    final = jaxgan.train(damage_config(), workdir, progress=False)
   ckpt_dir = os.path.join(workdir, "checkpoints")
   moved = os.path.join(workdir, "checkpoints_damaged", "6")
   [warning] = damage_warnings(caplog)
@@ -267,7 +269,7 @@ def test_all_checkpoints_damaged_stops_with_one_line(trained, tmp_path):
     shutil.rmtree(os.path.join(ckpt_dir, step))
     os.mkdir(os.path.join(ckpt_dir, step))
   with pytest.raises(CheckpointDamagedError) as e:
-    training.train(damage_config(), workdir, progress=False)
+    jaxgan.train(damage_config(), workdir, progress=False)
   damaged = os.path.join(workdir, "checkpoints_damaged")
   assert str(e.value) == (
       f"every checkpoint in {ckpt_dir} is damaged (step 6: empty step folder; step 4: empty step "
@@ -276,14 +278,14 @@ def test_all_checkpoints_damaged_stops_with_one_line(trained, tmp_path):
       f"the damaged checkpoints).")
   assert sorted(os.listdir(damaged)) == ["2", "4", "6"] and os.listdir(ckpt_dir) == []
   # Doing what it says works: the re-run starts over and ends where the undamaged run did.
-  again = training.train(damage_config(), workdir, progress=False)
+  again = jaxgan.train(damage_config(), workdir, progress=False)
   assert_leaves_equal(leaves(again), trained[1])
 
 
 def test_reading_a_run_skips_a_damaged_step_without_moving_it(trained, tmp_path, capsys):
   workdir = copy_run(trained, tmp_path)
   os.truncate(array_file(workdir, 6), 0)
-  _, state = api.load_run(workdir)
+  _, state = jaxgan.load_run(workdir)
   assert int(state.step) == 4
   err = capsys.readouterr().err
   assert "jaxgan: checkpoint step 6 in" in err
@@ -292,7 +294,7 @@ def test_reading_a_run_skips_a_damaged_step_without_moving_it(trained, tmp_path,
   assert not os.path.exists(os.path.join(workdir, "checkpoints_damaged"))
   with pytest.raises(CheckpointDamagedError, match=r"^checkpoint step 6 in .* is damaged \(state "
                      r"unreadable: .*\); pick another step \(available: \[2, 4, 6\]\)"):
-    api.load_run(workdir, step=6)
+    jaxgan.load_run(workdir, step=6)
 
 
 def test_checkpoint_without_digest_still_restores(trained, tmp_path, caplog):
@@ -301,7 +303,7 @@ def test_checkpoint_without_digest_still_restores(trained, tmp_path, caplog):
   for step in ("2", "4", "6"):
     shutil.rmtree(os.path.join(workdir, "checkpoints", step, "digest"))
   with caplog.at_level(logging.WARNING):
-    _, state = api.load_run(workdir)
+    _, state = jaxgan.load_run(workdir)
   assert int(state.step) == 6 and not damage_warnings(caplog)
   assert_leaves_equal(leaves(state), trained[1])
 
@@ -317,7 +319,7 @@ def test_damaged_metadata_is_damage_not_a_mismatch(trained, tmp_path):
     byte = f.read(1)
     f.seek(-1, os.SEEK_CUR)
     f.write(bytes([byte[0] ^ 0x01]))
-  exp = training.build_experiment(damage_config())
+  exp = jaxgan.build_experiment(damage_config())
   target = checkpointing.abstract(exp.init_state(), exp.runner.state_sharding())
   with checkpointing.Checkpointer(workdir, read_only=True) as ckpt:
     with pytest.raises(CheckpointDamagedError) as e:

@@ -7,15 +7,15 @@ import sys
 
 import pytest
 
-from jaxgan import api
-from jaxgan.metric_writers import read_jsonl
+import jaxgan
+from jaxgan.run.writers import read_jsonl
 
 
 def cli(repo_root, workdir, *flags):
   env = dict(os.environ)
   env.pop("XLA_FLAGS", None)  # one CPU device, as a user has
   return subprocess.run(
-      [sys.executable, "-m", "jaxgan.main", "--config=experiments/gaussian_1d.py:smoke",
+      [sys.executable, "-m", "jaxgan.cli.train", "--config=experiments/gaussian_1d.py:smoke",
        f"--workdir={workdir}", *flags],
       cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
 
@@ -79,7 +79,7 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(repo_root, tmp_path):
   flags = ["--config=experiments/gaussian_1d.py", f"--workdir={wd}", "--config.train.steps=10000000",
            "--config.train.checkpoint_every=10000000", "--config.train.log_every=250",
            "--config.eval.metrics="]
-  proc = subprocess.Popen([sys.executable, "-m", "jaxgan.main", *flags], cwd=repo_root, env=env,
+  proc = subprocess.Popen([sys.executable, "-m", "jaxgan.cli.train", *flags], cwd=repo_root, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   deadline = time.time() + 120
   while time.time() < deadline and not (wd / "metrics.jsonl").exists():
@@ -97,7 +97,7 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(repo_root, tmp_path):
   assert again.returncode == 0, again.stderr
   assert f"from step {saved}" in again.stderr
   # The rerun trained on to its target and checkpointed there.
-  config, state = api.load_run(str(wd))
+  config, state = jaxgan.load_run(str(wd))
   assert int(state.step) == target and config.train.steps == target
   assert sorted(int(s) for s in os.listdir(wd / "checkpoints"))[-1] == target
   assert read_jsonl(str(wd / "metrics.jsonl"))[-1]["step"] == target
@@ -106,7 +106,7 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(repo_root, tmp_path):
 def test_first_signal_requests_a_stop_and_the_second_interrupts():
   import signal
   import threading
-  from jaxgan.stopping import StopRequest, StopRequested
+  from jaxgan.run.stopping import StopRequest, StopRequested
   if threading.current_thread() is not threading.main_thread():
     pytest.skip("signal handlers can only be installed from the main thread")
   before = signal.getsignal(signal.SIGTERM)
@@ -120,3 +120,17 @@ def test_first_signal_requests_a_stop_and_the_second_interrupts():
     with pytest.raises(KeyboardInterrupt):
       os.kill(os.getpid(), signal.SIGINT)
   assert signal.getsignal(signal.SIGTERM) is before  # handlers restored
+
+
+@pytest.mark.parametrize("old,script,module", [
+    ("main", "jaxgan-train", "train"), ("evaluate", "jaxgan-evaluate", "evaluate"),
+    ("export", "jaxgan-export", "export"), ("plot_metric", "jaxgan-plot-metric", "plot_metric"),
+    ("reference_samples", "jaxgan-reference-samples", "reference_samples")])
+def test_old_program_paths_name_the_new_command(repo_root, old, script, module):
+  proc = subprocess.run([sys.executable, "-m", f"jaxgan.{old}", "--workdir=w"], cwd=repo_root,
+                        capture_output=True, text=True, timeout=60)
+  assert proc.returncode == 2
+  assert proc.stderr == (f"jaxgan: error: `python -m jaxgan.{old}` is now `{script}` "
+                         f"(or `python -m jaxgan.cli.{module}`), with the same flags.\n")
+  with pytest.raises(ImportError, match=f"jaxgan.{old} moved: .*`{script}`"):
+    __import__(f"jaxgan.{old}")

@@ -88,7 +88,7 @@ def test_paper_code_ema_is_paper_code_plus_the_average_only():
 
 
 def test_every_zoo_variant_validates_and_builds():
-  from jaxgan.gan import build_gan
+  from jaxgan.core.gan import build_gan
   from jaxgan.data import build_dataset
   for data in ("ring", "grid"):
     for method in ("",) + tuple("," + m for m in ("wgan_gp", "r1", "sn_hinge", "lsgan", "pacgan2", "dragan", "r3gan")):
@@ -108,7 +108,7 @@ def test_every_zoo_variant_validates_and_builds():
      "config.model.conditional=False or d_pack=1."),
 ])
 def test_combinations_that_cannot_work_fail_before_compiling(overrides, message):
-  from jaxgan.gan import build_gan
+  from jaxgan.core.gan import build_gan
   from jaxgan.data.spec import DataSpec
   c = experiment("mnist_dcgan.py:smoke")
   c.update_from_flattened_dict(overrides)
@@ -119,7 +119,7 @@ def test_combinations_that_cannot_work_fail_before_compiling(overrides, message)
 
 
 def test_diffaugment_on_toy_data_is_refused():
-  from jaxgan.training import build_experiment
+  from jaxgan.experiment import build_experiment
   c = experiment("gaussian_1d.py:smoke")
   c.loss.augment = "translation"
   with pytest.raises(ConfigError) as e:
@@ -129,7 +129,7 @@ def test_diffaugment_on_toy_data_is_refused():
 
 
 def test_d_pass_auto_is_joint_for_mlps_and_separate_for_packs_and_conv_nets():
-  from jaxgan.gan import choose_joint_d_pass
+  from jaxgan.core.gan import choose_joint_d_pass
   from jaxgan.models import Nets
   mlp, conv = Nets(None, None), Nets(None, None, convolutional=True)
   assert choose_joint_d_pass("auto", mlp, 1) and not choose_joint_d_pass("auto", mlp, 2)
@@ -142,8 +142,8 @@ def test_d_pass_auto_is_joint_for_mlps_and_separate_for_packs_and_conv_nets():
 @pytest.mark.parametrize("d,g", [("bce", "non_saturating"), ("hinge", "hinge"), ("rpgan", "rpgan"),
                                  ("wasserstein", "wasserstein"), ("least_squares", "least_squares")])
 def test_generator_loss_auto_follows_the_discriminator_loss(d, g):
-  from jaxgan import losses
-  from jaxgan.gan import build_gan
+  from jaxgan.core import losses
+  from jaxgan.core.gan import build_gan
   from jaxgan.data import build_dataset
   c = experiment("mixtures_2d.py:smoke")
   c.loss.update(d=d, g="auto")
@@ -178,7 +178,7 @@ def test_bad_zoo_settings_fail_with_the_choices(overrides, match):
 
 
 def test_pack_must_divide_the_per_device_batch():
-  from jaxgan.training import build_experiment
+  from jaxgan.experiment import build_experiment
   c = experiment("gaussian_1d.py:smoke")  # batch 256 over 4 devices
   c.model.d_pack = 3
   with pytest.raises(ConfigError, match=r"config.model.d_pack=3 does not divide the per-device batch "

@@ -10,7 +10,8 @@ import pytest
 from scipy.spatial.distance import cdist
 
 from conftest import experiment
-from jaxgan import evaluators, training
+import jaxgan
+from jaxgan import evaluators
 from jaxgan.config import base_config
 from jaxgan.data.spec import DataSpec
 from jaxgan.errors import FeatureNetMismatchError, UserError
@@ -194,5 +195,5 @@ def test_lenet_mismatch_stops_a_run_before_training(lenets, mnist_tfds_dir, tmp_
   c = fid_config(lenets["fashion"])
   c.data.data_dir = mnist_tfds_dir
   with pytest.raises(FeatureNetMismatchError, match="was trained on 'fashion_mnist'"):
-    training.train(c, str(tmp_path / "run"), progress=False)
+    jaxgan.train(c, str(tmp_path / "run"), progress=False)
   assert not (tmp_path / "run").exists()  # nothing written, nothing trained

@@ -10,7 +10,9 @@ from scipy import special
 from scipy.spatial.distance import cdist
 
 from conftest import experiment, tiny_gaussian_config
-from jaxgan import evaluate, evaluators, training
+import jaxgan
+from jaxgan import evaluators
+from jaxgan.evaluators import evaluate
 from jaxgan.data.mixtures import ring_2d
 from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError, FeatureNetNotFoundError, UserError
@@ -22,7 +24,7 @@ needs_mnist = pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="needs rea
 
 def test_mode_coverage_of_a_run_is_written_per_step(tmp_path):
   c = experiment("mixtures_2d.py:smoke")
-  training.train(c, str(tmp_path), progress=False)
+  jaxgan.train(c, str(tmp_path), progress=False)
   record = evaluate.evaluate_run(str(tmp_path), update={"eval.metrics": "mode_coverage"})
   saved = json.loads((tmp_path / "eval" / "20.json").read_text())
   assert saved["step"] == 20 and saved["metrics"] == record["metrics"]
@@ -111,7 +113,7 @@ def test_feature_metrics_on_a_real_mnist_run(quick_lenet, mnist_data_dir, tmp_pa
   c.data.data_dir = mnist_data_dir
   c.eval.update(metrics="", feature_net=quick_lenet, stats_cache_dir=str(tmp_path / "cache"),
                 num_samples=600, kid_subsets=5, kid_subset_size=200)
-  training.train(c, str(tmp_path / "run"), progress=False)
+  jaxgan.train(c, str(tmp_path / "run"), progress=False)
   names = "fid,kid,is,precision_recall,class_coverage"
   record = evaluate.evaluate_run(str(tmp_path / "run"), update={"eval.metrics": names})
   m = record["metrics"]
@@ -159,14 +161,14 @@ def test_missing_feature_net_fails_before_training(tmp_path, monkeypatch):
   g = tiny_gaussian_config()
   g.eval.metrics = "fid"
   with pytest.raises(ConfigError, match=r"feature metrics need 28x28x1 or RGB images"):
-    training.build_experiment(g)
+    jaxgan.build_experiment(g)
 
 
 def test_raw_metrics_score_g_own_weights_beside_its_ema(tmp_path):
   """eval.raw_metrics logs raw/<scalar> from G's own weights; evaluate --weights=raw repeats it."""
   c = experiment("gaussian_1d.py:smoke")  # EMA decay 0.999: far behind G after 20 steps
   c.eval.raw_metrics = "gaussian_1d"
-  training.train(c, str(tmp_path), progress=False)
+  jaxgan.train(c, str(tmp_path), progress=False)
   logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   last = [r for r in logged if "w1" in r][-1]
   assert last["step"] == 20 and last["raw/w1"] != last["w1"]  # two different generators
@@ -179,7 +181,7 @@ def test_raw_metrics_score_g_own_weights_beside_its_ema(tmp_path):
   assert "raw/w1" not in raw["metrics"]  # evaluate runs the metrics it is given, once
   # The README's figure: each run's curve with G's raw weights dashed beside it.
   from PIL import Image
-  from jaxgan import plot_metric
+  from jaxgan.cli import plot_metric
   plain = plot_metric.plot(str(tmp_path), "w1", str(tmp_path / "plain.png"), mode="min")
   both = plot_metric.plot([str(tmp_path)] * 2, "w1", str(tmp_path / "both.png"), mode="min",
                           dashed="raw/w1")
@@ -189,7 +191,7 @@ def test_raw_metrics_score_g_own_weights_beside_its_ema(tmp_path):
 
 def test_weights_raw_on_a_run_without_ema_says_so(tmp_path):
   c = experiment("mixtures_2d.py:smoke")
-  training.train(c, str(tmp_path), progress=False)
+  jaxgan.train(c, str(tmp_path), progress=False)
   with pytest.raises(ConfigError, match=r"keeps no EMA of G, so its samples already come from G's "
                                         r"own weights: drop --weights=raw."):
     evaluate.evaluate_run(str(tmp_path), update={"eval.metrics": "mode_coverage"}, weights="raw")

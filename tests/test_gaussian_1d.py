@@ -5,9 +5,9 @@ import pytest
 from scipy import stats
 
 from conftest import experiment
-from jaxgan import training
+import jaxgan
 from jaxgan.evaluators.gaussian_1d import ks_to_normal, wasserstein1_to_normal
-from jaxgan.metric_writers import read_jsonl
+from jaxgan.run.writers import read_jsonl
 
 
 def test_w1_to_normal_matches_scipy_on_a_large_reference_sample():
@@ -34,7 +34,7 @@ def test_default_experiment_learns_the_gaussian(tmp_path):
   c.parallel = "none"
   c.train.update(steps=12_000, log_every=4_000, checkpoint_every=12_000)
   c.eval.every = 12_000
-  training.train(c, str(tmp_path), progress=False)
+  jaxgan.train(c, str(tmp_path), progress=False)
   final = read_jsonl(str(tmp_path / "metrics.jsonl"))[-1]
   assert final["step"] == 12_000
   assert final["w1"] < 0.1 * 1.25, final

@@ -11,7 +11,7 @@ import pytest
 from conftest import experiment
 from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError
-from jaxgan.gan import build_gan
+from jaxgan.core.gan import build_gan
 from jaxgan.models import MODELS, fast_conv
 from jaxgan.models.fast_conv import (CONV_IMPLS, TRANSPOSE_IMPLS, Conv, ConvTranspose,
                                      resolve_conv_impl, resolve_impl)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import losses
+from jaxgan.core import losses
 
 LOGITS = jnp.array([-100.0, -20.0, -3.0, -0.5, 0.0, 0.7, 4.0, 20.0, 100.0])
 REAL = np.array([-3.0, -0.5, 0.0, 0.7, 4.0])

@@ -1,8 +1,8 @@
 import io
 import json
 
-from jaxgan import metric_writers
-from jaxgan.metric_writers import MetricWriter, Progress, TaskProgress, read_jsonl
+from jaxgan.run import writers as metric_writers
+from jaxgan.run.writers import MetricWriter, Progress, TaskProgress, read_jsonl
 
 
 def test_jsonl_drops_records_past_the_resumed_step(tmp_path):

@@ -13,9 +13,10 @@ import pytest
 from PIL import Image
 
 from conftest import experiment
-from jaxgan import checkpointing, training
+from jaxgan.run import checkpointing
+import jaxgan
 from jaxgan.data import build_dataset
-from jaxgan.metric_writers import read_jsonl
+from jaxgan.run.writers import read_jsonl
 
 MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
 pytestmark = pytest.mark.skipif(
@@ -56,7 +57,7 @@ def check_export(workdir, data_dir):
   """jaxgan.export on a conditional run: unit-range samples with balanced labels."""
   env = dict(os.environ, TFDS_DATA_DIR=data_dir)
   env.pop("XLA_FLAGS", None)
-  out = subprocess.run([sys.executable, "-m", "jaxgan.export", f"--workdir={workdir}",
+  out = subprocess.run([sys.executable, "-m", "jaxgan.cli.export", f"--workdir={workdir}",
                         "--num_samples=250", "--chunk=100"],
                        capture_output=True, text=True, env=env, timeout=300)
   assert out.returncode == 0, out.stderr
@@ -75,7 +76,7 @@ def check_export(workdir, data_dir):
 def test_short_real_mnist_runs_end_to_end(name, data_dir, tmp_path):
   c = mnist_config(name, data_dir)
   c.parallel = "none"
-  state = training.train(c, str(tmp_path), progress=False)
+  state = jaxgan.train(c, str(tmp_path), progress=False)
   assert int(state.step) == c.train.steps
   records = read_jsonl(str(tmp_path / "metrics.jsonl"))
   log_every = c.train.log_every
@@ -89,7 +90,7 @@ def test_short_real_mnist_runs_end_to_end(name, data_dir, tmp_path):
   assert {f"samples_{step}.png", f"interpolation_{step}.png", f"nearest_neighbours_{step}.png",
           "loss_curves.png"} <= set(figures)
   # The sample grid: one row per class for the conditional model (10 wide), else 8x8;
-  # 28-pixel digits with 2-pixel gaps and border, drawn at 2x (jaxgan.figures.image_grid).
+  # 28-pixel digits with 2-pixel gaps and border, drawn at 2x (jaxgan.evaluators.figures.image_grid).
   rows, cols = (10, 10) if c.model.conditional else (8, 8)
   with Image.open(tmp_path / "figures" / f"samples_{step}.png") as im:
     grid = np.asarray(im.convert("RGB"), np.float32)
@@ -123,10 +124,10 @@ def test_interrupted_and_resumed_mnist_run_is_bit_identical(data_dir, tmp_path, 
     return state, position
 
   monkeypatch.setattr(checkpointing.Checkpointer, "restore", spy)
-  straight = training.train(config(6), str(tmp_path / "a"), progress=False)
-  training.train(config(2), str(tmp_path / "b"), progress=False)
+  straight = jaxgan.train(config(6), str(tmp_path / "a"), progress=False)
+  jaxgan.train(config(2), str(tmp_path / "b"), progress=False)
   assert restored == []
-  resumed = training.train(config(6), str(tmp_path / "b"), progress=False)
+  resumed = jaxgan.train(config(6), str(tmp_path / "b"), progress=False)
   # Resumed from the step-2 checkpoint, not retrained from step 0 (same seed: same result).
   assert restored == [(2, 2)]
   assert int(straight.step) == int(resumed.step) == 6

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import experiment
 from jaxgan.data import build_dataset
-from jaxgan.gan import build_gan, init_state
+from jaxgan.core.gan import build_gan, init_state
 
 
 def num_params(tree) -> int:

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxgan import api
+import jaxgan
 
 MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
 
@@ -33,7 +33,7 @@ def free_port() -> int:
 def launch(repo_root, workdir, overrides, *, devices, distributed=None, env_extra=None, log=None):
   env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
              JAX_PLATFORMS="cpu", **(env_extra or {}))
-  cmd = [sys.executable, "-m", "jaxgan.main", f"--workdir={workdir}", *overrides]
+  cmd = [sys.executable, "-m", "jaxgan.cli.train", f"--workdir={workdir}", *overrides]
   if distributed:
     port, pid = distributed
     cmd += ["--distributed", f"--coordinator_address=localhost:{port}", "--num_processes=2",
@@ -118,8 +118,8 @@ def test_one_process_signalled_alone_stops_both_at_one_step_and_resumes_exactly(
   codes, outputs = run_pair(repo_root, tmp_path, whole, final)
   assert codes == [0, 0], outputs
 
-  _, resumed = api.load_run(wd)
-  _, uninterrupted = api.load_run(whole)
+  _, resumed = jaxgan.load_run(wd)
+  _, uninterrupted = jaxgan.load_run(whole)
   assert int(resumed.step) == int(uninterrupted.step) == final
   for x, y in zip(jax.tree.leaves(uninterrupted), jax.tree.leaves(resumed)):
     np.testing.assert_array_equal(np.asarray(y), np.asarray(x))  # bit-exact resume
@@ -144,8 +144,8 @@ def test_two_processes_equal_one_process(repo_root, tmp_path, mnist_tfds_dir):
   codes, outputs = run_pair(repo_root, tmp_path, str(tmp_path / "multi"), steps, overrides=overrides)
   assert codes == [0, 0], outputs
   assert "on 4 device(s)" in outputs[0]  # process 0 reports the global mesh
-  _, a = api.load_run(str(tmp_path / "single"))
-  _, b = api.load_run(str(tmp_path / "multi"))
+  _, a = jaxgan.load_run(str(tmp_path / "single"))
+  _, b = jaxgan.load_run(str(tmp_path / "multi"))
   assert int(a.step) == int(b.step) > 0
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-4, atol=1e-5)

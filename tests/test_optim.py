@@ -3,7 +3,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxgan import optim
+from jaxgan.core import optim
 
 
 def run_updates(cfg, n, grad=1.0):

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from conftest import experiment
-from jaxgan import output_bias
+from jaxgan.core import output_bias
 from jaxgan.data import build_dataset
 from jaxgan.data.image_pipeline import ImagePipeline
 from jaxgan.data.images import ImageDataset
 from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError
 from jaxgan.models import MODELS
-from jaxgan.state import GANState
+from jaxgan.core.state import GANState
 
 MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
 needs_mnist = pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="needs real MNIST (JAXGAN_MNIST_DIR)")

@@ -10,8 +10,8 @@ import pytest
 from jax import lax
 
 from conftest import tiny_gaussian_config
-from jaxgan import parallel
-from jaxgan.training import build_experiment
+from jaxgan.core import parallel
+from jaxgan.experiment import build_experiment
 
 
 def run(config, steps=3):
@@ -133,7 +133,7 @@ def assert_same_states(single, multi, rtol=2e-5, atol=2e-6):
 
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_zoo_terms_match_single_device(name, monkeypatch):
-  from jaxgan import penalties
+  from jaxgan.core import penalties
   monkeypatch.setattr(penalties, "LECAM_START", 0)  # LeCam on from the first step
   config = zoo_config(name)
   single, m_single, _ = run(config)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import objectives, penalties
+from jaxgan.core import objectives, penalties
 from jaxgan.errors import ConfigError
 
 W = np.random.default_rng(0).normal(size=(3, 5)) * 0.7

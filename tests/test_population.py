@@ -1,4 +1,4 @@
-"""Many runs in one program (jaxgan.population): each member is the run it stands for."""
+"""Many runs in one program (jaxgan.core.population): each member is the run it stands for."""
 
 import json
 import os
@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 
 from conftest import tiny_gaussian_config
-from jaxgan import config as config_lib, population
+from jaxgan import config as config_lib
+from jaxgan.core import population
 from jaxgan.errors import ConfigError, NonFiniteLossError
-from jaxgan.training import build_experiment, evaluate_members, evaluate_state, train
+from jaxgan.evaluators.evaluate import evaluate_members, evaluate_state
+from jaxgan.experiment import build_experiment
+from jaxgan.run.loop import train
 
 
 def _assert_trees(a, b, exact=True):
@@ -199,8 +202,8 @@ def test_member_pipeline_stacks_each_seeds_order():
 
 
 def test_evaluate_and_export_take_a_member_index(three_seeds):
-  from jaxgan.evaluate import evaluate_run, members_table
-  from jaxgan.export import export_samples
+  from jaxgan.evaluators.evaluate import evaluate_run, members_table
+  from jaxgan.cli.export import export_samples
   root, *_ = three_seeds
   wd = str(root / "pop")
   update = {"eval.metrics": "gaussian_1d", "eval.num_samples": 500}

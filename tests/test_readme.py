@@ -14,7 +14,7 @@ def readme_commands():
 
 def test_readme_has_exactly_two_setup_commands():
   run, test = readme_commands()
-  assert "jaxgan.main --config=experiments/gaussian_1d.py" in run
+  assert "jaxgan-train --config=experiments/gaussian_1d.py" in run
   assert "pytest" in test
 
 

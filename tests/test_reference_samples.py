@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from jaxgan import reference_samples
+from jaxgan.cli import reference_samples
 from jaxgan.errors import ConfigError
 
 MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
@@ -56,7 +56,7 @@ def test_make_train_draws_distinct_images_in_order_and_checks_its_inputs():
 def test_cli_writes_a_kmeans_codebook_of_the_selected_mnist_images(tmp_path, mnist_tfds_dir):
   out = tmp_path / "kmeans.npz"
   env = dict(os.environ, JAXGAN_MNIST_DIR=MNIST_DIR)
-  cmd = [sys.executable, "-m", "jaxgan.reference_samples", "--dataset=mnist", "--kind=kmeans",
+  cmd = [sys.executable, "-m", "jaxgan.cli.reference_samples", "--dataset=mnist", "--kind=kmeans",
          "--num=20", "--iterations=2", "--train_range=0,300", f"--data_dir={mnist_tfds_dir}",
          f"--output={out}"]
   proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from conftest import tiny_gaussian_config
-from jaxgan import training, workdir_lock
+import jaxgan
+from jaxgan.run import workdir_lock
 from jaxgan.data.mnist_builder import read_idx
 from jaxgan.errors import ConfigError, DatasetNotFoundError, NonFiniteLossError
 
@@ -21,7 +22,7 @@ def _env():
   return env
 
 
-_PARSE = "import sys; from jaxgan import main; main._parse_flags(['jaxgan'] + sys.argv[1:]); print('PARSED')"
+_PARSE = "import sys; from jaxgan.cli import train; train._parse_flags(['jaxgan'] + sys.argv[1:]); print('PARSED')"
 
 
 def test_bad_config_files_and_flags_each_get_one_line_and_exit_2(repo_root, tmp_path):
@@ -65,9 +66,9 @@ def test_a_workdir_that_is_a_file_is_refused_before_anything_is_built(tmp_path):
   path.write_text("x")
   with pytest.raises(ConfigError, match=r"^--workdir .*notadir is a file, not a directory; pass a "
                                         r"directory path\.$"):
-    training.train(tiny_gaussian_config(), str(path))
+    jaxgan.train(tiny_gaussian_config(), str(path))
   with pytest.raises(ConfigError, match=r"cannot be created: .*notadir is a file"):
-    training.train(tiny_gaussian_config(), str(path / "sub"))
+    jaxgan.train(tiny_gaussian_config(), str(path / "sub"))
 
 
 def test_a_truncated_mnist_gz_is_one_line(tmp_path):
@@ -88,7 +89,7 @@ def test_a_truncated_mnist_gz_is_one_line(tmp_path):
 
 _HOLDER = textwrap.dedent("""
     import sys, time
-    from jaxgan import workdir_lock
+    from jaxgan.run import workdir_lock
     with workdir_lock.hold(sys.argv[1]):
       print("held", flush=True)
       time.sleep(600)
@@ -107,12 +108,12 @@ def test_a_second_launch_on_a_busy_workdir_fails_at_once_and_a_killed_holder_lea
     with pytest.raises(workdir_lock.WorkdirBusyError,
                        match=rf"^{wd} is in use by process {holder.pid} on .* \(started .*\); wait for it "
                              rf"to finish, stop it, or use another --workdir\.$"):
-      training.train(tiny_gaussian_config(), str(wd))
+      jaxgan.train(tiny_gaussian_config(), str(wd))
     assert not (wd / "checkpoints").exists() and not (wd / "metrics.jsonl").exists()
   finally:
     holder.kill()  # SIGKILL: no cleanup runs, the kernel drops the lock
     holder.wait()
-  state = training.train(tiny_gaussian_config(), str(wd), progress=False)
+  state = jaxgan.train(tiny_gaussian_config(), str(wd), progress=False)
   assert int(state.step) == 4 and sorted(os.listdir(wd / "checkpoints")) == ["2", "4"]
   del started
 
@@ -122,7 +123,7 @@ def test_finite_divergence_stops_the_run_naming_step_and_value(tmp_path):
   config = tiny_gaussian_config(steps=20, steps_per_call=1, log_every=1, checkpoint_every=1)
   config.optim.d.lr = config.optim.g.lr = 1e8
   with pytest.raises(NonFiniteLossError) as info:
-    training.train(config, str(tmp_path / "run"), progress=False)
+    jaxgan.train(config, str(tmp_path / "run"), progress=False)
   message = str(info.value)
   assert ("diverged past train.divergence_bound=1e+08: " in message
           or "non-finite value (NaN or inf): " in message), message
@@ -141,7 +142,7 @@ def test_signals_at_any_moment_of_start_up_stop_cleanly(repo_root, tmp_path):
     wd = tmp_path / f"run{i}"
     flags = ["--config=experiments/gaussian_1d.py", f"--workdir={wd}", "--config.train.steps=3000000",
              "--config.train.checkpoint_every=3000000", "--config.eval.metrics="]
-    proc = subprocess.Popen([sys.executable, "-m", "jaxgan.main", *flags], cwd=repo_root, env=_env(),
+    proc = subprocess.Popen([sys.executable, "-m", "jaxgan.cli.train", *flags], cwd=repo_root, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     procs.append((proc, wd, delay, signal.SIGTERM if i % 2 == 0 else signal.SIGINT))
   start = time.time()

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import experiment, tiny_gaussian_config
-from jaxgan import checkpointing, config as config_lib, evaluate, evaluators, plot_metric, selection
-from jaxgan import training
+from jaxgan.run import checkpointing, selection
+from jaxgan import config as config_lib, evaluators
+from jaxgan.cli import plot_metric
+from jaxgan.evaluators import evaluate
+import jaxgan
 from jaxgan.errors import ConfigError
 
 MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
@@ -79,9 +82,9 @@ def test_a_run_keeps_the_argmin_of_its_evaluations_across_resume_and_evaluate_be
   wd = str(tmp_path / "run")
   c = tiny_gaussian_config(steps=8, checkpoint_every=100, max_to_keep=1)
   c.eval.update(metrics="gaussian_1d", every=2, num_samples=256, select="w1:min")
-  training.train(c, wd, progress=False)
+  jaxgan.train(c, wd, progress=False)
   c.train.steps = 14
-  training.train(c, wd, progress=False)
+  jaxgan.train(c, wd, progress=False)
   w1 = _logged(wd, "w1")
   assert sorted(w1) == [2, 4, 6, 8, 10, 12, 14]
   best = min(w1, key=lambda s: (w1[s], s))
@@ -97,7 +100,7 @@ def test_a_population_keeps_each_seeds_best_and_evaluates_each_at_its_own(tmp_pa
   wd = str(tmp_path / "pop")
   c = tiny_gaussian_config(steps=8, checkpoint_every=100, max_to_keep=1, num_seeds=2)
   c.eval.update(metrics="gaussian_1d", every=2, num_samples=256, select="w1:min")
-  training.train(c, wd, progress=False)
+  jaxgan.train(c, wd, progress=False)
   per_member = [_logged(wd, f"w1:{m}") for m in range(2)]
   bests = [min(w, key=lambda s: (w[s], s)) for w in per_member]
   with checkpointing.Checkpointer(wd, read_only=True) as ckpt:
@@ -120,14 +123,14 @@ def test_a_misnamed_selection_metric_stops_after_saving_that_step(tmp_path):
   c.eval.update(metrics="gaussian_1d", every=2, num_samples=256, select="fid:min")
   with pytest.raises(ConfigError, match=r"^config.eval.select names 'fid' but the evaluation gave "
                                         r".*w1.*; fix config.eval.select.$"):
-    training.train(c, wd, progress=False)
+    jaxgan.train(c, wd, progress=False)
   with checkpointing.Checkpointer(wd, read_only=True) as ckpt:
     assert ckpt.all_steps() == [2]  # the evaluated step is kept, without metrics
 
 
 def test_evaluate_best_without_a_selection_says_what_to_do(tmp_path):
   wd = str(tmp_path / "plain")
-  training.train(tiny_gaussian_config(), wd, progress=False)
+  jaxgan.train(tiny_gaussian_config(), wd, progress=False)
   with pytest.raises(ConfigError, match="this run has no config.eval.select, so it kept no best "
                                         "checkpoint; evaluate --step=N"):
     evaluate.evaluate_best(wd)

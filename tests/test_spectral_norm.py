@@ -6,8 +6,8 @@ import numpy as np
 
 from conftest import tiny_gaussian_config
 from jaxgan.models import spectral_norm
-from jaxgan.train_step import make_train_step
-from jaxgan.training import build_experiment
+from jaxgan.core.train_step import make_train_step
+from jaxgan.experiment import build_experiment
 
 
 def params():

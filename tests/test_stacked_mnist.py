@@ -76,10 +76,10 @@ def test_stacked_examples_are_three_digits_fixed_by_seed_and_index():
                     reason="needs JAXGAN_MNIST_DIR (CI sets it)")
 @pytest.mark.slow
 def test_two_seeds_of_the_smoke_config_train_on_real_stacked_mnist(tmp_path, mnist_tfds_dir):
-  from jaxgan import training
+  import jaxgan
   c = experiment("stacked_mnist.py:smoke")
   c.data.update(data_dir=mnist_tfds_dir, split="test")  # 10,000 digits load faster than 60,000
   c.parallel = "none"
   c.train.member_loop = "vmap"  # compiles faster than one copy per member; speed is not tested here
-  state = training.train(c, str(tmp_path / "run"), progress=False)
+  state = jaxgan.train(c, str(tmp_path / "run"), progress=False)
   assert int(state.step) == 2 and state.g_params["Dense_0"]["kernel"].shape[0] == 2

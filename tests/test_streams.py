@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from conftest import tiny_gaussian_config
-from jaxgan import streams
-from jaxgan.train_step import make_train_step, step_stream_names
-from jaxgan.training import build_experiment
+from jaxgan.core import streams
+from jaxgan.core.train_step import make_train_step, step_stream_names
+from jaxgan.experiment import build_experiment
 
 
 def test_stream_ids_are_stable_across_runs_and_machines():

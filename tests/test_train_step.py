@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_gaussian_config
-from jaxgan.training import build_experiment
-from jaxgan.train_step import NEVER, make_fused_step, make_train_step
+from jaxgan.experiment import build_experiment
+from jaxgan.core.train_step import NEVER, make_fused_step, make_train_step
 
 
 def setup(**train):
@@ -128,7 +128,7 @@ def test_ema_leaves_training_unchanged_bit_for_bit():
 
 
 def test_ema_by_half_life_follows_stylegan2():
-  from jaxgan.ema import EMA
+  from jaxgan.core.ema import EMA
   ema = EMA(half_life_kimg=1.0, batch_size=100)
   np.testing.assert_allclose(float(ema.beta(jnp.int32(0))), 0.5 ** (100 / 1000), rtol=1e-6)
   ramp = EMA(half_life_kimg=1.0, rampup=0.05, batch_size=100)
@@ -143,7 +143,7 @@ def test_ema_by_half_life_follows_stylegan2():
 @pytest.mark.parametrize("loss,read", [("bce", jax.nn.sigmoid), ("wasserstein", lambda x: x),
                                        ("least_squares", lambda x: x)])
 def test_d_outputs_are_reported_as_the_loss_reads_them(loss, read):
-  from jaxgan.gan import d_forward, discriminate
+  from jaxgan.core.gan import d_forward, discriminate
   c = tiny_gaussian_config()
   c.loss.d = loss  # loss.g = auto
   exp = build_experiment(c)
@@ -163,7 +163,7 @@ def simultaneous_setup(d_pass="auto", num_classes=0, d_dropout=0.5, lr=0.1, **lo
   """A tiny GAN built straight from the config (a labelled 1-D spec for conditional runs),
   plain SGD at a constant lr for both players."""
   from jaxgan.data.spec import DataSpec
-  from jaxgan.gan import build_gan, init_state
+  from jaxgan.core.gan import build_gan, init_state
   c = tiny_gaussian_config(d_pass=d_pass, update_order="simultaneous")
   c.model.update(conditional=num_classes > 0, d_dropout=d_dropout)
   c.loss.update(**loss)
@@ -182,8 +182,8 @@ def labelled_batch(num_classes, n=8):
 
 @pytest.mark.parametrize("d_pass,num_classes", [("joint", 0), ("separate", 3)])
 def test_simultaneous_step_matches_a_hand_written_reference(d_pass, num_classes):
-  from jaxgan import streams
-  from jaxgan.train_step import step_stream_names
+  from jaxgan.core import streams
+  from jaxgan.core.train_step import step_stream_names
   gan, state = simultaneous_setup(d_pass, num_classes)
   assert gan.joint_d_pass == (d_pass == "joint") and gan.conditional == bool(num_classes)
   assert (gan.noise.distribution, gan.noise.low, gan.noise.high) == ("uniform", 0.0, 1.0)

@@ -7,7 +7,7 @@ import dataclasses
 import jax
 import numpy as np
 
-from jaxgan.collectives import num_devices, shard_of_global
+from jaxgan.core.collectives import num_devices, shard_of_global
 from jaxgan.data.pipeline import Pipeline
 from jaxgan.data.spec import DataSpec
 
@@ -42,7 +42,7 @@ class OnDeviceSampler(Pipeline):
     self._key = np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(seed), 0xDA7A)))
 
   def host_inputs(self, start: int, num_steps: int):
-    # The key travels with the inputs so that members of a population (jaxgan.population)
+    # The key travels with the inputs so that members of a population (jaxgan.core.population)
     # can each read their own seed's stream.
     return {"iteration": np.arange(start, start + num_steps, dtype=np.int32),
             "key": np.broadcast_to(self._key, (num_steps, *self._key.shape))}

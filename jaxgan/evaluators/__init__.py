@@ -24,19 +24,19 @@ class EvalContext:
   """What an evaluator may look at. ``state`` is a single (unreplicated) copy."""
 
   config: ml_collections.ConfigDict
-  gan: Any            # jaxgan.gan.GAN
-  state: Any          # jaxgan.state.GANState
+  gan: Any            # jaxgan.core.gan.GAN
+  state: Any          # jaxgan.core.state.GANState
   dataset: Any        # the object built from config.data
   step: int
   workdir: str | None
   rng: jax.Array
-  sampler: Any = None  # jaxgan.sampling.Sampler, shared between evaluators
+  sampler: Any = None  # jaxgan.core.sampling.Sampler, shared between evaluators
   cache: dict = dataclasses.field(default_factory=dict)  # this state's samples and their features
   # What depends only on the dataset and config (feature nets, real images and their
   # features): kept across a run's evaluations when the caller passes one dict.
   shared: dict = dataclasses.field(default_factory=dict)
   progress: Callable[[str, int, int], None] | None = None  # for long computations
-  # In a population (jaxgan.population): this state's member, whose scalars are the
+  # In a population (jaxgan.core.population): this state's member, whose scalars are the
   # ``name:<member>`` columns of ``run_dir``'s metrics.jsonl (run_dir: the run's root).
   member: int | None = None
   run_dir: str | None = None

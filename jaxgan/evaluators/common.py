@@ -7,7 +7,7 @@ import os
 import jax
 import numpy as np
 
-from jaxgan import figures
+from jaxgan.evaluators import figures
 from jaxgan.evaluators import EvalContext, EvalResult
 
 

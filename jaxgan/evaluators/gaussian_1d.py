@@ -26,7 +26,7 @@ from scipy import special
 
 from jaxgan.evaluators import EvalContext, EvalResult
 from jaxgan.evaluators.common import figure_result
-from jaxgan.gan import discriminate
+from jaxgan.core.gan import discriminate
 
 
 def wasserstein1_to_normal(samples: np.ndarray, mean: float, std: float) -> float:
@@ -89,7 +89,7 @@ def evaluate(ctx: EvalContext) -> EvalResult:
     half = d.size // 2
     scalars["d_real_mean"], scalars["d_fake_mean"] = float(d[:half].mean()), float(d[half:].mean())
 
-  from jaxgan import figures  # matplotlib only when a figure is drawn
+  from jaxgan.evaluators import figures  # matplotlib only when a figure is drawn
   mapping = None
   if ctx.gan.noise.dim == 1 and ds.dim == 1:
     z = np.linspace(ctx.gan.noise.low, ctx.gan.noise.high, 21, dtype=np.float32)[:, None]

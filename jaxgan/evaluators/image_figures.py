@@ -18,12 +18,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan import figures
+from jaxgan.evaluators import figures
 from jaxgan.evaluators import EvalContext, EvalResult
 from jaxgan.evaluators.common import figure_result
-from jaxgan.metric_writers import read_jsonl
+from jaxgan.run.writers import read_jsonl
 from jaxgan.metrics.distances import sq_dists
-from jaxgan.sampling import to_unit_range
+from jaxgan.core.sampling import to_unit_range
 
 
 def _scale(ctx: EvalContext) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from jaxgan import figures
+from jaxgan.evaluators import figures
 from jaxgan.errors import ConfigError
 from jaxgan.evaluators import EvalContext, EvalResult
 from jaxgan.evaluators.common import figure_result, generated

@@ -35,7 +35,7 @@ class Nets:
       per-example gradient penalties).
     g_output_bias: the path inside G's params of the bias added just before G's
       output nonlinearity (e.g. ('Dense_2', 'bias')), which
-      ``config.model.g_output_bias='marginals'`` sets (``jaxgan.output_bias``);
+      ``config.model.g_output_bias='marginals'`` sets (``jaxgan.core.output_bias``);
       None for generators without one.
     g_output_bias_per_channel: whether that bias has one value per image channel
       ([C], convolutional outputs) rather than one per output element ([H*W*C]).
@@ -54,7 +54,7 @@ MODELS: Registry[Callable[..., Nets]] = Registry("model")
 # Keys of config.model that are not builder hyperparameters: they apply to every model.
 #   d_spectral_norm: spectral normalisation of all D weights (jaxgan.models.spectral_norm)
 #   d_pack: PacGAN's m, examples D judges together (Lin et al. 2018)
-#   g_output_bias: zeros | marginals (jaxgan.output_bias)
+#   g_output_bias: zeros | marginals (jaxgan.core.output_bias)
 GENERAL_MODEL_KEYS = ("name", "conditional", "d_spectral_norm", "d_pack", "g_output_bias")
 
 

@@ -1,8 +1,8 @@
 r"""Sample files that no GAN drew, to calibrate a metric before trusting it.
 
-  python -m jaxgan.reference_samples --dataset=mnist --kind=kmeans --num=10000 \
+  jaxgan-reference-samples --dataset=mnist --kind=kmeans --num=10000 \
       --train_range=0,50000 --output=workdirs/reference/mnist_kmeans.npz
-  python -m jaxgan.evaluate --samples=workdirs/reference/mnist_kmeans.npz --dataset=mnist --metrics=parzen
+  jaxgan-evaluate --samples=workdirs/reference/mnist_kmeans.npz --dataset=mnist --metrics=parzen
 
 ``train``: ``num`` training images, i.e. a model that memorised its data; its score
 is the metric's ceiling for honest models. ``kmeans``: the centroids of ``num``-means
@@ -11,7 +11,7 @@ on the training images (Lloyd's algorithm from random training images, a local o
 blurry prototypes beats real data under Goodfellow et al.'s Parzen protocol: a
 score above the ``train`` one says the metric is rewarding something other than
 sample quality. Files are ``.npz`` with ``samples`` float32 NHWC in [0, 1], as
-``jaxgan.export`` writes and ``jaxgan.evaluate --samples`` reads.
+``jaxgan-export`` writes and ``jaxgan.evaluate --samples`` reads.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def make(kind: str, images: np.ndarray, num: int, *, iterations: int = 20, seed:
 
 def preview(samples: np.ndarray, path: str, *, side: int = 10) -> str:
   """The first side x side samples as one PNG grid (to look at before trusting a score)."""
-  from jaxgan import figures
+  from jaxgan.evaluators import figures
   n = min(len(samples), side * side)
   rows = -(-n // side)
   return figures.save_png(figures.image_grid(samples[:n], rows, side, scale=2), path)
@@ -146,7 +146,7 @@ def preview(samples: np.ndarray, path: str, *, side: int = 10) -> str:
 def main(argv: list[str]) -> None:
   cli.setup(argv)
   with cli.user_errors_exit():
-    from jaxgan.metric_writers import TaskProgress
+    from jaxgan.run.writers import TaskProgress
     train_range = _parse_range(_TRAIN_RANGE.value)
     if _KIND.value == "kmeans" and _ITERATIONS.value < 1:
       raise ConfigError(f"--iterations={_ITERATIONS.value} must be at least 1.")
@@ -160,6 +160,11 @@ def main(argv: list[str]) -> None:
           f"{len(images)} {_DATASET.value} train images; the first 100 in {grid}")
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """Console-script entry point (``jaxgan-reference-samples``)."""
   _define_flags()
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

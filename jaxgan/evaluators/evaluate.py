@@ -1,16 +1,9 @@
-"""Evaluate a checkpoint (or a sample file) with metrics picked by name.
+"""Evaluation of a state, a checkpoint or a file of samples, with evaluators by name.
 
-  python -m jaxgan.evaluate --workdir=workdirs/mnist_gan [--step=30000] [--metrics=parzen,fid,kid]
-  python -m jaxgan.evaluate --workdir=workdirs/mnist_gan_paper_code --best --metrics=parzen
-  python -m jaxgan.evaluate --workdir=workdirs/mnist_gan_ema --metrics=parzen --weights=raw
-  python -m jaxgan.evaluate --samples=samples.npz --dataset=mnist --metrics=parzen --output=out.json
-
-Checkpoint mode writes ``<workdir>/eval/<step>.json``. The metrics default to the
-run's ``config.eval.metrics``; long computations show their progress. ``--best``
-evaluates the checkpoint kept as best by the run's ``config.eval.select`` (each
-member's own best step in a run of many; ``eval/best.json``). A run that keeps an
-EMA of G is sampled from the EMA; ``--weights=raw`` samples G's own weights
-instead (records get a ``_raw`` suffix).
+``evaluate_state`` runs ``config.eval.metrics`` on one state (what training calls
+at each evaluation); ``evaluate_members`` does it member by member for a
+population; ``evaluate_run`` and ``evaluate_best`` reopen a run's checkpoint and
+write ``<workdir>/eval/<step>.json``; ``evaluate_samples`` scores a ``.npz``.
 """
 
 from __future__ import annotations
@@ -19,73 +12,85 @@ import datetime
 import json
 import os
 import platform
-import sys
 import time
 from typing import Any
 
 import jax
 import numpy as np
-from absl import app, flags, logging
 
-from jaxgan import cli
+from jaxgan import config as config_lib, evaluators
+from jaxgan.core.sampling import Sampler
+from jaxgan.core.state import GANState
 from jaxgan.errors import ConfigError
+from jaxgan.experiment import Experiment
 
-_WORKDIR = None
-_STEP = None
-_METRICS = None
-_NUM = None
-_FEATURE_NET = None
-_INCEPTION = None
-_STATS_CACHE = None
-_SAMPLES = None
-_DATASET = None
-_DATA_DIR = None
-_OUTPUT = None
-_SEED_INDEX = None
-_BEST = None
-_WEIGHTS = None
 WEIGHTS = ("ema", "raw")
-
-
-def _define_flags() -> None:
-  """absl flags, defined only when run as a program, so that this module and
-  the other command-line modules can all be imported into one notebook."""
-  global _WORKDIR, _STEP, _METRICS, _NUM, _FEATURE_NET, _INCEPTION, _STATS_CACHE, _SAMPLES, _DATASET, _DATA_DIR, _OUTPUT, _SEED_INDEX, _BEST, _WEIGHTS
-  _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory to evaluate.")
-  _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
-  _METRICS = flags.DEFINE_string("metrics", None, "Comma-separated evaluator names (default: the run's).")
-  _NUM = flags.DEFINE_integer("num_samples", None, "Generated samples (default: config.eval.num_samples).")
-  _FEATURE_NET = flags.DEFINE_string("feature_net", None, "Trained LeNet dir for 28x28x1 metrics.")
-  _INCEPTION = flags.DEFINE_string("inception_weights", None, "FID Inception .npz for RGB metrics.")
-  _STATS_CACHE = flags.DEFINE_string("stats_cache_dir", None, "Real-data statistics cache directory.")
-  _SAMPLES = flags.DEFINE_string("samples", None, "Evaluate this .npz ('samples' in [0, 1]) instead of a run.")
-  _DATASET = flags.DEFINE_string("dataset", None, "With --samples: the dataset to compare against.")
-  _DATA_DIR = flags.DEFINE_string("data_dir", "", "With --samples: TFDS data dir.")
-  _OUTPUT = flags.DEFINE_string("output", None, "Where to write the JSON result.")
-  _SEED_INDEX = flags.DEFINE_integer(
-      "seed_index", None, "In a run of many members (train.num_seeds, config.sweep): evaluate only "
-      "this one (see members.json). Default: every member, with mean and std.")
-  _BEST = flags.DEFINE_bool("best", False, "Evaluate the checkpoint kept as best by the run's "
-                            "config.eval.select (each member's own best in a run of many).")
-  _WEIGHTS = flags.DEFINE_enum("weights", "ema", WEIGHTS, "G's weights to sample: ema (the run's "
-                               "EMA of G, when it keeps one) or raw (G's own weights).")
-
 SAMPLE_FILE_METRICS = ("parzen", "fid", "kid", "is", "precision_recall", "class_coverage", "mode_coverage")
 
 
-def _overrides() -> dict:
-  out = {}
-  if _METRICS.value is not None:
-    out["eval.metrics"] = _METRICS.value
-  if _NUM.value is not None:
-    out["eval.num_samples"] = _NUM.value
-  if _FEATURE_NET.value is not None:
-    out["eval.feature_net"] = _FEATURE_NET.value
-  if _INCEPTION.value is not None:
-    out["eval.inception_weights"] = _INCEPTION.value
-  if _STATS_CACHE.value is not None:
-    out["eval.stats_cache_dir"] = _STATS_CACHE.value
-  return out
+def evaluate_state(exp: Experiment, state: GANState, step: int, workdir: str | None,
+                   names: list[str] | None = None, progress=None, *, member: int | None = None,
+                   run_dir: str | None = None) -> evaluators.EvalResult:
+  """Runs the named evaluators (default: ``config.eval.metrics``) on one state
+  (``member``/``run_dir``: which member of a population's run it is).
+
+  With an EMA of G, ``config.eval.raw_metrics`` also run on G's own weights
+  (default names only): their scalars and figures are prefixed ``raw/`` and
+  their files go to ``<workdir>/raw``, so one run shows what the average adds.
+  """
+  raw_names = config_lib.split_names(exp.config.eval.get("raw_metrics", "")) if names is None else []
+  names = config_lib.split_names(exp.config.eval.metrics) if names is None else names
+  if "sampler" not in exp.eval_shared:  # compiles G once per run, not once per evaluation
+    exp.eval_shared["sampler"] = Sampler(exp.gan)
+
+  def run(names, state, workdir):
+    ctx = evaluators.EvalContext(
+        config=exp.config, gan=exp.gan, state=state, dataset=exp.dataset, step=step,
+        workdir=workdir, rng=jax.random.PRNGKey(exp.config.eval.seed),
+        sampler=exp.eval_shared["sampler"], shared=exp.eval_shared, progress=progress,
+        member=member, run_dir=run_dir)
+    return evaluators.run_evaluators(names, ctx)
+
+  result = run(names, state, workdir)
+  if raw_names and state.g_ema_params is not None:
+    raw = run(raw_names, state.replace(g_ema_params=None),
+              workdir and os.path.join(workdir, "raw"))
+    result = result.merge(evaluators.EvalResult({f"raw/{k}": v for k, v in raw.scalars.items()},
+                                                {f"raw/{k}": v for k, v in raw.images.items()},
+                                                raw.files))
+  return result
+
+
+def evaluate_members(exp: Experiment, state: GANState, step: int, workdir: str | None,
+                     names: list[str] | None = None, progress=None,
+                     indices: list[int] | None = None) -> tuple[evaluators.EvalResult, list[dict]]:
+  """Evaluates each member of a population on its own: (summary, per-member scalars).
+
+  The summary's scalars are ``population.summarize``'s mean, ``:std`` and
+  ``:<member>`` entries; member i's figures go to ``<workdir>/members/<i>/figures``
+  and to TensorBoard as ``m<i>/<name>``. A single run is one member.
+  """
+  pop = exp.population
+  if not pop.batched:
+    result = evaluate_state(exp, state, step, workdir, names, progress)
+    return result, [result.scalars]
+  indices = list(range(pop.size)) if indices is None else indices
+  results = []
+  for i in indices:
+    where = os.path.join(workdir, "members", str(i)) if workdir else None
+    if progress:
+      progress(f"member {i} ({pop.members[i].label})", 0, 1)
+    results.append(evaluate_state(exp, exp.member_state(state, i), step, where, names, progress,
+                                  member=i, run_dir=workdir))
+  shared = [k for k in results[0].scalars if all(k in r.scalars for r in results)]
+  if len(indices) == 1:
+    scalars = dict(results[0].scalars)
+  else:
+    scalars = pop.summarize({k: [r.scalars[k] for r in results] for k in shared}, indices)
+  images = {f"m{i}/{k}": v for i, r in zip(indices, results) for k, v in r.images.items()}
+  files = [f for r in results for f in r.files]
+  return evaluators.EvalResult(scalars, images, files), [r.scalars for r in results]
+
 
 
 def evaluate_run(workdir: str, step: int | None = None, *, update: dict | None = None,
@@ -93,16 +98,16 @@ def evaluate_run(workdir: str, step: int | None = None, *, update: dict | None =
                  weights: str = "ema") -> dict:
   """Evaluates a checkpoint; returns the record written to ``<workdir>/eval/<step>.json``.
 
-  A run of many members (``jaxgan.population``) is evaluated member by member:
+  A run of many members (``jaxgan.core.population``) is evaluated member by member:
   the record's metrics are the mean, ``:std`` and ``:<member>`` values, and
   ``members`` lists each member's values and metrics. ``seed_index`` picks one
   (written to ``eval/<step>_member<i>.json``). ``weights="raw"`` samples G's own
   weights where the run keeps an EMA (``eval/<step>_raw.json``).
   """
-  from jaxgan import config as config_lib, population
-  from jaxgan.api import open_run
-  from jaxgan.metric_writers import TaskProgress
-  from jaxgan.training import evaluate_members
+  from jaxgan import config as config_lib
+  from jaxgan.core import population
+  from jaxgan.run.reopen import open_run
+  from jaxgan.run.writers import TaskProgress
   if weights not in WEIGHTS:
     raise ConfigError(f"weights={weights!r}: choose ema or raw.")
   exp, state = open_run(workdir, step, update=update, preflight=True)
@@ -137,8 +142,9 @@ def evaluate_run(workdir: str, step: int | None = None, *, update: dict | None =
 def selected_steps(workdir: str) -> tuple[str, list[int], Any]:
   """(the selection spec, each member's best step, the run's population) of a run trained
   with ``eval.select``."""
-  from jaxgan import checkpointing, population, selection
-  from jaxgan.api import read_config_json
+  from jaxgan.run import checkpointing, selection
+  from jaxgan.core import population
+  from jaxgan.run.reopen import read_config_json
   from jaxgan.config import from_stored
   config = from_stored(read_config_json(workdir))
   select = selection.parse(config.eval.select)
@@ -200,7 +206,7 @@ def evaluate_samples(path: str, dataset: str, names: list[str], *, data_dir: str
   """Evaluates samples from a file against ``dataset``'s real data."""
   from jaxgan import config as config_lib, evaluators
   from jaxgan.data import build_dataset
-  from jaxgan.metric_writers import TaskProgress
+  from jaxgan.run.writers import TaskProgress
   bad = [n for n in names if n not in SAMPLE_FILE_METRICS]
   if bad:
     raise ConfigError(f"--samples works with {', '.join(SAMPLE_FILE_METRICS)}; not {', '.join(bad)}.")
@@ -240,34 +246,3 @@ def _write(record: dict, path: str) -> None:
     json.dump(record, f, indent=2, default=float)
 
 
-def main(argv: list[str]) -> None:
-  cli.setup(argv, logging.ERROR)
-  with cli.user_errors_exit():
-    if _SAMPLES.value:
-      if not _DATASET.value or not _METRICS.value:
-        raise app.UsageError("--samples needs --dataset and --metrics")
-      from jaxgan.config import split_names
-      record = evaluate_samples(_SAMPLES.value, _DATASET.value, split_names(_METRICS.value),
-                                data_dir=_DATA_DIR.value, update=_overrides(), output=_OUTPUT.value)
-    elif _WORKDIR.value and _BEST.value:
-      if _STEP.value is not None:
-        raise app.UsageError("give --best or --step, not both")
-      record = evaluate_best(_WORKDIR.value, update=_overrides(), output=_OUTPUT.value,
-                             seed_index=_SEED_INDEX.value, weights=_WEIGHTS.value)
-      table = members_table(record)
-      if table:
-        print(table, file=sys.stderr)
-    elif _WORKDIR.value:
-      record = evaluate_run(_WORKDIR.value, _STEP.value, update=_overrides(), output=_OUTPUT.value,
-                            seed_index=_SEED_INDEX.value, weights=_WEIGHTS.value)
-      table = members_table(record)
-      if table:
-        print(table, file=sys.stderr)
-    else:
-      raise app.UsageError("give --workdir (a run) or --samples (a sample file)")
-  print(json.dumps(record["metrics"], indent=2, default=float))
-
-
-if __name__ == "__main__":
-  _define_flags()
-  app.run(main)

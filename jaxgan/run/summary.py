@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxgan.state import PyTree
+from jaxgan.core.state import PyTree
 
 
 def _count(tree: PyTree) -> int:
@@ -74,7 +74,7 @@ def end_of_run(workdir: str, *, step: int, wall_s: float, last_eval: dict[str, A
   if best is not None:
     metric, steps = best
     where = ", ".join(f"member {m}: {s}" for m, s in enumerate(steps)) if len(steps) > 1 else str(steps[0])
-    lines.append(f"Best by {metric} (kept): step {where}; python -m jaxgan.evaluate --workdir={workdir} --best")
+    lines.append(f"Best by {metric} (kept): step {where}; jaxgan-evaluate --workdir={workdir} --best")
   lines.append(f"Metrics: {os.path.join(workdir, 'metrics.jsonl')}; "
                f"TensorBoard: tensorboard --logdir {os.path.join(workdir, 'tensorboard')}")
   return "\n".join(lines)

@@ -1,6 +1,6 @@
 """Command-line entry point.
 
-  python -m jaxgan.main --config=experiments/gaussian_1d.py --workdir=/tmp/g1d \\
+  jaxgan-train --config=experiments/gaussian_1d.py --workdir=/tmp/g1d \\
       --config.train.steps=5000
 
 Re-running the same command resumes from the workdir's latest checkpoint.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import sys
 
-from jaxgan import stopping
+from jaxgan.run import stopping
 
 _STOP = stopping.StopRequest()  # signals from start-up on become a flag, read at safe points
 if __name__ == "__main__":
@@ -38,7 +38,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def _explain_override(argv: list[str]) -> str | None:
   """Which ``--config.a.b=v`` names no key, and what the valid keys there are."""
-  from jaxgan.api import load_config
+  from jaxgan.config import load_config
   path = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
   try:
     config = load_config(path) if path else None
@@ -48,7 +48,7 @@ def _explain_override(argv: list[str]) -> str | None:
     if not arg.startswith("--config."):
       continue
     if arg.startswith("--config.sweep.") and config is not None:
-      from jaxgan import population
+      from jaxgan.core import population
       from jaxgan.errors import ConfigError
       key = arg[len("--config.sweep."):].split("=", 1)[0]
       try:
@@ -85,7 +85,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
   The config file is loaded once first, so a missing file, a syntax error or an
   unknown variant is named plainly rather than in a traceback inside absl's.
   """
-  from jaxgan.api import load_config
+  from jaxgan.config import load_config
   from jaxgan.errors import ConfigError
   path = _config_arg(argv)
   if path:
@@ -112,7 +112,7 @@ def main(argv: list[str]) -> None:
     if _DISTRIBUTED.value:
       jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                  num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
-    from jaxgan.training import train
+    from jaxgan.run.loop import train
     with cli.user_errors_exit():
       _STOP.check("during start-up; nothing was written")
       train(_CONFIG.value, _WORKDIR.value, stop=_STOP)

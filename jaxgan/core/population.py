@@ -9,7 +9,7 @@ terms keep their ``lax.cond`` (a batched predicate would turn it into a select
 that computes both branches).
 
 The member axis is ``jax.vmap``-ed *inside* the per-device function that
-``jaxgan.parallel.Runner`` runs under ``shard_map``/``pmap``: every device holds
+``jaxgan.core.parallel.Runner`` runs under ``shard_map``/``pmap``: every device holds
 all members and its slice of each member's batch, gradients are averaged over
 devices per member, and nothing about data parallelism changes.
 
@@ -38,7 +38,7 @@ import ml_collections
 import numpy as np
 
 from jaxgan.errors import ConfigError
-from jaxgan.state import GANState, PyTree
+from jaxgan.core.state import GANState, PyTree
 
 OPTIM_KEYS = ("lr", "b1", "b2", "eps", "weight_decay", "momentum", "decay", "decay_rate", "min_lr")
 SWEEPABLE = (tuple(f"optim.{who}.{k}" for who in ("g", "d") for k in OPTIM_KEYS)
@@ -147,8 +147,8 @@ class Population:
   def hparams(self) -> dict:
     """The swept numbers as nested dicts of float32 [size] arrays (``GANState.hparams``);
     a swept ``loss.d_penalties`` contributes one weight per penalty."""
-    from jaxgan.objectives import parse_spec
-    from jaxgan.penalties import D_PENALTIES
+    from jaxgan.core.objectives import parse_spec
+    from jaxgan.core.penalties import D_PENALTIES
     out: dict = {}
     for key in self.swept:
       values = [m.values[key] for m in self.members]
@@ -198,8 +198,8 @@ class Population:
 
 def from_config(config: ml_collections.ConfigDict) -> Population:
   """Reads ``train.num_seeds``, ``train.data_order`` and ``config.sweep``; checks them."""
-  from jaxgan.objectives import parse_spec
-  from jaxgan.penalties import D_PENALTIES
+  from jaxgan.core.objectives import parse_spec
+  from jaxgan.core.penalties import D_PENALTIES
   t = config.train
   if t.num_seeds < 1:
     raise ConfigError(f"config.train.num_seeds must be >= 1, got {t.num_seeds}.")
@@ -236,7 +236,7 @@ def member_gan(gan: Any, config: ml_collections.ConfigDict, hparams: dict | None
   """The GAN with its swept numbers replaced by this member's (traced) values."""
   if not hparams:
     return gan
-  from jaxgan import optim
+  from jaxgan.core import optim
   flat = _flat(hparams)
   changes: dict[str, Any] = {}
   for who in ("g", "d"):

@@ -5,7 +5,7 @@ kept only the latest model; choosing a checkpoint then needs either the test
 set (cheating) or a kept best. With a selection metric, every evaluation is
 saved with its scalars as orbax checkpoint metrics, and the checkpoint manager
 keeps the best step by it as well as the newest ``train.max_to_keep`` steps.
-In a run of many members (``jaxgan.population``) each member's best step is
+In a run of many members (``jaxgan.core.population``) each member's best step is
 kept (``<scalar>:<member>``), since seeds peak at different steps.
 ``jaxgan.evaluate --best`` evaluates those steps.
 """
@@ -28,7 +28,7 @@ class Selection:
   mode: str = "max"
 
   def key(self, member: int | None = None) -> str:
-    """The metrics key of ``member`` (``jaxgan.population.summarize``); the mean if None."""
+    """The metrics key of ``member`` (``jaxgan.core.population.summarize``); the mean if None."""
     return self.metric if member is None else f"{self.metric}:{member}"
 
   def better(self, a: float, b: float) -> bool:

@@ -15,15 +15,15 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxgan import augment, losses, objectives, optim
-from jaxgan.collectives import device_key
+from jaxgan.core import augment, losses, objectives, optim
+from jaxgan.core.collectives import device_key
 from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError
-from jaxgan.ema import EMA
+from jaxgan.core.ema import EMA
 from jaxgan.models import MODELS, Nets, spectral_norm
-from jaxgan.parallel import axis_name_for
+from jaxgan.core.parallel import axis_name_for
 from jaxgan.registry import Registry
-from jaxgan.state import GANState, PyTree
+from jaxgan.core.state import GANState, PyTree
 
 NOISE_DISTRIBUTIONS: Registry[Callable[..., jax.Array]] = Registry("noise distribution")
 
@@ -57,7 +57,7 @@ class GAN:
   """Everything static about a GAN: what to apply, how to score it, how to update it.
 
   Attributes beyond the nets and optimizers:
-    d_loss, g_loss: the adversarial losses (``jaxgan.losses``); ``d_loss`` also says
+    d_loss, g_loss: the adversarial losses (``jaxgan.core.losses``); ``d_loss`` also says
       how to read D's raw output (probability or critic value).
     d_terms, g_terms: the objectives, adversarial loss first, then penalties.
     d_spectral_norm: divide D's weights by their spectral norms before D runs.
@@ -122,7 +122,7 @@ def choose_joint_d_pass(d_pass: str, nets: Nets, d_pack: int) -> bool:
 
 def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
   """Builds the static GAN bundle. Call ``jaxgan.config.validate`` first for clear errors."""
-  from jaxgan.penalties import D_PENALTIES
+  from jaxgan.core.penalties import D_PENALTIES
   num_classes = data.num_classes if config.model.conditional else 0
   if config.model.conditional and not data.num_classes:
     raise ConfigError(f"config.model.conditional=True but dataset {data.name!r} has no labels.")

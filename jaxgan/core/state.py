@@ -21,13 +21,13 @@ class GANState:
       empty dicts for networks without batch norm.
     g_opt_state, d_opt_state: optax states.
     rng: the run's base PRNG key (raw uint32[2]); step s draws everything from
-      ``fold_in(rng, s)`` by named streams (``jaxgan.streams``), so it never changes.
+      ``fold_in(rng, s)`` by named streams (``jaxgan.core.streams``), so it never changes.
     g_ema_params: a moving average of ``g_params`` (None when neither
       ``train.ema_decay`` nor ``train.ema_kimg`` is set). Sampling uses it when present.
     objective_state: objective terms' own state, {'d': {term: ...}, 'g': {...}}
       (e.g. LeCam's moving averages of D's outputs).
     hparams: a population's swept hyperparameters ({'optim': {'d': {'lr': ...}}});
-      None in a single run (``jaxgan.population``).
+      None in a single run (``jaxgan.core.population``).
   """
 
   step: jax.Array

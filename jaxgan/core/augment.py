@@ -20,8 +20,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxgan import streams
-from jaxgan.collectives import shard_of_global
+from jaxgan.core import streams
+from jaxgan.core.collectives import shard_of_global
 from jaxgan.registry import Registry
 
 Array = jax.Array

@@ -1,6 +1,6 @@
 """The training loop: compiled steps in, checkpoints, metrics and figures out.
 
-``train(config, workdir)`` is the whole program behind ``python -m jaxgan.main``
+``train(config, workdir)`` is the whole program behind ``jaxgan-train``
 and equally a notebook call. Re-running it on the same workdir resumes from the
 latest checkpoint, bit-exactly: batches and noise are pure functions of the
 step, and the state pytree holds everything else.
@@ -9,8 +9,6 @@ step, and the state pytree holds everything else.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import functools
 import json
 import os
 import sys
@@ -21,111 +19,17 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxgan import checkpointing, config as config_lib, evaluators, output_bias, parallel
-from jaxgan import population as population_lib
-from jaxgan import run_summary, selection, stopping, workdir_lock
-from jaxgan.data import Pipeline, Prefetcher, build_dataset, build_pipeline
+from jaxgan.run import checkpointing
+from jaxgan import config as config_lib
+from jaxgan.core import population as population_lib
+from jaxgan.run import summary as run_summary, selection, stopping, workdir_lock
+from jaxgan.data import Prefetcher
 from jaxgan.errors import CheckpointMismatchError, ConfigError, NonFiniteLossError
-from jaxgan.gan import GAN, build_gan, init_state
-from jaxgan.metric_writers import MetricWriter, Progress, TaskProgress
-from jaxgan.sampling import Sampler
-from jaxgan.state import GANState
-from jaxgan.train_step import NEVER, make_fused_step, make_train_step, unroll_fused_steps
-
-
-@dataclasses.dataclass
-class Experiment:
-  """Everything built from a config before any compilation."""
-
-  config: ml_collections.ConfigDict
-  dataset: Any
-  pipeline: Pipeline
-  gan: GAN
-  runner: parallel.Runner
-  population: population_lib.Population
-  eval_shared: dict = dataclasses.field(default_factory=dict, repr=False)  # EvalContext.shared
-  g_output_bias: Any = dataclasses.field(default=None, repr=False)  # marginals, read once
-
-  def init_state(self) -> GANState:
-    """The initial state; a population's has a leading member axis (``jaxgan.population``).
-    With ``model.g_output_bias='marginals'`` G's output bias starts at the training
-    pixels' logit means (``jaxgan.output_bias``)."""
-    if self.population.batched:
-      state = population_lib.init_population(self.population, self.gan, self.config, init_state)
-    else:
-      state = jax.jit(functools.partial(init_state, self.gan))(jax.random.PRNGKey(self.config.seed))
-    if self.config.model.get("g_output_bias", "zeros") == "marginals":
-      name = self.config.model.name
-      if self.g_output_bias is None:  # init_state also builds restore targets: read the data once
-        self.g_output_bias = output_bias.training_bias(self.gan.nets, self.pipeline, model_name=name)
-      state = output_bias.with_marginal_bias(state, self.gan.nets, self.g_output_bias, model_name=name)
-    return state
-
-  def member_state(self, state: GANState, index: int) -> GANState:
-    """Member ``index`` of a population's state (the state itself in a single run)."""
-    population_lib.check_member_index(self.population, index)
-    return population_lib.member_state(state, index) if self.population.batched else state
-
-
-def build_experiment(config: ml_collections.ConfigDict, *, devices: list | None = None,
-                     preflight: bool = True) -> Experiment:
-  """Validates the config and builds data, GAN and runner; compiles nothing yet.
-
-  ``preflight`` also checks that the evaluators in ``config.eval.metrics`` have
-  what they need (e.g. a trained feature network), so a run fails now rather
-  than at its first evaluation.
-  """
-  config = config_lib.validate(config)
-  population = population_lib.from_config(config)
-  dataset = build_dataset(config.data)
-  # A sweep's structure (which penalty terms, at which intervals) is its members';
-  # their numbers are traced per member (population.member_gan).
-  gan = build_gan(population.member_config(config, 0) if population.swept else config, dataset.spec)
-
-  def pipeline_for(cfg):
-    return build_pipeline(cfg, dataset, model_range=gan.nets.output_range,
-                          process_index=jax.process_index(), process_count=jax.process_count())
-
-  pipeline = pipeline_for(config)
-  if population.stacked_data:  # one pipeline per member seed
-    by_seed = {config.seed: pipeline}
-    for i, m in enumerate(population.members):
-      if m.seed not in by_seed:
-        by_seed[m.seed] = pipeline_for(population.member_config(config, i))
-    pipeline = population_lib.MemberPipeline([by_seed[m.seed] for m in population.members])
-  axis = parallel.axis_name_for(config.parallel)
-
-  def fused_for(g: GAN):
-    step = make_train_step(g, g_steps=config.train.g_steps, axis_name=axis,
-                           update_order=config.train.update_order)
-    return make_fused_step(step, pipeline.materialize, axis_name=axis,
-                           unroll=unroll_fused_steps(config.train.fusion, g.nets),
-                           divergence_bound=config.train.get("divergence_bound", float("inf")))
-
-  fused = fused_for(gan)
-  if population.batched:
-    example = jax.eval_shape(lambda: population_lib.init_population(population, gan, config, init_state))
-    fused = population_lib.vmap_step(
-        population, gan, config, fused_for, example,
-        unroll=population_lib.choose_member_loop(config.train.member_loop))
-  runner = parallel.Runner(fused, config.parallel, pipeline.inputs_batch_axes(), devices=devices)
-  if config.model.get("g_output_bias", "zeros") == "marginals":
-    output_bias.check(gan.nets, config.model.name)
-  if preflight:
-    evaluators.preflight(config_lib.split_names(config.eval.metrics)
-                         + config_lib.split_names(config.eval.get("raw_metrics", "")), config,
-                         dataset.spec)
-  if config.train.batch_size % runner.num_devices:
-    raise ConfigError(
-        f"config.train.batch_size={config.train.batch_size} does not split over "
-        f"{runner.num_devices} devices; use a multiple of {runner.num_devices} "
-        f"or config.parallel='none'.")
-  if (config.train.batch_size // runner.num_devices) % config.model.d_pack:
-    raise ConfigError(
-        f"config.model.d_pack={config.model.d_pack} does not divide the per-device batch "
-        f"({config.train.batch_size} over {runner.num_devices} device(s)); use a batch_size that is "
-        f"a multiple of {config.model.d_pack * runner.num_devices}.")
-  return Experiment(config, dataset, pipeline, gan, runner, population)
+from jaxgan.run.writers import MetricWriter, Progress, TaskProgress
+from jaxgan.core.state import GANState
+from jaxgan.core.train_step import NEVER
+from jaxgan.evaluators.evaluate import evaluate_members
+from jaxgan.experiment import Experiment, build_experiment
 
 
 def plan_chunks(start: int, end: int, steps_per_call: int, periods: list[int]) -> list[tuple[int, int]]:
@@ -180,77 +84,13 @@ def _check_finite(pending: list[tuple[int, dict]], last_saved: int | None, workd
       f"or check the data scaling, then re-run to resume from that checkpoint.")
 
 
-def evaluate_state(exp: Experiment, state: GANState, step: int, workdir: str | None,
-                   names: list[str] | None = None, progress=None, *, member: int | None = None,
-                   run_dir: str | None = None) -> evaluators.EvalResult:
-  """Runs the named evaluators (default: ``config.eval.metrics``) on one state
-  (``member``/``run_dir``: which member of a population's run it is).
-
-  With an EMA of G, ``config.eval.raw_metrics`` also run on G's own weights
-  (default names only): their scalars and figures are prefixed ``raw/`` and
-  their files go to ``<workdir>/raw``, so one run shows what the average adds.
-  """
-  raw_names = config_lib.split_names(exp.config.eval.get("raw_metrics", "")) if names is None else []
-  names = config_lib.split_names(exp.config.eval.metrics) if names is None else names
-  if "sampler" not in exp.eval_shared:  # compiles G once per run, not once per evaluation
-    exp.eval_shared["sampler"] = Sampler(exp.gan)
-
-  def run(names, state, workdir):
-    ctx = evaluators.EvalContext(
-        config=exp.config, gan=exp.gan, state=state, dataset=exp.dataset, step=step,
-        workdir=workdir, rng=jax.random.PRNGKey(exp.config.eval.seed),
-        sampler=exp.eval_shared["sampler"], shared=exp.eval_shared, progress=progress,
-        member=member, run_dir=run_dir)
-    return evaluators.run_evaluators(names, ctx)
-
-  result = run(names, state, workdir)
-  if raw_names and state.g_ema_params is not None:
-    raw = run(raw_names, state.replace(g_ema_params=None),
-              workdir and os.path.join(workdir, "raw"))
-    result = result.merge(evaluators.EvalResult({f"raw/{k}": v for k, v in raw.scalars.items()},
-                                                {f"raw/{k}": v for k, v in raw.images.items()},
-                                                raw.files))
-  return result
-
-
-def evaluate_members(exp: Experiment, state: GANState, step: int, workdir: str | None,
-                     names: list[str] | None = None, progress=None,
-                     indices: list[int] | None = None) -> tuple[evaluators.EvalResult, list[dict]]:
-  """Evaluates each member of a population on its own: (summary, per-member scalars).
-
-  The summary's scalars are ``population.summarize``'s mean, ``:std`` and
-  ``:<member>`` entries; member i's figures go to ``<workdir>/members/<i>/figures``
-  and to TensorBoard as ``m<i>/<name>``. A single run is one member.
-  """
-  pop = exp.population
-  if not pop.batched:
-    result = evaluate_state(exp, state, step, workdir, names, progress)
-    return result, [result.scalars]
-  indices = list(range(pop.size)) if indices is None else indices
-  results = []
-  for i in indices:
-    where = os.path.join(workdir, "members", str(i)) if workdir else None
-    if progress:
-      progress(f"member {i} ({pop.members[i].label})", 0, 1)
-    results.append(evaluate_state(exp, exp.member_state(state, i), step, where, names, progress,
-                                  member=i, run_dir=workdir))
-  shared = [k for k in results[0].scalars if all(k in r.scalars for r in results)]
-  if len(indices) == 1:
-    scalars = dict(results[0].scalars)
-  else:
-    scalars = pop.summarize({k: [r.scalars[k] for r in results] for k in shared}, indices)
-  images = {f"m{i}/{k}": v for i, r in zip(indices, results) for k, v in r.images.items()}
-  files = [f for r in results for f in r.files]
-  return evaluators.EvalResult(scalars, images, files), [r.scalars for r in results]
-
-
 def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = True,
           devices: list | None = None, stop: stopping.StopRequest | None = None) -> GANState:
   """Trains (or resumes) the experiment in ``workdir`` and returns the final state.
 
-  Process 0 holds ``<workdir>/.lock`` throughout (``jaxgan.workdir_lock``): a
+  Process 0 holds ``<workdir>/.lock`` throughout (``jaxgan.run.workdir_lock``): a
   second launch on the same workdir fails at once. SIGINT/SIGTERM at any point
-  stop the run at the next safe point (``jaxgan.stopping``): before training,
+  stop the run at the next safe point (``jaxgan.run.stopping``): before training,
   with nothing written; during it, after saving a checkpoint. ``stop``: a
   request already installed by the caller (the CLI installs one at start-up).
   """

@@ -1,6 +1,6 @@
 """Discriminator regularizers, by name, for ``loss.d_penalties = "name:weight[@every]"``.
 
-Each is a term of the D objective (see ``jaxgan.objectives``); ``weight`` multiplies
+Each is a term of the D objective (see ``jaxgan.core.objectives``); ``weight`` multiplies
 the value below.
 
   gp            E (||grad D(x^)|| - 1)^2 on x^ = e x + (1 - e) G(z), e ~ U[0, 1)
@@ -30,8 +30,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxgan import streams
-from jaxgan.objectives import Penalty, TermContext
+from jaxgan.core import streams
+from jaxgan.core.objectives import Penalty, TermContext
 from jaxgan.registry import Registry
 
 Array = jax.Array

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgan.errors import ConfigError
-from jaxgan.state import GANState
+from jaxgan.core.state import GANState
 
 EPS = 1e-7  # pylearn2's clip
 _CHUNK = 4096

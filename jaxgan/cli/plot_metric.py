@@ -1,11 +1,11 @@
 r"""Plot one scalar of runs' ``metrics.jsonl`` against step, e.g. the validation Parzen
 that selects checkpoints (``config.eval.select``), each seed's best step marked:
 
-  python -m jaxgan.plot_metric --workdir=workdirs/mnist_paper_code --scalar=parzen_valid \
+  jaxgan-plot-metric --workdir=workdirs/mnist_paper_code --scalar=parzen_valid \
       --reference="paper, test=225" --output=docs/mnist_paper_code_parzen_valid.png
   # several runs (one curve per run, or per member of a run of many), and G's raw
   # weights dashed beside its EMA (a run with --config.eval.raw_metrics=parzen_valid):
-  python -m jaxgan.plot_metric --workdir=workdirs/ema_s0,workdirs/ema_s1 --scalar=parzen_valid \
+  jaxgan-plot-metric --workdir=workdirs/ema_s0,workdirs/ema_s1 --scalar=parzen_valid \
       --dashed=raw/parzen_valid
 """
 
@@ -57,7 +57,7 @@ def plot(workdirs: str | list[str], scalar: str, output: str, *, mode: str = "ma
          references: dict[str, float] | None = None, dashed: str = "") -> str:
   """Writes the figure: one curve per run (or per member of a run of many), with
   ``dashed`` beside each; returns its path. ConfigError if a run never logged ``scalar``."""
-  from jaxgan import figures
+  from jaxgan.evaluators import figures
   workdirs = [workdirs] if isinstance(workdirs, str) else list(workdirs)
   curves = []
   for workdir in workdirs:
@@ -99,6 +99,11 @@ def main(argv: list[str]) -> None:
                references=_parse_references(_REFERENCE.value), dashed=_DASHED.value))
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """Console-script entry point (``jaxgan-plot-metric``)."""
   _define_flags()
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -8,8 +8,8 @@ import numpy as np
 
 from typing import Callable
 
-from jaxgan.gan import GAN, apply_net
-from jaxgan.state import GANState
+from jaxgan.core.gan import GAN, apply_net
+from jaxgan.core.state import GANState
 
 
 def to_unit_range(x: np.ndarray, value_range: tuple[float, float] | None) -> np.ndarray:

@@ -33,7 +33,7 @@ from absl import logging as absl_logging
 
 from jaxgan import config as config_lib
 from jaxgan.errors import CheckpointDamagedError, CheckpointMismatchError, ConfigError
-from jaxgan.state import PyTree
+from jaxgan.core.state import PyTree
 
 DIGEST_FORMAT = "jaxgan-sha256-1"
 DAMAGED_DIR = "checkpoints_damaged"
@@ -184,9 +184,9 @@ class Checkpointer:
 
   def __init__(self, workdir: str, *, max_to_keep: int = 3, async_save: bool = True,
                read_only: bool = False, selection: Any = None, members: int = 1):
-    """``selection`` (``jaxgan.selection.Selection``): also keep each member's best step by
+    """``selection`` (``jaxgan.run.selection.Selection``): also keep each member's best step by
     that metric, saved with ``save(..., metrics=...)``."""
-    from jaxgan import selection as selection_lib
+    from jaxgan.run import selection as selection_lib
     self.workdir = os.path.abspath(workdir)
     self.selection, self.members = selection, members
     self.directory = os.path.join(self.workdir, "checkpoints")
@@ -265,8 +265,8 @@ class Checkpointer:
       return None
 
   def best_steps(self) -> list[int | None]:
-    """Each member's best step by the selection metric (``jaxgan.selection``)."""
-    from jaxgan import selection as selection_lib
+    """Each member's best step by the selection metric (``jaxgan.run.selection``)."""
+    from jaxgan.run import selection as selection_lib
     if self.selection is None:
       raise ConfigError("this run has no config.eval.select, so it kept no best checkpoint; "
                         "evaluate --step=N, or train with e.g. --config.eval.select=parzen_valid:max.")

@@ -1,6 +1,6 @@
 """Export N samples from a run's checkpoint to a .npz, for third-party metrics.
 
-  python -m jaxgan.export --workdir=workdirs/mnist_dcgan --num_samples=10000 [--step=6000]
+  jaxgan-export --workdir=workdirs/mnist_dcgan --num_samples=10000 [--step=6000]
 
 Array ``samples``: for image datasets float32 images in [0, 1] (whatever the
 model's output range), NHWC; for toy data the raw values. Array ``labels``
@@ -48,9 +48,9 @@ def export_samples(workdir: str, num_samples: int, *, step: int | None = None,
                    output: str | None = None, seed: int = 0, chunk: int = 1000,
                    progress: bool = True, seed_index: int | None = None) -> str:
   """Writes the .npz and returns its path."""
-  from jaxgan.api import open_run
+  from jaxgan.run.reopen import open_run
   from jaxgan.errors import ConfigError
-  from jaxgan.sampling import Sampler
+  from jaxgan.core.sampling import Sampler
   exp, state = open_run(workdir, step)
   step = int(state.step)
   if exp.population.batched:
@@ -86,6 +86,11 @@ def main(argv: list[str]) -> None:
   print(path)
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """Console-script entry point (``jaxgan-export``)."""
   _define_flags()
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

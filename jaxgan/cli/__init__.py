@@ -51,3 +51,13 @@ def user_errors_exit() -> Iterator[None]:
     yield
   except UserError as e:
     fail(str(e))
+
+
+def moved_program(old: str, script: str, module: str, name: str) -> None:
+  """An old program path: run as ``python -m`` it says where the program went (exit 2);
+  imported, it raises ImportError saying the same."""
+  message = (f"`python -m {old}` is now `{script}` (or `python -m {module}`), with the same flags.")
+  if name == "__main__":
+    print(f"jaxgan: error: {message}", file=sys.stderr)
+    sys.exit(2)
+  raise ImportError(f"{old} moved: {message}")

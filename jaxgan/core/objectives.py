@@ -12,7 +12,7 @@ other updates do not pay for it. A term may keep state in the ``GANState``
 it after each update.
 
 Config: ``loss.d_penalties = "r1:10,gp:10@16"``, i.e. comma-separated
-``name:weight[@every]``; see ``jaxgan.penalties`` for the names.
+``name:weight[@every]``; see ``jaxgan.core.penalties`` for the names.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxgan.collectives import shard_of_global
+from jaxgan.core.collectives import shard_of_global
 from jaxgan.errors import ConfigError
 from jaxgan.registry import Registry, UnknownNameError
 

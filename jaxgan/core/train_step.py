@@ -3,8 +3,8 @@
 One *step* = ``d_steps`` (k) discriminator updates, each on its own real
 minibatch and fresh noise, then ``g_steps`` generator updates with fresh noise.
 Each update minimises its player's objective, a sum of terms that see D
-(``jaxgan.objectives``); every random number comes from a named stream of the
-step's key (``jaxgan.streams``).
+(``jaxgan.core.objectives``); every random number comes from a named stream of the
+step's key (``jaxgan.core.streams``).
 With ``update_order="simultaneous"`` (the 2014 paper's released code) a step
 is instead one D and one G update from ONE forward pass: one noise draw, one
 G(z), D's pass on real and fake; D's gradient is that of D's objective, G's
@@ -28,10 +28,10 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from jaxgan import objectives, optim, streams
-from jaxgan.collectives import pmean, shard_of_global
-from jaxgan.gan import GAN, apply_net, d_augment, d_forward, d_weights
-from jaxgan.state import GANState
+from jaxgan.core import objectives, optim, streams
+from jaxgan.core.collectives import pmean, shard_of_global
+from jaxgan.core.gan import GAN, apply_net, d_augment, d_forward, d_weights
+from jaxgan.core.state import GANState
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -41,7 +41,7 @@ WATCHED = ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm")  # what divergence 
 
 
 def step_stream_names(gan: GAN, d_steps: int, g_steps: int) -> list[str]:
-  """Every named random stream of one training step (see ``jaxgan.streams``).
+  """Every named random stream of one training step (see ``jaxgan.core.streams``).
 
   ``d{i}/...`` feed the i-th D update, ``g{j}/...`` the j-th G update: noise,
   fake labels, the real and fake passes (each sub-derives its dropout and

@@ -1,0 +1,5 @@
+"""``python -m jaxgan.main`` moved: this path only says where to."""
+
+from jaxgan.cli import moved_program
+
+moved_program("jaxgan.main", "jaxgan-train", "jaxgan.cli.train", __name__)
