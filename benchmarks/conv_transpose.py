@@ -19,20 +19,30 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from jaxgan.models.fast_conv import (  # noqa: E402
-    conv_transpose_gemm, conv_transpose_phases, conv_transpose_subpixel)
+from jaxgan.models.fast_conv import (
+  conv_transpose_gemm,
+  conv_transpose_phases,
+  conv_transpose_subpixel,
+)
 
 # (workload, H=W in, C in, C out, kernel, stride)
-LAYERS = [("dcgan28", 7, 256, 128, 5, 1), ("dcgan28", 7, 128, 64, 5, 2), ("dcgan28", 14, 64, 1, 5, 2),
-          ("dcgan64", 4, 512, 256, 4, 2), ("dcgan64", 8, 256, 128, 4, 2),
-          ("dcgan64", 16, 128, 64, 4, 2), ("dcgan64", 32, 64, 3, 4, 2)]
+LAYERS = [
+  ("dcgan28", 7, 256, 128, 5, 1),
+  ("dcgan28", 7, 128, 64, 5, 2),
+  ("dcgan28", 14, 64, 1, 5, 2),
+  ("dcgan64", 4, 512, 256, 4, 2),
+  ("dcgan64", 8, 256, 128, 4, 2),
+  ("dcgan64", 16, 128, 64, 4, 2),
+  ("dcgan64", 32, 64, 3, 4, 2),
+]
 
 IMPLS = {
-    "xla": lambda x, w, s: jax.lax.conv_transpose(x, w, (s, s), "SAME",
-                                                  dimension_numbers=("NHWC", "HWIO", "NHWC")),
-    "subpixel": lambda x, w, s: conv_transpose_subpixel(x, w, (s, s)),
-    "phases": lambda x, w, s: conv_transpose_phases(x, w, (s, s)),
-    "gemm": lambda x, w, s: conv_transpose_gemm(x, w, (s, s)),
+  "xla": lambda x, w, s: jax.lax.conv_transpose(
+    x, w, (s, s), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+  ),
+  "subpixel": lambda x, w, s: conv_transpose_subpixel(x, w, (s, s)),
+  "phases": lambda x, w, s: conv_transpose_phases(x, w, (s, s)),
+  "gemm": lambda x, w, s: conv_transpose_gemm(x, w, (s, s)),
 }
 
 
@@ -54,12 +64,15 @@ def jax_time(impl: str, batch: int, hw: int, cin: int, cout: int, k: int, s: int
   w = jax.random.normal(jax.random.PRNGKey(1), (k, k, cin, cout)) * 0.02
   g = jax.random.normal(jax.random.PRNGKey(2), (batch, hw * s, hw * s, cout))
   f = IMPLS[impl]
-  step = jax.jit(lambda x, w: jax.value_and_grad(lambda x, w: jnp.sum(f(x, w, s) * g), argnums=(0, 1))(x, w))
+  step = jax.jit(
+    lambda x, w: jax.value_and_grad(lambda x, w: jnp.sum(f(x, w, s) * g), argnums=(0, 1))(x, w)
+  )
   return time_fn(step, x, w)
 
 
 def torch_time(batch: int, hw: int, cin: int, cout: int, k: int, s: int) -> float:
   import torch
+
   pad = (k - s + 1) // 2
   layer = torch.nn.ConvTranspose2d(cin, cout, k, s, pad, output_padding=(k - s) % 2, bias=False)
   x = torch.randn(batch, cin, hw, hw, requires_grad=True)
@@ -71,6 +84,7 @@ def torch_time(batch: int, hw: int, cin: int, cout: int, k: int, s: int) -> floa
     y = layer(x)
     assert y.shape[-1] == hw * s
     (y * g).sum().backward()
+
   step()
   best = float("inf")
   for _ in range(3):
@@ -82,20 +96,30 @@ def torch_time(batch: int, hw: int, cin: int, cout: int, k: int, s: int) -> floa
 
 
 def main() -> None:
-  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   p.add_argument("--batch", type=int, default=64)
   p.add_argument("--torch", action="store_true")
   args = p.parse_args()
   cols = list(IMPLS) + (["torch"] if args.torch else [])
-  print(f"| layer (batch {args.batch}) | " + " | ".join(f"{c} ms" for c in cols) + " | best jaxgan vs xla |")
+  print(
+    f"| layer (batch {args.batch}) | "
+    + " | ".join(f"{c} ms" for c in cols)
+    + " | best jaxgan vs xla |"
+  )
   print("| --- " * (len(cols) + 2) + "|")
   for name, hw, cin, cout, k, s in LAYERS:
     times = {impl: jax_time(impl, args.batch, hw, cin, cout, k, s) for impl in IMPLS}
     if args.torch:
       times["torch"] = torch_time(args.batch, hw, cin, cout, k, s)
     best = min(times[i] for i in IMPLS)
-    print(f"| {name} {hw}x{hw}x{cin} -> {hw * s}x{hw * s}x{cout}, k{k} s{s} | "
-          + " | ".join(f"{times[c]:.2f}" for c in cols) + f" | {times['xla'] / best:.1f}x |", flush=True)
+    print(
+      f"| {name} {hw}x{hw}x{cin} -> {hw * s}x{hw * s}x{cout}, k{k} s{s} | "
+      + " | ".join(f"{times[c]:.2f}" for c in cols)
+      + f" | {times['xla'] / best:.1f}x |",
+      flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workloads import WORKLOADS  # noqa: E402
+from workloads import WORKLOADS
 
 # Profiler events on the XLA threads that are bookkeeping, not a thunk.
 _NOT_A_THUNK = ("end: ", "Threadpool", "ThunkExecutor")
@@ -36,6 +36,7 @@ def thunks_per_call(compiled, state, *args, calls: int = 2) -> tuple[float, coll
   """Runs ``compiled(state, *args)`` ``calls`` times under the profiler (after one
   untraced warm-up); returns thunks per call and a per-call Counter by thunk kind."""
   import jax
+
   state, _ = compiled(state, *args)
   jax.block_until_ready(state)
   with tempfile.TemporaryDirectory() as d:
@@ -55,8 +56,10 @@ def thunks_per_call(compiled, state, *args, calls: int = 2) -> tuple[float, coll
         if not e.name.startswith(_NOT_A_THUNK):
           kinds[re.sub(r"\.\d+$", "", e.name)] += 1
   if not kinds:
-    raise RuntimeError("the profiler recorded no XLA:CPU thunks (not a CPU backend, or "
-                       "--xla_cpu_enable_xprof_traceme=false?)")
+    raise RuntimeError(
+      "the profiler recorded no XLA:CPU thunks (not a CPU backend, or "
+      "--xla_cpu_enable_xprof_traceme=false?)"
+    )
   return sum(kinds.values()) / calls, collections.Counter({k: v / calls for k, v in kinds.items()})
 
 
@@ -74,32 +77,42 @@ def count(build, steps_per_call: int = 10) -> dict:
   per_step = (per_call[2 * m] - per_call[m]) / m
   step_kinds = {k: (kinds[2 * m][k] - kinds[m][k]) / m for k in kinds[2 * m]}
   step_kinds = {k: round(v, 2) for k, v in sorted(step_kinds.items(), key=lambda kv: -kv[1]) if v}
-  return {"kernels_per_step": round(per_step, 2),
-          "kernels_per_call_fixed": round(per_call[m] - m * per_step, 2),
-          "kinds": step_kinds}
+  return {
+    "kernels_per_step": round(per_step, 2),
+    "kernels_per_call_fixed": round(per_call[m] - m * per_step, 2),
+    "kinds": step_kinds,
+  }
 
 
 def count_workload(w, batch: int, steps_per_call: int = 10, **build_kwargs) -> dict:
   """Kernels of ``jax_impl.build`` (the benchmark's own step) for workload ``w``."""
   import jax_impl
+
   return count(lambda n: jax_impl.build(w, batch, n, **build_kwargs), steps_per_call)
 
 
 def main(argv=None) -> dict:
-  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   p.add_argument("--workload", required=True, choices=sorted(WORKLOADS))
   p.add_argument("--batch", type=int, default=None, help="default: the workload's")
-  p.add_argument("--steps-per-call", type=int, default=10,
-                 help="M: counted with M and 2M steps per call")
+  p.add_argument(
+    "--steps-per-call", type=int, default=10, help="M: counted with M and 2M steps per call"
+  )
   p.add_argument("--top", type=int, default=15, help="thunk kinds to list")
   args = p.parse_args(argv)
   w = WORKLOADS[args.workload]
   batch = args.batch or w.batch
   out = count_workload(w, batch, args.steps_per_call)
-  record = {"workload": w.name, "batch": batch, "steps_per_call": args.steps_per_call,
-            "kernels_per_step": out["kernels_per_step"],
-            "kernels_per_call_fixed": out["kernels_per_call_fixed"],
-            "kinds": dict(list(out["kinds"].items())[:args.top])}
+  record = {
+    "workload": w.name,
+    "batch": batch,
+    "steps_per_call": args.steps_per_call,
+    "kernels_per_step": out["kernels_per_step"],
+    "kernels_per_call_fixed": out["kernels_per_call_fixed"],
+    "kinds": dict(list(out["kinds"].items())[: args.top]),
+  }
   print(json.dumps(record), flush=True)
   return record
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-
 from workloads import Workload
 
 
@@ -25,37 +24,86 @@ class Maxout(nn.Module):
 
 def nets(w: Workload) -> tuple[nn.Module, nn.Module]:
   if w.name == "toy1d":
-    mlp = lambda: nn.Sequential(nn.Linear(1, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1))
+    mlp = lambda: nn.Sequential(
+      nn.Linear(1, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1)
+    )
     return mlp(), mlp()
   if w.name == "mlp_mnist":
-    g = nn.Sequential(nn.Linear(100, 1200), nn.ReLU(), nn.Linear(1200, 1200), nn.ReLU(),
-                      nn.Linear(1200, 784), nn.Sigmoid())
-    d = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), Maxout(784, 240, 5), nn.Dropout(0.5),
-                      Maxout(240, 240, 5), nn.Dropout(0.5), nn.Linear(240, 1))
+    g = nn.Sequential(
+      nn.Linear(100, 1200),
+      nn.ReLU(),
+      nn.Linear(1200, 1200),
+      nn.ReLU(),
+      nn.Linear(1200, 784),
+      nn.Sigmoid(),
+    )
+    d = nn.Sequential(
+      nn.Flatten(),
+      nn.Dropout(0.2),
+      Maxout(784, 240, 5),
+      nn.Dropout(0.5),
+      Maxout(240, 240, 5),
+      nn.Dropout(0.5),
+      nn.Linear(240, 1),
+    )
     return g, d
   lrelu = lambda: nn.LeakyReLU(0.2)
   if w.name == "dcgan28":
     g = nn.Sequential(
-        nn.Linear(100, 7 * 7 * 256, bias=False), nn.Unflatten(1, (256, 7, 7)), nn.BatchNorm2d(256), lrelu(),
-        nn.ConvTranspose2d(256, 128, 5, 1, 2, bias=False), nn.BatchNorm2d(128), lrelu(),
-        nn.ConvTranspose2d(128, 64, 5, 2, 2, output_padding=1, bias=False), nn.BatchNorm2d(64), lrelu(),
-        nn.ConvTranspose2d(64, 1, 5, 2, 2, output_padding=1), nn.Tanh())
-    d = nn.Sequential(nn.Conv2d(1, 64, 5, 2, 2), lrelu(), nn.Conv2d(64, 128, 5, 2, 2), lrelu(),
-                      nn.Flatten(), nn.Linear(128 * 7 * 7, 1))
+      nn.Linear(100, 7 * 7 * 256, bias=False),
+      nn.Unflatten(1, (256, 7, 7)),
+      nn.BatchNorm2d(256),
+      lrelu(),
+      nn.ConvTranspose2d(256, 128, 5, 1, 2, bias=False),
+      nn.BatchNorm2d(128),
+      lrelu(),
+      nn.ConvTranspose2d(128, 64, 5, 2, 2, output_padding=1, bias=False),
+      nn.BatchNorm2d(64),
+      lrelu(),
+      nn.ConvTranspose2d(64, 1, 5, 2, 2, output_padding=1),
+      nn.Tanh(),
+    )
+    d = nn.Sequential(
+      nn.Conv2d(1, 64, 5, 2, 2),
+      lrelu(),
+      nn.Conv2d(64, 128, 5, 2, 2),
+      lrelu(),
+      nn.Flatten(),
+      nn.Linear(128 * 7 * 7, 1),
+    )
     return g, d
   # pytorch/examples dcgan: nz = 100, ngf = ndf = 64.
   g = nn.Sequential(
-      nn.ConvTranspose2d(100, 512, 4, 1, 0, bias=False), nn.BatchNorm2d(512), nn.ReLU(True),
-      nn.ConvTranspose2d(512, 256, 4, 2, 1, bias=False), nn.BatchNorm2d(256), nn.ReLU(True),
-      nn.ConvTranspose2d(256, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(True),
-      nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(True),
-      nn.ConvTranspose2d(64, 3, 4, 2, 1, bias=False), nn.Tanh())
+    nn.ConvTranspose2d(100, 512, 4, 1, 0, bias=False),
+    nn.BatchNorm2d(512),
+    nn.ReLU(True),
+    nn.ConvTranspose2d(512, 256, 4, 2, 1, bias=False),
+    nn.BatchNorm2d(256),
+    nn.ReLU(True),
+    nn.ConvTranspose2d(256, 128, 4, 2, 1, bias=False),
+    nn.BatchNorm2d(128),
+    nn.ReLU(True),
+    nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False),
+    nn.BatchNorm2d(64),
+    nn.ReLU(True),
+    nn.ConvTranspose2d(64, 3, 4, 2, 1, bias=False),
+    nn.Tanh(),
+  )
   d = nn.Sequential(
-      nn.Conv2d(3, 64, 4, 2, 1, bias=False), lrelu(),
-      nn.Conv2d(64, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128), lrelu(),
-      nn.Conv2d(128, 256, 4, 2, 1, bias=False), nn.BatchNorm2d(256), lrelu(),
-      nn.Conv2d(256, 512, 4, 2, 1, bias=False), nn.BatchNorm2d(512), lrelu(),
-      nn.Conv2d(512, 1, 4, 1, 0, bias=False), nn.Flatten())
+    nn.Conv2d(3, 64, 4, 2, 1, bias=False),
+    lrelu(),
+    nn.Conv2d(64, 128, 4, 2, 1, bias=False),
+    nn.BatchNorm2d(128),
+    lrelu(),
+    nn.Conv2d(128, 256, 4, 2, 1, bias=False),
+    nn.BatchNorm2d(256),
+    lrelu(),
+    nn.Conv2d(256, 512, 4, 2, 1, bias=False),
+    nn.BatchNorm2d(512),
+    lrelu(),
+    nn.Conv2d(512, 1, 4, 1, 0, bias=False),
+    nn.Flatten(),
+  )
   return g, d
 
 

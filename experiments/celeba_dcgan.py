@@ -11,13 +11,19 @@ from jaxgan.config import base_config
 
 def get_config(variant: str = "default"):
   c = base_config(model="dcgan", data="celeb_a")
-  c.model.update(base=4, g_channels=(512, 256, 128, 64), g_strides=(2, 2, 2, 2), kernel=4,
-                 d_channels=(64, 128, 256, 512))
+  c.model.update(
+    base=4,
+    g_channels=(512, 256, 128, 64),
+    g_strides=(2, 2, 2, 2),
+    kernel=4,
+    d_channels=(64, 128, 256, 512),
+  )
   c.noise.update(dim=100, distribution="normal")
   for opt in (c.optim.g, c.optim.d):
     opt.update(name="adam", lr=2e-4, b1=0.5, b2=0.999)
-  c.train.update(steps=30_000, batch_size=128, steps_per_call=5, log_every=100,
-                 checkpoint_every=2_000)
+  c.train.update(
+    steps=30_000, batch_size=128, steps_per_call=5, log_every=100, checkpoint_every=2_000
+  )
   c.eval.update(metrics="samples,interpolation,loss_curves", every=2_000)
   if variant != "default":
     raise ValueError(f"unknown variant {variant!r}; choose default")

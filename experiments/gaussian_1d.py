@@ -30,11 +30,24 @@ def get_config(variant: str = "default"):
   c = base_config(model="mlp", data="gaussian_1d")
   c.data.mean, c.data.std, c.data.dim = 4.0, 1.25, 1
   c.noise.update(dim=1, distribution="uniform", low=0.0, high=1.0)
-  c.model.update(g_hidden=(64, 64), g_activations=("leaky_relu", "leaky_relu"), g_output="linear",
-                 d_hidden=(64, 64), d_activations=("leaky_relu", "leaky_relu"))
+  c.model.update(
+    g_hidden=(64, 64),
+    g_activations=("leaky_relu", "leaky_relu"),
+    g_output="linear",
+    d_hidden=(64, 64),
+    d_activations=("leaky_relu", "leaky_relu"),
+  )
   c.loss.g = "non_saturating"
-  c.train.update(steps=30_000, batch_size=256, d_steps=5, g_steps=1, steps_per_call=250,
-                 ema_decay=0.999, log_every=2500, checkpoint_every=5000)
+  c.train.update(
+    steps=30_000,
+    batch_size=256,
+    d_steps=5,
+    g_steps=1,
+    steps_per_call=250,
+    ema_decay=0.999,
+    log_every=2500,
+    checkpoint_every=5000,
+  )
   # Schedules count optimizer updates (D makes d_steps per step); references keep
   # them in step with --config.train.steps overrides. Both decay to 1e-5.
   steps, k = c.train.get_ref("steps"), c.train.get_ref("d_steps")
@@ -46,8 +59,14 @@ def get_config(variant: str = "default"):
   if variant == "textbook":
     c.data.dim = 100
     c.noise.update(dim=100, low=0.0, high=1.0)
-    c.model.update(pointwise_g=True, g_hidden=(50, 50), g_activations=("relu", "sigmoid"),
-                   d_hidden=(50, 50), d_activations=("relu", "relu"), d_decorate=True)
+    c.model.update(
+      pointwise_g=True,
+      g_hidden=(50, 50),
+      g_activations=("relu", "sigmoid"),
+      d_hidden=(50, 50),
+      d_activations=("relu", "relu"),
+      d_decorate=True,
+    )
     for opt in (c.optim.g, c.optim.d):
       opt.update(name="adam", lr=2e-4, b1=0.9, b2=0.999, schedule="constant")
     c.train.update(batch_size=1, d_steps=1, g_steps=5, ema_decay=0.0, steps=5000)

@@ -26,17 +26,31 @@ from jaxgan.methods import METHODS, apply_method
 def get_config(variant: str = "ring"):
   data_name, _, method = variant.partition(",")
   if data_name not in ("ring", "grid", "smoke"):
-    raise ValueError(f"unknown variant {variant!r}; choose ring, grid or smoke, optionally "
-                     f"followed by ,method with method one of {', '.join(METHODS)}")
+    raise ValueError(
+      f"unknown variant {variant!r}; choose ring, grid or smoke, optionally "
+      f"followed by ,method with method one of {', '.join(METHODS)}"
+    )
   data = "grid_2d" if data_name == "grid" else "ring_2d"
   c = base_config(model="mlp", data=data)
   c.noise.update(dim=16, distribution="normal")
-  c.model.update(g_hidden=(128, 128, 128), g_activations=("relu",) * 3, g_output="linear",
-                 d_hidden=(128, 128, 128), d_activations=("leaky_relu",) * 3)
+  c.model.update(
+    g_hidden=(128, 128, 128),
+    g_activations=("relu",) * 3,
+    g_output="linear",
+    d_hidden=(128, 128, 128),
+    d_activations=("leaky_relu",) * 3,
+  )
   for opt in (c.optim.g, c.optim.d):
     opt.update(name="adam", lr=1e-3, b1=0.5, b2=0.999)
-  c.train.update(steps=20_000, batch_size=512, d_steps=1, steps_per_call=250,
-                 log_every=2_000, checkpoint_every=5_000, ema_decay=0.0)
+  c.train.update(
+    steps=20_000,
+    batch_size=512,
+    d_steps=1,
+    steps_per_call=250,
+    log_every=2_000,
+    checkpoint_every=5_000,
+    ema_decay=0.0,
+  )
   c.eval.update(metrics="mode_coverage,mixture_2d", every=5_000, num_samples=2_500)
   if method:
     apply_method(c, method)

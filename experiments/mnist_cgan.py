@@ -11,8 +11,7 @@ The sample grid has one row per digit class.
 
 import os
 
-from jaxgan.config import load_config
-from jaxgan.config import base_config
+from jaxgan.config import base_config, load_config
 
 
 def get_config(variant: str = "default"):
@@ -22,8 +21,9 @@ def get_config(variant: str = "default"):
     c = base_config(model="mnist_mlp", data="mnist")
     for opt in (c.optim.g, c.optim.d):
       opt.update(name="adam", lr=2e-4, b1=0.5, b2=0.999)
-    c.train.update(steps=20_000, batch_size=100, steps_per_call=50, log_every=500,
-                   checkpoint_every=5_000)
+    c.train.update(
+      steps=20_000, batch_size=100, steps_per_call=50, log_every=500, checkpoint_every=5_000
+    )
     c.noise.update(dim=100, distribution="uniform", low=-1.0, high=1.0)
     c.data.on_device = True
     c.eval.update(metrics="samples,interpolation,nearest_neighbours,loss_curves", every=1_000)

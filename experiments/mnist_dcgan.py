@@ -28,13 +28,15 @@ from jaxgan.config import base_config
 
 def get_config(variant: str = "default"):
   c = base_config(model="dcgan", data="mnist")
-  c.model.update(base=7, g_channels=(256, 128, 64), g_strides=(1, 2, 2), kernel=5,
-                 d_channels=(64, 128))
+  c.model.update(
+    base=7, g_channels=(256, 128, 64), g_strides=(1, 2, 2), kernel=5, d_channels=(64, 128)
+  )
   c.noise.update(dim=100, distribution="uniform", low=-1.0, high=1.0)
   for opt in (c.optim.g, c.optim.d):
     opt.update(name="adam", lr=2e-4, b1=0.5, b2=0.999)
-  c.train.update(steps=6_000, batch_size=64, steps_per_call=10, log_every=200,
-                 checkpoint_every=1_000)
+  c.train.update(
+    steps=6_000, batch_size=64, steps_per_call=10, log_every=200, checkpoint_every=1_000
+  )
   c.data.on_device = True
   c.eval.update(metrics="samples,interpolation,nearest_neighbours,loss_curves", every=1_000)
 

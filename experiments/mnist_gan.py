@@ -50,9 +50,9 @@ half-life of 693 updates; Yazici et al. 2019), which sampling, evaluation and
 selection use; ``parzen_valid`` is also logged for G's own weights as
 ``raw/parzen_valid``, so each run shows what the average adds.
 
-Variants: ``paper_code`` and ``paper_code_ema`` above; ``adam`` swaps SGD for Adam(2e-4, beta1 = 0.5),
-which gets there in far fewer steps on a CPU budget; ``smoke`` runs a few steps
-for tests.
+Variants: ``paper_code`` and ``paper_code_ema`` above; ``adam`` swaps SGD for
+Adam(2e-4, beta1 = 0.5), which gets there in far fewer steps on a CPU budget;
+``smoke`` runs a few steps for tests.
 """
 
 import math
@@ -65,10 +65,26 @@ def get_config(variant: str = "default"):
   c.noise.update(dim=100, distribution="uniform", low=-math.sqrt(3), high=math.sqrt(3))
   c.loss.g = "non_saturating"
   for opt in (c.optim.g, c.optim.d):
-    opt.update(name="sgd", lr=0.1, momentum=0.5, momentum_end=0.7, momentum_steps=250 * 500,
-               schedule="exponential", decay_rate=1 / 1.000004, decay_steps=1, min_lr=1e-6)
-  c.train.update(steps=30_000, batch_size=100, d_steps=1, g_steps=1, steps_per_call=50,
-                 log_every=500, checkpoint_every=5_000)
+    opt.update(
+      name="sgd",
+      lr=0.1,
+      momentum=0.5,
+      momentum_end=0.7,
+      momentum_steps=250 * 500,
+      schedule="exponential",
+      decay_rate=1 / 1.000004,
+      decay_steps=1,
+      min_lr=1e-6,
+    )
+  c.train.update(
+    steps=30_000,
+    batch_size=100,
+    d_steps=1,
+    g_steps=1,
+    steps_per_call=50,
+    log_every=500,
+    checkpoint_every=5_000,
+  )
   c.data.on_device = True
   c.eval.update(metrics="samples,interpolation,nearest_neighbours,loss_curves", every=5_000)
 
@@ -77,8 +93,9 @@ def get_config(variant: str = "default"):
       opt.update(name="adam", lr=2e-4, b1=0.5, b2=0.999, schedule="constant")
   elif variant in ("paper_code", "paper_code_ema"):
     c.loss.d_reduction = "mean"
-    c.train.update(update_order="simultaneous", steps=1_000_000, checkpoint_every=25_000,
-                   max_to_keep=2)
+    c.train.update(
+      update_order="simultaneous", steps=1_000_000, checkpoint_every=25_000, max_to_keep=2
+    )
     c.model.g_output_bias = "marginals"
     c.data.train_range = (0, 50_000)
     c.eval.update(metrics="samples,parzen_valid", select="parzen_valid:max", every=2_500)
@@ -90,5 +107,7 @@ def get_config(variant: str = "default"):
     c.train.update(steps=6, steps_per_call=3, log_every=3, checkpoint_every=3)
     c.eval.update(every=6, metrics="samples,interpolation,nearest_neighbours,loss_curves")
   elif variant != "default":
-    raise ValueError(f"unknown variant {variant!r}; choose default, paper_code, paper_code_ema, adam or smoke")
+    raise ValueError(
+      f"unknown variant {variant!r}; choose default, paper_code, paper_code_ema, adam or smoke"
+    )
   return c

@@ -36,22 +36,33 @@ from jaxgan.methods import METHODS, apply_method
 
 def get_config(variant: str = ""):
   c = base_config(model="dcgan", data="stacked_mnist")
-  c.model.update(base=7, g_channels=(256, 128, 64), g_strides=(1, 2, 2), kernel=5,
-                 d_channels=(64, 128, 256))
+  c.model.update(
+    base=7, g_channels=(256, 128, 64), g_strides=(1, 2, 2), kernel=5, d_channels=(64, 128, 256)
+  )
   c.noise.update(dim=100, distribution="uniform", low=-1.0, high=1.0)
   for opt in (c.optim.g, c.optim.d):
     opt.update(name="adam", lr=2e-4, b1=0.5, b2=0.999)
-  c.train.update(steps=100_000, batch_size=64, g_steps=2, steps_per_call=10, log_every=500,
-                 checkpoint_every=5_000, num_seeds=10)
+  c.train.update(
+    steps=100_000,
+    batch_size=64,
+    g_steps=2,
+    steps_per_call=10,
+    log_every=500,
+    checkpoint_every=5_000,
+    num_seeds=10,
+  )
   c.eval.update(metrics="stacked_mnist_modes,samples", every=10_000, num_samples=26_000)
   if variant == "smoke":
     c.data.size = 512
     c.model.update(g_channels=(16, 8, 8), d_channels=(8, 8, 8))
-    c.train.update(steps=2, batch_size=16, steps_per_call=1, log_every=1, checkpoint_every=2,
-                   num_seeds=2)
+    c.train.update(
+      steps=2, batch_size=16, steps_per_call=1, log_every=1, checkpoint_every=2, num_seeds=2
+    )
     c.eval.update(metrics="samples", every=2, num_samples=64)
   elif variant:
     if variant not in METHODS:
-      raise ValueError(f"unknown variant {variant!r}; choose a method ({', '.join(METHODS)}) or smoke")
+      raise ValueError(
+        f"unknown variant {variant!r}; choose a method ({', '.join(METHODS)}) or smoke"
+      )
     apply_method(c, variant)
   return c

@@ -24,16 +24,26 @@ __path__.append(os.path.join(os.path.dirname(__file__), "cli", "moved"))
 # Lazy exports (PEP 562): ``import jaxgan`` stays cheap and imports no jax, so the
 # programs can install their signal handling before jax loads.
 _EXPORTS = {
-    "load_config": "jaxgan.config", "base_config": "jaxgan.config", "validate": "jaxgan.config",
-    "Experiment": "jaxgan.experiment", "build_experiment": "jaxgan.experiment",
-    "sample": "jaxgan.experiment",
-    "GAN": "jaxgan.core.gan", "build_gan": "jaxgan.core.gan", "generate": "jaxgan.core.gan",
-    "init_state": "jaxgan.core.gan",
-    "GANState": "jaxgan.core.state", "PlayerState": "jaxgan.core.state",
-    "member_state": "jaxgan.core.population",
-    "make_fused_step": "jaxgan.core.train_step", "make_train_step": "jaxgan.core.train_step",
-    "train": "jaxgan.run.loop", "load_run": "jaxgan.run.reopen", "open_run": "jaxgan.run.reopen",
-    "evaluate_members": "jaxgan.evaluators.evaluate", "evaluate_state": "jaxgan.evaluators.evaluate",
+  "load_config": "jaxgan.config",
+  "base_config": "jaxgan.config",
+  "validate": "jaxgan.config",
+  "Experiment": "jaxgan.experiment",
+  "build_experiment": "jaxgan.experiment",
+  "sample": "jaxgan.experiment",
+  "GAN": "jaxgan.core.gan",
+  "build_gan": "jaxgan.core.gan",
+  "generate": "jaxgan.core.gan",
+  "init_state": "jaxgan.core.gan",
+  "GANState": "jaxgan.core.state",
+  "PlayerState": "jaxgan.core.state",
+  "member_state": "jaxgan.core.population",
+  "make_fused_step": "jaxgan.core.train_step",
+  "make_train_step": "jaxgan.core.train_step",
+  "train": "jaxgan.run.loop",
+  "load_run": "jaxgan.run.reopen",
+  "open_run": "jaxgan.run.reopen",
+  "evaluate_members": "jaxgan.evaluators.evaluate",
+  "evaluate_state": "jaxgan.evaluators.evaluate",
 }
 __all__ = sorted(_EXPORTS)
 

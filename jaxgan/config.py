@@ -11,22 +11,23 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
-import os
 import inspect
 import json
-from typing import Any, Callable
+import os
+from collections.abc import Callable
+from typing import Any
 
 import ml_collections
 
-from jaxgan.core import augment, losses, objectives, optim, parallel, population
 from jaxgan import evaluators
-from jaxgan.run import selection
+from jaxgan.core import augment, losses, objectives, optim, parallel, population
+from jaxgan.core.gan import NOISE_DISTRIBUTIONS
+from jaxgan.core.penalties import D_PENALTIES
 from jaxgan.data import DATASETS
 from jaxgan.errors import ConfigError
-from jaxgan.core.gan import NOISE_DISTRIBUTIONS
 from jaxgan.models import MODELS
-from jaxgan.core.penalties import D_PENALTIES
 from jaxgan.registry import Registry, UnknownNameError
+from jaxgan.run import selection
 
 BATCH_NORM_MODES = ("cross_device", "per_device")
 UPDATE_ORDERS = ("alternating", "simultaneous")
@@ -39,7 +40,9 @@ def builder_defaults(fn: Callable) -> dict[str, Any]:
   """The keyword-only hyperparameters of a model/dataset builder, with defaults."""
   out = {}
   for name, p in inspect.signature(fn).parameters.items():
-    if p.kind in (p.KEYWORD_ONLY,) or (p.kind == p.POSITIONAL_OR_KEYWORD and p.default is not p.empty):
+    if p.kind in (p.KEYWORD_ONLY,) or (
+      p.kind == p.POSITIONAL_OR_KEYWORD and p.default is not p.empty
+    ):
       if p.default is p.empty:
         raise TypeError(f"{fn} parameter {name} needs a default to be configurable")
       out[name] = tuple(p.default) if isinstance(p.default, list) else p.default
@@ -50,72 +53,77 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
   """Every key jaxgan reads, with defaults; ``model``/``data`` pick the builder-specific keys."""
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.parallel = "shard_map"          # shard_map | pmap | none
-  c.batch_norm = "cross_device"     # cross_device | per_device normalisation statistics
-  c.data = dict(name=data,
-                train_range=(),         # (start, stop): train only on images start..stop-1 of the
-                                        # original files (e.g. (0, 50000)); (): all of them
-                **builder_defaults(DATASETS.get(data)))
-  c.model = dict(name=model, conditional=False,
-                 d_spectral_norm=False,  # spectral normalisation of every D weight
-                 d_pack=1,               # PacGAN: D judges this many examples together
-                 g_output_bias="zeros",  # zeros | marginals: G's output bias from the training
-                                         # pixels' means (pylearn2 init_sigmoid_bias_from_marginals)
-                 **builder_defaults(MODELS.get(model)))
+  c.parallel = "shard_map"  # shard_map | pmap | none
+  c.batch_norm = "cross_device"  # cross_device | per_device normalisation statistics
+  c.data = dict(
+    name=data,
+    train_range=(),  # (start, stop): train only on images start..stop-1 of the
+    # original files (e.g. (0, 50000)); (): all of them
+    **builder_defaults(DATASETS.get(data)),
+  )
+  c.model = dict(
+    name=model,
+    conditional=False,
+    d_spectral_norm=False,  # spectral normalisation of every D weight
+    d_pack=1,  # PacGAN: D judges this many examples together
+    g_output_bias="zeros",  # zeros | marginals: G's output bias from the training
+    # pixels' means (pylearn2 init_sigmoid_bias_from_marginals)
+    **builder_defaults(MODELS.get(model)),
+  )
   c.noise = dict(dim=1, distribution="uniform", low=-1.0, high=1.0)
   c.loss = dict(
-      g="auto",               # jaxgan.core.losses.G_LOSSES; auto: D loss's partner (bce -> non_saturating)
-      d="bce",                # jaxgan.core.losses.D_LOSSES; also says how to read D's output
-      d_reduction="sum",      # sum: E[-log D(x)] + E[-log(1-D(G(z)))] = -V(D,G); mean: half that,
-                              # as the 2014 released code (jaxgan.core.losses.D_REDUCTIONS)
-      d_penalties="",         # "name:weight[@every],...", e.g. "r1:10@16"; jaxgan.core.penalties
-      augment="",             # DiffAugment ops before D, e.g. "translation,cutout"; jaxgan.core.augment
-      augment_strength=1.0,   # scales every augmentation op (0: identity)
+    g="auto",  # jaxgan.core.losses.G_LOSSES; auto: D loss's partner (bce -> non_saturating)
+    d="bce",  # jaxgan.core.losses.D_LOSSES; also says how to read D's output
+    d_reduction="sum",  # sum: E[-log D(x)] + E[-log(1-D(G(z)))] = -V(D,G); mean: half that,
+    # as the 2014 released code (jaxgan.core.losses.D_REDUCTIONS)
+    d_penalties="",  # "name:weight[@every],...", e.g. "r1:10@16"; jaxgan.core.penalties
+    augment="",  # DiffAugment ops before D, e.g. "translation,cutout"; jaxgan.core.augment
+    augment_strength=1.0,  # scales every augmentation op (0: identity)
   )
   c.optim = dict(g=default_optim(), d=default_optim())
   c.train = dict(
-      steps=1000,
-      batch_size=64,          # global: split over all devices
-      d_steps=1,              # k of Algorithm 1
-      g_steps=1,
-      update_order="alternating",  # alternating: D then G against the new D (Algorithm 1);
-                                   # simultaneous: both from one forward pass (2014 released code)
-      steps_per_call=1,       # steps fused into one compiled call
-      fusion="auto",          # scan | unroll | auto (unroll conv nets on CPU, else scan)
-      d_pass="auto",          # joint | separate | auto: D scores real+fake in one call or two
-      ema_decay=0.0,          # >0 keeps an EMA of G's params, used for sampling
-      ema_kimg=0.0,           # ...or by half-life in thousands of images (StyleGAN2)
-      ema_rampup=0.0,         # with ema_kimg: half-life at most this x images seen (0: off)
-      log_every=100,
-      checkpoint_every=1000,
-      max_to_keep=3,
-      divergence_bound=1e8,   # stop when |loss| or a grad norm exceeds this (or is NaN/inf)
-      num_seeds=1,            # >1: this many seeds train in one program (jaxgan.core.population)
-      data_order="per_seed",  # per_seed: member with seed s reads seed s's example order; shared
-      member_loop="auto",     # vmap | unroll | auto (unroll conv nets on CPU): how members share a program
+    steps=1000,
+    batch_size=64,  # global: split over all devices
+    d_steps=1,  # k of Algorithm 1
+    g_steps=1,
+    update_order="alternating",  # alternating: D then G against the new D (Algorithm 1);
+    # simultaneous: both from one forward pass (2014 released code)
+    steps_per_call=1,  # steps fused into one compiled call
+    fusion="auto",  # scan | unroll | auto (unroll conv nets on CPU, else scan)
+    d_pass="auto",  # joint | separate | auto: D scores real+fake in one call or two
+    ema_decay=0.0,  # >0 keeps an EMA of G's params, used for sampling
+    ema_kimg=0.0,  # ...or by half-life in thousands of images (StyleGAN2)
+    ema_rampup=0.0,  # with ema_kimg: half-life at most this x images seen (0: off)
+    log_every=100,
+    checkpoint_every=1000,
+    max_to_keep=3,
+    divergence_bound=1e8,  # stop when |loss| or a grad norm exceeds this (or is NaN/inf)
+    num_seeds=1,  # >1: this many seeds train in one program (jaxgan.core.population)
+    data_order="per_seed",  # per_seed: member with seed s reads seed s's example order; shared
+    member_loop="auto",  # vmap | unroll | auto (unroll conv nets on CPU): members in a program
   )
   # Hyperparameter sweeps in one program: a tuple of values per key, e.g.
   # --config.sweep.optim.d.lr="(1e-4,2e-4,4e-4)"; () = not swept. One member per
   # combination of values and seed (jaxgan.core.population).
   c.sweep = population.sweep_schema()
   c.eval = dict(
-      metrics="",             # comma-separated evaluator names, see jaxgan.evaluators
-      every=1000,             # steps between evaluations (0: only at the end)
-      num_samples=10_000,     # generated samples per evaluation
-      seed=0,
-      feature_net="",         # trained LeNet dir for 28x28x1 metrics ($JAXGAN_FEATURE_NET)
-      inception_weights="",   # FID Inception .npz for RGB metrics ($JAXGAN_INCEPTION_WEIGHTS)
-      stats_cache_dir="",     # real-data feature statistics cache (default ~/.cache/jaxgan)
-      parzen_valid_size=1000,  # the paper's validation subset (train images 50,000+)
-      parzen_valid_samples=2_000,  # parzen_valid: generated samples (the final number: parzen)
-      select="",              # "scalar:max|min", e.g. "parzen_valid:max": also keep the best
-                              # checkpoint by it (jaxgan.run.selection; jaxgan.evaluate --best)
-      raw_metrics="",         # with an EMA of G: evaluators also run on G's own weights, their
-                              # scalars logged as raw/<name> (e.g. "parzen_valid": does the EMA help?)
-      kid_subsets=100,
-      kid_subset_size=1000,
-      pr_k=3,                 # k of the k-NN manifolds for precision/recall
-      mode_min_count=20,      # high-quality samples a 2-D mode needs to count as covered
+    metrics="",  # comma-separated evaluator names, see jaxgan.evaluators
+    every=1000,  # steps between evaluations (0: only at the end)
+    num_samples=10_000,  # generated samples per evaluation
+    seed=0,
+    feature_net="",  # trained LeNet dir for 28x28x1 metrics ($JAXGAN_FEATURE_NET)
+    inception_weights="",  # FID Inception .npz for RGB metrics ($JAXGAN_INCEPTION_WEIGHTS)
+    stats_cache_dir="",  # real-data feature statistics cache (default ~/.cache/jaxgan)
+    parzen_valid_size=1000,  # the paper's validation subset (train images 50,000+)
+    parzen_valid_samples=2_000,  # parzen_valid: generated samples (the final number: parzen)
+    select="",  # "scalar:max|min", e.g. "parzen_valid:max": also keep the best
+    # checkpoint by it (jaxgan.run.selection; jaxgan.evaluate --best)
+    raw_metrics="",  # with an EMA of G: evaluators also run on G's own weights, their
+    # scalars logged as raw/<name> (e.g. "parzen_valid": does the EMA help?)
+    kid_subsets=100,
+    kid_subset_size=1000,
+    pr_k=3,  # k of the k-NN manifolds for precision/recall
+    mode_min_count=20,  # high-quality samples a 2-D mode needs to count as covered
   )
   return c
 
@@ -130,20 +138,31 @@ def split_names(names: str) -> list[str]:
 
 def _check_keys(cfg: ml_collections.ConfigDict, allowed: dict[str, Any], where: str) -> None:
   """Unknown keys and type mismatches against a schema of default values."""
-  for key in cfg.keys():
+  for key in cfg:
     if key not in allowed:
       close = difflib.get_close_matches(key, list(allowed), n=1)
       hint = f" Did you mean {close[0]!r}?" if close else ""
-      raise ConfigError(f"unknown config key {where}.{key}.{hint} Valid keys of {where}: "
-                        f"{', '.join(sorted(allowed))}.")
+      raise ConfigError(
+        f"unknown config key {where}.{key}.{hint} Valid keys of {where}: "
+        f"{', '.join(sorted(allowed))}."
+      )
     default, value = allowed[key], cfg[key]
-    if isinstance(default, ml_collections.ConfigDict) or isinstance(value, ml_collections.ConfigDict):
-      if not (isinstance(default, ml_collections.ConfigDict) and isinstance(value, ml_collections.ConfigDict)):
-        raise ConfigError(f"config key {where}.{key} must be a section like the default {default!r}.")
+    if isinstance(default, ml_collections.ConfigDict) or isinstance(
+      value, ml_collections.ConfigDict
+    ):
+      if not (
+        isinstance(default, ml_collections.ConfigDict)
+        and isinstance(value, ml_collections.ConfigDict)
+      ):
+        raise ConfigError(
+          f"config key {where}.{key} must be a section like the default {default!r}."
+        )
       _check_keys(value, dict(default.items()), f"{where}.{key}")
     elif not _type_ok(default, value):
-      raise ConfigError(f"config key {where}.{key} must be of type {type(default).__name__} "
-                        f"(like the default {default!r}), got {value!r} of type {type(value).__name__}.")
+      raise ConfigError(
+        f"config key {where}.{key} must be of type {type(default).__name__} "
+        f"(like the default {default!r}), got {value!r} of type {type(value).__name__}."
+      )
 
 
 def _type_ok(default: Any, value: Any) -> bool:
@@ -173,11 +192,16 @@ def _check_choice(value: str, choices, where: str) -> None:
 def _check_train_range(train_range) -> None:
   if len(train_range) == 0:
     return
-  ok = (len(train_range) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
-                                      for v in train_range) and 0 <= train_range[0] < train_range[1])
+  ok = (
+    len(train_range) == 2
+    and all(isinstance(v, int) and not isinstance(v, bool) for v in train_range)
+    and 0 <= train_range[0] < train_range[1]
+  )
   if not ok:
-    raise ConfigError(f"config.data.train_range must be () or (start, stop) with 0 <= start < stop, "
-                      f"e.g. (0, 50000); got {tuple(train_range)!r}.")
+    raise ConfigError(
+      f"config.data.train_range must be () or (start, stop) with 0 <= start < stop, "
+      f"e.g. (0, 50000); got {tuple(train_range)!r}."
+    )
 
 
 def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -197,35 +221,53 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   for section in ("data", "model"):
     missing = set(schema[section].keys()) - set(config[section].keys())
     if missing:
-      raise ConfigError(f"config.{section} lacks {', '.join(sorted(missing))}; start the "
-                        f"experiment from jaxgan.config.base_config(...) so every key has a default.")
+      raise ConfigError(
+        f"config.{section} lacks {', '.join(sorted(missing))}; start the "
+        f"experiment from jaxgan.config.base_config(...) so every key has a default."
+      )
 
   t = config.train
-  for key in ("steps", "batch_size", "d_steps", "g_steps", "steps_per_call", "log_every",
-              "checkpoint_every", "max_to_keep"):
+  for key in (
+    "steps",
+    "batch_size",
+    "d_steps",
+    "g_steps",
+    "steps_per_call",
+    "log_every",
+    "checkpoint_every",
+    "max_to_keep",
+  ):
     if t[key] < 1:
       raise ConfigError(f"config.train.{key} must be >= 1, got {t[key]}.")
   if not t.divergence_bound > 0:
-    raise ConfigError(f"config.train.divergence_bound must be > 0 (inf: only NaN/inf stop a run), "
-                      f"got {t.divergence_bound}.")
+    raise ConfigError(
+      f"config.train.divergence_bound must be > 0 (inf: only NaN/inf stop a run), "
+      f"got {t.divergence_bound}."
+    )
   if not 0.0 <= t.ema_decay < 1.0:
     raise ConfigError(f"config.train.ema_decay must be in [0, 1), got {t.ema_decay}.")
   if t.ema_kimg < 0 or t.ema_rampup < 0:
-    raise ConfigError(f"config.train.ema_kimg and ema_rampup must be >= 0, got {t.ema_kimg} "
-                      f"and {t.ema_rampup}.")
+    raise ConfigError(
+      f"config.train.ema_kimg and ema_rampup must be >= 0, got {t.ema_kimg} and {t.ema_rampup}."
+    )
   if t.ema_rampup > 0 and t.ema_kimg == 0:
-    raise ConfigError("config.train.ema_rampup works with a half-life: set config.train.ema_kimg "
-                      "too (e.g. 10), or ema_rampup=0.")
+    raise ConfigError(
+      "config.train.ema_rampup works with a half-life: set config.train.ema_kimg "
+      "too (e.g. 10), or ema_rampup=0."
+    )
   if t.ema_decay > 0 and t.ema_kimg > 0:
-    raise ConfigError("config.train.ema_decay and config.train.ema_kimg both set the EMA of G; "
-                      "set one of them to 0.")
+    raise ConfigError(
+      "config.train.ema_decay and config.train.ema_kimg both set the EMA of G; "
+      "set one of them to 0."
+    )
   _check_choice(t.d_pass, D_PASS_MODES, "config.train.d_pass")
   _check_choice(t.update_order, UPDATE_ORDERS, "config.train.update_order")
   if t.update_order == "simultaneous" and (t.d_steps, t.g_steps) != (1, 1):
     raise ConfigError(
-        f"config.train.update_order='simultaneous' takes one D and one G update from one forward "
-        f"pass, so it needs d_steps=1 and g_steps=1 (got {t.d_steps} and {t.g_steps}); use "
-        f"update_order='alternating' for k > 1.")
+      f"config.train.update_order='simultaneous' takes one D and one G update from one forward "
+      f"pass, so it needs d_steps=1 and g_steps=1 (got {t.d_steps} and {t.g_steps}); use "
+      f"update_order='alternating' for k > 1."
+    )
   _check_choice(config.loss.d_reduction, tuple(losses.D_REDUCTIONS), "config.loss.d_reduction")
   _check_choice(config.model.g_output_bias, OUTPUT_BIAS_INITS, "config.model.g_output_bias")
   _check_train_range(config.data.train_range)
@@ -246,7 +288,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   except UnknownNameError as e:
     raise ConfigError(f"config.loss.augment: {e}") from None
   if config.loss.augment_strength < 0:
-    raise ConfigError(f"config.loss.augment_strength must be >= 0, got {config.loss.augment_strength}.")
+    raise ConfigError(
+      f"config.loss.augment_strength must be >= 0, got {config.loss.augment_strength}."
+    )
   if config.model.d_pack < 1:
     raise ConfigError(f"config.model.d_pack must be >= 1, got {config.model.d_pack}.")
   for who in ("g", "d"):
@@ -260,19 +304,26 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   for name in split_names(config.eval.metrics):
     _check_name(evaluators.EVALUATORS, name, "config.eval.metrics")
   if selection.parse(config.eval.select) is not None and not split_names(config.eval.metrics):
-    raise ConfigError(f"config.eval.select={config.eval.select!r} needs an evaluator that gives it "
-                      f"in config.eval.metrics, e.g. --config.eval.metrics=parzen_valid.")
+    raise ConfigError(
+      f"config.eval.select={config.eval.select!r} needs an evaluator that gives it "
+      f"in config.eval.metrics, e.g. --config.eval.metrics=parzen_valid."
+    )
   raw_metrics = split_names(config.eval.raw_metrics)
   for name in raw_metrics:
     _check_name(evaluators.EVALUATORS, name, "config.eval.raw_metrics")
   swept_ema = config.get("sweep", {}).get("train", {})
-  if raw_metrics and not (t.ema_decay > 0 or t.ema_kimg > 0 or swept_ema.get("ema_decay")
-                          or swept_ema.get("ema_kimg")):
-    raise ConfigError(f"config.eval.raw_metrics={config.eval.raw_metrics!r} compares G's own weights "
-                      f"with its EMA, but no EMA is kept: set config.train.ema_decay (e.g. 0.999) "
-                      f"or config.train.ema_kimg, or clear config.eval.raw_metrics.")
+  if raw_metrics and not (
+    t.ema_decay > 0 or t.ema_kimg > 0 or swept_ema.get("ema_decay") or swept_ema.get("ema_kimg")
+  ):
+    raise ConfigError(
+      f"config.eval.raw_metrics={config.eval.raw_metrics!r} compares G's own weights "
+      f"with its EMA, but no EMA is kept: set config.train.ema_decay (e.g. 0.999) "
+      f"or config.train.ema_kimg, or clear config.eval.raw_metrics."
+    )
   if config.eval.parzen_valid_samples < 1:
-    raise ConfigError(f"config.eval.parzen_valid_samples must be >= 1, got {config.eval.parzen_valid_samples}.")
+    raise ConfigError(
+      f"config.eval.parzen_valid_samples must be >= 1, got {config.eval.parzen_valid_samples}."
+    )
 
   if config.noise.dim < 1:
     raise ConfigError(f"config.noise.dim must be >= 1, got {config.noise.dim}.")
@@ -344,17 +395,25 @@ def load_config(path: str) -> ml_collections.ConfigDict:
   file, _, variant = path.partition(":")
   if not os.path.isfile(file):
     folder = os.path.dirname(file) or "."
-    there = sorted(f for f in os.listdir(folder) if f.endswith(".py")) if os.path.isdir(folder) else []
+    there = (
+      sorted(f for f in os.listdir(folder) if f.endswith(".py")) if os.path.isdir(folder) else []
+    )
     close = difflib.get_close_matches(os.path.basename(file), there, n=1)
-    hint = (f" Did you mean {os.path.join(os.path.dirname(file), close[0])}?" if close else
-            f" Config files there: {', '.join(there)}." if there else "")
+    hint = (
+      f" Did you mean {os.path.join(os.path.dirname(file), close[0])}?"
+      if close
+      else f" Config files there: {', '.join(there)}."
+      if there
+      else ""
+    )
     raise ConfigError(f"config file {file} does not exist.{hint}")
   try:
     with open(file) as f:
       compile(f.read(), file, "exec")
   except SyntaxError as e:
-    raise ConfigError(f"config file {file} has a syntax error at line {e.lineno}: {e.msg}; "
-                      f"fix the file.") from None
+    raise ConfigError(
+      f"config file {file} has a syntax error at line {e.lineno}: {e.msg}; fix the file."
+    ) from None
   spec = importlib.util.spec_from_file_location("jaxgan_experiment", file)
   module = importlib.util.module_from_spec(spec)
   try:
@@ -362,13 +421,13 @@ def load_config(path: str) -> ml_collections.ConfigDict:
   except Exception as e:
     raise ConfigError(f"config file {file} failed to import: {type(e).__name__}: {e}") from None
   if not hasattr(module, "get_config"):
-    raise ConfigError(f"config file {file} has no get_config(); define get_config(variant=...) "
-                      f"returning the experiment's ConfigDict.")
+    raise ConfigError(
+      f"config file {file} has no get_config(); define get_config(variant=...) "
+      f"returning the experiment's ConfigDict."
+    )
   try:
     return module.get_config(variant) if variant else module.get_config()
   except ConfigError:
     raise
   except Exception as e:
     raise ConfigError(f"{path}: get_config failed: {type(e).__name__}: {e}") from None
-
-

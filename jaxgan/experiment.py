@@ -16,7 +16,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxgan import config as config_lib, evaluators
+from jaxgan import config as config_lib
+from jaxgan import evaluators
 from jaxgan.core import output_bias, parallel
 from jaxgan.core import population as population_lib
 from jaxgan.core.gan import GAN, build_gan, init_state
@@ -51,8 +52,12 @@ class Experiment:
     if self.config.model.get("g_output_bias", "zeros") == "marginals":
       name = self.config.model.name
       if self.g_output_bias is None:  # init_state also builds restore targets: read the data once
-        self.g_output_bias = output_bias.training_bias(self.gan.nets, self.pipeline, model_name=name)
-      state = output_bias.with_marginal_bias(state, self.gan.nets, self.g_output_bias, model_name=name)
+        self.g_output_bias = output_bias.training_bias(
+          self.gan.nets, self.pipeline, model_name=name
+        )
+      state = output_bias.with_marginal_bias(
+        state, self.gan.nets, self.g_output_bias, model_name=name
+      )
     return state
 
   def member_state(self, state: GANState, index: int) -> GANState:
@@ -61,8 +66,9 @@ class Experiment:
     return population_lib.member_state(state, index) if self.population.batched else state
 
 
-def build_experiment(config: ml_collections.ConfigDict, *, devices: list | None = None,
-                     preflight: bool = True) -> Experiment:
+def build_experiment(
+  config: ml_collections.ConfigDict, *, devices: list | None = None, preflight: bool = True
+) -> Experiment:
   """Validates the config and builds data, GAN and runner; compiles nothing yet.
 
   ``preflight`` also checks that the evaluators in ``config.eval.metrics`` have
@@ -77,8 +83,13 @@ def build_experiment(config: ml_collections.ConfigDict, *, devices: list | None 
   gan = build_gan(population.member_config(config, 0) if population.swept else config, dataset.spec)
 
   def pipeline_for(cfg):
-    return build_pipeline(cfg, dataset, model_range=gan.nets.output_range,
-                          process_index=jax.process_index(), process_count=jax.process_count())
+    return build_pipeline(
+      cfg,
+      dataset,
+      model_range=gan.nets.output_range,
+      process_index=jax.process_index(),
+      process_count=jax.process_count(),
+    )
 
   pipeline = pipeline_for(config)
   if population.stacked_data:  # one pipeline per member seed
@@ -90,46 +101,70 @@ def build_experiment(config: ml_collections.ConfigDict, *, devices: list | None 
   axis = parallel.axis_name_for(config.parallel)
 
   def fused_for(g: GAN):
-    step = make_train_step(g, g_steps=config.train.g_steps, axis_name=axis,
-                           update_order=config.train.update_order)
-    return make_fused_step(step, pipeline.materialize, axis_name=axis,
-                           unroll=unroll_fused_steps(config.train.fusion, g.nets),
-                           divergence_bound=config.train.get("divergence_bound", float("inf")))
+    step = make_train_step(
+      g, g_steps=config.train.g_steps, axis_name=axis, update_order=config.train.update_order
+    )
+    return make_fused_step(
+      step,
+      pipeline.materialize,
+      axis_name=axis,
+      unroll=unroll_fused_steps(config.train.fusion, g.nets),
+      divergence_bound=config.train.get("divergence_bound", float("inf")),
+    )
 
   fused = fused_for(gan)
   if population.batched:
-    example = jax.eval_shape(lambda: population_lib.init_population(population, gan, config, init_state))
+    example = jax.eval_shape(
+      lambda: population_lib.init_population(population, gan, config, init_state)
+    )
     fused = population_lib.vmap_step(
-        population, gan, config, fused_for, example,
-        unroll=population_lib.choose_member_loop(config.train.member_loop))
+      population,
+      gan,
+      config,
+      fused_for,
+      example,
+      unroll=population_lib.choose_member_loop(config.train.member_loop),
+    )
   runner = parallel.Runner(fused, config.parallel, pipeline.inputs_batch_axes(), devices=devices)
   if config.model.get("g_output_bias", "zeros") == "marginals":
     output_bias.check(gan.nets, config.model.name)
   if preflight:
-    evaluators.preflight(config_lib.split_names(config.eval.metrics)
-                         + config_lib.split_names(config.eval.get("raw_metrics", "")), config,
-                         dataset.spec)
+    evaluators.preflight(
+      config_lib.split_names(config.eval.metrics)
+      + config_lib.split_names(config.eval.get("raw_metrics", "")),
+      config,
+      dataset.spec,
+    )
   if config.train.batch_size % runner.num_devices:
     raise ConfigError(
-        f"config.train.batch_size={config.train.batch_size} does not split over "
-        f"{runner.num_devices} devices; use a multiple of {runner.num_devices} "
-        f"or config.parallel='none'.")
+      f"config.train.batch_size={config.train.batch_size} does not split over "
+      f"{runner.num_devices} devices; use a multiple of {runner.num_devices} "
+      f"or config.parallel='none'."
+    )
   if (config.train.batch_size // runner.num_devices) % config.model.d_pack:
     raise ConfigError(
-        f"config.model.d_pack={config.model.d_pack} does not divide the per-device batch "
-        f"({config.train.batch_size} over {runner.num_devices} device(s)); use a batch_size that is "
-        f"a multiple of {config.model.d_pack * runner.num_devices}.")
+      f"config.model.d_pack={config.model.d_pack} does not divide the per-device batch "
+      f"({config.train.batch_size} over {runner.num_devices} device(s)); use a batch_size that is "
+      f"a multiple of {config.model.d_pack * runner.num_devices}."
+    )
   return Experiment(config, dataset, pipeline, gan, runner, population)
 
 
-
-def sample(config: ml_collections.ConfigDict, state: GANState, n: int, *, seed: int = 0,
-           labels: np.ndarray | None = None, use_ema: bool = True,
-           member: int | None = None) -> np.ndarray:
+def sample(
+  config: ml_collections.ConfigDict,
+  state: GANState,
+  n: int,
+  *,
+  seed: int = 0,
+  labels: np.ndarray | None = None,
+  use_ema: bool = True,
+  member: int | None = None,
+) -> np.ndarray:
   """n samples G(z) as numpy, drawn with PRNG seed ``seed``; ``member`` picks one member
   of a run of many (``train.num_seeds``, ``config.sweep``; see ``members.json``)."""
-  from jaxgan.data import build_dataset
   from jaxgan.core.gan import build_gan
+  from jaxgan.data import build_dataset
+
   pop = population_lib.from_config(config)
   if pop.batched:
     if member is None:
@@ -137,8 +172,11 @@ def sample(config: ml_collections.ConfigDict, state: GANState, n: int, *, seed: 
     population_lib.check_member_index(pop, member, "member")
     state = population_lib.member_state(state, member)
   gan = build_gan(config, build_dataset(config.data).spec)
-  x, _ = Sampler(gan).sample(state, jax.random.PRNGKey(seed), n,
-                             None if labels is None else jax.numpy.asarray(labels), use_ema=use_ema)
+  x, _ = Sampler(gan).sample(
+    state,
+    jax.random.PRNGKey(seed),
+    n,
+    None if labels is None else jax.numpy.asarray(labels),
+    use_ema=use_ema,
+  )
   return x
-
-

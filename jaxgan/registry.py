@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 from jaxgan.errors import ConfigError
 
@@ -27,6 +28,7 @@ class Registry(Generic[T]):
         raise ValueError(f"{self.kind} {name!r} is registered twice")
       self._items[name] = item
       return item
+
     return decorator
 
   def get(self, name: str) -> T:

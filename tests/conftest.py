@@ -17,8 +17,9 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # flags and device count, so a hit is the same executable (results are unchanged).
 _run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
 _OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
-                      os.path.join(tempfile.gettempdir(), f"jaxgan-tests-jit-{_run_id}"))
+os.environ.setdefault(
+  "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"jaxgan-tests-jit-{_run_id}")
+)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
@@ -40,6 +41,7 @@ def pytest_unconfigure(config):
   """The controller removes the session's compilation cache (workers and subprocesses are done)."""
   if os.environ.get("PYTEST_XDIST_WORKER") is None and _OWN_CACHE:
     import shutil
+
     shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
@@ -57,6 +59,7 @@ def mnist_tfds_dir(tmp_path_factory) -> str:
 def experiment(name: str):
   """Loads ``experiments/<name>`` (with an optional ``:variant``)."""
   from jaxgan.config import load_config
+
   return load_config(os.path.join(REPO, "experiments", name))
 
 
@@ -65,8 +68,9 @@ def tiny_gaussian_config(**train):
   c = experiment("gaussian_1d.py:smoke")
   c.parallel = "none"
   c.model.update(g_hidden=(16,), g_activations=("relu",), d_hidden=(16,), d_activations=("relu",))
-  c.train.update(batch_size=8, steps=4, steps_per_call=2, log_every=2, checkpoint_every=2,
-                 ema_decay=0.0)
+  c.train.update(
+    batch_size=8, steps=4, steps_per_call=2, log_every=2, checkpoint_every=2, ema_decay=0.0
+  )
   for opt in (c.optim.g, c.optim.d):
     opt.schedule = "constant"  # schedules tied to train.steps would differ between runs
   c.train.update(**train)

@@ -14,10 +14,10 @@ def events(logdir: str):
       data = f.read()
     pos = 0
     while pos < len(data):
-      (length,) = struct.unpack("<Q", data[pos:pos + 8])
+      (length,) = struct.unpack("<Q", data[pos : pos + 8])
       pos += 12  # length + its crc
       event = event_pb2.Event()
-      event.ParseFromString(data[pos:pos + length])
+      event.ParseFromString(data[pos : pos + length])
       pos += length + 4  # payload + its crc
       yield event
 

@@ -1,4 +1,4 @@
-"""DiffAugment: shapes and ranges kept, identity at strength 0, translations are shifts, gradients flow."""
+"""DiffAugment: shapes and ranges kept, identity at strength 0, shifts, gradients flow."""
 
 import itertools
 
@@ -17,13 +17,17 @@ def aug(x, ops, strength=1.0, key=KEY):
   return augment.augment(x, key, ops, strength)
 
 
-@pytest.mark.parametrize("ops", [("color",), ("translation",), ("cutout",), ("color", "translation", "cutout")])
+@pytest.mark.parametrize(
+  "ops", [("color",), ("translation",), ("cutout",), ("color", "translation", "cutout")]
+)
 def test_shape_kept_and_identity_at_zero_strength(ops):
   out = aug(X, ops)
   assert out.shape == X.shape and out.dtype == X.dtype
   assert not np.allclose(out, X)
   # Exact for the geometric ops; color recentres around the mean, so equal up to rounding.
-  np.testing.assert_allclose(aug(X, ops, strength=0.0), X, rtol=0, atol=0 if "color" not in ops else 1e-6)
+  np.testing.assert_allclose(
+    aug(X, ops, strength=0.0), X, rtol=0, atol=0 if "color" not in ops else 1e-6
+  )
 
 
 @pytest.mark.parametrize("ops", [("translation",), ("cutout",)])
@@ -57,8 +61,10 @@ def test_translation_is_a_zero_filled_shift_of_at_most_an_eighth():
     found = False
     for dy, dx in itertools.product(range(-2, 3), repeat=2):  # 16 * 1/8 = 2 pixels
       shifted = np.zeros_like(x[b])
-      src = x[b][max(dy, 0):16 + min(dy, 0), max(dx, 0):16 + min(dx, 0)]
-      shifted[max(-dy, 0):max(-dy, 0) + src.shape[0], max(-dx, 0):max(-dx, 0) + src.shape[1]] = src
+      src = x[b][max(dy, 0) : 16 + min(dy, 0), max(dx, 0) : 16 + min(dx, 0)]
+      shifted[
+        max(-dy, 0) : max(-dy, 0) + src.shape[0], max(-dx, 0) : max(-dx, 0) + src.shape[1]
+      ] = src
       found |= np.array_equal(out[b], shifted)
     assert found, b
 
@@ -82,5 +88,7 @@ def test_gradients_flow_through_every_op():
 
 
 def test_unknown_op_lists_the_choices():
-  with pytest.raises(ValueError, match="unknown augmentation 'flip'. Valid choices: color, cutout, translation."):
+  with pytest.raises(
+    ValueError, match="unknown augmentation 'flip'. Valid choices: color, cutout, translation."
+  ):
     augment.parse("translation,flip")

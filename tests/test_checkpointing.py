@@ -12,11 +12,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from conftest import tiny_gaussian_config
 import jaxgan
+from conftest import tiny_gaussian_config
 from jaxgan import config as config_lib
-from jaxgan.run import checkpointing
 from jaxgan.errors import CheckpointDamagedError, CheckpointMismatchError, NonFiniteLossError
+from jaxgan.run import checkpointing
 from jaxgan.run.writers import read_jsonl
 
 
@@ -48,7 +48,9 @@ def assert_states_equal(a, b):
 @pytest.mark.parametrize("mode", ["shard_map", "none"])  # pmap: in maintenance, same runner code
 def test_resume_is_bit_exact(tmp_path, mode, monkeypatch):
   def config(steps):
-    c = tiny_gaussian_config(steps=steps, checkpoint_every=4, batch_size=8, d_steps=2, ema_decay=0.9)
+    c = tiny_gaussian_config(
+      steps=steps, checkpoint_every=4, batch_size=8, d_steps=2, ema_decay=0.9
+    )
     c.parallel = mode
     return c
 
@@ -74,9 +76,13 @@ def test_resume_is_bit_exact_with_term_state_spectral_norm_and_ema_half_life(tmp
   # LeCam's moving averages and SN's u vectors are state: a resume that lost them
   # (StudioGAN's PR #150) would diverge from the uninterrupted run.
   from jaxgan.core import penalties
+
   monkeypatch.setattr(penalties, "LECAM_START", 2)  # averages decay, and the term is on, by step 4
+
   def config(steps):
-    c = tiny_gaussian_config(steps=steps, checkpoint_every=4, d_steps=2, ema_kimg=0.01, ema_rampup=0.1)
+    c = tiny_gaussian_config(
+      steps=steps, checkpoint_every=4, d_steps=2, ema_kimg=0.01, ema_rampup=0.1
+    )
     c.parallel = "shard_map"
     c.model.d_spectral_norm = True
     c.loss.d_penalties = "lecam:0.5,r1:1@3"
@@ -101,7 +107,9 @@ def test_checkpoints_are_complete_and_pruned(tmp_path):
   assert int(state.step) == 8 and config.train.steps == 8
   _, state6 = jaxgan.load_run(str(tmp_path), step=6)
   assert int(state6.step) == 6
-  with pytest.raises(CheckpointMismatchError, match=r"no checkpoint at step 3 .* available: \[6, 8\]"):
+  with pytest.raises(
+    CheckpointMismatchError, match=r"no checkpoint at step 3 .* available: \[6, 8\]"
+  ):
     jaxgan.load_run(str(tmp_path), step=3)
 
 
@@ -142,6 +150,7 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 # and the next train() must fall back to the step before, move the bad one aside, say so in
 # one line, and end bit-identical to a run that was never damaged.
 
+
 def damage_config(steps=6):
   c = tiny_gaussian_config(steps=steps, checkpoint_every=2)
   # A 64x64 kernel (and its Adam moments): chunks over 1 KiB, which OCDBT stores out of
@@ -166,21 +175,27 @@ def copy_run(trained, tmp_path) -> str:
 
 def array_file(workdir: str, step: int) -> str:
   """The largest file in the step's OCDBT store: it holds the out-of-line array chunks."""
-  files = glob.glob(os.path.join(workdir, "checkpoints", str(step), "state", "**", "d", "*"),
-                    recursive=True)
+  files = glob.glob(
+    os.path.join(workdir, "checkpoints", str(step), "state", "**", "d", "*"), recursive=True
+  )
   return max(files, key=os.path.getsize)
 
 
 def plain_orbax_state(workdir: str, step: int) -> dict:
   """{leaf name: array} as orbax alone restores it: no digest, no jaxgan checks."""
   manager = ocp.CheckpointManager(
-      os.path.join(workdir, "checkpoints"),
-      options=ocp.CheckpointManagerOptions(read_only=True, create=False),
-      item_handlers={"state": ocp.StandardCheckpointHandler()})
+    os.path.join(workdir, "checkpoints"),
+    options=ocp.CheckpointManagerOptions(read_only=True, create=False),
+    item_handlers={"state": ocp.StandardCheckpointHandler()},
+  )
   with manager:
-    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
-  return {checkpointing.path_name(p): np.asarray(x)
-          for p, x in jax.tree_util.tree_flatten_with_path(state)[0]}
+    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))[
+      "state"
+    ]
+  return {
+    checkpointing.path_name(p): np.asarray(x)
+    for p, x in jax.tree_util.tree_flatten_with_path(state)[0]
+  }
 
 
 def assert_leaves_equal(la, lb):
@@ -203,8 +218,10 @@ def resume_and_check(trained, workdir, caplog, capfd, monkeypatch, reason: str) 
   moved = os.path.join(workdir, "checkpoints_damaged", "6")
   [warning] = damage_warnings(caplog)
   assert re.fullmatch(
-      rf"jaxgan: checkpoint step 6 in {re.escape(ckpt_dir)} is damaged \({reason}\); "
-      rf"moved it to {re.escape(moved)} and resuming from step 4\.", warning), warning
+    rf"jaxgan: checkpoint step 6 in {re.escape(ckpt_dir)} is damaged \({reason}\); "
+    rf"moved it to {re.escape(moved)} and resuming from step 4\.",
+    warning,
+  ), warning
   assert restores == [(4, 4)]  # step 6 never restored successfully; step 4 did
   assert os.path.isdir(moved) and sorted(os.listdir(ckpt_dir)) == ["2", "4", "6"]
   assert_leaves_equal(leaves(final), trained[1])  # bit-exact resume from step 4
@@ -224,8 +241,14 @@ def test_truncated_checkpoint_falls_back(trained, tmp_path, caplog, capfd, monke
   workdir = copy_run(trained, tmp_path)
   path = array_file(workdir, 6)
   os.truncate(path, os.path.getsize(path) // 2)
-  resume_and_check(trained, workdir, caplog, capfd, monkeypatch,
-                   r"state unreadable: OUT_OF_RANGE: .+ is not valid for value of size \d+")
+  resume_and_check(
+    trained,
+    workdir,
+    caplog,
+    capfd,
+    monkeypatch,
+    r"state unreadable: OUT_OF_RANGE: .+ is not valid for value of size \d+",
+  )
 
 
 def test_emptied_checkpoint_falls_back(trained, tmp_path, caplog, capfd, monkeypatch):
@@ -236,7 +259,9 @@ def test_emptied_checkpoint_falls_back(trained, tmp_path, caplog, capfd, monkeyp
   resume_and_check(trained, workdir, caplog, capfd, monkeypatch, "empty step folder")
 
 
-def test_bit_flipped_checkpoint_is_caught_by_the_digest(trained, tmp_path, caplog, capfd, monkeypatch):
+def test_bit_flipped_checkpoint_is_caught_by_the_digest(
+  trained, tmp_path, caplog, capfd, monkeypatch
+):
   workdir = copy_run(trained, tmp_path)
   good = plain_orbax_state(workdir, 6)
   path = array_file(workdir, 6)
@@ -258,8 +283,14 @@ def test_bit_flipped_checkpoint_is_caught_by_the_digest(trained, tmp_path, caplo
     pytest.fail("no single-bit flip restored silently; the test needs another file or offset")
   # Plain orbax restored it without a word, one leaf wrong: exactly the issue's silent case.
   assert len(changed) == 1
-  resume_and_check(trained, workdir, caplog, capfd, monkeypatch,
-                   rf"state digest mismatch in {re.escape(changed[0])}")
+  resume_and_check(
+    trained,
+    workdir,
+    caplog,
+    capfd,
+    monkeypatch,
+    rf"state digest mismatch in {re.escape(changed[0])}",
+  )
 
 
 def test_all_checkpoints_damaged_stops_with_one_line(trained, tmp_path):
@@ -272,10 +303,11 @@ def test_all_checkpoints_damaged_stops_with_one_line(trained, tmp_path):
     jaxgan.train(damage_config(), workdir, progress=False)
   damaged = os.path.join(workdir, "checkpoints_damaged")
   assert str(e.value) == (
-      f"every checkpoint in {ckpt_dir} is damaged (step 6: empty step folder; step 4: empty step "
-      f"folder; step 2: empty step folder); moved them to {damaged}/. Re-run the same command to "
-      f"start over from step 0 here, or use a new --workdir (delete this one if you do not need "
-      f"the damaged checkpoints).")
+    f"every checkpoint in {ckpt_dir} is damaged (step 6: empty step folder; step 4: empty step "
+    f"folder; step 2: empty step folder); moved them to {damaged}/. Re-run the same command to "
+    f"start over from step 0 here, or use a new --workdir (delete this one if you do not need "
+    f"the damaged checkpoints)."
+  )
   assert sorted(os.listdir(damaged)) == ["2", "4", "6"] and os.listdir(ckpt_dir) == []
   # Doing what it says works: the re-run starts over and ends where the undamaged run did.
   again = jaxgan.train(damage_config(), workdir, progress=False)
@@ -292,8 +324,11 @@ def test_reading_a_run_skips_a_damaged_step_without_moving_it(trained, tmp_path,
   assert "left it in place (read-only) and loading step 4 instead." in err
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4", "6"]
   assert not os.path.exists(os.path.join(workdir, "checkpoints_damaged"))
-  with pytest.raises(CheckpointDamagedError, match=r"^checkpoint step 6 in .* is damaged \(state "
-                     r"unreadable: .*\); pick another step \(available: \[2, 4, 6\]\)"):
+  with pytest.raises(
+    CheckpointDamagedError,
+    match=r"^checkpoint step 6 in .* is damaged \(state "
+    r"unreadable: .*\); pick another step \(available: \[2, 4, 6\]\)",
+  ):
     jaxgan.load_run(workdir, step=6)
 
 
@@ -326,5 +361,6 @@ def test_damaged_metadata_is_damage_not_a_mismatch(trained, tmp_path):
       ckpt.check_compatible(6, target, config_lib.to_dict(exp.config))
     assert ckpt.check_compatible(4, target, config_lib.to_dict(exp.config)) == []
   assert "\n" not in str(e.value)
-  assert re.match(r"state metadata unreadable: DATA_LOSS: .*CRC-32C checksum verification failed",
-                  e.value.reason), e.value.reason
+  assert re.match(
+    r"state metadata unreadable: DATA_LOSS: .*CRC-32C checksum verification failed", e.value.reason
+  ), e.value.reason

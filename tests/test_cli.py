@@ -15,9 +15,20 @@ def cli(repo_root, workdir, *flags):
   env = dict(os.environ)
   env.pop("XLA_FLAGS", None)  # one CPU device, as a user has
   return subprocess.run(
-      [sys.executable, "-m", "jaxgan.cli.train", "--config=experiments/gaussian_1d.py:smoke",
-       f"--workdir={workdir}", *flags],
-      cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
+    [
+      sys.executable,
+      "-m",
+      "jaxgan.cli.train",
+      "--config=experiments/gaussian_1d.py:smoke",
+      f"--workdir={workdir}",
+      *flags,
+    ],
+    cwd=repo_root,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
 
 
 @pytest.mark.slow
@@ -39,8 +50,20 @@ def test_cli_trains_overrides_and_resumes(repo_root, tmp_path):
   records = read_jsonl(str(wd / "metrics.jsonl"))
   assert [r["step"] for r in records] == [5, 10, 15, 20]
   final = records[-1]
-  assert {"d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm",
-          "steps_per_sec", "w1", "ks", "gen_mean", "gen_std", "d_half_gap"} <= set(final)
+  assert {
+    "d_loss",
+    "g_loss",
+    "d_real",
+    "d_fake",
+    "d_grad_norm",
+    "g_grad_norm",
+    "steps_per_sec",
+    "w1",
+    "ks",
+    "gen_mean",
+    "gen_std",
+    "d_half_gap",
+  } <= set(final)
   assert os.path.exists(wd / "figures" / "density_1d_0000020.png")
 
 
@@ -55,8 +78,10 @@ def test_cli_bad_key_fails_fast_with_valid_keys(repo_root, tmp_path):
 def test_cli_sweep_of_a_shape_key_fails_with_what_to_do(repo_root, tmp_path):
   out = cli(repo_root, tmp_path / "bad", "--config.sweep.model.g_hidden=((8,),(16,))")
   assert out.returncode == 2
-  assert ("config.model.g_hidden cannot be swept in one program: it changes shapes, data or the "
-          "compiled program, not just numbers. Launch one run per value instead") in out.stderr
+  assert (
+    "config.model.g_hidden cannot be swept in one program: it changes shapes, data or the "
+    "compiled program, not just numbers. Launch one run per value instead"
+  ) in out.stderr
   assert "Traceback" not in out.stderr and not (tmp_path / "bad").exists()
 
 
@@ -73,14 +98,26 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(repo_root, tmp_path):
   import re
   import signal
   import time
+
   wd = tmp_path / "run"
   env = dict(os.environ)
   env.pop("XLA_FLAGS", None)
-  flags = ["--config=experiments/gaussian_1d.py", f"--workdir={wd}", "--config.train.steps=10000000",
-           "--config.train.checkpoint_every=10000000", "--config.train.log_every=250",
-           "--config.eval.metrics="]
-  proc = subprocess.Popen([sys.executable, "-m", "jaxgan.cli.train", *flags], cwd=repo_root, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  flags = [
+    "--config=experiments/gaussian_1d.py",
+    f"--workdir={wd}",
+    "--config.train.steps=10000000",
+    "--config.train.checkpoint_every=10000000",
+    "--config.train.log_every=250",
+    "--config.eval.metrics=",
+  ]
+  proc = subprocess.Popen(
+    [sys.executable, "-m", "jaxgan.cli.train", *flags],
+    cwd=repo_root,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   deadline = time.time() + 120
   while time.time() < deadline and not (wd / "metrics.jsonl").exists():
     time.sleep(0.2)
@@ -106,7 +143,9 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(repo_root, tmp_path):
 def test_first_signal_requests_a_stop_and_the_second_interrupts():
   import signal
   import threading
+
   from jaxgan.run.stopping import StopRequest, StopRequested
+
   if threading.current_thread() is not threading.main_thread():
     pytest.skip("signal handlers can only be installed from the main thread")
   before = signal.getsignal(signal.SIGTERM)
@@ -122,15 +161,28 @@ def test_first_signal_requests_a_stop_and_the_second_interrupts():
   assert signal.getsignal(signal.SIGTERM) is before  # handlers restored
 
 
-@pytest.mark.parametrize("old,script,module", [
-    ("main", "jaxgan-train", "train"), ("evaluate", "jaxgan-evaluate", "evaluate"),
-    ("export", "jaxgan-export", "export"), ("plot_metric", "jaxgan-plot-metric", "plot_metric"),
-    ("reference_samples", "jaxgan-reference-samples", "reference_samples")])
+@pytest.mark.parametrize(
+  "old,script,module",
+  [
+    ("main", "jaxgan-train", "train"),
+    ("evaluate", "jaxgan-evaluate", "evaluate"),
+    ("export", "jaxgan-export", "export"),
+    ("plot_metric", "jaxgan-plot-metric", "plot_metric"),
+    ("reference_samples", "jaxgan-reference-samples", "reference_samples"),
+  ],
+)
 def test_old_program_paths_name_the_new_command(repo_root, old, script, module):
-  proc = subprocess.run([sys.executable, "-m", f"jaxgan.{old}", "--workdir=w"], cwd=repo_root,
-                        capture_output=True, text=True, timeout=60)
+  proc = subprocess.run(
+    [sys.executable, "-m", f"jaxgan.{old}", "--workdir=w"],
+    cwd=repo_root,
+    capture_output=True,
+    text=True,
+    timeout=60,
+  )
   assert proc.returncode == 2
-  assert proc.stderr == (f"jaxgan: error: `python -m jaxgan.{old}` is now `{script}` "
-                         f"(or `python -m jaxgan.cli.{module}`), with the same flags.\n")
+  assert proc.stderr == (
+    f"jaxgan: error: `python -m jaxgan.{old}` is now `{script}` "
+    f"(or `python -m jaxgan.cli.{module}`), with the same flags.\n"
+  )
   with pytest.raises(ImportError, match=f"jaxgan.{old} moved: .*`{script}`"):
     __import__(f"jaxgan.{old}")

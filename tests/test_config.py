@@ -8,15 +8,21 @@ from jaxgan.errors import ConfigError
 
 
 def test_every_experiment_variant_validates():
-  for name in ("gaussian_1d.py", "gaussian_1d.py:textbook", "gaussian_1d.py:paper",
-               "gaussian_1d.py:smoke"):
+  for name in (
+    "gaussian_1d.py",
+    "gaussian_1d.py:textbook",
+    "gaussian_1d.py:paper",
+    "gaussian_1d.py:smoke",
+  ):
     config_lib.validate(experiment(name))
 
 
 def test_unknown_key_in_an_experiment_file_is_rejected():
   c = experiment("gaussian_1d.py")
   c.train.stepz = 5
-  with pytest.raises(ConfigError, match=r"unknown config key config.train.stepz. Did you mean 'steps'\?"):
+  with pytest.raises(
+    ConfigError, match=r"unknown config key config.train.stepz. Did you mean 'steps'\?"
+  ):
     config_lib.validate(c)
 
 
@@ -36,7 +42,9 @@ def test_wrong_type_is_rejected():
     config_lib.validate(c)
 
 
-@pytest.mark.parametrize("key,value,valid", [
+@pytest.mark.parametrize(
+  "key,value,valid",
+  [
     ("model.name", "mpl", "Did you mean 'mlp'"),
     ("data.name", "mnsit", "Valid choices: "),
     ("loss.g", "nonsaturating", "minimax, non_saturating"),
@@ -46,7 +54,8 @@ def test_wrong_type_is_rejected():
     ("noise.distribution", "gauss", "normal, uniform"),
     ("parallel", "dp", "shard_map, pmap, none"),
     ("eval.metrics", "gaussian_1d,fid_typo", "Valid choices: "),
-])
+  ],
+)
 def test_unknown_names_list_the_valid_choices(key, value, valid):
   c = experiment("gaussian_1d.py")
   *path, last = key.split(".")
@@ -58,8 +67,10 @@ def test_unknown_names_list_the_valid_choices(key, value, valid):
     config_lib.validate(c)
 
 
-@pytest.mark.parametrize("key,value", [("train.steps", 0), ("train.d_steps", 0),
-                                       ("train.ema_decay", 1.0), ("optim.g.lr", -1.0)])
+@pytest.mark.parametrize(
+  "key,value",
+  [("train.steps", 0), ("train.d_steps", 0), ("train.ema_decay", 1.0), ("optim.g.lr", -1.0)],
+)
 def test_impossible_values_are_rejected(key, value):
   c = experiment("gaussian_1d.py")
   section, name = key.rsplit(".", 1)
@@ -83,33 +94,48 @@ def test_config_diff_names_changed_keys():
 def test_paper_code_ema_is_paper_code_plus_the_average_only():
   a = config_lib.to_dict(config_lib.validate(experiment("mnist_gan.py:paper_code")))
   b = config_lib.to_dict(config_lib.validate(experiment("mnist_gan.py:paper_code_ema")))
-  assert sorted(config_lib.diff(a, b)) == ["eval.raw_metrics: '' -> 'parzen_valid'",
-                                           "train.ema_decay: 0.0 -> 0.999"]
+  assert sorted(config_lib.diff(a, b)) == [
+    "eval.raw_metrics: '' -> 'parzen_valid'",
+    "train.ema_decay: 0.0 -> 0.999",
+  ]
 
 
 def test_every_zoo_variant_validates_and_builds():
   from jaxgan.core.gan import build_gan
   from jaxgan.data import build_dataset
+
   for data in ("ring", "grid"):
-    for method in ("",) + tuple("," + m for m in ("wgan_gp", "r1", "sn_hinge", "lsgan", "pacgan2", "dragan", "r3gan")):
+    for method in ("",) + tuple(
+      "," + m for m in ("wgan_gp", "r1", "sn_hinge", "lsgan", "pacgan2", "dragan", "r3gan")
+    ):
       c = config_lib.validate(experiment(f"mixtures_2d.py:{data}{method}"))
       build_gan(c, build_dataset(c.data).spec)
 
 
-@pytest.mark.parametrize("overrides,message", [
-    ({"loss.d_penalties": "gp:10"},
-     "config.loss.d_penalties: gp takes D's gradient per example, which batch norm in D mixes "
-     "across the batch; set config.model.d_batch_norm=False."),
-    ({"train.d_pass": "joint"},
-     "config.train.d_pass='joint': batch norm in D (model.d_batch_norm) would mix real and fake "
-     "statistics; use 'separate' or 'auto'."),
-    ({"model.d_pack": 2, "model.conditional": True},
-     "config.model.d_pack > 1 (PacGAN) is for unconditional models; set "
-     "config.model.conditional=False or d_pack=1."),
-])
+@pytest.mark.parametrize(
+  "overrides,message",
+  [
+    (
+      {"loss.d_penalties": "gp:10"},
+      "config.loss.d_penalties: gp takes D's gradient per example, which batch norm in D mixes "
+      "across the batch; set config.model.d_batch_norm=False.",
+    ),
+    (
+      {"train.d_pass": "joint"},
+      "config.train.d_pass='joint': batch norm in D (model.d_batch_norm) would mix real and fake "
+      "statistics; use 'separate' or 'auto'.",
+    ),
+    (
+      {"model.d_pack": 2, "model.conditional": True},
+      "config.model.d_pack > 1 (PacGAN) is for unconditional models; set "
+      "config.model.conditional=False or d_pack=1.",
+    ),
+  ],
+)
 def test_combinations_that_cannot_work_fail_before_compiling(overrides, message):
   from jaxgan.core.gan import build_gan
   from jaxgan.data.spec import DataSpec
+
   c = experiment("mnist_dcgan.py:smoke")
   c.update_from_flattened_dict(overrides)
   config_lib.validate(c)
@@ -120,17 +146,21 @@ def test_combinations_that_cannot_work_fail_before_compiling(overrides, message)
 
 def test_diffaugment_on_toy_data_is_refused():
   from jaxgan.experiment import build_experiment
+
   c = experiment("gaussian_1d.py:smoke")
   c.loss.augment = "translation"
   with pytest.raises(ConfigError) as e:
     build_experiment(c)
-  assert str(e.value) == ("config.loss.augment='translation': DiffAugment needs image data; "
-                          "'gaussian_1d' is not. Set config.loss.augment=''.")
+  assert str(e.value) == (
+    "config.loss.augment='translation': DiffAugment needs image data; "
+    "'gaussian_1d' is not. Set config.loss.augment=''."
+  )
 
 
 def test_d_pass_auto_is_joint_for_mlps_and_separate_for_packs_and_conv_nets():
   from jaxgan.core.gan import choose_joint_d_pass
   from jaxgan.models import Nets
+
   mlp, conv = Nets(None, None), Nets(None, None, convolutional=True)
   assert choose_joint_d_pass("auto", mlp, 1) and not choose_joint_d_pass("auto", mlp, 2)
   assert not choose_joint_d_pass("auto", conv, 1) and choose_joint_d_pass("joint", conv, 1)
@@ -139,37 +169,72 @@ def test_d_pass_auto_is_joint_for_mlps_and_separate_for_packs_and_conv_nets():
     choose_joint_d_pass("joint", mlp, 2)
 
 
-@pytest.mark.parametrize("d,g", [("bce", "non_saturating"), ("hinge", "hinge"), ("rpgan", "rpgan"),
-                                 ("wasserstein", "wasserstein"), ("least_squares", "least_squares")])
+@pytest.mark.parametrize(
+  "d,g",
+  [
+    ("bce", "non_saturating"),
+    ("hinge", "hinge"),
+    ("rpgan", "rpgan"),
+    ("wasserstein", "wasserstein"),
+    ("least_squares", "least_squares"),
+  ],
+)
 def test_generator_loss_auto_follows_the_discriminator_loss(d, g):
   from jaxgan.core import losses
   from jaxgan.core.gan import build_gan
   from jaxgan.data import build_dataset
+
   c = experiment("mixtures_2d.py:smoke")
   c.loss.update(d=d, g="auto")
   gan = build_gan(config_lib.validate(c), build_dataset(c.data).spec)
   assert gan.g_loss is losses.G_LOSSES.get(g)
 
 
-@pytest.mark.parametrize("overrides,match", [
-    ({"loss.augment": "translation,flip"}, r"config.loss.augment: unknown augmentation 'flip'. "
-                                           r"Valid choices: color, cutout, translation."),
-    ({"loss.d_penalties": "r1:1,dragn:2"}, r"config.loss.d_penalties: unknown discriminator penalty "
-                                           r"'dragn'. Did you mean 'dragan'\? Valid choices: dragan, gp"),
+@pytest.mark.parametrize(
+  "overrides,match",
+  [
+    (
+      {"loss.augment": "translation,flip"},
+      r"config.loss.augment: unknown augmentation 'flip'. "
+      r"Valid choices: color, cutout, translation.",
+    ),
+    (
+      {"loss.d_penalties": "r1:1,dragn:2"},
+      r"config.loss.d_penalties: unknown discriminator penalty "
+      r"'dragn'. Did you mean 'dragan'\? Valid choices: dragan, gp",
+    ),
     ({"loss.d_penalties": "r1:x"}, r"weight 'x' of 'r1' is not a number"),
     ({"loss.augment_strength": -1.0}, r"config.loss.augment_strength must be >= 0"),
-    ({"train.d_pass": "both"}, r"config.train.d_pass='both' is not valid. Valid choices: auto, joint, separate."),
+    (
+      {"train.d_pass": "both"},
+      r"config.train.d_pass='both' is not valid. Valid choices: auto, joint, separate.",
+    ),
     ({"train.ema_kimg": 10.0}, r"ema_decay and config.train.ema_kimg both set the EMA of G"),
-    ({"train.ema_decay": 0.0, "train.ema_rampup": 0.05}, r"config.train.ema_rampup works with a half-life"),
-    ({"loss.g": "hing"}, r"config.loss.g: unknown generator loss 'hing'. Did you mean 'hinge'\? .* Or auto"),
+    (
+      {"train.ema_decay": 0.0, "train.ema_rampup": 0.05},
+      r"config.train.ema_rampup works with a half-life",
+    ),
+    (
+      {"loss.g": "hing"},
+      r"config.loss.g: unknown generator loss 'hing'. Did you mean 'hinge'\? .* Or auto",
+    ),
     ({"model.d_pack": 0}, r"config.model.d_pack must be >= 1, got 0."),
-    ({"optim.d.weight_clip": -0.1}, r"config.optim.d.weight_clip, max_col_norm and clip_norm must be >= 0"),
-    ({"train.ema_decay": 0.0, "eval.raw_metrics": "gaussian_1d"},
-     r"config.eval.raw_metrics='gaussian_1d' compares G's own weights with its EMA, but no EMA is "
-     r"kept: set config.train.ema_decay \(e.g. 0.999\) or config.train.ema_kimg, or clear"),
-    ({"eval.raw_metrics": "gausian_1d"}, r"config.eval.raw_metrics: unknown evaluator 'gausian_1d'. "
-                                         r"Did you mean 'gaussian_1d'\?"),
-])
+    (
+      {"optim.d.weight_clip": -0.1},
+      r"config.optim.d.weight_clip, max_col_norm and clip_norm must be >= 0",
+    ),
+    (
+      {"train.ema_decay": 0.0, "eval.raw_metrics": "gaussian_1d"},
+      r"config.eval.raw_metrics='gaussian_1d' compares G's own weights with its EMA, but no EMA is "
+      r"kept: set config.train.ema_decay \(e.g. 0.999\) or config.train.ema_kimg, or clear",
+    ),
+    (
+      {"eval.raw_metrics": "gausian_1d"},
+      r"config.eval.raw_metrics: unknown evaluator 'gausian_1d'. "
+      r"Did you mean 'gaussian_1d'\?",
+    ),
+  ],
+)
 def test_bad_zoo_settings_fail_with_the_choices(overrides, match):
   c = experiment("gaussian_1d.py")  # ema_decay 0.999
   c.update_from_flattened_dict(overrides)
@@ -179,8 +244,12 @@ def test_bad_zoo_settings_fail_with_the_choices(overrides, match):
 
 def test_pack_must_divide_the_per_device_batch():
   from jaxgan.experiment import build_experiment
+
   c = experiment("gaussian_1d.py:smoke")  # batch 256 over 4 devices
   c.model.d_pack = 3
-  with pytest.raises(ConfigError, match=r"config.model.d_pack=3 does not divide the per-device batch "
-                                        r"\(256 over 4 device\(s\)\); use a batch_size that is a multiple of 12."):
+  with pytest.raises(
+    ConfigError,
+    match=r"config.model.d_pack=3 does not divide the per-device batch "
+    r"\(256 over 4 device\(s\)\); use a batch_size that is a multiple of 12.",
+  ):
     build_experiment(c)

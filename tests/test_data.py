@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from conftest import experiment
 from jaxgan.data import build_dataset, resolve_pixel_range
 from jaxgan.data.image_pipeline import ImagePipeline
 from jaxgan.errors import ConfigError, DatasetNotFoundError
-from conftest import experiment
 
 N = 48
 
@@ -25,8 +25,15 @@ def cifar(tmp_path):
 
 
 def pipeline(ds, *, batch=8, k=1, seed=0, process=(0, 1), value_range=(-1.0, 1.0)):
-  return ImagePipeline(ds, global_batch=batch, d_steps=k, seed=seed, value_range=value_range,
-                       process_index=process[0], process_count=process[1])
+  return ImagePipeline(
+    ds,
+    global_batch=batch,
+    d_steps=k,
+    seed=seed,
+    value_range=value_range,
+    process_index=process[0],
+    process_count=process[1],
+  )
 
 
 def test_batches_are_deterministic_and_keyed_by_seed(cifar):
@@ -44,12 +51,14 @@ def test_any_step_is_computed_directly_so_resume_is_exact(cifar):
   straight = p.example_indices(0, 10)
   resumed = pipeline(cifar, k=2).example_indices(6, 4)  # a fresh pipeline, as after a restart
   np.testing.assert_array_equal(straight[6:], resumed)
-  np.testing.assert_array_equal(p.host_inputs(6, 4)["x"], pipeline(cifar, k=2).host_inputs(6, 4)["x"])
+  np.testing.assert_array_equal(
+    p.host_inputs(6, 4)["x"], pipeline(cifar, k=2).host_inputs(6, 4)["x"]
+  )
 
 
 def test_each_epoch_is_a_permutation_and_epochs_differ(cifar):
   idx = pipeline(cifar, batch=8).example_indices(0, 2 * N // 8)  # two epochs
-  first, second = idx[: N // 8].ravel(), idx[N // 8:].ravel()
+  first, second = idx[: N // 8].ravel(), idx[N // 8 :].ravel()
   assert sorted(first) == list(range(N)) and sorted(second) == list(range(N))
   assert not np.array_equal(first, second)
 
@@ -66,7 +75,9 @@ def test_processes_read_disjoint_shards_of_the_global_batch(cifar):
   assert shards[0].shape == (2, 2, 4)
   np.testing.assert_array_equal(np.concatenate(shards, axis=2), whole)
   data = [pipeline(cifar, batch=8, process=(p, 2)).host_inputs(0, 1)["x"] for p in range(2)]
-  np.testing.assert_array_equal(np.concatenate(data, axis=2), pipeline(cifar).host_inputs(0, 1)["x"])
+  np.testing.assert_array_equal(
+    np.concatenate(data, axis=2), pipeline(cifar).host_inputs(0, 1)["x"]
+  )
 
 
 def test_on_device_mode_sees_the_same_scaled_batches(cifar):
@@ -104,11 +115,14 @@ def test_unprepared_stock_dataset_fails_fast_saying_what_to_do(tmp_path):
   with pytest.raises(DatasetNotFoundError) as e:
     build_dataset(c.data)
   assert time.time() - start < 10
-  assert "not prepared" in str(e.value) and "tfds build cifar10 --file_format=array_record" in str(e.value)
+  assert "not prepared" in str(e.value) and "tfds build cifar10 --file_format=array_record" in str(
+    e.value
+  )
 
 
 def test_missing_mnist_files_fail_fast_saying_where_to_put_them(tmp_path, monkeypatch):
   from jaxgan.data import mnist_builder
+
   monkeypatch.delenv("JAXGAN_MNIST_DIR", raising=False)
   monkeypatch.setattr(mnist_builder, "host_reachable", lambda url, timeout=3.0: False)
   c = experiment("mnist_gan.py")
@@ -128,6 +142,7 @@ def test_missing_mnist_files_fail_fast_saying_where_to_put_them(tmp_path, monkey
 
 def test_idx_reader_checks_format_size_and_hash(tmp_path):
   from jaxgan.data.mnist_builder import read_idx
+
   images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
   header = (0x0803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in images.shape)
   path = tmp_path / "x-idx3-ubyte"
@@ -144,7 +159,9 @@ def test_idx_reader_checks_format_size_and_hash(tmp_path):
 # --- config.data.train_range: train on the examples with original index in [start, stop) ---
 
 MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
-needs_mnist = pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="needs real MNIST (JAXGAN_MNIST_DIR)")
+needs_mnist = pytest.mark.skipif(
+  not os.path.isdir(MNIST_DIR), reason="needs real MNIST (JAXGAN_MNIST_DIR)"
+)
 
 
 class ArraySource:
@@ -152,19 +169,27 @@ class ArraySource:
 
   def __init__(self, original: np.ndarray):
     self.original = np.asarray(original)
-    self.images = (self.original[:, None, None, None] % 256 * np.ones((1, 4, 4, 1))).astype(np.uint8)
+    self.images = (self.original[:, None, None, None] % 256 * np.ones((1, 4, 4, 1))).astype(
+      np.uint8
+    )
 
   def __len__(self):
     return len(self.original)
 
   def __getitem__(self, i):
-    return {"image": self.images[i], "label": int(self.original[i] % 10), "index": int(self.original[i])}
+    return {
+      "image": self.images[i],
+      "label": int(self.original[i] % 10),
+      "index": int(self.original[i]),
+    }
 
 
 def toy_dataset(original):
   from jaxgan.data.images import ImageDataset
-  return ImageDataset("toy", "train", ArraySource(original), shape=(4, 4, 1), num_classes=10,
-                      num_workers=1)
+
+  return ImageDataset(
+    "toy", "train", ArraySource(original), shape=(4, 4, 1), num_classes=10, num_workers=1
+  )
 
 
 @pytest.fixture
@@ -175,10 +200,16 @@ def toy():
 
 def ranged(ds, train_range, **kw):
   kw = {"batch": 4, **kw}
-  return ImagePipeline(ds, global_batch=kw.pop("batch"), d_steps=kw.pop("k", 1), seed=kw.pop("seed", 0),
-                       value_range=(0.0, 1.0), train_range=train_range,
-                       process_index=kw.pop("process", (0, 1))[0],
-                       process_count=kw.pop("processes", 1))
+  return ImagePipeline(
+    ds,
+    global_batch=kw.pop("batch"),
+    d_steps=kw.pop("k", 1),
+    seed=kw.pop("seed", 0),
+    value_range=(0.0, 1.0),
+    train_range=train_range,
+    process_index=kw.pop("process", (0, 1))[0],
+    process_count=kw.pop("processes", 1),
+  )
 
 
 def test_train_range_draws_each_in_range_example_once_per_epoch_and_nothing_else(toy):
@@ -196,11 +227,15 @@ def test_train_range_draws_each_in_range_example_once_per_epoch_and_nothing_else
 
 
 def test_train_range_keeps_resume_exact_and_process_shards(toy):
-  straight = ranged(toy, (3, 20), batch=6, k=2).example_indices(0, 10)  # 17 examples: epochs cut batches
+  straight = ranged(toy, (3, 20), batch=6, k=2).example_indices(
+    0, 10
+  )  # 17 examples: epochs cut batches
   resumed = ranged(toy, (3, 20), batch=6, k=2).example_indices(7, 3)
   np.testing.assert_array_equal(straight[7:], resumed)
-  shards = [ranged(toy, (3, 20), batch=6, k=2, process=(q, 2), processes=2).example_indices(4, 3)
-            for q in range(2)]
+  shards = [
+    ranged(toy, (3, 20), batch=6, k=2, process=(q, 2), processes=2).example_indices(4, 3)
+    for q in range(2)
+  ]
   np.testing.assert_array_equal(np.concatenate(shards, axis=2), straight[4:7])
   assert set(toy.source.original[straight.ravel()]) == set(range(3, 20))
 
@@ -213,20 +248,26 @@ def test_no_train_range_is_the_whole_split_exactly_as_before(toy, cifar):
     np.testing.assert_array_equal(new.example_indices(0, 7), old.example_indices(0, 7))
     # ... which is slot j -> permutation_{j // n}[j % n], permutations keyed by (seed, epoch).
     perms = np.concatenate([np.random.default_rng([0, e]).permutation(n) for e in range(3)])
-    np.testing.assert_array_equal(new.example_indices(0, 7).ravel(), perms[:7 * 16])
+    np.testing.assert_array_equal(new.example_indices(0, 7).ravel(), perms[: 7 * 16])
 
 
 def test_train_range_errors_say_what_is_wrong(toy):
-  with pytest.raises(ConfigError, match=r"^config.data.train_range=\(0, 70\) asks for images up to 69 "
-                                        r"but toy's train split has 40; use a stop of at most 40"):
+  with pytest.raises(
+    ConfigError,
+    match=r"^config.data.train_range=\(0, 70\) asks for images up to 69 "
+    r"but toy's train split has 40; use a stop of at most 40",
+  ):
     ranged(toy, (0, 70))
   gappy = toy_dataset(np.concatenate([np.arange(10), np.arange(30, 40)]))
-  with pytest.raises(ConfigError, match=r"train_range=\(12, 25\) selects no images of toy's train split"):
+  with pytest.raises(
+    ConfigError, match=r"train_range=\(12, 25\) selects no images of toy's train split"
+  ):
     ranged(gappy, (12, 25))
 
 
 def test_build_pipeline_passes_train_range_and_refuses_it_for_sampled_data(toy):
   from jaxgan.data import build_pipeline
+
   c = experiment("mnist_gan.py:smoke")
   c.data.train_range = (10, 30)
   p = build_pipeline(c, toy, model_range=(0.0, 1.0))
@@ -248,6 +289,9 @@ def test_train_range_on_real_mnist(mnist_tfds_dir):
   np.testing.assert_array_equal(original[p.train_positions], np.arange(50_000))
   drawn = original[p.example_indices(0, 600)]  # 1.2 epochs
   assert drawn.max() < 50_000 and sorted(drawn[:500].ravel()) == list(range(50_000))
-  with pytest.raises(ConfigError, match=r"^config.data.train_range=\(0, 70000\) asks for images up to "
-                                        r"69,999 but mnist's train split has 60,000; "):
+  with pytest.raises(
+    ConfigError,
+    match=r"^config.data.train_range=\(0, 70000\) asks for images up to "
+    r"69,999 but mnist's train split has 60,000; ",
+  ):
     ranged(ds, (0, 70_000))

@@ -1,16 +1,16 @@
-"""Evaluation compares against the right statistics: cache keys, the LeNet's dataset, P/R precision."""
+"""Evaluation compares against the right statistics: cache keys, the LeNet's data, P/R."""
 
+import json
 import os
 import re
 import shutil
-import json
 
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from conftest import experiment
 import jaxgan
+from conftest import experiment
 from jaxgan import evaluators
 from jaxgan.config import base_config
 from jaxgan.data.spec import DataSpec
@@ -21,19 +21,24 @@ from jaxgan.metrics import precision_recall as pr
 from jaxgan.metrics.distances import sq_dists
 
 MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
-needs_mnist = pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="needs real MNIST (JAXGAN_MNIST_DIR)")
+needs_mnist = pytest.mark.skipif(
+  not os.path.isdir(MNIST_DIR), reason="needs real MNIST (JAXGAN_MNIST_DIR)"
+)
 MNIST = DataSpec((28, 28, 1), num_classes=10, is_image=True, name="mnist")
 FASHION = DataSpec((28, 28, 1), num_classes=10, is_image=True, name="fashion_mnist")
 
 
 # --- precision/recall: a common offset must not change the decisions ------------------------
 
+
 def float64_pr(real, fake, k=3):
   """The definition, in float64 with scipy's distances."""
   rr = np.sort(cdist(real, real, "sqeuclidean"), 1)[:, k]
   ff = np.sort(cdist(fake, fake, "sqeuclidean"), 1)[:, k]
-  return (float(np.mean((cdist(fake, real, "sqeuclidean") <= rr[None]).any(1))),
-          float(np.mean((cdist(real, fake, "sqeuclidean") <= ff[None]).any(1))))
+  return (
+    float(np.mean((cdist(fake, real, "sqeuclidean") <= rr[None]).any(1))),
+    float(np.mean((cdist(real, fake, "sqeuclidean") <= ff[None]).any(1))),
+  )
 
 
 def test_precision_recall_ignores_a_large_common_offset():
@@ -53,6 +58,7 @@ def test_precision_recall_ignores_a_large_common_offset():
 
 
 # --- the real-statistics cache: keyed on everything that changes the real features ------------
+
 
 class FakeImages:
   """A dataset stand-in whose test images depend on ``crop``, as CelebA's would."""
@@ -89,8 +95,9 @@ def real_stats(cache, net, crop=108, size=40, **data):
   c = base_config(model="mlp", data="celeb_a")
   c.data.update(crop=crop, **data)
   c.eval.stats_cache_dir = str(cache)
-  ctx = EvalContext(config=c, gan=None, state=None, dataset=FakeImages(crop, size), step=0,
-                    workdir=None, rng=None)
+  ctx = EvalContext(
+    config=c, gan=None, state=None, dataset=FakeImages(crop, size), step=0, workdir=None, rng=None
+  )
   ctx.shared["feature_net"] = net
   return feature_metrics.real_features(ctx)["mu"]
 
@@ -124,18 +131,27 @@ def test_stats_cache_is_keyed_on_what_changes_the_real_features(tmp_path):
 
 # --- the LeNet: refused on a dataset it was not trained on -------------------------------------
 
+
 @pytest.fixture(scope="module")
 def lenets(tmp_path_factory):
   """Untrained LeNet weights under lenet.json files that claim various datasets."""
   import jax
+
   root = tmp_path_factory.mktemp("lenets")
   rng = np.random.default_rng(0)  # shapes from eval_shape: initialising for real takes seconds
-  params = jax.tree.map(lambda s: rng.normal(0, 0.05, s.shape).astype(s.dtype),
-                        jax.eval_shape(lenet.init_params, jax.random.PRNGKey(0)))
+  params = jax.tree.map(
+    lambda s: rng.normal(0, 0.05, s.shape).astype(s.dtype),
+    jax.eval_shape(lenet.init_params, jax.random.PRNGKey(0)),
+  )
   ident = lenet.params_id(params)
-  lenet.save(str(root / "mnist"), params, {"dataset": "mnist", "image_shape": [28, 28, 1], "id": ident})
-  infos = {"fashion": {"dataset": "fashion_mnist", "id": ident}, "legacy": {"id": ident},
-           "stale": {"dataset": "mnist", "id": "0123456789ab"}}
+  lenet.save(
+    str(root / "mnist"), params, {"dataset": "mnist", "image_shape": [28, 28, 1], "id": ident}
+  )
+  infos = {
+    "fashion": {"dataset": "fashion_mnist", "id": ident},
+    "legacy": {"id": ident},
+    "stale": {"dataset": "mnist", "id": "0123456789ab"},
+  }
   for name, info in infos.items():
     shutil.copytree(root / "mnist" / "checkpoint", root / name / "checkpoint")
     (root / name / "lenet.json").write_text(json.dumps(info))
@@ -154,26 +170,36 @@ def test_lenet_of_another_dataset_is_refused(lenets):
     evaluators.preflight(["fid"], c, MNIST)
   msg = str(e.value)
   assert isinstance(e.value, UserError) and "\n" not in msg
-  assert msg == (f"the LeNet at {lenets['fashion']!r} was trained on 'fashion_mnist', but this run's data "
-                 f"'mnist' needs one trained on 'mnist': train it, offline, in a few minutes: "
-                 f"python -m jaxgan.feature_nets.lenet --workdir=DIR (with $JAXGAN_MNIST_DIR set), "
-                 f"then set config.eval.feature_net=DIR.")
+  assert msg == (
+    f"the LeNet at {lenets['fashion']!r} was trained on 'fashion_mnist', but this run's data "
+    f"'mnist' needs one trained on 'mnist': train it, offline, in a few minutes: "
+    f"python -m jaxgan.feature_nets.lenet --workdir=DIR (with $JAXGAN_MNIST_DIR set), "
+    f"then set config.eval.feature_net=DIR."
+  )
   evaluators.preflight(["fid", "is"], c, FASHION)  # its own dataset: accepted
-  with pytest.raises(FeatureNetMismatchError, match=r"--dataset=fashion_mnist \(with \$JAXGAN_FASHION_MNIST_DIR"):
+  with pytest.raises(
+    FeatureNetMismatchError, match=r"--dataset=fashion_mnist \(with \$JAXGAN_FASHION_MNIST_DIR"
+  ):
     evaluators.preflight(["fid"], fid_config(lenets["mnist"]), FASHION)
   # Loading checks too (evaluators that skip the preflight, e.g. a run evaluated later).
   with pytest.raises(FeatureNetMismatchError, match="was trained on 'fashion_mnist'"):
     lenet.LeNetFeatures.load(lenets["fashion"], "mnist")
-  assert lenet.LeNetFeatures.load(lenets["fashion"], "fashion_mnist").id == lenet.LeNetFeatures.load(
-      lenets["mnist"], "mnist").id
+  assert (
+    lenet.LeNetFeatures.load(lenets["fashion"], "fashion_mnist").id
+    == lenet.LeNetFeatures.load(lenets["mnist"], "mnist").id
+  )
   # Stacked MNIST reads MNIST digits from each channel.
   stacked = DataSpec((28, 28, 3), num_classes=1000, is_image=True, name="stacked_mnist")
-  with pytest.raises(FeatureNetMismatchError, match="'stacked_mnist', whose channels are mnist digits, needs"):
+  with pytest.raises(
+    FeatureNetMismatchError, match="'stacked_mnist', whose channels are mnist digits, needs"
+  ):
     evaluators.preflight(["stacked_mnist_modes"], fid_config(lenets["fashion"]), stacked)
   evaluators.preflight(["stacked_mnist_modes"], fid_config(lenets["mnist"]), stacked)
   # A 28x28x1 dataset jaxgan cannot train a LeNet for.
   kmnist = DataSpec((28, 28, 1), num_classes=10, is_image=True, name="kmnist")
-  with pytest.raises(FeatureNetMismatchError, match="trains LeNets for mnist and fashion_mnist only: drop"):
+  with pytest.raises(
+    FeatureNetMismatchError, match="trains LeNets for mnist and fashion_mnist only: drop"
+  ):
     evaluators.preflight(["fid"], c, kmnist)
 
 
@@ -181,7 +207,10 @@ def test_lenet_without_a_recorded_dataset_is_mnist_only(lenets):
   c = fid_config(lenets["legacy"])
   with pytest.warns(UserWarning, match="does not record its training dataset; taking it as mnist"):
     evaluators.preflight(["fid"], c, MNIST)
-  with pytest.raises(FeatureNetMismatchError, match="was trained on an unrecorded dataset, but this run's data 'fashion_mnist'"):
+  with pytest.raises(
+    FeatureNetMismatchError,
+    match="was trained on an unrecorded dataset, but this run's data 'fashion_mnist'",
+  ):
     evaluators.preflight(["fid"], c, FASHION)
 
 

@@ -9,17 +9,19 @@ import pytest
 from scipy import special
 from scipy.spatial.distance import cdist
 
-from conftest import experiment, tiny_gaussian_config
 import jaxgan
+from conftest import experiment, tiny_gaussian_config
 from jaxgan import evaluators
-from jaxgan.evaluators import evaluate
 from jaxgan.data.mixtures import ring_2d
 from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError, FeatureNetNotFoundError, UserError
+from jaxgan.evaluators import evaluate
 from jaxgan.feature_nets import lenet
 
 MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
-needs_mnist = pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="needs real MNIST (JAXGAN_MNIST_DIR)")
+needs_mnist = pytest.mark.skipif(
+  not os.path.isdir(MNIST_DIR), reason="needs real MNIST (JAXGAN_MNIST_DIR)"
+)
 
 
 def test_mode_coverage_of_a_run_is_written_per_step(tmp_path):
@@ -42,7 +44,9 @@ def test_mode_coverage_of_planted_samples_at_the_mode_centres(tmp_path):
   assert m["hq_fraction"] == 1.0
   assert m["mode_kl_uniform"] == pytest.approx(0.0, abs=1e-12)
   # Over half the mass on one mode and one mode dropped: both show up.
-  skewed = np.concatenate([np.repeat(centres[:1], 700, axis=0), np.repeat(centres[1:7], 100, axis=0)])
+  skewed = np.concatenate(
+    [np.repeat(centres[:1], 700, axis=0), np.repeat(centres[1:7], 100, axis=0)]
+  )
   np.savez(path, samples=skewed)
   m = evaluate.evaluate_samples(str(path), "ring_2d", ["mode_coverage"])["metrics"]
   assert m["modes_covered"] == 7.0 and m["hq_fraction"] == 1.0
@@ -52,10 +56,15 @@ def test_mode_coverage_of_planted_samples_at_the_mode_centres(tmp_path):
 
 def numpy_parzen_protocol(samples, valid, test):
   """The protocol written independently: scipy distances and logsumexp, float64."""
+
   def ll(x, sigma):
     d2 = cdist(x.astype(np.float64), samples.astype(np.float64), "sqeuclidean")
-    return (special.logsumexp(-d2 / (2 * sigma ** 2), axis=1) - np.log(len(samples))
-            - x.shape[1] * np.log(sigma * np.sqrt(2 * np.pi)))
+    return (
+      special.logsumexp(-d2 / (2 * sigma**2), axis=1)
+      - np.log(len(samples))
+      - x.shape[1] * np.log(sigma * np.sqrt(2 * np.pi))
+    )
+
   sigmas = np.logspace(-1, 0, 10)
   best = sigmas[int(np.argmax([ll(valid, s).mean() for s in sigmas]))]
   scores = ll(test, best)
@@ -70,6 +79,7 @@ def mnist_data_dir(mnist_tfds_dir):
 @needs_mnist
 def test_parzen_of_a_sample_file_agrees_with_independent_numpy(mnist_data_dir, tmp_path):
   from jaxgan.data import build_dataset
+
   c = experiment("mnist_gan.py")
   c.data.data_dir = mnist_data_dir
   train = build_dataset(c.data).load_all()
@@ -78,11 +88,14 @@ def test_parzen_of_a_sample_file_agrees_with_independent_numpy(mnist_data_dir, t
   rng = np.random.default_rng(0)
   # "Samples": noisy training digits (a stand-in generator), 500 of them (the protocol's 10,000
   # cost 4x more time and test nothing more).
-  samples = np.clip(images[rng.choice(50_000, 500, replace=False)] + rng.normal(0, 0.1, (500, 784)), 0, 1)
+  samples = np.clip(
+    images[rng.choice(50_000, 500, replace=False)] + rng.normal(0, 0.1, (500, 784)), 0, 1
+  )
   path = tmp_path / "samples.npz"
   np.savez(path, samples=samples.reshape(-1, 28, 28, 1).astype(np.float32))
-  record = evaluate.evaluate_samples(str(path), "mnist", ["parzen"], data_dir=mnist_data_dir,
-                                     output=str(tmp_path / "out.json"))
+  record = evaluate.evaluate_samples(
+    str(path), "mnist", ["parzen"], data_dir=mnist_data_dir, output=str(tmp_path / "out.json")
+  )
   test = build_dataset(c.data, split="test").load_all()
   test_x = test["x"][np.argsort(test["index"])].reshape(10_000, -1).astype(np.float32) / 255.0
   mean, se, sigma = numpy_parzen_protocol(samples, images[50_000:51_000], test_x)
@@ -97,6 +110,7 @@ def test_parzen_of_a_sample_file_agrees_with_independent_numpy(mnist_data_dir, t
 def quick_lenet(tmp_path_factory, mnist_data_dir):
   """A LeNet trained on 3,000 images for one epoch: enough to exercise the metrics."""
   from jaxgan.data import build_dataset
+
   c = experiment("mnist_gan.py")
   c.data.data_dir = mnist_data_dir
   data = build_dataset(c.data).load_all()
@@ -111,8 +125,14 @@ def quick_lenet(tmp_path_factory, mnist_data_dir):
 def test_feature_metrics_on_a_real_mnist_run(quick_lenet, mnist_data_dir, tmp_path):
   c = experiment("mnist_cgan.py:smoke")
   c.data.data_dir = mnist_data_dir
-  c.eval.update(metrics="", feature_net=quick_lenet, stats_cache_dir=str(tmp_path / "cache"),
-                num_samples=600, kid_subsets=5, kid_subset_size=200)
+  c.eval.update(
+    metrics="",
+    feature_net=quick_lenet,
+    stats_cache_dir=str(tmp_path / "cache"),
+    num_samples=600,
+    kid_subsets=5,
+    kid_subset_size=200,
+  )
   jaxgan.train(c, str(tmp_path / "run"), progress=False)
   names = "fid,kid,is,precision_recall,class_coverage"
   record = evaluate.evaluate_run(str(tmp_path / "run"), update={"eval.metrics": names})
@@ -127,15 +147,19 @@ def test_feature_metrics_on_a_real_mnist_run(quick_lenet, mnist_data_dir, tmp_pa
 @needs_mnist
 def test_real_test_images_score_as_real(quick_lenet, mnist_data_dir, tmp_path):
   from jaxgan.data import build_dataset
+
   c = experiment("mnist_gan.py")
   c.data.data_dir = mnist_data_dir
   test = build_dataset(c.data, split="test").load_all()
   path = tmp_path / "real.npz"
   np.savez(path, samples=test["x"].astype(np.float32) / 255.0)
-  m = evaluate.evaluate_samples(str(path), "mnist", ["fid", "precision_recall", "class_coverage"],
-                                data_dir=mnist_data_dir,
-                                update={"eval.feature_net": quick_lenet,
-                                        "eval.stats_cache_dir": str(tmp_path / "c")})["metrics"]
+  m = evaluate.evaluate_samples(
+    str(path),
+    "mnist",
+    ["fid", "precision_recall", "class_coverage"],
+    data_dir=mnist_data_dir,
+    update={"eval.feature_net": quick_lenet, "eval.stats_cache_dir": str(tmp_path / "c")},
+  )["metrics"]
   assert m["fid"] == pytest.approx(0.0, abs=1e-6)  # the same images: identical statistics
   assert m["precision"] == 1.0 and m["recall"] == 1.0
   assert m["class_kl_uniform"] < 0.05  # vs log(10) = 2.3 for one class
@@ -147,7 +171,9 @@ def test_missing_feature_net_fails_before_training(tmp_path, monkeypatch):
   c = experiment("mnist_gan.py:smoke")
   c.eval.feature_net = ""
   mnist = DataSpec((28, 28, 1), num_classes=10, is_image=True, name="mnist")
-  with pytest.raises(FeatureNetNotFoundError, match=r"python -m jaxgan.feature_nets.lenet --workdir=DIR") as e:
+  with pytest.raises(
+    FeatureNetNotFoundError, match=r"python -m jaxgan.feature_nets.lenet --workdir=DIR"
+  ) as e:
     evaluators.preflight(["fid"], c, mnist)
   assert isinstance(e.value, UserError)  # printed without a traceback by the CLI
   assert "no trained LeNet at '(unset)'" in str(e.value)
@@ -181,10 +207,13 @@ def test_raw_metrics_score_g_own_weights_beside_its_ema(tmp_path):
   assert "raw/w1" not in raw["metrics"]  # evaluate runs the metrics it is given, once
   # The README's figure: each run's curve with G's raw weights dashed beside it.
   from PIL import Image
+
   from jaxgan.cli import plot_metric
+
   plain = plot_metric.plot(str(tmp_path), "w1", str(tmp_path / "plain.png"), mode="min")
-  both = plot_metric.plot([str(tmp_path)] * 2, "w1", str(tmp_path / "both.png"), mode="min",
-                          dashed="raw/w1")
+  both = plot_metric.plot(
+    [str(tmp_path)] * 2, "w1", str(tmp_path / "both.png"), mode="min", dashed="raw/w1"
+  )
   assert Image.open(both).size == Image.open(plain).size == (640, 380)
   assert not np.array_equal(np.asarray(Image.open(both)), np.asarray(Image.open(plain)))
 
@@ -192,6 +221,9 @@ def test_raw_metrics_score_g_own_weights_beside_its_ema(tmp_path):
 def test_weights_raw_on_a_run_without_ema_says_so(tmp_path):
   c = experiment("mixtures_2d.py:smoke")
   jaxgan.train(c, str(tmp_path), progress=False)
-  with pytest.raises(ConfigError, match=r"keeps no EMA of G, so its samples already come from G's "
-                                        r"own weights: drop --weights=raw."):
+  with pytest.raises(
+    ConfigError,
+    match=r"keeps no EMA of G, so its samples already come from G's "
+    r"own weights: drop --weights=raw.",
+  ):
     evaluate.evaluate_run(str(tmp_path), update={"eval.metrics": "mode_coverage"}, weights="raw")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from conftest import experiment
 import jaxgan
+from conftest import experiment
 from jaxgan.evaluators.gaussian_1d import ks_to_normal, wasserstein1_to_normal
 from jaxgan.run.writers import read_jsonl
 
@@ -40,5 +40,7 @@ def test_default_experiment_learns_the_gaussian(tmp_path):
   assert final["w1"] < 0.1 * 1.25, final
   assert abs(final["gen_mean"] - 4.0) < 0.05 * 4.0
   assert abs(final["gen_std"] - 1.25) < 0.1 * 1.25
-  assert final["d_half_gap"] < 0.1  # D is close to 1/2 over the data (0.057 measured; 0.5 if D wins)
+  assert (
+    final["d_half_gap"] < 0.1
+  )  # D is close to 1/2 over the data (0.057 measured; 0.5 if D wins)
   assert (tmp_path / "figures" / "density_1d_0012000.png").exists()

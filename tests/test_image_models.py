@@ -9,12 +9,18 @@ import numpy as np
 import pytest
 
 from conftest import experiment
+from jaxgan.core.gan import build_gan
 from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError
-from jaxgan.core.gan import build_gan
 from jaxgan.models import MODELS, fast_conv
-from jaxgan.models.fast_conv import (CONV_IMPLS, TRANSPOSE_IMPLS, Conv, ConvTranspose,
-                                     resolve_conv_impl, resolve_impl)
+from jaxgan.models.fast_conv import (
+  CONV_IMPLS,
+  TRANSPOSE_IMPLS,
+  Conv,
+  ConvTranspose,
+  resolve_conv_impl,
+  resolve_impl,
+)
 
 MNIST = DataSpec((28, 28, 1), num_classes=10, is_image=True, name="mnist")
 
@@ -56,15 +62,26 @@ def test_paper_discriminator_uses_dropout_only_in_training():
   assert not np.allclose(a, b)
 
 
-@pytest.mark.parametrize("shape,base,g_channels,g_strides,kernel,d_channels", [
-    ((28, 28, 1), 7, (256, 128, 64), (1, 2, 2), 5, (64, 128)),            # textbook / TF tutorial sizes
-    ((32, 32, 3), 4, (512, 256, 128), (2, 2, 2), 4, (64, 128, 256)),     # CIFAR-10
+@pytest.mark.parametrize(
+  "shape,base,g_channels,g_strides,kernel,d_channels",
+  [
+    ((28, 28, 1), 7, (256, 128, 64), (1, 2, 2), 5, (64, 128)),  # textbook / TF tutorial sizes
+    ((32, 32, 3), 4, (512, 256, 128), (2, 2, 2), 4, (64, 128, 256)),  # CIFAR-10
     ((64, 64, 3), 4, (512, 256, 128, 64), (2, 2, 2, 2), 4, (64, 128, 256, 512)),  # pytorch/examples
-])
+  ],
+)
 def test_dcgan_shapes_and_parameter_counts(shape, base, g_channels, g_strides, kernel, d_channels):
   data = DataSpec(shape, num_classes=10, is_image=True, name="x")
-  nets = MODELS.get("dcgan")(data, 0, None, base=base, g_channels=g_channels,
-                             g_strides=g_strides, kernel=kernel, d_channels=d_channels)
+  nets = MODELS.get("dcgan")(
+    data,
+    0,
+    None,
+    base=base,
+    g_channels=g_channels,
+    g_strides=g_strides,
+    kernel=kernel,
+    d_channels=d_channels,
+  )
   # Shapes only (jax.eval_shape): initialising and running the 64x64 nets eagerly costs
   # ~10 s on 2 CPU cores and checks nothing more; values are checked at 28x28 below.
   g, d = jax.eval_shape(lambda: init(nets, data))
@@ -97,7 +114,7 @@ def test_dcgan_batch_norm_follows_the_paper():
   nets = MODELS.get("dcgan")(MNIST, 0, None)
   g, d = init(nets, MNIST)
   assert "BatchNorm_0" in d["batch_stats"] and len(d["batch_stats"]) == 1  # none on D's input layer
-  assert "bias" in g["params"]["ConvTranspose_2"]                          # G's output: bias, no BN
+  assert "bias" in g["params"]["ConvTranspose_2"]  # G's output: bias, no BN
   assert len(g["batch_stats"]) == 3
   std = float(jnp.std(g["params"]["ConvTranspose_0"]["kernel"]))
   assert 0.018 < std < 0.022  # N(0, 0.02)
@@ -163,33 +180,53 @@ def _expected_conv_impl(impl, k, s, hw):
 
 
 def _transpose_case(impl, k, s, hw):
-  return (resolve_impl(impl, kernel=k, strides=(s, s)), _expected_transpose_impl(impl, k, s, hw),
-          (2, hw[0] * s, hw[1] * s, 5))
+  return (
+    resolve_impl(impl, kernel=k, strides=(s, s)),
+    _expected_transpose_impl(impl, k, s, hw),
+    (2, hw[0] * s, hw[1] * s, 5),
+  )
 
 
 def _conv_case(impl, k, s, hw):
-  return (resolve_conv_impl(impl, kernel=k, strides=(s, s), size=hw),
-          _expected_conv_impl(impl, k, s, hw), (2, -(-hw[0] // s), -(-hw[1] // s), 5))
+  return (
+    resolve_conv_impl(impl, kernel=k, strides=(s, s), size=hw),
+    _expected_conv_impl(impl, k, s, hw),
+    (2, -(-hw[0] // s), -(-hw[1] // s), 5),
+  )
 
 
 # Each family with its own (kernel, stride) and input-size cases, every impl a test of its own.
 # Each (impl, kernel, stride) runs on one of the two sizes, alternating, so every impl
 # meets both (square and not, divisible and not) at half the cost of all pairs.
 FAST_CONV_CASES = [
-    pytest.param(reference, ours, case, impl, k, s, hw,
-                 id=f"{ours.__name__}-{impl}-k{k}s{s}-{hw[0]}x{hw[1]}")
-    for reference, ours, case, impls, kernel_strides, sizes in [
-        (nn.ConvTranspose, ConvTranspose, _transpose_case, TRANSPOSE_IMPLS,
-         [(5, 2), (4, 2), (3, 2), (5, 1), (3, 3), (1, 2), (2, 2), (6, 3)], [(7, 7), (4, 5)]),
-        (nn.Conv, Conv, _conv_case, CONV_IMPLS,
-         [(5, 2), (4, 2), (3, 2), (5, 1), (3, 3), (2, 2), (6, 3)], [(12, 12), (9, 10)]),
-    ]
-    for n, impl in enumerate(impls) for i, (k, s) in enumerate(kernel_strides)
-    for hw in [sizes[(i + n) % 2]]
+  pytest.param(
+    reference, ours, case, impl, k, s, hw, id=f"{ours.__name__}-{impl}-k{k}s{s}-{hw[0]}x{hw[1]}"
+  )
+  for reference, ours, case, impls, kernel_strides, sizes in [
+    (
+      nn.ConvTranspose,
+      ConvTranspose,
+      _transpose_case,
+      TRANSPOSE_IMPLS,
+      [(5, 2), (4, 2), (3, 2), (5, 1), (3, 3), (1, 2), (2, 2), (6, 3)],
+      [(7, 7), (4, 5)],
+    ),
+    (
+      nn.Conv,
+      Conv,
+      _conv_case,
+      CONV_IMPLS,
+      [(5, 2), (4, 2), (3, 2), (5, 1), (3, 3), (2, 2), (6, 3)],
+      [(12, 12), (9, 10)],
+    ),
+  ]
+  for n, impl in enumerate(impls)
+  for i, (k, s) in enumerate(kernel_strides)
+  for hw in [sizes[(i + n) % 2]]
 ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _flax_reference(reference, k, s, hw):
   """Input, params (random bias too), flax's output and gradients; shared by a case's impls."""
   key_x, key_init = jax.random.split(jax.random.PRNGKey(k * 10 + s))
@@ -201,8 +238,12 @@ def _flax_reference(reference, k, s, hw):
 
 
 # The fast_conv function each non-XLA implementation runs (spied on to see which path ran).
-IMPL_FUNCTIONS = {"subpixel": "conv_transpose_subpixel", "phases": "conv_transpose_phases",
-                  "gemm": "conv_transpose_gemm", "patches": "conv_patches"}
+IMPL_FUNCTIONS = {
+  "subpixel": "conv_transpose_subpixel",
+  "phases": "conv_transpose_phases",
+  "gemm": "conv_transpose_gemm",
+  "patches": "conv_patches",
+}
 CONV_IMPL_FUNCTIONS = {"phases": "conv_strided"}
 
 
@@ -214,8 +255,9 @@ def test_fast_conv_equals_flax(reference, ours, case, impl, k, s, hw, monkeypatc
   ran = []
   for name, fn_name in functions.items():
     original = getattr(fast_conv, fn_name)
-    monkeypatch.setattr(fast_conv, fn_name,
-                        lambda *a, _f=original, _n=name: (ran.append(_n), _f(*a))[1])
+    monkeypatch.setattr(
+      fast_conv, fn_name, lambda *a, _f=original, _n=name: (ran.append(_n), _f(*a))[1]
+    )
   x, params, expected, expected_grads = _flax_reference(reference, k, s, hw)
   # Same params tree, same values and gradients.
   out, grads = _value_and_grads(ours(5, (k, k), (s, s), impl=impl), params, x)

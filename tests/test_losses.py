@@ -18,19 +18,19 @@ def sigmoid64(x):
 
 # Each paper's formula in float64 numpy, on D's raw outputs.
 D_FORMULAS = {
-    "bce": lambda r, f: -np.mean(np.log(sigmoid64(r))) - np.mean(np.log(1 - sigmoid64(f))),
-    "least_squares": lambda r, f: 0.5 * np.mean((r - 1) ** 2) + 0.5 * np.mean(f ** 2),
-    "wasserstein": lambda r, f: np.mean(f) - np.mean(r),
-    "hinge": lambda r, f: np.mean(np.maximum(0, 1 - r)) + np.mean(np.maximum(0, 1 + f)),
-    "rpgan": lambda r, f: np.mean(np.log1p(np.exp(f - r))),
+  "bce": lambda r, f: -np.mean(np.log(sigmoid64(r))) - np.mean(np.log(1 - sigmoid64(f))),
+  "least_squares": lambda r, f: 0.5 * np.mean((r - 1) ** 2) + 0.5 * np.mean(f**2),
+  "wasserstein": lambda r, f: np.mean(f) - np.mean(r),
+  "hinge": lambda r, f: np.mean(np.maximum(0, 1 - r)) + np.mean(np.maximum(0, 1 + f)),
+  "rpgan": lambda r, f: np.mean(np.log1p(np.exp(f - r))),
 }
 G_FORMULAS = {
-    "minimax": lambda f, r: np.mean(np.log(1 - sigmoid64(f))),
-    "non_saturating": lambda f, r: -np.mean(np.log(sigmoid64(f))),
-    "least_squares": lambda f, r: 0.5 * np.mean((f - 1) ** 2),
-    "wasserstein": lambda f, r: -np.mean(f),
-    "hinge": lambda f, r: -np.mean(f),
-    "rpgan": lambda f, r: np.mean(np.log1p(np.exp(r - f))),
+  "minimax": lambda f, r: np.mean(np.log(1 - sigmoid64(f))),
+  "non_saturating": lambda f, r: -np.mean(np.log(sigmoid64(f))),
+  "least_squares": lambda f, r: 0.5 * np.mean((f - 1) ** 2),
+  "wasserstein": lambda f, r: -np.mean(f),
+  "hinge": lambda f, r: -np.mean(f),
+  "rpgan": lambda f, r: np.mean(np.log1p(np.exp(r - f))),
 }
 
 
@@ -96,22 +96,27 @@ def test_discriminator_losses_finite_at_extreme_logits(name):
 
 def test_bce_is_exact_where_the_sigmoid_saturates():
   # A D that is confidently wrong pays ~100 nats per term, not inf.
-  np.testing.assert_allclose(losses.discriminator_bce(jnp.array([-100.0]), jnp.array([100.0])), 200.0,
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    losses.discriminator_bce(jnp.array([-100.0]), jnp.array([100.0])), 200.0, rtol=1e-6
+  )
 
 
 def test_bce_matches_labels():
-  l = jnp.array([-2.0, 0.5, 3.0])
-  np.testing.assert_allclose(losses.bce_with_logits(l, 1.0), -np.log(sigmoid64(l)), rtol=1e-6)
-  np.testing.assert_allclose(losses.bce_with_logits(l, 0.0), -np.log(1 - sigmoid64(l)), rtol=1e-6)
+  logits = jnp.array([-2.0, 0.5, 3.0])
+  np.testing.assert_allclose(
+    losses.bce_with_logits(logits, 1.0), -np.log(sigmoid64(logits)), rtol=1e-6
+  )
+  np.testing.assert_allclose(
+    losses.bce_with_logits(logits, 0.0), -np.log(1 - sigmoid64(logits)), rtol=1e-6
+  )
 
 
 def test_non_saturating_loss_keeps_gradient_where_minimax_saturates():
   # When D confidently rejects fakes (logit -10), log(1 - D) is flat but -log D is not:
   # the reason the paper recommends the non-saturating loss early in training.
-  l = jnp.array([-10.0])
-  g_minimax = jax.grad(losses.generator_minimax)(l)[0]
-  g_ns = jax.grad(losses.generator_non_saturating)(l)[0]
+  logit = jnp.array([-10.0])
+  g_minimax = jax.grad(losses.generator_minimax)(logit)[0]
+  g_ns = jax.grad(losses.generator_non_saturating)(logit)[0]
   assert abs(g_minimax) < 1e-4
   assert abs(g_ns) > 0.99
   assert g_minimax < 0 and g_ns < 0  # both push the fake logit up

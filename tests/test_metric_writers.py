@@ -22,7 +22,9 @@ def test_jsonl_drops_records_past_the_resumed_step(tmp_path):
 
 def test_tensorboard_event_file_has_the_scalars(tmp_path):
   from tensorboardX.event_file_writer import EventFileWriter  # noqa: F401 (dependency check)
+
   from tensorboard_reader import read_scalars
+
   with MetricWriter(str(tmp_path)) as w:
     w.write_scalars(5, {"d_loss": 1.25, "g_loss": 0.5})
   scalars = read_scalars(str(tmp_path / "tensorboard"))
@@ -52,9 +54,12 @@ def test_task_progress_shows_slow_rates_and_waits_two_seconds_in_logs(monkeypatc
   monkeypatch.setattr(metric_writers.time, "time", lambda: next(clock))
   log = io.StringIO()  # not a tty: a log file
   progress = TaskProgress(stream=log)
-  progress("k-means", 0, 4)       # starts the clock at 100 s; nothing shown yet
-  progress("k-means", 1, 4)       # 3 s in: 1/3 per second
-  progress("k-means", 4, 4)       # finished at 110 s
-  progress("stats", 1, 2)         # a new task, 0 s in
-  progress("stats", 2, 2)         # finished 0.5 s after it began: short tasks stay quiet in logs
-  assert log.getvalue().splitlines() == ["k-means: 1/4 (0.33/s, ETA 9s)", "k-means: 4/4 (0.4/s, ETA 0s)"]
+  progress("k-means", 0, 4)  # starts the clock at 100 s; nothing shown yet
+  progress("k-means", 1, 4)  # 3 s in: 1/3 per second
+  progress("k-means", 4, 4)  # finished at 110 s
+  progress("stats", 1, 2)  # a new task, 0 s in
+  progress("stats", 2, 2)  # finished 0.5 s after it began: short tasks stay quiet in logs
+  assert log.getvalue().splitlines() == [
+    "k-means: 1/4 (0.33/s, ETA 9s)",
+    "k-means: 4/4 (0.4/s, ETA 0s)",
+  ]

@@ -11,7 +11,7 @@ def direct_parzen(x, mu, sigma):
   """Straight from the paper's formula, float64, explicit [N, M, d] differences."""
   x, mu = np.asarray(x, np.float64), np.asarray(mu, np.float64)
   a = (x[:, None, :] - mu[None, :, :]) / sigma
-  e = special.logsumexp(-0.5 * (a ** 2).sum(2), axis=1) - np.log(len(mu))
+  e = special.logsumexp(-0.5 * (a**2).sum(2), axis=1) - np.log(len(mu))
   return e - x.shape[1] * np.log(sigma * np.sqrt(2 * np.pi))
 
 
@@ -20,8 +20,12 @@ def test_parzen_matches_direct_formula(sigma):
   rng = np.random.default_rng(0)
   mu = rng.uniform(size=(300, 20))
   x = rng.uniform(size=(37, 20))
-  np.testing.assert_allclose(parzen.log_likelihood(x, mu, sigma, batch_size=8), direct_parzen(x, mu, sigma),
-                             rtol=1e-5, atol=1e-3)
+  np.testing.assert_allclose(
+    parzen.log_likelihood(x, mu, sigma, batch_size=8),
+    direct_parzen(x, mu, sigma),
+    rtol=1e-5,
+    atol=1e-3,
+  )
 
 
 def test_parzen_protocol_picks_sigma_on_validation_and_reports_standard_error():
@@ -46,14 +50,20 @@ def test_frechet_distance_on_known_gaussians():
   a, b = rng.uniform(0.5, 2, 5), rng.uniform(0.5, 2, 5)
   # Commuting (diagonal) covariances: FD = |dmu|^2 + sum (sqrt a - sqrt b)^2.
   expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
-  assert frechet.frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, rel=1e-10)
+  assert frechet.frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(
+    expected, rel=1e-10
+  )
   # General SPD covariances, against scipy.linalg.sqrtm written out directly.
   m = rng.normal(size=(6, 6))
   s1, s2 = m @ m.T + np.eye(6), np.cov(rng.normal(size=(100, 6)), rowvar=False)
   direct = np.trace(s1 + s2 - 2 * linalg.sqrtm(s1 @ s2).real)
-  assert frechet.frechet_distance(np.zeros(6), s1, np.zeros(6), s2) == pytest.approx(direct, rel=1e-8)
+  assert frechet.frechet_distance(np.zeros(6), s1, np.zeros(6), s2) == pytest.approx(
+    direct, rel=1e-8
+  )
   # A scaled covariance: FD = (1 - c)^2 tr(S).
-  assert frechet.frechet_distance(np.zeros(6), s1, np.zeros(6), 4 * s1) == pytest.approx(np.trace(s1), rel=1e-8)
+  assert frechet.frechet_distance(np.zeros(6), s1, np.zeros(6), 4 * s1) == pytest.approx(
+    np.trace(s1), rel=1e-8
+  )
   assert frechet.frechet_distance(mu1, s1[:5, :5], mu1, s1[:5, :5]) == pytest.approx(0.0, abs=1e-6)
 
 
@@ -69,14 +79,18 @@ def test_kid_matches_a_naive_loop_and_is_unbiased():
   x, y = rng.normal(size=(12, 4)), rng.normal(0.3, 1, size=(9, 4))
   k = lambda a, b: (a @ b / 4 + 1) ** 3
   m, n = len(x), len(y)
-  naive = (sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
-           + sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
-           - 2 * sum(k(x[i], y[j]) for i in range(m) for j in range(n)) / (m * n))
+  naive = (
+    sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    + sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    - 2 * sum(k(x[i], y[j]) for i in range(m) for j in range(n)) / (m * n)
+  )
   assert kid.mmd2_unbiased(x, y) == pytest.approx(naive, rel=1e-10)
-  same = kid.kernel_distance(rng.normal(size=(2000, 8)), rng.normal(size=(2000, 8)),
-                             num_subsets=20, subset_size=500)
-  shifted = kid.kernel_distance(rng.normal(size=(2000, 8)), rng.normal(0.5, 1, size=(2000, 8)),
-                                num_subsets=20, subset_size=500)
+  same = kid.kernel_distance(
+    rng.normal(size=(2000, 8)), rng.normal(size=(2000, 8)), num_subsets=20, subset_size=500
+  )
+  shifted = kid.kernel_distance(
+    rng.normal(size=(2000, 8)), rng.normal(0.5, 1, size=(2000, 8)), num_subsets=20, subset_size=500
+  )
   assert abs(same[0]) < 3 * same[1] / np.sqrt(20) + 1e-3  # unbiased: ~0 for equal distributions
   assert shifted[0] > 10 * abs(same[0])
 

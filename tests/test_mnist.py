@@ -12,17 +12,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import experiment
-from jaxgan.run import checkpointing
 import jaxgan
+from conftest import experiment
 from jaxgan.data import build_dataset
+from jaxgan.run import checkpointing
 from jaxgan.run.writers import read_jsonl
 
 MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
 pytestmark = pytest.mark.skipif(
-    not os.path.isdir(MNIST_DIR),
-    reason="real MNIST needs JAXGAN_MNIST_DIR pointing at the four raw idx files "
-           "(CI sets it to ../shared/data/mnist)")
+  not os.path.isdir(MNIST_DIR),
+  reason="real MNIST needs JAXGAN_MNIST_DIR pointing at the four raw idx files "
+  "(CI sets it to ../shared/data/mnist)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,17 @@ def test_builder_prepares_real_mnist_offline(data_dir):
   # LeCun's files, in their original order: the first training digits are 5 0 4 1 9.
   assert list(labels[:5]) == [5, 0, 4, 1, 9]
   assert np.bincount(labels, minlength=10).tolist() == [
-      5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    5923,
+    6742,
+    5958,
+    6131,
+    5842,
+    5421,
+    5918,
+    6265,
+    5851,
+    5949,
+  ]
   assert data["x"].dtype == np.uint8 and data["x"].max() == 255
   assert list(test.load_all()["y"][np.argsort(test.load_all()["index"])][:3]) == [7, 2, 1]
 
@@ -57,22 +68,35 @@ def check_export(workdir, data_dir):
   """jaxgan.export on a conditional run: unit-range samples with balanced labels."""
   env = dict(os.environ, TFDS_DATA_DIR=data_dir)
   env.pop("XLA_FLAGS", None)
-  out = subprocess.run([sys.executable, "-m", "jaxgan.cli.export", f"--workdir={workdir}",
-                        "--num_samples=250", "--chunk=100"],
-                       capture_output=True, text=True, env=env, timeout=300)
+  out = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "jaxgan.cli.export",
+      f"--workdir={workdir}",
+      "--num_samples=250",
+      "--chunk=100",
+    ],
+    capture_output=True,
+    text=True,
+    env=env,
+    timeout=300,
+  )
   assert out.returncode == 0, out.stderr
   path = out.stdout.strip().splitlines()[-1]
   assert path.endswith("samples_4_250.npz")
   with np.load(path) as f:
     samples, labels = f["samples"], f["labels"]
   assert samples.shape == (250, 28, 28, 1) and samples.dtype == np.float32
-  assert 0.0 <= samples.min() and samples.max() <= 1.0
+  assert samples.min() >= 0.0 and samples.max() <= 1.0
   assert np.bincount(labels).tolist() == [25] * 10
   assert "250/250 samples" in out.stderr
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["mnist_gan.py:smoke", "mnist_dcgan.py:smoke", "mnist_cgan.py:smoke"])
+@pytest.mark.parametrize(
+  "name", ["mnist_gan.py:smoke", "mnist_dcgan.py:smoke", "mnist_cgan.py:smoke"]
+)
 def test_short_real_mnist_runs_end_to_end(name, data_dir, tmp_path):
   c = mnist_config(name, data_dir)
   c.parallel = "none"
@@ -87,10 +111,14 @@ def test_short_real_mnist_runs_end_to_end(name, data_dir, tmp_path):
     assert all(np.isfinite(v) for v in losses.values()), r
   figures = sorted(os.listdir(tmp_path / "figures"))
   step = f"{c.train.steps:07d}"
-  assert {f"samples_{step}.png", f"interpolation_{step}.png", f"nearest_neighbours_{step}.png",
-          "loss_curves.png"} <= set(figures)
+  assert {
+    f"samples_{step}.png",
+    f"interpolation_{step}.png",
+    f"nearest_neighbours_{step}.png",
+    "loss_curves.png",
+  } <= set(figures)
   # The sample grid: one row per class for the conditional model (10 wide), else 8x8;
-  # 28-pixel digits with 2-pixel gaps and border, drawn at 2x (jaxgan.evaluators.figures.image_grid).
+  # 28-pixel digits with 2-pixel gaps and border, drawn at 2x (figures.image_grid).
   rows, cols = (10, 10) if c.model.conditional else (8, 8)
   with Image.open(tmp_path / "figures" / f"samples_{step}.png") as im:
     grid = np.asarray(im.convert("RGB"), np.float32)
@@ -99,7 +127,7 @@ def test_short_real_mnist_runs_end_to_end(name, data_dir, tmp_path):
   assert (grid[:4] == 255).all() and (grid[:, :4] == 255).all()  # the white border
   # The samples themselves are not blank: pixels vary inside the 56x56 cells.
   tops, lefts = [2 * (2 + 30 * r) for r in range(rows)], [2 * (2 + 30 * q) for q in range(cols)]
-  cells = np.stack([grid[t:t + 56, l:l + 56] for t in tops for l in lefts])
+  cells = np.stack([grid[t : t + 56, x : x + 56] for t in tops for x in lefts])
   assert cells.std() > 0
   if c.model.conditional:  # and its samples exported from the command line
     check_export(tmp_path, data_dir)
@@ -131,5 +159,7 @@ def test_interrupted_and_resumed_mnist_run_is_bit_identical(data_dir, tmp_path, 
   # Resumed from the step-2 checkpoint, not retrained from step 0 (same seed: same result).
   assert restored == [(2, 2)]
   assert int(straight.step) == int(resumed.step) == 6
-  for x, y in zip(jax.tree.leaves(jax.device_get(straight)), jax.tree.leaves(jax.device_get(resumed))):
+  for x, y in zip(
+    jax.tree.leaves(jax.device_get(straight)), jax.tree.leaves(jax.device_get(resumed))
+  ):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import experiment
-from jaxgan.data import build_dataset
 from jaxgan.core.gan import build_gan, init_state
+from jaxgan.data import build_dataset
 
 
 def num_params(tree) -> int:
@@ -19,7 +19,7 @@ def build(name):
 
 
 def test_textbook_nets_shapes_and_parameter_counts():
-  c, gan = build("gaussian_1d.py:textbook")
+  _c, gan = build("gaussian_1d.py:textbook")
   state = init_state(gan, jax.random.PRNGKey(0))
   # G is a scalar MLP applied pointwise: 1 -> 50 -> 50 -> 1.
   assert num_params(state.g_params) == (1 * 50 + 50) + (50 * 50 + 50) + (50 + 1) == 2701
@@ -60,7 +60,10 @@ def test_scalar_nets_shapes():
   assert gan.nets.generator.apply({"params": state.g_params}, z).shape == (5, 1)
   assert gan.nets.discriminator.apply({"params": state.d_params}, jnp.zeros((5, 1))).shape == (5,)
   hidden = c.model.g_hidden
-  assert num_params(state.g_params) == (1 * hidden[0] + hidden[0]) + (hidden[0] * hidden[1] + hidden[1]) + hidden[1] + 1
+  assert (
+    num_params(state.g_params)
+    == (1 * hidden[0] + hidden[0]) + (hidden[0] * hidden[1] + hidden[1]) + hidden[1] + 1
+  )
 
 
 def test_layer_and_activation_counts_must_match():

@@ -14,6 +14,7 @@ import sys
 
 import nbformat
 import pytest
+
 from conftest import REPO
 
 NOTEBOOK = os.path.join(REPO, "notebooks", "quickstart.ipynb")
@@ -37,8 +38,11 @@ def test_notebook_is_stored_without_outputs():
 
 def kernel_env(tmp_path):
   env = dict(os.environ)
-  flags = [f for f in env.get("XLA_FLAGS", "").split()
-           if not f.startswith("--xla_force_host_platform_device_count")]
+  flags = [
+    f
+    for f in env.get("XLA_FLAGS", "").split()
+    if not f.startswith("--xla_force_host_platform_device_count")
+  ]
   env["XLA_FLAGS"] = " ".join(flags)
   env.pop("MPLBACKEND", None)  # let ipykernel choose the inline backend, as in Jupyter
   env["TMPDIR"] = str(tmp_path)  # tempfile.mkdtemp() in the notebook lands here
@@ -55,13 +59,20 @@ def test_quickstart_notebook_runs(tmp_path):
 
   nb = nbformat.read(NOTEBOOK, as_version=4)
   # A last cell reports which interpreter ran the kernel and where the runs went.
-  nb.cells.append(nbformat.v4.new_code_cell(
+  nb.cells.append(
+    nbformat.v4.new_code_cell(
       "import json, os, sys\n"
-      "print(json.dumps({'prefix': sys.prefix, 'WORK': WORK, 'devices': len(jax.devices())}))"))
+      "print(json.dumps({'prefix': sys.prefix, 'WORK': WORK, 'devices': len(jax.devices())}))"
+    )
+  )
   notebooks_dir = os.path.dirname(NOTEBOOK)
   before = sorted(os.listdir(notebooks_dir))
-  client = NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT_S,
-                          resources={"metadata": {"path": notebooks_dir}})
+  client = NotebookClient(
+    nb,
+    kernel_name="python3",
+    timeout=CELL_TIMEOUT_S,
+    resources={"metadata": {"path": notebooks_dir}},
+  )
   client.execute(env=kernel_env(tmp_path))  # raises CellExecutionError if any cell errors
 
   cells = code_cells(nb)
@@ -73,7 +84,9 @@ def test_quickstart_notebook_runs(tmp_path):
 
   text = "\n".join(stream_text(c) for c in cells)
   images = sum(1 for c in cells for o in c.outputs if "image/png" in o.get("data", {}))
-  assert images >= 4, f"expected the Figure-1 PNG, two matplotlib plots and the ring PNG; got {images}"
+  assert images >= 4, (
+    f"expected the Figure-1 PNG, two matplotlib plots and the ring PNG; got {images}"
+  )
 
   # 3,000 steps of the 1-D GAN fit N(4, 1.25^2) (W1/sigma ~0.02 after the full 30,000).
   w1 = [float(v) for v in re.findall(r"W1/sigma (\d+\.\d+)", text)]

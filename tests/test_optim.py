@@ -21,8 +21,9 @@ def hyper(state):
 
 
 def test_sgd_momentum_ramps_linearly_like_the_paper():
-  cfg = optim.default_optim_config(name="sgd", lr=0.1, momentum=0.5, momentum_end=0.7,
-                                    momentum_steps=10)
+  cfg = optim.default_optim_config(
+    name="sgd", lr=0.1, momentum=0.5, momentum_end=0.7, momentum_steps=10
+  )
   _, state = run_updates(cfg, 5)
   # inject_hyperparams records the value used at the last update (count 4 -> 0.58).
   assert float(hyper(state)["momentum"]) == pytest.approx(0.5 + 0.2 * 4 / 10)
@@ -31,15 +32,19 @@ def test_sgd_momentum_ramps_linearly_like_the_paper():
 
 
 def test_exponential_decay_with_floor():
-  cfg = optim.default_optim_config(name="sgd", lr=0.1, schedule="exponential", decay_rate=0.5,
-                                   decay_steps=1, min_lr=0.02)
+  cfg = optim.default_optim_config(
+    name="sgd", lr=0.1, schedule="exponential", decay_rate=0.5, decay_steps=1, min_lr=0.02
+  )
   schedule = optim.build_schedule(cfg)
-  np.testing.assert_allclose([schedule(i) for i in range(5)], [0.1, 0.05, 0.025, 0.02, 0.02], rtol=1e-6)
+  np.testing.assert_allclose(
+    [schedule(i) for i in range(5)], [0.1, 0.05, 0.025, 0.02, 0.02], rtol=1e-6
+  )
 
 
 def test_cosine_and_warmup():
-  cfg = optim.default_optim_config(lr=1.0, schedule="cosine", decay_steps=10, min_lr=0.1,
-                                   warmup_steps=4)
+  cfg = optim.default_optim_config(
+    lr=1.0, schedule="cosine", decay_steps=10, min_lr=0.1, warmup_steps=4
+  )
   s = optim.build_schedule(cfg)
   assert float(s(0)) == 0.0 and float(s(2)) == pytest.approx(0.5)
   assert float(s(4)) == pytest.approx(1.0)
@@ -68,8 +73,8 @@ def test_max_column_norm_projects_each_unit_onto_the_ball():
   updates, _ = tx.update(grads, tx.init(params), params)
   new = optax.apply_updates(params, updates)
   norms = np.linalg.norm(np.asarray(new["kernel"]), axis=0)
-  np.testing.assert_allclose(norms, [1.5, 0.2, 1.5], rtol=1e-6)   # only long columns shrink
-  np.testing.assert_allclose(new["bias"], 5.0)                     # biases are not constrained
+  np.testing.assert_allclose(norms, [1.5, 0.2, 1.5], rtol=1e-6)  # only long columns shrink
+  np.testing.assert_allclose(new["bias"], 5.0)  # biases are not constrained
 
 
 def test_weight_clip_keeps_every_parameter_in_range():
@@ -81,7 +86,8 @@ def test_weight_clip_keeps_every_parameter_in_range():
 
 
 def test_learning_rate_is_read_from_the_optimizer_state():
-  cfg = optim.default_optim_config(name="adam", lr=1.0, schedule="linear", min_lr=0.0, decay_steps=10,
-                                   clip_norm=1.0)
+  cfg = optim.default_optim_config(
+    name="adam", lr=1.0, schedule="linear", min_lr=0.0, decay_steps=10, clip_norm=1.0
+  )
   _, state = run_updates(cfg, 4)
   assert float(optim.learning_rate(state)) == pytest.approx(1.0 - 3 / 10)  # the 4th update's

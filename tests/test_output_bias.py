@@ -10,16 +10,18 @@ import pytest
 
 from conftest import experiment
 from jaxgan.core import output_bias
+from jaxgan.core.state import GANState
 from jaxgan.data import build_dataset
 from jaxgan.data.image_pipeline import ImagePipeline
 from jaxgan.data.images import ImageDataset
 from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError
 from jaxgan.models import MODELS
-from jaxgan.core.state import GANState
 
 MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
-needs_mnist = pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="needs real MNIST (JAXGAN_MNIST_DIR)")
+needs_mnist = pytest.mark.skipif(
+  not os.path.isdir(MNIST_DIR), reason="needs real MNIST (JAXGAN_MNIST_DIR)"
+)
 LOGIT_EPS = np.log(1e-7 / (1 - 1e-7))  # -16.118
 
 
@@ -43,28 +45,41 @@ def toy(shape=(4, 4, 1), n=30, seed=0):
   images.reshape(n, -1)[:, 0] = 0
   images.reshape(n, -1)[:, 1] = 255
   original = rng.permutation(n)
-  ds = ImageDataset("toy", "train", ArraySource(images, original), shape=shape, num_classes=0,
-                    num_workers=1)
+  ds = ImageDataset(
+    "toy", "train", ArraySource(images, original), shape=shape, num_classes=0, num_workers=1
+  )
   return ds, images, original
 
 
 def pipeline(ds, train_range=()):
-  return ImagePipeline(ds, global_batch=4, d_steps=1, seed=0, value_range=(0.0, 1.0),
-                       train_range=train_range)
+  return ImagePipeline(
+    ds, global_batch=4, d_steps=1, seed=0, value_range=(0.0, 1.0), train_range=train_range
+  )
 
 
 def g_state(nets, *, ema=True, members=0):
   """A GANState with G's real parameter tree (random values; D's parts are not needed
   here); with ``members``, a population's: every leaf has a leading member axis."""
-  shapes = jax.eval_shape(lambda: nets.generator.init(jax.random.PRNGKey(0), jnp.zeros((2, 5)),
-                                                      train=False))
+  shapes = jax.eval_shape(
+    lambda: nets.generator.init(jax.random.PRNGKey(0), jnp.zeros((2, 5)), train=False)
+  )
   rng = np.random.default_rng(0)
   lead = (members,) if members else ()
-  params = dict(jax.tree.map(lambda s: jnp.asarray(rng.normal(size=lead + s.shape), s.dtype), shapes))
+  params = dict(
+    jax.tree.map(lambda s: jnp.asarray(rng.normal(size=lead + s.shape), s.dtype), shapes)
+  )
   g = params.pop("params")
-  return GANState(step=jnp.zeros((), jnp.int32), g_params=g, d_params={}, g_collections=params,
-                  d_collections={}, g_opt_state=(), d_opt_state=(), rng=jax.random.PRNGKey(0),
-                  g_ema_params=dict(g) if ema else None)
+  return GANState(
+    step=jnp.zeros((), jnp.int32),
+    g_params=g,
+    d_params={},
+    g_collections=params,
+    d_collections={},
+    g_opt_state=(),
+    d_opt_state=(),
+    rng=jax.random.PRNGKey(0),
+    g_ema_params=dict(g) if ema else None,
+  )
 
 
 def node(tree, path):
@@ -112,10 +127,13 @@ def test_initialize_sets_mnist_mlps_output_bias_and_g_outputs_the_means(on_devic
   means = images[keep].astype(np.float64).mean(0) / 255
   expected = np.log(np.clip(means, 1e-7, 1 - 1e-7) / (1 - np.clip(means, 1e-7, 1 - 1e-7)))
   for params in (out.g_params, out.g_ema_params):
-    np.testing.assert_allclose(leaf(params, ("Dense_2", "bias")), expected.reshape(-1).astype(np.float32))
+    np.testing.assert_allclose(
+      leaf(params, ("Dense_2", "bias")), expected.reshape(-1).astype(np.float32)
+    )
     assert leaf(params, ("Dense_2", "bias")).dtype == np.float32
-    np.testing.assert_array_equal(leaf(params, ("Dense_1", "kernel")),
-                                  leaf(state.g_params, ("Dense_1", "kernel")))
+    np.testing.assert_array_equal(
+      leaf(params, ("Dense_1", "kernel")), leaf(state.g_params, ("Dense_1", "kernel"))
+    )
   # With the output layer's weights at zero, G outputs the clipped mean image.
   g = jax.tree.map(lambda a: a, out.g_params)
   g["Dense_2"]["kernel"] = jnp.zeros_like(g["Dense_2"]["kernel"])
@@ -125,15 +143,17 @@ def test_initialize_sets_mnist_mlps_output_bias_and_g_outputs_the_means(on_devic
 
 def test_dcgan_gets_a_per_channel_tanh_bias():
   ds, images, _ = toy(shape=(8, 8, 3))
-  nets = MODELS.get("dcgan")(ds.spec, 0, None, base=2, g_channels=(8, 4), g_strides=(2, 2),
-                             d_channels=(4,), kernel=3)
+  nets = MODELS.get("dcgan")(
+    ds.spec, 0, None, base=2, g_channels=(8, 4), g_strides=(2, 2), d_channels=(4,), kernel=3
+  )
   assert nets.g_output_bias == ("ConvTranspose_1", "bias") and nets.g_output_bias_per_channel
   state = g_state(nets, ema=False)
   out = output_bias.initialize(state, nets, pipeline(ds), model_name="dcgan")
   assert out.g_ema_params is None
   channel_means = images.astype(np.float64).mean((0, 1, 2)) / 255
-  np.testing.assert_allclose(np.tanh(leaf(out.g_params, ("ConvTranspose_1", "bias"))),
-                             2 * channel_means - 1, atol=1e-6)
+  np.testing.assert_allclose(
+    np.tanh(leaf(out.g_params, ("ConvTranspose_1", "bias"))), 2 * channel_means - 1, atol=1e-6
+  )
 
 
 def test_population_members_all_get_the_bias():
@@ -148,18 +168,22 @@ def test_population_members_all_get_the_bias():
     assert got.shape == (3, 16)
     for m in range(3):
       np.testing.assert_allclose(got[m], bias.reshape(-1).astype(np.float32))
-  np.testing.assert_array_equal(leaf(out.g_params, ("Dense_0", "kernel")),
-                                leaf(stacked.g_params, ("Dense_0", "kernel")))
+  np.testing.assert_array_equal(
+    leaf(out.g_params, ("Dense_0", "kernel")), leaf(stacked.g_params, ("Dense_0", "kernel"))
+  )
 
 
-@pytest.mark.parametrize("name,kwargs,per_channel", [
+@pytest.mark.parametrize(
+  "name,kwargs,per_channel",
+  [
     ("mnist_mlp", {}, False),
     ("mnist_mlp", {"g_hidden": (16,)}, False),
     ("mlp", {"g_output": "sigmoid"}, False),
     ("mlp", {"g_output": "tanh", "g_hidden": (8, 8, 8), "g_activations": ("relu",) * 3}, False),
     ("dcgan", {}, True),
     ("dcgan", {"g_batch_norm": False}, True),
-])
+  ],
+)
 def test_nets_name_the_real_output_bias(name, kwargs, per_channel):
   spec = DataSpec(shape=(28, 28, 1), num_classes=10, is_image=True, name="mnist")
   for conditional in (0, 10):
@@ -177,12 +201,16 @@ def test_models_without_an_output_bias_and_non_image_data_are_refused():
   for kwargs in ({"g_output": "linear"}, {"g_output": "sigmoid", "pointwise_g": True}):
     nets = MODELS.get("mlp")(spec, 0, None, **kwargs)
     assert nets.g_output_bias is None
-    with pytest.raises(ConfigError, match=r"^config.model.g_output_bias='marginals' needs a generator "
-                                          r"with an output bias; model 'mlp' has none; use 'zeros'.$"):
+    with pytest.raises(
+      ConfigError,
+      match=r"^config.model.g_output_bias='marginals' needs a generator "
+      r"with an output bias; model 'mlp' has none; use 'zeros'.$",
+    ):
       output_bias.initialize(None, nets, pipeline(ds), model_name="mlp")
   c = experiment("mixtures_2d.py")
   ring = build_dataset(c.data)
   from jaxgan.data import build_pipeline
+
   nets = MODELS.get("mlp")(ring.spec, 0, None, g_output="tanh")
   with pytest.raises(ConfigError, match="needs an image dataset; .* is not one; use 'zeros'"):
     output_bias.initialize(None, nets, build_pipeline(c, ring))

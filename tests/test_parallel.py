@@ -18,9 +18,16 @@ def run(config, steps=3):
   exp = build_experiment(config)
   runner = exp.runner
   dstate = runner.place_state(exp.init_state())
-  dstate, metrics = runner(dstate, runner.place_inputs(exp.pipeline.host_inputs(0, steps)),
-                           runner.place_device_data(exp.pipeline.device_data()))
-  return jax.device_get(runner.unreplicate(dstate)), jax.device_get(runner.unreplicate(metrics)), runner
+  dstate, metrics = runner(
+    dstate,
+    runner.place_inputs(exp.pipeline.host_inputs(0, steps)),
+    runner.place_device_data(exp.pipeline.device_data()),
+  )
+  return (
+    jax.device_get(runner.unreplicate(dstate)),
+    jax.device_get(runner.unreplicate(metrics)),
+    runner,
+  )
 
 
 @pytest.mark.parametrize("mode", ["pmap", "shard_map"])
@@ -33,8 +40,13 @@ def test_data_parallel_matches_single_device(mode):
   flat_single = jax.tree_util.tree_flatten_with_path(single)[0]
   flat_multi = dict(jax.tree_util.tree_flatten_with_path(multi)[0])
   for path, a in flat_single:
-    np.testing.assert_allclose(np.asarray(flat_multi[path]), np.asarray(a), rtol=2e-5, atol=2e-6,
-                               err_msg=jax.tree_util.keystr(path))
+    np.testing.assert_allclose(
+      np.asarray(flat_multi[path]),
+      np.asarray(a),
+      rtol=2e-5,
+      atol=2e-6,
+      err_msg=jax.tree_util.keystr(path),
+    )
   for k in ("d_loss", "g_loss", "d_real", "d_fake"):
     np.testing.assert_allclose(m_multi[k], m_single[k], rtol=2e-5)
 
@@ -45,9 +57,11 @@ def test_runner_gives_each_device_its_contiguous_slice(mode):
   def fn(state, inputs, device_data):
     local = inputs["x"]
     weighted = jnp.sum(local) * (lax.axis_index(parallel.AXIS) + 1)
-    return state + 1, {"weighted": lax.psum(weighted, parallel.AXIS),
-                       "shape": jnp.array(local.shape),
-                       "it": lax.pmean(inputs["it"].sum(), parallel.AXIS)}
+    return state + 1, {
+      "weighted": lax.psum(weighted, parallel.AXIS),
+      "shape": jnp.array(local.shape),
+      "it": lax.pmean(inputs["it"].sum(), parallel.AXIS),
+    }
 
   runner = parallel.Runner(fn, mode, {"x": 2, "it": None}, donate=False)
   x = np.arange(2 * 3 * 8, dtype=np.float32).reshape(2, 3, 8)
@@ -70,12 +84,16 @@ def test_batch_that_does_not_split_over_devices_is_rejected():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["shard_map"])  # pmap's collectives are the same code, tested above
+@pytest.mark.parametrize(
+  "mode", ["shard_map"]
+)  # pmap's collectives are the same code, tested above
 def test_cross_device_batch_norm_matches_single_device(mode, tmp_path):
   # DCGAN with batch norm in G and D, fed real image batches sharded over 4 devices. One step
   # (unrolled conv steps compile in proportion to their number) already normalises every layer.
   import tensorflow_datasets as tfds
+
   from conftest import experiment
+
   with tfds.testing.mock_data(num_examples=64):
     config = experiment("cifar10_dcgan.py:smoke")
     config.data.data_dir = str(tmp_path)
@@ -92,19 +110,27 @@ def test_cross_device_batch_norm_matches_single_device(mode, tmp_path):
   np.testing.assert_allclose(m_multi["d_loss"], m_single["d_loss"], rtol=1e-5)
   if mode == "shard_map":
     # Per-device statistics normalise 2 examples at a time: a different (valid) model.
-    diffs = [float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-             for a, b in zip(jax.tree.leaves(single.g_params), jax.tree.leaves(local.g_params))]
+    diffs = [
+      float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+      for a, b in zip(jax.tree.leaves(single.g_params), jax.tree.leaves(local.g_params))
+    ]
     assert max(diffs) > 1e-4  # vs < 1e-5 for cross-device statistics above
 
 
 ZOO = {
-    # Every D penalty at once (lazy R1 included), spectral norm, the relativistic loss.
-    "penalties_sn_rpgan": dict(loss=dict(d="rpgan", g="rpgan",
-                                         d_penalties="gp:1,gp_one_sided:1,gp0:1,dragan:1@3,r1:1@2,r2:1,lecam:0.1"),
-                               model=dict(d_spectral_norm=True)),
-    # PacGAN packing, least squares, EMA by half-life with ramp-up, weight clipping.
-    "pack_lsgan_ema_clip": dict(loss=dict(d="least_squares", g="least_squares"), model=dict(d_pack=2),
-                                train=dict(ema_kimg=0.01, ema_rampup=0.05)),
+  # Every D penalty at once (lazy R1 included), spectral norm, the relativistic loss.
+  "penalties_sn_rpgan": dict(
+    loss=dict(
+      d="rpgan", g="rpgan", d_penalties="gp:1,gp_one_sided:1,gp0:1,dragan:1@3,r1:1@2,r2:1,lecam:0.1"
+    ),
+    model=dict(d_spectral_norm=True),
+  ),
+  # PacGAN packing, least squares, EMA by half-life with ramp-up, weight clipping.
+  "pack_lsgan_ema_clip": dict(
+    loss=dict(d="least_squares", g="least_squares"),
+    model=dict(d_pack=2),
+    train=dict(ema_kimg=0.01, ema_rampup=0.05),
+  ),
 }
 
 
@@ -127,13 +153,19 @@ def assert_same_states(single, multi, rtol=2e-5, atol=2e-6):
   flat_multi = dict(jax.tree_util.tree_flatten_with_path(multi)[0])
   assert len(flat_single) == len(flat_multi)
   for path, a in flat_single:
-    np.testing.assert_allclose(np.asarray(flat_multi[path]), np.asarray(a), rtol=rtol, atol=atol,
-                               err_msg=jax.tree_util.keystr(path))
+    np.testing.assert_allclose(
+      np.asarray(flat_multi[path]),
+      np.asarray(a),
+      rtol=rtol,
+      atol=atol,
+      err_msg=jax.tree_util.keystr(path),
+    )
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_zoo_terms_match_single_device(name, monkeypatch):
   from jaxgan.core import penalties
+
   monkeypatch.setattr(penalties, "LECAM_START", 0)  # LeCam on from the first step
   config = zoo_config(name)
   single, m_single, _ = run(config)
@@ -142,10 +174,21 @@ def test_zoo_terms_match_single_device(name, monkeypatch):
     multi, m_multi, _ = run(config)
     assert_same_states(single, multi)
     assert set(m_single) == set(m_multi)
-    for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(m_single)[0], jax.tree.leaves(m_multi)):
-      np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6, err_msg=f"{mode} {jax.tree_util.keystr(path)}")
+    for (path, a), b in zip(
+      jax.tree_util.tree_flatten_with_path(m_single)[0], jax.tree.leaves(m_multi)
+    ):
+      np.testing.assert_allclose(
+        b, a, rtol=1e-4, atol=1e-6, err_msg=f"{mode} {jax.tree_util.keystr(path)}"
+      )
   if name == "penalties_sn_rpgan":  # every term reported, and really computed
-    for k in ("d_loss/gp", "d_loss/gp0", "d_loss/dragan", "d_loss/r2", "d_loss/lecam", "r1/grad_norm"):
+    for k in (
+      "d_loss/gp",
+      "d_loss/gp0",
+      "d_loss/dragan",
+      "d_loss/r2",
+      "d_loss/lecam",
+      "r1/grad_norm",
+    ):
       assert float(m_single[k]) != 0.0, k
     assert float(m_single["d_loss/r1"]) != 0.0  # lazy: ran on updates 0, 2, 4 of 3 steps x k=2
   else:
@@ -156,12 +199,20 @@ def test_diffaugment_matches_single_device(tmp_path):
   # Per-example augmentation parameters are drawn for the global batch and sliced
   # (the same collectives as the noise, tested under pmap by the zoo tests above).
   import tensorflow_datasets as tfds
+
   from jaxgan.config import base_config
+
   with tfds.testing.mock_data(num_examples=64):
     config = base_config(model="mlp", data="cifar10")  # small nets: the images are what matter
     config.data.data_dir = str(tmp_path)
-    config.model.update(g_hidden=(8,), g_activations=("relu",), g_output="tanh", d_hidden=(8,),
-                        d_activations=("relu",), d_spectral_norm=True)
+    config.model.update(
+      g_hidden=(8,),
+      g_activations=("relu",),
+      g_output="tanh",
+      d_hidden=(8,),
+      d_activations=("relu",),
+      d_spectral_norm=True,
+    )
     config.train.update(batch_size=8, steps=1)
     config.loss.augment = "color,translation,cutout"
     config.parallel = "none"

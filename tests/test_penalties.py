@@ -15,12 +15,12 @@ W = np.random.default_rng(0).normal(size=(3, 5)) * 0.7
 
 def d_numpy(x):
   """A smooth nonlinear 'discriminator' on R^3, in float64."""
-  return np.sum(np.tanh(x @ W), axis=-1) + 0.1 * np.sum(x ** 2, axis=-1)
+  return np.sum(np.tanh(x @ W), axis=-1) + 0.1 * np.sum(x**2, axis=-1)
 
 
 def d_jax(x, y, key):
   del y, key
-  return jnp.sum(jnp.tanh(x @ jnp.asarray(W, jnp.float32)), axis=-1) + 0.1 * jnp.sum(x ** 2, axis=-1)
+  return jnp.sum(jnp.tanh(x @ jnp.asarray(W, jnp.float32)), axis=-1) + 0.1 * jnp.sum(x**2, axis=-1)
 
 
 def fd_grad_norms(points, h=1e-5):
@@ -37,9 +37,18 @@ def context(**kw):
   rng = np.random.default_rng(1)
   real = jnp.asarray(rng.normal(size=(8, 3)), jnp.float32)
   fake = jnp.asarray(rng.normal(2.0, 0.5, size=(8, 3)), jnp.float32)
-  base = dict(d=d_jax, real_x=real, real_y=None, fake_x=fake, fake_y=None,
-              real_out=d_jax(real, None, None), fake_out=d_jax(fake, None, None),
-              key=jax.random.PRNGKey(3), step=jnp.int32(0), update=jnp.int32(0))
+  base = dict(
+    d=d_jax,
+    real_x=real,
+    real_y=None,
+    fake_x=fake,
+    fake_y=None,
+    real_out=d_jax(real, None, None),
+    fake_out=d_jax(fake, None, None),
+    key=jax.random.PRNGKey(3),
+    step=jnp.int32(0),
+    update=jnp.int32(0),
+  )
   base.update(kw)
   return objectives.TermContext(**base)
 
@@ -49,27 +58,30 @@ def penalty(name, ctx):
   return float(loss), {k: float(v) for k, v in metrics.items()}
 
 
-@pytest.mark.parametrize("name,points,centred", [
+@pytest.mark.parametrize(
+  "name,points,centred",
+  [
     ("gp", penalties.gp_points, "two"),
     ("gp_one_sided", penalties.gp_points, "one"),
     ("dragan", penalties.dragan_points, "two"),
-])
+  ],
+)
 def test_centred_gradient_penalties_match_finite_differences(name, points, centred):
   ctx = context()
   x = np.asarray(points(ctx))
   norms = fd_grad_norms(x)
   gap = norms - 1 if centred == "two" else np.maximum(norms - 1, 0)
   value, metrics = penalty(name, ctx)
-  np.testing.assert_allclose(value, np.mean(gap ** 2), rtol=1e-4)
+  np.testing.assert_allclose(value, np.mean(gap**2), rtol=1e-4)
   np.testing.assert_allclose(metrics["grad_norm"], norms.mean(), rtol=1e-4)
-  assert np.mean(gap ** 2) > 0.01  # the test points are not trivially on the target
+  assert np.mean(gap**2) > 0.01  # the test points are not trivially on the target
 
 
 def test_zero_centred_gp_is_the_squared_norm_on_interpolates():
   ctx = context()
   norms = fd_grad_norms(penalties.gp_points(ctx))
   value, metrics = penalty("gp0", ctx)
-  np.testing.assert_allclose(value, np.mean(norms ** 2), rtol=1e-4)
+  np.testing.assert_allclose(value, np.mean(norms**2), rtol=1e-4)
   np.testing.assert_allclose(metrics["grad_norm"], norms.mean(), rtol=1e-4)
 
 
@@ -94,7 +106,7 @@ def test_r1_r2_are_half_the_squared_gradient_norm(name, where):
   ctx = context()
   norms = fd_grad_norms(getattr(ctx, where))
   value, metrics = penalty(name, ctx)
-  np.testing.assert_allclose(value, 0.5 * np.mean(norms ** 2), rtol=1e-4)
+  np.testing.assert_allclose(value, 0.5 * np.mean(norms**2), rtol=1e-4)
   np.testing.assert_allclose(metrics["grad_norm"], norms.mean(), rtol=1e-4)
 
 
@@ -105,13 +117,17 @@ def test_packed_gradient_norms_are_per_d_output():
   g = penalties.input_gradients(ctx, ctx.real_x, None)
   assert g.shape == (4, 6)
   per_example = fd_grad_norms(ctx.real_x)
-  np.testing.assert_allclose(np.linalg.norm(np.asarray(g), axis=1),
-                             np.sqrt(per_example[0::2] ** 2 + per_example[1::2] ** 2), rtol=1e-4)
+  np.testing.assert_allclose(
+    np.linalg.norm(np.asarray(g), axis=1),
+    np.sqrt(per_example[0::2] ** 2 + per_example[1::2] ** 2),
+    rtol=1e-4,
+  )
 
 
 def test_lazy_term_runs_on_multiples_of_its_interval_scaled_by_it():
-  term = objectives.Term("r1", lambda ctx: (jnp.float32(3.0), {"seen": jnp.float32(1.0)}),
-                         weight=2.0, every=4)
+  term = objectives.Term(
+    "r1", lambda ctx: (jnp.float32(3.0), {"seen": jnp.float32(1.0)}), weight=2.0, every=4
+  )
   adv = objectives.Term("adv", lambda ctx: (jnp.float32(0.5), {}))
 
   @jax.jit
@@ -140,18 +156,23 @@ def test_lecam_updates_its_anchors_first_and_starts_after_1000_steps():
   assert float(value) == 0.0
   anchors = p.next_state(early)
   np.testing.assert_allclose([anchors["real"], anchors["fake"]], [2 / 3, -0.5], rtol=1e-6)
-  np.testing.assert_allclose([metrics["anchor_real"], metrics["anchor_fake"]], [2 / 3, -0.5], rtol=1e-6)
+  np.testing.assert_allclose(
+    [metrics["anchor_real"], metrics["anchor_fake"]], [2 / 3, -0.5], rtol=1e-6
+  )
   late = context(real_out=real_out, fake_out=fake_out, state=state, step=jnp.int32(1001))
   a_real, a_fake = 0.99 * 0.8 + 0.01 * 2 / 3, 0.99 * -0.2 + 0.01 * -0.5
   anchors = p.next_state(late)
   np.testing.assert_allclose([anchors["real"], anchors["fake"]], [a_real, a_fake], rtol=1e-6)
   value, _ = p.fn(late)
-  expected = (np.mean(np.maximum(np.array([1.0, 2.0, -1.0]) - a_fake, 0) ** 2)
-              + np.mean(np.maximum(a_real - np.array([-2.0, 0.5, 0.0]), 0) ** 2))
+  expected = np.mean(np.maximum(np.array([1.0, 2.0, -1.0]) - a_fake, 0) ** 2) + np.mean(
+    np.maximum(a_real - np.array([-2.0, 0.5, 0.0]), 0) ** 2
+  )
   np.testing.assert_allclose(float(value), expected, rtol=1e-6)
   # Its gradient reaches D's outputs, not the anchors.
   g_real = jax.grad(lambda r: p.fn(dataclasses.replace(late, real_out=r))[0])(real_out)
-  np.testing.assert_allclose(g_real, 2 * np.maximum(np.array([1.0, 2.0, -1.0]) - a_fake, 0) / 3, rtol=1e-5)
+  np.testing.assert_allclose(
+    g_real, 2 * np.maximum(np.array([1.0, 2.0, -1.0]) - a_fake, 0) / 3, rtol=1e-5
+  )
 
 
 @pytest.mark.parametrize("name", ["gp", "gp_one_sided", "gp0", "dragan", "r1", "r2"])
@@ -160,6 +181,7 @@ def test_penalty_gradients_reach_d_parameters(name):
   def value(theta):
     d = lambda x, y, key: theta * d_jax(x, y, key)
     return penalties.D_PENALTIES.get(name).fn(context(d=d))[0]
+
   theta, h = 1.3, 1e-3
   fd = (float(value(theta + h)) - float(value(theta - h))) / (2 * h)
   np.testing.assert_allclose(float(jax.grad(value)(theta)), fd, rtol=2e-3)
@@ -172,18 +194,34 @@ def test_spec_parses_weights_and_intervals():
   assert objectives.parse_spec("", penalties.D_PENALTIES, "x") == []
 
 
-@pytest.mark.parametrize("spec,message", [
-    ("gp_onesided:1", "config.loss.d_penalties: unknown discriminator penalty 'gp_onesided'. "
-                      "Did you mean 'gp_one_sided'? Valid choices: dragan, gp, gp0, gp_one_sided, lecam, r1, r2."),
-    ("r1", "config.loss.d_penalties: 'r1' has no weight; write name:weight[@every], e.g. r1:10 or r1:10@16."),
-    ("gp:big", "config.loss.d_penalties: weight 'big' of 'gp' is not a number; write "
-               "name:weight[@every], e.g. gp:10@16."),
+@pytest.mark.parametrize(
+  "spec,message",
+  [
+    (
+      "gp_onesided:1",
+      "config.loss.d_penalties: unknown discriminator penalty 'gp_onesided'. "
+      "Did you mean 'gp_one_sided'? Valid choices: dragan, gp, gp0, gp_one_sided, lecam, r1, r2.",
+    ),
+    (
+      "r1",
+      "config.loss.d_penalties: 'r1' has no weight; write name:weight[@every], "
+      "e.g. r1:10 or r1:10@16.",
+    ),
+    (
+      "gp:big",
+      "config.loss.d_penalties: weight 'big' of 'gp' is not a number; write "
+      "name:weight[@every], e.g. gp:10@16.",
+    ),
     ("gp:-1", "config.loss.d_penalties: weight of 'gp' must be a finite number >= 0, got -1."),
     ("r1:10@0", "config.loss.d_penalties: interval of 'r1' must be >= 1, got 0."),
-    ("r1:10@x", "config.loss.d_penalties: interval 'x' of 'r1' is not an integer; write "
-                "name:weight@every, e.g. r1:10@16."),
+    (
+      "r1:10@x",
+      "config.loss.d_penalties: interval 'x' of 'r1' is not an integer; write "
+      "name:weight@every, e.g. r1:10@16.",
+    ),
     ("r1:1,r1:2", "config.loss.d_penalties: 'r1' appears twice."),
-])
+  ],
+)
 def test_bad_specs_say_what_to_write(spec, message):
   with pytest.raises(ConfigError) as e:
     objectives.parse_spec(spec, penalties.D_PENALTIES, "config.loss.d_penalties")

@@ -23,7 +23,9 @@ def _assert_trees(a, b, exact=True):
     if exact:
       np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=str(path))
     else:
-      np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-5, atol=2e-6, err_msg=str(path))
+      np.testing.assert_allclose(
+        np.asarray(x), np.asarray(y), rtol=2e-5, atol=2e-6, err_msg=str(path)
+      )
 
 
 def _member(state, i):
@@ -68,7 +70,7 @@ def test_metrics_carry_mean_std_and_members(three_seeds):
   assert last["d_loss:std"] == pytest.approx(np.std(members))
   with open(root / "single6" / "metrics.jsonl") as f:
     assert last["d_loss:1"] == pytest.approx(json.loads(f.readlines()[-1])["d_loss"], rel=1e-6)
-  described = json.load(open(root / "pop" / "members.json"))
+  described = json.loads((root / "pop" / "members.json").read_text())
   assert [m["seed"] for m in described] == [5, 6, 7]
 
 
@@ -97,11 +99,14 @@ def test_sweep_member_equals_a_separate_run(tmp_path):
   cfg.sweep.loss.d_penalties = ("gp:1@2", "gp:10@2")
   cfg.sweep.train.ema_kimg = (0.01, 0.05)
   state = train(cfg, str(tmp_path / "sweep"), progress=False)
-  described = json.load(open(tmp_path / "sweep" / "members.json"))
+  described = json.loads((tmp_path / "sweep" / "members.json").read_text())
   assert len(described) == 4
   m = 3  # value-major: lr=1e-3, gp:10 (second), ema_kimg=0.05 (second)
-  assert described[m]["values"] == {"optim.d.lr": 1e-3, "loss.d_penalties": "gp:10@2",
-                                    "train.ema_kimg": 0.05}
+  assert described[m]["values"] == {
+    "optim.d.lr": 1e-3,
+    "loss.d_penalties": "gp:10@2",
+    "train.ema_kimg": 0.05,
+  }
   assert float(state.hparams["loss"]["d_penalties"]["gp"][m]) == 10.0
   single = tiny_gaussian_config(steps=4, ema_kimg=0.05)
   single.optim.d.lr, single.loss.d_penalties = 1e-3, "gp:10@2"
@@ -122,19 +127,26 @@ def test_a_one_value_sweep_is_still_applied():
 
 def test_resuming_with_other_members_is_refused(three_seeds):
   from jaxgan.errors import CheckpointMismatchError
+
   root, cfg, *_ = three_seeds
   c = cfg.copy_and_resolve_references()
   c.seed = 6  # same shapes, but members would become seeds 6, 7, 8
-  with pytest.raises(CheckpointMismatchError, match=r"holds other members than this config \(seed: 5 -> 6\); "
-                                                    r"a run's seeds and swept values are fixed"):
+  with pytest.raises(
+    CheckpointMismatchError,
+    match=r"holds other members than this config \(seed: 5 -> 6\); "
+    r"a run's seeds and swept values are fixed",
+  ):
     train(c, str(root / "pop"), progress=False)
 
 
 def test_shape_changing_and_mixed_zero_sweeps_fail_before_compiling():
   cfg = tiny_gaussian_config()
   cfg.sweep.model = {"g_hidden": ((16,), (32,))}
-  with pytest.raises(ConfigError, match=r"^config.model.g_hidden cannot be swept in one program: it "
-                     r"changes shapes, data or the compiled program, not just numbers. Launch one run"):
+  with pytest.raises(
+    ConfigError,
+    match=r"^config.model.g_hidden cannot be swept in one program: it "
+    r"changes shapes, data or the compiled program, not just numbers. Launch one run",
+  ):
     config_lib.validate(cfg)
   cfg = tiny_gaussian_config()
   cfg.sweep.train = {"batch_size": (8, 16)}
@@ -142,7 +154,9 @@ def test_shape_changing_and_mixed_zero_sweeps_fail_before_compiling():
     config_lib.validate(cfg)
   cfg = tiny_gaussian_config(ema_decay=0.9)
   cfg.sweep.train.ema_decay = (0.0, 0.99)
-  with pytest.raises(ConfigError, match=r"mixes 0 with non-zero values; 0 switches the feature off"):
+  with pytest.raises(
+    ConfigError, match=r"mixes 0 with non-zero values; 0 switches the feature off"
+  ):
     config_lib.validate(cfg)
   cfg = tiny_gaussian_config()
   cfg.sweep.loss.d_penalties = ("gp:1", "r1:1")
@@ -150,7 +164,9 @@ def test_shape_changing_and_mixed_zero_sweeps_fail_before_compiling():
     config_lib.validate(cfg)
   cfg = tiny_gaussian_config()
   cfg.sweep.optim.d.lr = (1e-3, -1.0)
-  with pytest.raises(ConfigError, match=r"member optim.d.lr=-1.0 seed=0: config.optim.d.lr must be > 0"):
+  with pytest.raises(
+    ConfigError, match=r"member optim.d.lr=-1.0 seed=0: config.optim.d.lr must be > 0"
+  ):
     config_lib.validate(cfg)
 
 
@@ -158,8 +174,11 @@ def test_a_swept_value_the_build_branches_on_is_refused_at_trace_time():
   cfg = tiny_gaussian_config()
   cfg.optim.d.update(schedule="exponential", decay_rate=0.5, decay_steps=10, min_lr=1e-5)
   cfg.sweep.optim.d.min_lr = (1e-5, 1e-6)  # optax branches on end_value
-  with pytest.raises(ConfigError, match=r"^config.sweep: optim.d.min_lr decide\(s\) the program's "
-                                        r"structure here"):
+  with pytest.raises(
+    ConfigError,
+    match=r"^config.sweep: optim.d.min_lr decide\(s\) the program's "
+    r"structure here",
+  ):
     build_experiment(cfg)
 
 
@@ -167,7 +186,9 @@ def test_non_finite_member_stops_the_run_naming_it(tmp_path):
   cfg = tiny_gaussian_config(steps=4)
   cfg.optim.d.name = "sgd"
   cfg.sweep.optim.d.lr = (1e-2, 1e30)
-  with pytest.raises(NonFiniteLossError, match=r"at step \d in member 1 \(optim.d.lr=1e\+30 seed=0\)"):
+  with pytest.raises(
+    NonFiniteLossError, match=r"at step \d in member 1 \(optim.d.lr=1e\+30 seed=0\)"
+  ):
     train(cfg, str(tmp_path / "nan"), progress=False)
 
 
@@ -187,12 +208,16 @@ def test_member_pipeline_stacks_each_seeds_order():
 
   class Tiny:
     spec, on_device = None, True
+
     def __len__(self):
       return 50
+
     def close(self):
       pass
 
-  pipes = [ImagePipeline(Tiny(), global_batch=4, d_steps=1, seed=s, value_range=(0, 1)) for s in (0, 1)]
+  pipes = [
+    ImagePipeline(Tiny(), global_batch=4, d_steps=1, seed=s, value_range=(0, 1)) for s in (0, 1)
+  ]
   stacked = population.MemberPipeline(pipes)
   got = stacked.host_inputs(3, 2)["index"]
   assert got.shape == (2, 2, 1, 4)
@@ -202,8 +227,9 @@ def test_member_pipeline_stacks_each_seeds_order():
 
 
 def test_evaluate_and_export_take_a_member_index(three_seeds):
-  from jaxgan.evaluators.evaluate import evaluate_run, members_table
   from jaxgan.cli.export import export_samples
+  from jaxgan.evaluators.evaluate import evaluate_run, members_table
+
   root, *_ = three_seeds
   wd = str(root / "pop")
   update = {"eval.metrics": "gaussian_1d", "eval.num_samples": 500}
@@ -215,18 +241,25 @@ def test_evaluate_and_export_take_a_member_index(three_seeds):
   assert table[1].startswith("seed=5") and table[-1].startswith("mean +- std")
   one = evaluate_run(wd, update={**update, "eval.metrics": "gaussian_1d,loss_curves"}, seed_index=1)
   assert one["metrics"]["w1"] == pytest.approx(w1[1]) and len(one["members"]) == 1
-  assert os.path.join(wd, "members", "1", "figures", "loss_curves.png") in one["files"]  # its own losses
+  assert (
+    os.path.join(wd, "members", "1", "figures", "loss_curves.png") in one["files"]
+  )  # its own losses
   assert os.path.exists(os.path.join(wd, "eval", "4_member1.json"))
-  with pytest.raises(ConfigError, match=r"holds 3 members \(see members.json\); pass --seed_index=0..2"):
+  with pytest.raises(
+    ConfigError, match=r"holds 3 members \(see members.json\); pass --seed_index=0..2"
+  ):
     export_samples(wd, 10, progress=False)
   with pytest.raises(ConfigError, match=r"--seed_index=3: this run has 3 member\(s\); use 0..2."):
     evaluate_run(wd, update=update, seed_index=3)
   import jaxgan
+
   cfg = jaxgan.load_run(wd)[0]
   with pytest.raises(ConfigError, match=r"this run has 3 members; pass member=0..2."):
     jaxgan.sample(cfg, jaxgan.load_run(wd)[1], 5)
   path = export_samples(wd, 10, progress=False, seed_index=2)
   assert path.endswith("samples_4_10_member2.npz") and np.load(path)["samples"].shape == (10, 1)
   config, state = jaxgan.load_run(wd)
-  np.testing.assert_array_equal(jaxgan.sample(config, state, 5, member=2),
-                                jaxgan.sample(*jaxgan.load_run(str(root / "single7")), 5))
+  np.testing.assert_array_equal(
+    jaxgan.sample(config, state, 5, member=2),
+    jaxgan.sample(*jaxgan.load_run(str(root / "single7")), 5),
+  )

@@ -7,7 +7,8 @@ from conftest import REPO
 
 
 def readme_commands():
-  text = open(os.path.join(REPO, "README.md")).read()
+  with open(os.path.join(REPO, "README.md")) as f:
+    text = f.read()
   block = re.search(r"<!-- setup -->\s*```(?:bash|sh)?\n(.*?)```", text, re.S).group(1)
   return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
@@ -20,5 +21,6 @@ def test_readme_has_exactly_two_setup_commands():
 
 def test_ci_runs_the_readme_test_command_verbatim():
   _, test = readme_commands()
-  ci = open(os.path.join(REPO, ".ci", "run")).read().splitlines()
+  with open(os.path.join(REPO, ".ci", "run")) as f:
+    ci = f.read().splitlines()
   assert test in ci

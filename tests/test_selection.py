@@ -8,22 +8,26 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import experiment, tiny_gaussian_config
-from jaxgan.run import checkpointing, selection
-from jaxgan import config as config_lib, evaluators
-from jaxgan.cli import plot_metric
-from jaxgan.evaluators import evaluate
 import jaxgan
+from conftest import experiment, tiny_gaussian_config
+from jaxgan import config as config_lib
+from jaxgan import evaluators
+from jaxgan.cli import plot_metric
 from jaxgan.errors import ConfigError
+from jaxgan.evaluators import evaluate
+from jaxgan.run import checkpointing, selection
 
 MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
-needs_mnist = pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="needs real MNIST (JAXGAN_MNIST_DIR)")
+needs_mnist = pytest.mark.skipif(
+  not os.path.isdir(MNIST_DIR), reason="needs real MNIST (JAXGAN_MNIST_DIR)"
+)
 
 
 def _save_all(workdir, planted, *, members=1, mode="max", max_to_keep=1):
   sel = selection.Selection("v", mode)
-  with checkpointing.Checkpointer(workdir, max_to_keep=max_to_keep, selection=sel,
-                                  members=members) as ckpt:
+  with checkpointing.Checkpointer(
+    workdir, max_to_keep=max_to_keep, selection=sel, members=members
+  ) as ckpt:
     for step, values in planted.items():
       metrics = None
       if values is not None:
@@ -59,16 +63,25 @@ def test_each_member_keeps_its_own_best_and_min_mode_picks_the_smallest(tmp_path
 def test_select_specs_are_checked_in_one_line():
   assert selection.parse("parzen_valid:max") == selection.Selection("parzen_valid", "max")
   assert selection.parse("") is None
-  with pytest.raises(ConfigError, match=r"^config.eval.select='parzen_valid' must be "
-                                        r"'<scalar>:max' or '<scalar>:min', e.g. 'parzen_valid:max'.$"):
+  with pytest.raises(
+    ConfigError,
+    match=r"^config.eval.select='parzen_valid' must be "
+    r"'<scalar>:max' or '<scalar>:min', e.g. 'parzen_valid:max'.$",
+  ):
     selection.parse("parzen_valid")
   c = tiny_gaussian_config()
   c.eval.select = "w1:min"
-  with pytest.raises(ConfigError, match=r"config.eval.select='w1:min' needs an evaluator that gives "
-                                        r"it in config.eval.metrics"):
+  with pytest.raises(
+    ConfigError,
+    match=r"config.eval.select='w1:min' needs an evaluator that gives "
+    r"it in config.eval.metrics",
+  ):
     config_lib.validate(c)
-  with pytest.raises(ConfigError, match=r"^config.eval.select names 'fid' but the evaluation gave "
-                                        r"ks, w1; fix config.eval.select.$"):
+  with pytest.raises(
+    ConfigError,
+    match=r"^config.eval.select names 'fid' but the evaluation gave "
+    r"ks, w1; fix config.eval.select.$",
+  ):
     selection.checkpoint_metrics(selection.Selection("fid"), {"w1": 0.1, "ks": 0.2}, 1)
 
 
@@ -78,7 +91,9 @@ def _logged(workdir, key):
   return {r["step"]: r[key] for r in records if key in r}
 
 
-def test_a_run_keeps_the_argmin_of_its_evaluations_across_resume_and_evaluate_best_uses_it(tmp_path):
+def test_a_run_keeps_the_argmin_of_its_evaluations_across_resume_and_evaluate_best_uses_it(
+  tmp_path,
+):
   wd = str(tmp_path / "run")
   c = tiny_gaussian_config(steps=8, checkpoint_every=100, max_to_keep=1)
   c.eval.update(metrics="gaussian_1d", every=2, num_samples=256, select="w1:min")
@@ -112,6 +127,7 @@ def test_a_population_keeps_each_seeds_best_and_evaluates_each_at_its_own(tmp_pa
   # The selection curve of every seed, as the README's figure is made.
   png = plot_metric.plot(wd, "w1", str(tmp_path / "w1.png"), mode="min", references={"paper": 0.1})
   from PIL import Image
+
   assert Image.open(png).size == (640, 380)
   with pytest.raises(ConfigError, match=r"metrics.jsonl has no 'fid'; it has .*w1"):
     plot_metric.plot(wd, "fid", str(tmp_path / "fid.png"))
@@ -121,8 +137,11 @@ def test_a_misnamed_selection_metric_stops_after_saving_that_step(tmp_path):
   wd = str(tmp_path / "typo")
   c = tiny_gaussian_config(steps=4, checkpoint_every=100)
   c.eval.update(metrics="gaussian_1d", every=2, num_samples=256, select="fid:min")
-  with pytest.raises(ConfigError, match=r"^config.eval.select names 'fid' but the evaluation gave "
-                                        r".*w1.*; fix config.eval.select.$"):
+  with pytest.raises(
+    ConfigError,
+    match=r"^config.eval.select names 'fid' but the evaluation gave "
+    r".*w1.*; fix config.eval.select.$",
+  ):
     jaxgan.train(c, wd, progress=False)
   with checkpointing.Checkpointer(wd, read_only=True) as ckpt:
     assert ckpt.all_steps() == [2]  # the evaluated step is kept, without metrics
@@ -131,8 +150,10 @@ def test_a_misnamed_selection_metric_stops_after_saving_that_step(tmp_path):
 def test_evaluate_best_without_a_selection_says_what_to_do(tmp_path):
   wd = str(tmp_path / "plain")
   jaxgan.train(tiny_gaussian_config(), wd, progress=False)
-  with pytest.raises(ConfigError, match="this run has no config.eval.select, so it kept no best "
-                                        "checkpoint; evaluate --step=N"):
+  with pytest.raises(
+    ConfigError,
+    match="this run has no config.eval.select, so it kept no best checkpoint; evaluate --step=N",
+  ):
     evaluate.evaluate_best(wd)
 
 
@@ -140,9 +161,13 @@ def test_parzen_valid_refuses_to_score_images_it_trains_on():
   c = experiment("mnist_gan.py")
   c.eval.metrics = "parzen_valid"
   from jaxgan.data.spec import DataSpec
+
   spec = DataSpec(shape=(28, 28, 1), num_classes=10, is_image=True, name="mnist")
-  with pytest.raises(ConfigError, match=r"parzen_valid scores training images 50,000-59,999, which "
-                                        r"config.data.train_range=\(\) trains on"):
+  with pytest.raises(
+    ConfigError,
+    match=r"parzen_valid scores training images 50,000-59,999, which "
+    r"config.data.train_range=\(\) trains on",
+  ):
     evaluators.preflight(["parzen_valid"], c, spec)
   c.data.train_range = (0, 50_000)
   evaluators.preflight(["parzen_valid"], c, spec)
@@ -151,22 +176,30 @@ def test_parzen_valid_refuses_to_score_images_it_trains_on():
 @needs_mnist
 def test_parzen_valid_never_reads_the_test_split_and_matches_numpy(mnist_tfds_dir, monkeypatch):
   from jax import random
-  from jaxgan.data import build_dataset, images
   from test_evaluate import numpy_parzen_protocol
+
+  from jaxgan.data import build_dataset, images
+
   c = experiment("mnist_gan.py:paper_code")
   c.data.data_dir = mnist_tfds_dir
   c.eval.parzen_valid_samples = 300
   ds = build_dataset(c.data)
   opened = []
   real_reopen = images.ImageDataset.other_split
-  monkeypatch.setattr(images.ImageDataset, "other_split",
-                      lambda self, split: opened.append(split) or real_reopen(self, split))
+  monkeypatch.setattr(
+    images.ImageDataset,
+    "other_split",
+    lambda self, split: opened.append(split) or real_reopen(self, split),
+  )
   data = ds.load_all()
   flat = data["x"][np.argsort(data["index"])].reshape(60_000, -1).astype(np.float32) / 255.0
   rng = np.random.default_rng(0)
-  samples = np.clip(flat[rng.choice(50_000, 400, replace=False)] + rng.normal(0, 0.1, (400, 784)), 0, 1)
-  ctx = evaluators.EvalContext(config=c, gan=None, state=None, dataset=ds, step=0, workdir=None,
-                               rng=random.PRNGKey(0))
+  samples = np.clip(
+    flat[rng.choice(50_000, 400, replace=False)] + rng.normal(0, 0.1, (400, 784)), 0, 1
+  )
+  ctx = evaluators.EvalContext(
+    config=c, gan=None, state=None, dataset=ds, step=0, workdir=None, rng=random.PRNGKey(0)
+  )
   ctx.cache["generated"] = (samples.reshape(-1, 28, 28, 1).astype(np.float32), None)
   out = evaluators.run_evaluators(["parzen_valid"], ctx).scalars
   assert opened == []  # no other split was opened: never the test images

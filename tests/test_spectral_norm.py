@@ -5,16 +5,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from conftest import tiny_gaussian_config
-from jaxgan.models import spectral_norm
 from jaxgan.core.train_step import make_train_step
 from jaxgan.experiment import build_experiment
+from jaxgan.models import spectral_norm
 
 
 def params():
   rng = np.random.default_rng(0)
-  return {"Dense_0": {"kernel": jnp.asarray(rng.normal(size=(6, 4)), jnp.float32),
-                      "bias": jnp.asarray(rng.normal(size=(4,)), jnp.float32)},
-          "Conv_0": {"kernel": jnp.asarray(rng.normal(size=(3, 3, 2, 5)), jnp.float32)}}
+  return {
+    "Dense_0": {
+      "kernel": jnp.asarray(rng.normal(size=(6, 4)), jnp.float32),
+      "bias": jnp.asarray(rng.normal(size=(4,)), jnp.float32),
+    },
+    "Conv_0": {"kernel": jnp.asarray(rng.normal(size=(3, 3, 2, 5)), jnp.float32)},
+  }
 
 
 def top_singular_value(w):
@@ -55,7 +59,7 @@ def test_gradient_flows_through_sigma_with_u_held_fixed():
   un = np.asarray(u, np.float64)
   v = wn @ un / np.linalg.norm(wn @ un)
   s = v @ wn @ un
-  np.testing.assert_allclose(g, 1 / s - wn.sum() * np.outer(v, un) / s ** 2, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(g, 1 / s - wn.sum() * np.outer(v, un) / s**2, rtol=1e-4, atol=1e-6)
 
 
 def test_training_keeps_u_in_the_d_collections_and_iterates_it():

@@ -48,8 +48,11 @@ class _FakeMnist:
 
   def __init__(self, n=40):
     order = np.random.default_rng(1).permutation(n)
-    self.data = {"x": (order % 256).astype(np.uint8)[:, None, None, None] * np.ones((1, 28, 28, 1), np.uint8),
-                 "y": (order % 10).astype(np.int32), "index": order}
+    self.data = {
+      "x": (order % 256).astype(np.uint8)[:, None, None, None] * np.ones((1, 28, 28, 1), np.uint8),
+      "y": (order % 10).astype(np.int32),
+      "index": order,
+    }
 
   def __len__(self):
     return len(self.data["y"])
@@ -72,11 +75,14 @@ def test_stacked_examples_are_three_digits_fixed_by_seed_and_index():
   assert not np.array_equal(triples(4, 30, 40), t)
 
 
-@pytest.mark.skipif(not os.path.isdir(os.environ.get("JAXGAN_MNIST_DIR", "")),
-                    reason="needs JAXGAN_MNIST_DIR (CI sets it)")
+@pytest.mark.skipif(
+  not os.path.isdir(os.environ.get("JAXGAN_MNIST_DIR", "")),
+  reason="needs JAXGAN_MNIST_DIR (CI sets it)",
+)
 @pytest.mark.slow
 def test_two_seeds_of_the_smoke_config_train_on_real_stacked_mnist(tmp_path, mnist_tfds_dir):
   import jaxgan
+
   c = experiment("stacked_mnist.py:smoke")
   c.data.update(data_dir=mnist_tfds_dir, split="test")  # 10,000 digits load faster than 60,000
   c.parallel = "none"

@@ -54,12 +54,17 @@ def test_a_new_penalty_stream_leaves_an_existing_run_unchanged():
   names_a, names_b = step_stream_names(exp_a.gan, 2, 1), step_stream_names(exp_b.gan, 2, 1)
   assert set(names_b) - set(names_a) == {"d0/term/gp", "d1/term/gp"}
   assert float(metrics["gp/grad_norm"]) > 0  # the penalty did run
-  for x, y in zip(jax.tree.leaves((a.g_params, a.d_params)), jax.tree.leaves((b.g_params, b.d_params))):
+  for x, y in zip(
+    jax.tree.leaves((a.g_params, a.d_params)), jax.tree.leaves((b.g_params, b.d_params))
+  ):
     np.testing.assert_array_equal(x, y)
 
 
 def test_the_state_keeps_its_base_key_and_each_step_gets_its_own():
   exp, state, _ = run_steps(tiny_gaussian_config(), n=1)
   np.testing.assert_array_equal(state.rng, exp.init_state().rng)
-  keys = [streams.derive(streams.step_key(state.rng, jnp.int32(s)), ["d0/noise"])["d0/noise"] for s in (0, 1)]
+  keys = [
+    streams.derive(streams.step_key(state.rng, jnp.int32(s)), ["d0/noise"])["d0/noise"]
+    for s in (0, 1)
+  ]
   assert not np.array_equal(keys[0], keys[1])

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_gaussian_config
-from jaxgan.experiment import build_experiment
 from jaxgan.core.train_step import NEVER, make_fused_step, make_train_step
+from jaxgan.experiment import build_experiment
 
 
 def setup(**train):
@@ -64,7 +64,7 @@ def test_fused_steps_equal_sequential_steps():
   seq = state
   losses = []
   for i in range(4):
-    seq, m = fused(seq, jax.tree.map(lambda x: x[i:i + 1], inputs), None)
+    seq, m = fused(seq, jax.tree.map(lambda x: x[i : i + 1], inputs), None)
     losses.append(float(m["d_loss"]))
   for a, b in zip(jax.tree.leaves(four), jax.tree.leaves(seq)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
@@ -94,7 +94,10 @@ def test_fused_step_reports_values_beyond_the_divergence_bound():
 
   def exploding(state, batch):  # G's gradient norm is finite but huge from the third step on
     state, metrics = step(state, batch)
-    return state, {**metrics, "g_grad_norm": jnp.where(state.step >= 3, 1e20, metrics["g_grad_norm"])}
+    return state, {
+      **metrics,
+      "g_grad_norm": jnp.where(state.step >= 3, 1e20, metrics["g_grad_norm"]),
+    }
 
   bounded = jax.jit(make_fused_step(exploding, exp.pipeline.materialize, divergence_bound=1e8))
   _, metrics = bounded(state, exp.pipeline.host_inputs(0, 4), None)
@@ -102,7 +105,9 @@ def test_fused_step_reports_values_beyond_the_divergence_bound():
   assert int(metrics["first_bad_step"]) == 3
   assert np.all(np.isfinite(values)) and np.max(np.abs(values)) > 1e8
   unbounded = jax.jit(make_fused_step(exploding, exp.pipeline.materialize))
-  assert int(unbounded(state, exp.pipeline.host_inputs(0, 4), None)[1]["first_bad_step"]) == int(NEVER)
+  assert int(unbounded(state, exp.pipeline.host_inputs(0, 4), None)[1]["first_bad_step"]) == int(
+    NEVER
+  )
 
 
 def test_ema_tracks_generator():
@@ -129,6 +134,7 @@ def test_ema_leaves_training_unchanged_bit_for_bit():
 
 def test_ema_by_half_life_follows_stylegan2():
   from jaxgan.core.ema import EMA
+
   ema = EMA(half_life_kimg=1.0, batch_size=100)
   np.testing.assert_allclose(float(ema.beta(jnp.int32(0))), 0.5 ** (100 / 1000), rtol=1e-6)
   ramp = EMA(half_life_kimg=1.0, rampup=0.05, batch_size=100)
@@ -140,10 +146,13 @@ def test_ema_by_half_life_follows_stylegan2():
   np.testing.assert_allclose(float(ema.beta(jnp.int32(5))) ** (1000 / 100), 0.5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("loss,read", [("bce", jax.nn.sigmoid), ("wasserstein", lambda x: x),
-                                       ("least_squares", lambda x: x)])
+@pytest.mark.parametrize(
+  "loss,read",
+  [("bce", jax.nn.sigmoid), ("wasserstein", lambda x: x), ("least_squares", lambda x: x)],
+)
 def test_d_outputs_are_reported_as_the_loss_reads_them(loss, read):
   from jaxgan.core.gan import d_forward, discriminate
+
   c = tiny_gaussian_config()
   c.loss.d = loss  # loss.g = auto
   exp = build_experiment(c)
@@ -159,11 +168,13 @@ def test_d_outputs_are_reported_as_the_loss_reads_them(loss, read):
 
 # --- update_order = "simultaneous" (the 2014 paper's released code) -------------------------
 
+
 def simultaneous_setup(d_pass="auto", num_classes=0, d_dropout=0.5, lr=0.1, **loss):
   """A tiny GAN built straight from the config (a labelled 1-D spec for conditional runs),
   plain SGD at a constant lr for both players."""
-  from jaxgan.data.spec import DataSpec
   from jaxgan.core.gan import build_gan, init_state
+  from jaxgan.data.spec import DataSpec
+
   c = tiny_gaussian_config(d_pass=d_pass, update_order="simultaneous")
   c.model.update(conditional=num_classes > 0, d_dropout=d_dropout)
   c.loss.update(**loss)
@@ -184,6 +195,7 @@ def labelled_batch(num_classes, n=8):
 def test_simultaneous_step_matches_a_hand_written_reference(d_pass, num_classes):
   from jaxgan.core import streams
   from jaxgan.core.train_step import step_stream_names
+
   gan, state = simultaneous_setup(d_pass, num_classes)
   assert gan.joint_d_pass == (d_pass == "joint") and gan.conditional == bool(num_classes)
   assert (gan.noise.distribution, gan.noise.low, gan.noise.high) == ("uniform", 0.0, 1.0)
@@ -243,8 +255,10 @@ def test_simultaneous_differs_from_alternating_only_in_the_generator_update():
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
   for k in ("d_loss", "d_loss/gp", "d_real", "d_fake", "d_grad_norm"):
     np.testing.assert_allclose(m_sim[k], m_alt[k], rtol=1e-6, err_msg=k)
-  g_diff = max(float(jnp.max(jnp.abs(a - b)))
-               for a, b in zip(jax.tree.leaves(sim.g_params), jax.tree.leaves(alt.g_params)))
+  g_diff = max(
+    float(jnp.max(jnp.abs(a - b)))
+    for a, b in zip(jax.tree.leaves(sim.g_params), jax.tree.leaves(alt.g_params))
+  )
   assert g_diff > 1e-4
   # Simultaneous: G's objective reads the very outputs D's objective read.
   assert float(m_sim["g_d_fake"]) == float(m_sim["d_fake"])
@@ -252,14 +266,21 @@ def test_simultaneous_differs_from_alternating_only_in_the_generator_update():
 
 
 def test_simultaneous_step_under_shard_map_matches_one_device():
-  from jax.sharding import Mesh, PartitionSpec as P
+  from jax.sharding import Mesh
+  from jax.sharding import PartitionSpec as P
+
   gan, state = simultaneous_setup(d_dropout=0.0)  # dropout masks are drawn per device
   b = batch(1, n=16)
   single = jax.jit(make_train_step(gan, update_order="simultaneous"))
-  sharded = jax.jit(jax.shard_map(
+  sharded = jax.jit(
+    jax.shard_map(
       make_train_step(gan, axis_name="batch", update_order="simultaneous"),
-      mesh=Mesh(np.asarray(jax.devices()), ("batch",)), in_specs=(P(), {"x": P(None, "batch")}),
-      out_specs=(P(), P()), check_vma=False))
+      mesh=Mesh(np.asarray(jax.devices()), ("batch",)),
+      in_specs=(P(), {"x": P(None, "batch")}),
+      out_specs=(P(), P()),
+      check_vma=False,
+    )
+  )
   s1, s4 = state, state
   for _ in range(2):
     s1, m1 = single(s1, b)
@@ -273,12 +294,14 @@ def test_simultaneous_step_under_shard_map_matches_one_device():
 def test_simultaneous_refuses_more_than_one_update_per_player():
   from jaxgan import config as config_lib
   from jaxgan.errors import ConfigError
+
   with pytest.raises(ConfigError) as e:
     config_lib.validate(tiny_gaussian_config(update_order="simultaneous", d_steps=2))
   assert str(e.value) == (
-      "config.train.update_order='simultaneous' takes one D and one G update from one forward "
-      "pass, so it needs d_steps=1 and g_steps=1 (got 2 and 1); use "
-      "update_order='alternating' for k > 1.")
+    "config.train.update_order='simultaneous' takes one D and one G update from one forward "
+    "pass, so it needs d_steps=1 and g_steps=1 (got 2 and 1); use "
+    "update_order='alternating' for k > 1."
+  )
   gan, state = simultaneous_setup()
   with pytest.raises(ValueError, match="g_steps=2"):
     make_train_step(gan, g_steps=2, update_order="simultaneous")

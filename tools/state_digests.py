@@ -30,38 +30,60 @@ import numpy as np
 
 NO_EVAL = ("--config.eval.metrics=", "--config.eval.select=", "--config.eval.raw_metrics=")
 RUNS: dict[str, tuple[str, tuple[str, ...], int]] = {
-    # name: (config, overrides, CPU devices)
-    "gaussian_1d@2000": ("experiments/gaussian_1d.py", ("--config.train.steps=2000",), 1),
-    "gaussian_1d:smoke": ("experiments/gaussian_1d.py:smoke", (), 1),
-    "gaussian_1d:textbook@40": ("experiments/gaussian_1d.py:textbook", ("--config.train.steps=40",), 1),
-    "mixtures_2d:smoke": ("experiments/mixtures_2d.py:smoke", (), 1),
-    "mixtures_2d:smoke,r3gan": ("experiments/mixtures_2d.py:smoke,r3gan", (), 1),
-    "mixtures_2d:smoke,wgan_gp": ("experiments/mixtures_2d.py:smoke,wgan_gp", (), 1),
-    "mixtures_2d:smoke,sn_hinge": ("experiments/mixtures_2d.py:smoke,sn_hinge", (), 1),
-    "mixtures_2d:smoke,pacgan2": ("experiments/mixtures_2d.py:smoke,pacgan2", (), 1),
-    "mixtures_2d:smoke,dragan+lecam": ("experiments/mixtures_2d.py:smoke,dragan",
-                                       ("--config.loss.d_penalties=dragan:10,lecam:0.1@2",
-                                        "--config.train.g_steps=2"), 1),
-    "mixtures_2d:smoke,population": ("experiments/mixtures_2d.py:smoke",
-                                     ("--config.train.num_seeds=2",
-                                      "--config.sweep.optim.d.lr=(1e-3,2e-3)"), 1),
-    "mixtures_2d:smoke,population_vmap": ("experiments/mixtures_2d.py:smoke",
-                                          ("--config.train.num_seeds=2",
-                                           "--config.sweep.loss.d_penalties=(\"r1:1\",\"r1:4\")",
-                                           "--config.train.member_loop=vmap"), 1),
-    "mixtures_2d:smoke@2dev": ("experiments/mixtures_2d.py:smoke", (), 2),
-    "mnist_gan:smoke": ("experiments/mnist_gan.py:smoke", (), 1),
-    "mnist_gan:paper_code_ema@20": ("experiments/mnist_gan.py:paper_code_ema",
-                                    ("--config.train.steps=20", "--config.train.steps_per_call=10"), 1),
-    "mnist_dcgan:smoke": ("experiments/mnist_dcgan.py:smoke", (), 1),
-    "mnist_dcgan:smoke,r1_aug_ema": ("experiments/mnist_dcgan.py:smoke",
-                                     ("--config.model.d_batch_norm=False",
-                                      "--config.loss.d_penalties=r1:1@2",
-                                      "--config.loss.augment=translation,cutout,color",
-                                      "--config.train.ema_kimg=1", "--config.train.ema_rampup=0.05"), 1),
-    "mnist_dcgan:smoke@2dev": ("experiments/mnist_dcgan.py:smoke", (), 2),
-    "mnist_cgan:smoke": ("experiments/mnist_cgan.py:smoke", (), 1),
-    "stacked_mnist:smoke": ("experiments/stacked_mnist.py:smoke", (), 1),
+  # name: (config, overrides, CPU devices)
+  "gaussian_1d@2000": ("experiments/gaussian_1d.py", ("--config.train.steps=2000",), 1),
+  "gaussian_1d:smoke": ("experiments/gaussian_1d.py:smoke", (), 1),
+  "gaussian_1d:textbook@40": (
+    "experiments/gaussian_1d.py:textbook",
+    ("--config.train.steps=40",),
+    1,
+  ),
+  "mixtures_2d:smoke": ("experiments/mixtures_2d.py:smoke", (), 1),
+  "mixtures_2d:smoke,r3gan": ("experiments/mixtures_2d.py:smoke,r3gan", (), 1),
+  "mixtures_2d:smoke,wgan_gp": ("experiments/mixtures_2d.py:smoke,wgan_gp", (), 1),
+  "mixtures_2d:smoke,sn_hinge": ("experiments/mixtures_2d.py:smoke,sn_hinge", (), 1),
+  "mixtures_2d:smoke,pacgan2": ("experiments/mixtures_2d.py:smoke,pacgan2", (), 1),
+  "mixtures_2d:smoke,dragan+lecam": (
+    "experiments/mixtures_2d.py:smoke,dragan",
+    ("--config.loss.d_penalties=dragan:10,lecam:0.1@2", "--config.train.g_steps=2"),
+    1,
+  ),
+  "mixtures_2d:smoke,population": (
+    "experiments/mixtures_2d.py:smoke",
+    ("--config.train.num_seeds=2", "--config.sweep.optim.d.lr=(1e-3,2e-3)"),
+    1,
+  ),
+  "mixtures_2d:smoke,population_vmap": (
+    "experiments/mixtures_2d.py:smoke",
+    (
+      "--config.train.num_seeds=2",
+      '--config.sweep.loss.d_penalties=("r1:1","r1:4")',
+      "--config.train.member_loop=vmap",
+    ),
+    1,
+  ),
+  "mixtures_2d:smoke@2dev": ("experiments/mixtures_2d.py:smoke", (), 2),
+  "mnist_gan:smoke": ("experiments/mnist_gan.py:smoke", (), 1),
+  "mnist_gan:paper_code_ema@20": (
+    "experiments/mnist_gan.py:paper_code_ema",
+    ("--config.train.steps=20", "--config.train.steps_per_call=10"),
+    1,
+  ),
+  "mnist_dcgan:smoke": ("experiments/mnist_dcgan.py:smoke", (), 1),
+  "mnist_dcgan:smoke,r1_aug_ema": (
+    "experiments/mnist_dcgan.py:smoke",
+    (
+      "--config.model.d_batch_norm=False",
+      "--config.loss.d_penalties=r1:1@2",
+      "--config.loss.augment=translation,cutout,color",
+      "--config.train.ema_kimg=1",
+      "--config.train.ema_rampup=0.05",
+    ),
+    1,
+  ),
+  "mnist_dcgan:smoke@2dev": ("experiments/mnist_dcgan.py:smoke", (), 2),
+  "mnist_cgan:smoke": ("experiments/mnist_cgan.py:smoke", (), 1),
+  "stacked_mnist:smoke": ("experiments/stacked_mnist.py:smoke", (), 1),
 }
 
 
@@ -69,6 +91,7 @@ def leaf_digests(checkpoint_state_dir: str) -> list[tuple[str, str]]:
   """(path, 'dtype[shape]:sha256') of every array in an orbax state item, read raw."""
   import jax
   import orbax.checkpoint as ocp
+
   with ocp.PyTreeCheckpointer() as ckptr:  # as numpy: no device layout to match
     meta = ckptr.metadata(checkpoint_state_dir)
     meta = getattr(meta, "item_metadata", meta)

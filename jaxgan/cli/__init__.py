@@ -9,7 +9,7 @@ import contextlib
 import os
 import sys
 import traceback
-from typing import Iterator
+from collections.abc import Iterator
 
 from absl import app, flags, logging
 
@@ -56,7 +56,7 @@ def user_errors_exit() -> Iterator[None]:
 def moved_program(old: str, script: str, module: str, name: str) -> None:
   """An old program path: run as ``python -m`` it says where the program went (exit 2);
   imported, it raises ImportError saying the same."""
-  message = (f"`python -m {old}` is now `{script}` (or `python -m {module}`), with the same flags.")
+  message = f"`python -m {old}` is now `{script}` (or `python -m {module}`), with the same flags."
   if name == "__main__":
     print(f"jaxgan: error: {message}", file=sys.stderr)
     sys.exit(2)

@@ -21,8 +21,13 @@ import sys
 from absl import app, flags, logging
 
 from jaxgan import cli
-from jaxgan.evaluators.evaluate import (WEIGHTS, evaluate_best, evaluate_run, evaluate_samples,
-                                       members_table)
+from jaxgan.evaluators.evaluate import (
+  WEIGHTS,
+  evaluate_best,
+  evaluate_run,
+  evaluate_samples,
+  members_table,
+)
 
 _WORKDIR = None
 _STEP = None
@@ -43,26 +48,58 @@ _WEIGHTS = None
 def _define_flags() -> None:
   """absl flags, defined only when run as a program, so that this module and
   the other command-line modules can all be imported into one notebook."""
-  global _WORKDIR, _STEP, _METRICS, _NUM, _FEATURE_NET, _INCEPTION, _STATS_CACHE, _SAMPLES, _DATASET, _DATA_DIR, _OUTPUT, _SEED_INDEX, _BEST, _WEIGHTS
+  global \
+    _WORKDIR, \
+    _STEP, \
+    _METRICS, \
+    _NUM, \
+    _FEATURE_NET, \
+    _INCEPTION, \
+    _STATS_CACHE, \
+    _SAMPLES, \
+    _DATASET, \
+    _DATA_DIR, \
+    _OUTPUT, \
+    _SEED_INDEX, \
+    _BEST, \
+    _WEIGHTS
   _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory to evaluate.")
   _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
-  _METRICS = flags.DEFINE_string("metrics", None, "Comma-separated evaluator names (default: the run's).")
-  _NUM = flags.DEFINE_integer("num_samples", None, "Generated samples (default: config.eval.num_samples).")
+  _METRICS = flags.DEFINE_string(
+    "metrics", None, "Comma-separated evaluator names (default: the run's)."
+  )
+  _NUM = flags.DEFINE_integer(
+    "num_samples", None, "Generated samples (default: config.eval.num_samples)."
+  )
   _FEATURE_NET = flags.DEFINE_string("feature_net", None, "Trained LeNet dir for 28x28x1 metrics.")
   _INCEPTION = flags.DEFINE_string("inception_weights", None, "FID Inception .npz for RGB metrics.")
-  _STATS_CACHE = flags.DEFINE_string("stats_cache_dir", None, "Real-data statistics cache directory.")
-  _SAMPLES = flags.DEFINE_string("samples", None, "Evaluate this .npz ('samples' in [0, 1]) instead of a run.")
+  _STATS_CACHE = flags.DEFINE_string(
+    "stats_cache_dir", None, "Real-data statistics cache directory."
+  )
+  _SAMPLES = flags.DEFINE_string(
+    "samples", None, "Evaluate this .npz ('samples' in [0, 1]) instead of a run."
+  )
   _DATASET = flags.DEFINE_string("dataset", None, "With --samples: the dataset to compare against.")
   _DATA_DIR = flags.DEFINE_string("data_dir", "", "With --samples: TFDS data dir.")
   _OUTPUT = flags.DEFINE_string("output", None, "Where to write the JSON result.")
   _SEED_INDEX = flags.DEFINE_integer(
-      "seed_index", None, "In a run of many members (train.num_seeds, config.sweep): evaluate only "
-      "this one (see members.json). Default: every member, with mean and std.")
-  _BEST = flags.DEFINE_bool("best", False, "Evaluate the checkpoint kept as best by the run's "
-                            "config.eval.select (each member's own best in a run of many).")
-  _WEIGHTS = flags.DEFINE_enum("weights", "ema", WEIGHTS, "G's weights to sample: ema (the run's "
-                               "EMA of G, when it keeps one) or raw (G's own weights).")
-
+    "seed_index",
+    None,
+    "In a run of many members (train.num_seeds, config.sweep): evaluate only "
+    "this one (see members.json). Default: every member, with mean and std.",
+  )
+  _BEST = flags.DEFINE_bool(
+    "best",
+    False,
+    "Evaluate the checkpoint kept as best by the run's "
+    "config.eval.select (each member's own best in a run of many).",
+  )
+  _WEIGHTS = flags.DEFINE_enum(
+    "weights",
+    "ema",
+    WEIGHTS,
+    "G's weights to sample: ema (the run's EMA of G, when it keeps one) or raw (G's own weights).",
+  )
 
 
 def _overrides() -> dict:
@@ -87,19 +124,37 @@ def main(argv: list[str]) -> None:
       if not _DATASET.value or not _METRICS.value:
         raise app.UsageError("--samples needs --dataset and --metrics")
       from jaxgan.config import split_names
-      record = evaluate_samples(_SAMPLES.value, _DATASET.value, split_names(_METRICS.value),
-                                data_dir=_DATA_DIR.value, update=_overrides(), output=_OUTPUT.value)
+
+      record = evaluate_samples(
+        _SAMPLES.value,
+        _DATASET.value,
+        split_names(_METRICS.value),
+        data_dir=_DATA_DIR.value,
+        update=_overrides(),
+        output=_OUTPUT.value,
+      )
     elif _WORKDIR.value and _BEST.value:
       if _STEP.value is not None:
         raise app.UsageError("give --best or --step, not both")
-      record = evaluate_best(_WORKDIR.value, update=_overrides(), output=_OUTPUT.value,
-                             seed_index=_SEED_INDEX.value, weights=_WEIGHTS.value)
+      record = evaluate_best(
+        _WORKDIR.value,
+        update=_overrides(),
+        output=_OUTPUT.value,
+        seed_index=_SEED_INDEX.value,
+        weights=_WEIGHTS.value,
+      )
       table = members_table(record)
       if table:
         print(table, file=sys.stderr)
     elif _WORKDIR.value:
-      record = evaluate_run(_WORKDIR.value, _STEP.value, update=_overrides(), output=_OUTPUT.value,
-                            seed_index=_SEED_INDEX.value, weights=_WEIGHTS.value)
+      record = evaluate_run(
+        _WORKDIR.value,
+        _STEP.value,
+        update=_overrides(),
+        output=_OUTPUT.value,
+        seed_index=_SEED_INDEX.value,
+        weights=_WEIGHTS.value,
+      )
       table = members_table(record)
       if table:
         print(table, file=sys.stderr)

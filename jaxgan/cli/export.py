@@ -35,39 +35,62 @@ def _define_flags() -> None:
   _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory holding checkpoints/.")
   _NUM = flags.DEFINE_integer("num_samples", 10_000, "How many samples to draw.")
   _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
-  _OUTPUT = flags.DEFINE_string("output", None, "Output .npz (default: <workdir>/samples/samples_<step>_<n>.npz).")
+  _OUTPUT = flags.DEFINE_string(
+    "output", None, "Output .npz (default: <workdir>/samples/samples_<step>_<n>.npz)."
+  )
   _SEED = flags.DEFINE_integer("seed", 0, "PRNG seed for the noise (and labels).")
   _CHUNK = flags.DEFINE_integer("chunk", 1000, "Samples generated per compiled call.")
   _SEED_INDEX = flags.DEFINE_integer(
-      "seed_index", None, "In a run of many members (train.num_seeds, config.sweep): the member to "
-      "sample from (see members.json); required there.")
+    "seed_index",
+    None,
+    "In a run of many members (train.num_seeds, config.sweep): the member to "
+    "sample from (see members.json); required there.",
+  )
   flags.mark_flag_as_required("workdir")
 
 
-def export_samples(workdir: str, num_samples: int, *, step: int | None = None,
-                   output: str | None = None, seed: int = 0, chunk: int = 1000,
-                   progress: bool = True, seed_index: int | None = None) -> str:
+def export_samples(
+  workdir: str,
+  num_samples: int,
+  *,
+  step: int | None = None,
+  output: str | None = None,
+  seed: int = 0,
+  chunk: int = 1000,
+  progress: bool = True,
+  seed_index: int | None = None,
+) -> str:
   """Writes the .npz and returns its path."""
-  from jaxgan.run.reopen import open_run
-  from jaxgan.errors import ConfigError
   from jaxgan.core.sampling import Sampler
+  from jaxgan.errors import ConfigError
+  from jaxgan.run.reopen import open_run
+
   exp, state = open_run(workdir, step)
   step = int(state.step)
   if exp.population.batched:
     if seed_index is None:
-      raise ConfigError(f"{workdir} holds {exp.population.size} members (see members.json); "
-                        f"pass --seed_index=0..{exp.population.size - 1} to pick one.")
+      raise ConfigError(
+        f"{workdir} holds {exp.population.size} members (see members.json); "
+        f"pass --seed_index=0..{exp.population.size - 1} to pick one."
+      )
     state = exp.member_state(state, seed_index)
   start = time.time()
 
   def report(done: int, n: int) -> None:
     rate = done / max(time.time() - start, 1e-9)
-    print(f"\rexport: {done}/{n} samples ({rate:,.0f}/s)", end="\n" if done == n else "",
-          file=sys.stderr)
+    print(
+      f"\rexport: {done}/{n} samples ({rate:,.0f}/s)",
+      end="\n" if done == n else "",
+      file=sys.stderr,
+    )
 
   samples, labels = Sampler(exp.gan, chunk=chunk).balanced(
-      state, num_samples, noise_key=jax.random.PRNGKey(seed), label_seed=seed,
-      progress=report if progress else None)
+    state,
+    num_samples,
+    noise_key=jax.random.PRNGKey(seed),
+    label_seed=seed,
+    progress=report if progress else None,
+  )
   member = "" if seed_index is None or not exp.population.batched else f"_member{seed_index}"
   output = output or os.path.join(workdir, "samples", f"samples_{step}_{num_samples}{member}.npz")
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
@@ -81,8 +104,15 @@ def export_samples(workdir: str, num_samples: int, *, step: int | None = None,
 def main(argv: list[str]) -> None:
   cli.setup(argv, logging.ERROR)
   with cli.user_errors_exit():
-    path = export_samples(_WORKDIR.value, _NUM.value, step=_STEP.value, output=_OUTPUT.value,
-                          seed=_SEED.value, chunk=_CHUNK.value, seed_index=_SEED_INDEX.value)
+    path = export_samples(
+      _WORKDIR.value,
+      _NUM.value,
+      step=_STEP.value,
+      output=_OUTPUT.value,
+      seed=_SEED.value,
+      chunk=_CHUNK.value,
+      seed_index=_SEED_INDEX.value,
+    )
   print(path)
 
 

@@ -32,9 +32,12 @@ def _define_flags() -> None:
   _WORKDIR = flags.DEFINE_list("workdir", None, "Run directories, comma-separated.", required=True)
   _SCALAR = flags.DEFINE_string("scalar", "parzen_valid", "The metrics.jsonl key to plot.")
   _MODE = flags.DEFINE_enum("mode", "max", ["max", "min"], "Which end is best (marked).")
-  _OUTPUT = flags.DEFINE_string("output", None, "PNG path (default <first workdir>/figures/<scalar>.png).")
-  _DASHED = flags.DEFINE_string("dashed", "", "A second key drawn dashed beside each curve, e.g. "
-                                "raw/parzen_valid.")
+  _OUTPUT = flags.DEFINE_string(
+    "output", None, "PNG path (default <first workdir>/figures/<scalar>.png)."
+  )
+  _DASHED = flags.DEFINE_string(
+    "dashed", "", "A second key drawn dashed beside each curve, e.g. raw/parzen_valid."
+  )
   _REFERENCE = flags.DEFINE_multi_string("reference", [], "'name=value' horizontal lines.")
 
 
@@ -53,11 +56,19 @@ def _points(records: list[dict], key: str) -> list[tuple[int, float]]:
   return [(r["step"], float(r[key])) for r in records if key in r]
 
 
-def plot(workdirs: str | list[str], scalar: str, output: str, *, mode: str = "max",
-         references: dict[str, float] | None = None, dashed: str = "") -> str:
+def plot(
+  workdirs: str | list[str],
+  scalar: str,
+  output: str,
+  *,
+  mode: str = "max",
+  references: dict[str, float] | None = None,
+  dashed: str = "",
+) -> str:
   """Writes the figure: one curve per run (or per member of a run of many), with
   ``dashed`` beside each; returns its path. ConfigError if a run never logged ``scalar``."""
   from jaxgan.evaluators import figures
+
   workdirs = [workdirs] if isinstance(workdirs, str) else list(workdirs)
   curves = []
   for workdir in workdirs:
@@ -69,11 +80,22 @@ def plot(workdirs: str | list[str], scalar: str, output: str, *, mode: str = "ma
     name = os.path.basename(os.path.normpath(workdir))
     for m, x in enumerate(suffixes):
       label = (f"{name} " if len(workdirs) > 1 else "") + (f"member {m}" if members > 1 else "")
-      curves.append((label.strip() or scalar, _points(records, scalar + x),
-                     _points(records, dashed + x) if dashed else []))
+      curves.append(
+        (
+          label.strip() or scalar,
+          _points(records, scalar + x),
+          _points(records, dashed + x) if dashed else [],
+        )
+      )
   title = ", ".join(os.path.basename(os.path.normpath(w)) for w in workdirs)
-  image = figures.scalar_curves(curves, scalar, mode=mode, references=references,
-                                title=f"{title}: {scalar}", dashed_label=dashed)
+  image = figures.scalar_curves(
+    curves,
+    scalar,
+    mode=mode,
+    references=references,
+    title=f"{title}: {scalar}",
+    dashed_label=dashed,
+  )
   return figures.save_png(image, output)
 
 
@@ -93,10 +115,19 @@ def _parse_references(items: list[str]) -> dict[str, float]:
 def main(argv: list[str]) -> None:
   cli.setup(argv)
   with cli.user_errors_exit():
-    output = _OUTPUT.value or os.path.join(_WORKDIR.value[0], "figures",
-                                           f"{_SCALAR.value.replace('/', '_')}.png")
-    print(plot(_WORKDIR.value, _SCALAR.value, output, mode=_MODE.value,
-               references=_parse_references(_REFERENCE.value), dashed=_DASHED.value))
+    output = _OUTPUT.value or os.path.join(
+      _WORKDIR.value[0], "figures", f"{_SCALAR.value.replace('/', '_')}.png"
+    )
+    print(
+      plot(
+        _WORKDIR.value,
+        _SCALAR.value,
+        output,
+        mode=_MODE.value,
+        references=_parse_references(_REFERENCE.value),
+        dashed=_DASHED.value,
+      )
+    )
 
 
 def run() -> None:

@@ -23,14 +23,21 @@ from ml_collections import config_flags  # noqa: E402
 from jaxgan import cli  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Experiment config file, e.g. experiments/gaussian_1d.py[:variant].",
-    lock_config=True)
+  "config",
+  None,
+  "Experiment config file, e.g. experiments/gaussian_1d.py[:variant].",
+  lock_config=True,
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and figures.")
 _DISTRIBUTED = flags.DEFINE_bool(
-    "distributed", False, "Call jax.distributed.initialize() first (multi-host clusters).")
+  "distributed", False, "Call jax.distributed.initialize() first (multi-host clusters)."
+)
 _COORDINATOR = flags.DEFINE_string(
-    "coordinator_address", None, "With --distributed: host:port of process 0 (default: auto-detect "
-    "from the cluster environment, e.g. SLURM or Cloud TPU).")
+  "coordinator_address",
+  None,
+  "With --distributed: host:port of process 0 (default: auto-detect "
+  "from the cluster environment, e.g. SLURM or Cloud TPU).",
+)
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "With --distributed: process count.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "With --distributed: this process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -39,6 +46,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def _explain_override(argv: list[str]) -> str | None:
   """Which ``--config.a.b=v`` names no key, and what the valid keys there are."""
   from jaxgan.config import load_config
+
   path = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
   try:
     config = load_config(path) if path else None
@@ -50,16 +58,19 @@ def _explain_override(argv: list[str]) -> str | None:
     if arg.startswith("--config.sweep.") and config is not None:
       from jaxgan.core import population
       from jaxgan.errors import ConfigError
-      key = arg[len("--config.sweep."):].split("=", 1)[0]
+
+      key = arg[len("--config.sweep.") :].split("=", 1)[0]
       try:
         population.refuse_unsweepable({key: ()}, config)
       except ConfigError as e:
         return f"{arg}: {e}"
     node, where = config, "config"
-    for key in arg[len("--config."):].split("=", 1)[0].split("."):
+    for key in arg[len("--config.") :].split("=", 1)[0].split("."):
       if not hasattr(node, "keys") or key not in node:
         valid = ", ".join(sorted(node.keys())) if hasattr(node, "keys") else "(none: a leaf)"
-        close = difflib.get_close_matches(key, list(node.keys()) if hasattr(node, "keys") else [], n=1)
+        close = difflib.get_close_matches(
+          key, list(node.keys()) if hasattr(node, "keys") else [], n=1
+        )
         hint = f" Did you mean {close[0]!r}?" if close else ""
         return f"{arg}: {where} has no key {key!r}.{hint} Valid keys of {where}: {valid}."
       node, where = node[key], f"{where}.{key}"
@@ -87,6 +98,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
   """
   from jaxgan.config import load_config
   from jaxgan.errors import ConfigError
+
   path = _config_arg(argv)
   if path:
     try:
@@ -97,8 +109,10 @@ def _parse_flags(argv: list[str]) -> list[str]:
     return flags.FLAGS(argv)
   except flags.Error as e:
     if "must have a value other than None" in str(e):
-      _fail("--config and --workdir are required, e.g. "
-            "--config=experiments/gaussian_1d.py --workdir=workdirs/gaussian_1d")
+      _fail(
+        "--config and --workdir are required, e.g. "
+        "--config=experiments/gaussian_1d.py --workdir=workdirs/gaussian_1d"
+      )
     _fail(f"{str(e).splitlines()[0]} (see --helpshort)")
   except (AttributeError, KeyError) as e:  # ml_collections: an override names no key
     _fail(str(_explain_override(argv) or e))
@@ -109,10 +123,15 @@ def main(argv: list[str]) -> None:
   try:
     _STOP.check("during start-up; nothing was written")
     import jax
+
     if _DISTRIBUTED.value:
-      jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
-                                 num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+      jax.distributed.initialize(
+        coordinator_address=_COORDINATOR.value,
+        num_processes=_NUM_PROCESSES.value,
+        process_id=_PROCESS_ID.value,
+      )
     from jaxgan.run.loop import train
+
     with cli.user_errors_exit():
       _STOP.check("during start-up; nothing was written")
       train(_CONFIG.value, _WORKDIR.value, stop=_STOP)

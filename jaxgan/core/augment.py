@@ -15,7 +15,7 @@ run augments exactly as a one-device run does.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +25,9 @@ from jaxgan.core.collectives import shard_of_global
 from jaxgan.registry import Registry
 
 Array = jax.Array
-Draw = Callable[[Callable[[Array, int], Array], Array], Array]  # (sample(key, n), key) -> local slice
+Draw = Callable[
+  [Callable[[Array, int], Array], Array], Array
+]  # (sample(key, n), key) -> local slice
 
 AUGMENTATIONS: Registry[Callable[[Array, Array, float, Draw], Array]] = Registry("augmentation")
 
@@ -74,7 +76,10 @@ def cutout(x: Array, key: Array, strength: float, draw: Draw, ratio: float = 0.5
   h, w, ch, cw = _scaled_sizes(x, ratio, strength)
   if ch == 0 or cw == 0:
     return x
-  oh, ow = _ints(draw, key, "rows", 0, h + (1 - ch % 2)), _ints(draw, key, "cols", 0, w + (1 - cw % 2))
+  oh, ow = (
+    _ints(draw, key, "rows", 0, h + (1 - ch % 2)),
+    _ints(draw, key, "cols", 0, w + (1 - cw % 2)),
+  )
   r = jnp.arange(h)[None, :] - (oh[:, None] - ch // 2)
   c = jnp.arange(w)[None, :] - (ow[:, None] - cw // 2)
   inside = ((r >= 0) & (r < ch))[:, :, None] & ((c >= 0) & (c < cw))[:, None, :]
@@ -89,8 +94,9 @@ def parse(spec: str) -> tuple[str, ...]:
   return names
 
 
-def augment(x: Array, key: Array, ops: tuple[str, ...], strength: float,
-            axis_name: str | None = None) -> Array:
+def augment(
+  x: Array, key: Array, ops: tuple[str, ...], strength: float, axis_name: str | None = None
+) -> Array:
   """Applies ``ops`` in order to this device's images ``x`` [B_local, H, W, C]."""
   local_n = x.shape[0]
 

@@ -6,7 +6,8 @@ gives a plain single-device step (also the one to ``vmap`` over seeds).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 from jax import lax
@@ -27,8 +28,9 @@ def device_key(key: jax.Array, axis_name: str | None) -> jax.Array:
   return key if axis_name is None else jax.random.fold_in(key, lax.axis_index(axis_name))
 
 
-def shard_of_global(sample: Callable[[jax.Array, int], PyTree], key: jax.Array,
-                    local_n: int, axis_name: str | None) -> PyTree:
+def shard_of_global(
+  sample: Callable[[jax.Array, int], PyTree], key: jax.Array, local_n: int, axis_name: str | None
+) -> PyTree:
   """This device's slice of ``sample(key, global_n)``.
 
   Every device draws the whole global batch from the same key and keeps its

@@ -8,7 +8,8 @@ so every piece is usable on its own in a notebook.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -17,13 +18,13 @@ import optax
 
 from jaxgan.core import augment, losses, objectives, optim
 from jaxgan.core.collectives import device_key
+from jaxgan.core.ema import EMA
+from jaxgan.core.parallel import axis_name_for
+from jaxgan.core.state import GANState, PyTree
 from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError
-from jaxgan.core.ema import EMA
 from jaxgan.models import MODELS, Nets, spectral_norm
-from jaxgan.core.parallel import axis_name_for
 from jaxgan.registry import Registry
-from jaxgan.core.state import GANState, PyTree
 
 NOISE_DISTRIBUTIONS: Registry[Callable[..., jax.Array]] = Registry("noise distribution")
 
@@ -83,7 +84,7 @@ class GAN:
   augment: tuple[str, ...] = ()
   augment_strength: float = 1.0
   joint_d_pass: bool = False
-  ema: EMA = EMA()
+  ema: EMA = dataclasses.field(default_factory=EMA)
 
   @property
   def conditional(self) -> bool:
@@ -97,6 +98,7 @@ class GAN:
 
 def model_kwargs(model_config: ml_collections.ConfigDict) -> dict[str, Any]:
   from jaxgan.models import GENERAL_MODEL_KEYS
+
   return {k: v for k, v in model_config.items() if k not in GENERAL_MODEL_KEYS}
 
 
@@ -111,9 +113,12 @@ def choose_joint_d_pass(d_pass: str, nets: Nets, d_pack: int) -> bool:
   """
   safe = not nets.d_batch_stats and d_pack == 1
   if d_pass == "joint" and not safe:
-    why = ("batch norm in D (model.d_batch_norm) would mix real and fake statistics"
-           if nets.d_batch_stats else f"model.d_pack={d_pack} makes D a cross-sample function, "
-           f"which jaxgan always calls on real and fake separately")
+    why = (
+      "batch norm in D (model.d_batch_norm) would mix real and fake statistics"
+      if nets.d_batch_stats
+      else f"model.d_pack={d_pack} makes D a cross-sample function, "
+      f"which jaxgan always calls on real and fake separately"
+    )
     raise ConfigError(f"config.train.d_pass='joint': {why}; use 'separate' or 'auto'.")
   if d_pass == "auto":
     return safe and not nets.convolutional
@@ -123,6 +128,7 @@ def choose_joint_d_pass(d_pass: str, nets: Nets, d_pack: int) -> bool:
 def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
   """Builds the static GAN bundle. Call ``jaxgan.config.validate`` first for clear errors."""
   from jaxgan.core.penalties import D_PENALTIES
+
   num_classes = data.num_classes if config.model.conditional else 0
   if config.model.conditional and not data.num_classes:
     raise ConfigError(f"config.model.conditional=True but dataset {data.name!r} has no labels.")
@@ -132,38 +138,57 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
     nets = MODELS.get(config.model.name)(data, num_classes, bn_axis, **model_kwargs(config.model))
   except ValueError as e:  # a builder's own consistency checks
     raise ConfigError(str(e)) from None
-  noise = NoiseSpec(config.noise.dim, config.noise.distribution, config.noise.low, config.noise.high)
+  noise = NoiseSpec(
+    config.noise.dim, config.noise.distribution, config.noise.low, config.noise.high
+  )
   d_loss = losses.reduced(losses.D_LOSSES.get(config.loss.d), config.loss.get("d_reduction", "sum"))
   g_loss = losses.G_LOSSES.get(losses.generator_loss_name(config.loss.g, config.loss.d))
   d_terms = objectives.build_terms(
-      lambda ctx: (d_loss(ctx.real_out, ctx.fake_out), {}), config.loss.d_penalties,
-      D_PENALTIES, "config.loss.d_penalties")
+    lambda ctx: (d_loss(ctx.real_out, ctx.fake_out), {}),
+    config.loss.d_penalties,
+    D_PENALTIES,
+    "config.loss.d_penalties",
+  )
   g_terms = (objectives.Term("adv", lambda ctx: (g_loss(ctx.fake_out, ctx.real_out), {})),)
   if nets.d_batch_stats:
     per_example = [t.name for t in d_terms if t.per_example]
     if per_example:
       verb = "takes" if len(per_example) == 1 else "take"
       raise ConfigError(
-          f"config.loss.d_penalties: {', '.join(per_example)} {verb} D's gradient per example, "
-          f"which batch norm in D mixes across the batch; set config.model.d_batch_norm=False.")
+        f"config.loss.d_penalties: {', '.join(per_example)} {verb} D's gradient per example, "
+        f"which batch norm in D mixes across the batch; set config.model.d_batch_norm=False."
+      )
   pack = config.model.d_pack
   if pack > 1 and num_classes:
-    raise ConfigError("config.model.d_pack > 1 (PacGAN) is for unconditional models; "
-                      "set config.model.conditional=False or d_pack=1.")
+    raise ConfigError(
+      "config.model.d_pack > 1 (PacGAN) is for unconditional models; "
+      "set config.model.conditional=False or d_pack=1."
+    )
   augment_ops = augment.parse(config.loss.augment)
   if augment_ops and not data.is_image:
-    raise ConfigError(f"config.loss.augment={config.loss.augment!r}: DiffAugment needs image data; "
-                      f"{data.name!r} is not. Set config.loss.augment=''.")
+    raise ConfigError(
+      f"config.loss.augment={config.loss.augment!r}: DiffAugment needs image data; "
+      f"{data.name!r} is not. Set config.loss.augment=''."
+    )
   t = config.train
   return GAN(
-      nets=nets, noise=noise, data=data, num_classes=num_classes,
-      g_tx=optim.build_optimizer(config.optim.g),
-      d_tx=optim.build_optimizer(config.optim.d),
-      d_loss=d_loss, g_loss=g_loss, d_terms=d_terms, g_terms=g_terms,
-      d_spectral_norm=config.model.d_spectral_norm, d_pack=pack,
-      augment=augment_ops, augment_strength=config.loss.augment_strength,
-      joint_d_pass=choose_joint_d_pass(t.d_pass, nets, pack),
-      ema=EMA(t.ema_decay, t.ema_kimg, t.ema_rampup, t.batch_size))
+    nets=nets,
+    noise=noise,
+    data=data,
+    num_classes=num_classes,
+    g_tx=optim.build_optimizer(config.optim.g),
+    d_tx=optim.build_optimizer(config.optim.d),
+    d_loss=d_loss,
+    g_loss=g_loss,
+    d_terms=d_terms,
+    g_terms=g_terms,
+    d_spectral_norm=config.model.d_spectral_norm,
+    d_pack=pack,
+    augment=augment_ops,
+    augment_strength=config.loss.augment_strength,
+    joint_d_pass=choose_joint_d_pass(t.d_pass, nets, pack),
+    ema=EMA(t.ema_decay, t.ema_kimg, t.ema_rampup, t.batch_size),
+  )
 
 
 def split_variables(variables: PyTree) -> tuple[PyTree, dict]:
@@ -172,8 +197,9 @@ def split_variables(variables: PyTree) -> tuple[PyTree, dict]:
   return params, variables
 
 
-def apply_net(net, params: PyTree, collections: dict, *args, train: bool,
-              rngs: dict | None = None) -> tuple[jax.Array, dict]:
+def apply_net(
+  net, params: PyTree, collections: dict, *args, train: bool, rngs: dict | None = None
+) -> tuple[jax.Array, dict]:
   """Applies a flax module; returns (output, updated non-trainable collections)."""
   variables = {"params": params, **collections}
   if train and collections:
@@ -201,15 +227,24 @@ def d_weights(gan: GAN, params: PyTree, collections: dict, *, update: bool) -> t
   return params, {**collections, spectral_norm.COLLECTION: us}
 
 
-def d_forward(gan: GAN, params: PyTree, collections: dict, x: jax.Array, y: jax.Array | None, *,
-              train: bool, dropout_key: jax.Array | None = None, axis_name: str | None = None
-              ) -> tuple[jax.Array, dict]:
+def d_forward(
+  gan: GAN,
+  params: PyTree,
+  collections: dict,
+  x: jax.Array,
+  y: jax.Array | None,
+  *,
+  train: bool,
+  dropout_key: jax.Array | None = None,
+  axis_name: str | None = None,
+) -> tuple[jax.Array, dict]:
   """D's raw outputs on (already augmented) x, packed when configured; returns the
   outputs and the collections as the module updated them (batch statistics)."""
   module_cols = {k: v for k, v in collections.items() if k != spectral_norm.COLLECTION}
   rngs = None if dropout_key is None else {"dropout": device_key(dropout_key, axis_name)}
-  out, module_cols = apply_net(gan.nets.discriminator, params, module_cols, pack(x, gan.d_pack), y,
-                               train=train, rngs=rngs)
+  out, module_cols = apply_net(
+    gan.nets.discriminator, params, module_cols, pack(x, gan.d_pack), y, train=train, rngs=rngs
+  )
   return out, {**collections, **module_cols}
 
 
@@ -226,23 +261,42 @@ def init_state(gan: GAN, key: jax.Array) -> GANState:
   z = jnp.zeros((2, gan.noise.dim), jnp.float32)
   y = jnp.zeros((2,), jnp.int32) if gan.conditional else None
   x = pack(jnp.zeros((2 * gan.d_pack, *gan.data.shape), jnp.float32), gan.d_pack)
-  g_params, g_collections = split_variables(gan.nets.generator.init({"params": g_key}, z, y, train=False))
-  d_params, d_collections = split_variables(gan.nets.discriminator.init({"params": d_key}, x, y, train=False))
+  g_params, g_collections = split_variables(
+    gan.nets.generator.init({"params": g_key}, z, y, train=False)
+  )
+  d_params, d_collections = split_variables(
+    gan.nets.discriminator.init({"params": d_key}, x, y, train=False)
+  )
   if gan.d_spectral_norm:
-    d_collections[spectral_norm.COLLECTION] = spectral_norm.init(d_params, jax.random.fold_in(d_key, 1))
+    d_collections[spectral_norm.COLLECTION] = spectral_norm.init(
+      d_params, jax.random.fold_in(d_key, 1)
+    )
   return GANState(
-      step=jnp.zeros((), jnp.int32),
-      g_params=g_params, d_params=d_params,
-      g_collections=g_collections, d_collections=d_collections,
-      g_opt_state=gan.g_tx.init(g_params), d_opt_state=gan.d_tx.init(d_params),
-      rng=rng,
-      g_ema_params=jax.tree.map(jnp.copy, g_params) if gan.ema.enabled else None,
-      objective_state={"d": objectives.init_states(gan.d_terms),
-                       "g": objectives.init_states(gan.g_terms)})
+    step=jnp.zeros((), jnp.int32),
+    g_params=g_params,
+    d_params=d_params,
+    g_collections=g_collections,
+    d_collections=d_collections,
+    g_opt_state=gan.g_tx.init(g_params),
+    d_opt_state=gan.d_tx.init(d_params),
+    rng=rng,
+    g_ema_params=jax.tree.map(jnp.copy, g_params) if gan.ema.enabled else None,
+    objective_state={
+      "d": objectives.init_states(gan.d_terms),
+      "g": objectives.init_states(gan.g_terms),
+    },
+  )
 
 
-def generate(gan: GAN, state: GANState, key: jax.Array, n: int,
-             labels: jax.Array | None = None, *, use_ema: bool = True) -> jax.Array:
+def generate(
+  gan: GAN,
+  state: GANState,
+  key: jax.Array,
+  n: int,
+  labels: jax.Array | None = None,
+  *,
+  use_ema: bool = True,
+) -> jax.Array:
   """Draws n samples G(z) (eval mode), with random labels for conditional models."""
   z_key, y_key = jax.random.split(key)
   z = gan.noise.sample(z_key, n)
@@ -253,7 +307,9 @@ def generate(gan: GAN, state: GANState, key: jax.Array, n: int,
   return x
 
 
-def discriminate(gan: GAN, state: GANState, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+def discriminate(
+  gan: GAN, state: GANState, x: jax.Array, labels: jax.Array | None = None
+) -> jax.Array:
   """D's output on each example of x in eval mode, as the loss reads it: a probability for
   sigmoid losses (BCE), the raw critic value otherwise. A packed D (PacGAN) sees m copies."""
   params, cols = d_weights(gan, state.d_params, state.d_collections, update=False)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -90,7 +90,9 @@ def reduced(loss: DLoss, reduction: str) -> DLoss:
   if factor == 1.0:
     return loss
   eq = None if loss.equilibrium is None else factor * loss.equilibrium
-  return dataclasses.replace(loss, fn=lambda real, fake: factor * loss.fn(real, fake), equilibrium=eq)
+  return dataclasses.replace(
+    loss, fn=lambda real, fake: factor * loss.fn(real, fake), equilibrium=eq
+  )
 
 
 def bce_with_logits(logits: Array, label: float) -> Array:
@@ -148,8 +150,13 @@ D_LOSSES.register("wasserstein")(DLoss(discriminator_wasserstein, "critic", equi
 D_LOSSES.register("hinge")(DLoss(discriminator_hinge, "critic", equilibrium=2.0))
 D_LOSSES.register("rpgan")(DLoss(discriminator_rpgan, "critic", equilibrium=LOG2))
 
-AUTO_G = {"bce": "non_saturating", "least_squares": "least_squares", "wasserstein": "wasserstein",
-          "hinge": "hinge", "rpgan": "rpgan"}
+AUTO_G = {
+  "bce": "non_saturating",
+  "least_squares": "least_squares",
+  "wasserstein": "wasserstein",
+  "hinge": "hinge",
+  "rpgan": "rpgan",
+}
 
 
 def generator_loss_name(g: str, d: str) -> str:

@@ -18,7 +18,8 @@ Config: ``loss.d_penalties = "r1:10,gp:10@16"``, i.e. comma-separated
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -115,20 +116,28 @@ def parse_spec(spec: str, registry: Registry[Penalty], where: str) -> list[tuple
       raise ConfigError(f"{where}: {e}") from None
     weight_s, _, every_s = rest.partition("@")
     if not weight_s.strip():
-      raise ConfigError(f"{where}: {item!r} has no weight; write name:weight[@every], "
-                        f"e.g. {name}:10 or {name}:10@16.")
+      raise ConfigError(
+        f"{where}: {item!r} has no weight; write name:weight[@every], "
+        f"e.g. {name}:10 or {name}:10@16."
+      )
     try:
       weight = float(weight_s)
     except ValueError:
-      raise ConfigError(f"{where}: weight {weight_s.strip()!r} of {name!r} is not a number; "
-                        f"write name:weight[@every], e.g. {name}:10@16.") from None
+      raise ConfigError(
+        f"{where}: weight {weight_s.strip()!r} of {name!r} is not a number; "
+        f"write name:weight[@every], e.g. {name}:10@16."
+      ) from None
     try:
       every = int(every_s) if every_s.strip() else 1
     except ValueError:
-      raise ConfigError(f"{where}: interval {every_s.strip()!r} of {name!r} is not an integer; "
-                        f"write name:weight@every, e.g. {name}:{weight:g}@16.") from None
+      raise ConfigError(
+        f"{where}: interval {every_s.strip()!r} of {name!r} is not an integer; "
+        f"write name:weight@every, e.g. {name}:{weight:g}@16."
+      ) from None
     if not weight >= 0 or weight == float("inf"):
-      raise ConfigError(f"{where}: weight of {name!r} must be a finite number >= 0, got {weight_s.strip()}.")
+      raise ConfigError(
+        f"{where}: weight of {name!r} must be a finite number >= 0, got {weight_s.strip()}."
+      )
     if every < 1:
       raise ConfigError(f"{where}: interval of {name!r} must be >= 1, got {every}.")
     if any(name == n for n, _, _ in out):
@@ -137,8 +146,12 @@ def parse_spec(spec: str, registry: Registry[Penalty], where: str) -> list[tuple
   return out
 
 
-def build_terms(adversarial: Callable[[TermContext], tuple[Array, Metrics]], spec: str,
-                registry: Registry[Penalty], where: str) -> tuple[Term, ...]:
+def build_terms(
+  adversarial: Callable[[TermContext], tuple[Array, Metrics]],
+  spec: str,
+  registry: Registry[Penalty],
+  where: str,
+) -> tuple[Term, ...]:
   """The adversarial term ``adv`` followed by the configured penalties."""
   terms = [Term("adv", adversarial)]
   for name, weight, every in parse_spec(spec, registry, where):
@@ -151,8 +164,13 @@ def init_states(terms: Sequence[Term]) -> dict[str, PyTree]:
   return {t.name: t.init_state() for t in terms if t.init_state is not None}
 
 
-def evaluate(terms: Sequence[Term], ctx: TermContext, keys: dict[str, Array],
-             states: dict[str, PyTree], prefix: str) -> tuple[Array, Metrics, dict[str, PyTree]]:
+def evaluate(
+  terms: Sequence[Term],
+  ctx: TermContext,
+  keys: dict[str, Array],
+  states: dict[str, PyTree],
+  prefix: str,
+) -> tuple[Array, Metrics, dict[str, PyTree]]:
   """(total loss, metrics, next term states). Metrics: ``{prefix}`` (the total),
   ``{prefix}/{term}`` (each term's weighted contribution; 0 on updates a lazy term
   skips, N x on the others, so the logged mean is its average contribution) and

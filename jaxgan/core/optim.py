@@ -6,7 +6,7 @@ makes k updates per training step, so its schedule runs k times faster.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -18,34 +18,38 @@ from jaxgan.registry import Registry
 Schedule = Callable[[int], float]
 
 SCHEDULES: Registry[Callable[[ml_collections.ConfigDict], Schedule]] = Registry("lr schedule")
-OPTIMIZERS: Registry[Callable[[ml_collections.ConfigDict, Schedule], optax.GradientTransformation]] = Registry("optimizer")
+OPTIMIZERS: Registry[
+  Callable[[ml_collections.ConfigDict, Schedule], optax.GradientTransformation]
+] = Registry("optimizer")
 
 
 def default_optim_config(**overrides) -> ml_collections.ConfigDict:
   """Every key an optimizer config may have; unused ones are ignored by that optimizer."""
-  cfg = ml_collections.ConfigDict(dict(
+  cfg = ml_collections.ConfigDict(
+    dict(
       name="adam",
       lr=2e-4,
-      b1=0.5,             # adam, adamw
-      b2=0.999,           # adam, adamw
-      eps=1e-8,           # adam, adamw, rmsprop
-      weight_decay=0.0,   # adamw
-      momentum=0.0,       # sgd, rmsprop
+      b1=0.5,  # adam, adamw
+      b2=0.999,  # adam, adamw
+      eps=1e-8,  # adam, adamw, rmsprop
+      weight_decay=0.0,  # adamw
+      momentum=0.0,  # sgd, rmsprop
       momentum_end=-1.0,  # sgd: ramp momentum linearly to this value (<0 keeps it fixed)
-      momentum_steps=0,   # sgd: ...over this many updates
-      nesterov=False,     # sgd
-      decay=0.9,          # rmsprop
+      momentum_steps=0,  # sgd: ...over this many updates
+      nesterov=False,  # sgd
+      decay=0.9,  # rmsprop
       schedule="constant",
-      decay_rate=1.0,     # exponential: lr * decay_rate ** (update / decay_steps)
-      decay_steps=1,      # exponential, cosine, linear
-      min_lr=0.0,         # floor for exponential, end value for cosine and linear
-      warmup_steps=0,     # linear warm-up from 0 before the schedule
-      clip_norm=0.0,      # clip gradients to this global norm (0 disables)
-      max_col_norm=0.0,   # after each update, rescale every kernel column (a unit's
-                          # incoming weights) to at most this norm; pylearn2's constraint
-      weight_clip=0.0,    # after each update, clip every parameter to [-c, c] (WGAN's
-                          # critic constraint, Arjovsky et al. 2017; 0 disables)
-  ))
+      decay_rate=1.0,  # exponential: lr * decay_rate ** (update / decay_steps)
+      decay_steps=1,  # exponential, cosine, linear
+      min_lr=0.0,  # floor for exponential, end value for cosine and linear
+      warmup_steps=0,  # linear warm-up from 0 before the schedule
+      clip_norm=0.0,  # clip gradients to this global norm (0 disables)
+      max_col_norm=0.0,  # after each update, rescale every kernel column (a unit's
+      # incoming weights) to at most this norm; pylearn2's constraint
+      weight_clip=0.0,  # after each update, clip every parameter to [-c, c] (WGAN's
+      # critic constraint, Arjovsky et al. 2017; 0 disables)
+    )
+  )
   cfg.update(overrides)
   return cfg
 
@@ -57,8 +61,9 @@ def _constant(cfg):
 
 @SCHEDULES.register("exponential")
 def _exponential(cfg):
-  return optax.exponential_decay(cfg.lr, cfg.decay_steps, cfg.decay_rate,
-                                 end_value=cfg.min_lr or None)
+  return optax.exponential_decay(
+    cfg.lr, cfg.decay_steps, cfg.decay_rate, end_value=cfg.min_lr or None
+  )
 
 
 @SCHEDULES.register("cosine")
@@ -87,7 +92,8 @@ def _adam(cfg, lr):
 @OPTIMIZERS.register("adamw")
 def _adamw(cfg, lr):
   return optax.inject_hyperparams(optax.adamw)(
-      learning_rate=lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    learning_rate=lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay
+  )
 
 
 @OPTIMIZERS.register("sgd")
@@ -96,13 +102,15 @@ def _sgd(cfg, lr):
   if cfg.momentum_end >= 0 and cfg.momentum_steps > 0:
     momentum = optax.linear_schedule(cfg.momentum, cfg.momentum_end, cfg.momentum_steps)
   return optax.inject_hyperparams(optax.sgd, static_args=("nesterov",))(
-      learning_rate=lr, momentum=momentum, nesterov=cfg.nesterov)
+    learning_rate=lr, momentum=momentum, nesterov=cfg.nesterov
+  )
 
 
 @OPTIMIZERS.register("rmsprop")
 def _rmsprop(cfg, lr):
   return optax.inject_hyperparams(optax.rmsprop)(
-      learning_rate=lr, decay=cfg.decay, eps=cfg.eps, momentum=cfg.momentum or None)
+    learning_rate=lr, decay=cfg.decay, eps=cfg.eps, momentum=cfg.momentum or None
+  )
 
 
 def max_column_norm(max_norm: float) -> optax.GradientTransformation:
@@ -119,6 +127,7 @@ def max_column_norm(max_norm: float) -> optax.GradientTransformation:
       new = p + u
       norms = jnp.sqrt(jnp.sum(jnp.square(new.reshape(-1, new.shape[-1])), axis=0))
       return new * jnp.minimum(1.0, max_norm / jnp.maximum(norms, 1e-12)) - p
+
     return jax.tree.map(project, updates, params), state
 
   return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)

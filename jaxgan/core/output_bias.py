@@ -21,8 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan.errors import ConfigError
 from jaxgan.core.state import GANState
+from jaxgan.errors import ConfigError
 
 EPS = 1e-7  # pylearn2's clip
 _CHUNK = 4096
@@ -38,7 +38,9 @@ def training_examples(source: Any):
   if hasattr(source, "pipelines"):  # population: members share the dataset and its range
     ranges = {tuple(getattr(p, "train_range", ())) for p in source.pipelines}
     if len(ranges) > 1:
-      raise ConfigError(f"{_option()} needs one training range for all members; got {sorted(ranges)}.")
+      raise ConfigError(
+        f"{_option()} needs one training range for all members; got {sorted(ranges)}."
+      )
     source = source.pipelines[0]
   spec = getattr(source, "spec", None)
   if spec is None or not spec.is_image:
@@ -64,7 +66,7 @@ def pixel_means(source: Any, *, per_channel: bool = False) -> np.ndarray:
     positions = np.arange(len(dataset)) if positions is None else positions
     total = np.zeros(dataset.spec.shape, np.float64)
     for i in range(0, len(positions), _CHUNK):
-      total += dataset.read(positions[i:i + _CHUNK])["x"].sum(axis=0, dtype=np.float64)
+      total += dataset.read(positions[i : i + _CHUNK])["x"].sum(axis=0, dtype=np.float64)
     count = len(positions)
   means = total / (255.0 * count)
   return means.mean(axis=(0, 1)) if per_channel else means
@@ -75,14 +77,18 @@ def marginal_bias(means: np.ndarray, output_range: tuple[float, float]) -> np.nd
   logit for a (0, 1) sigmoid output, atanh(2m - 1) for a (-1, 1) tanh output."""
   m = np.clip(np.asarray(means, np.float64), EPS, 1 - EPS)
   logit = np.log(m / (1 - m))
-  return logit if _check_range(output_range) == (0.0, 1.0) else 0.5 * logit  # 0.5 logit = atanh(2m-1)
+  return (
+    logit if _check_range(output_range) == (0.0, 1.0) else 0.5 * logit
+  )  # 0.5 logit = atanh(2m-1)
 
 
 def _check_range(output_range) -> tuple[float, float]:
   output_range = None if output_range is None else tuple(float(v) for v in output_range)
   if output_range not in ((0.0, 1.0), (-1.0, 1.0)):
-    raise ConfigError(f"{_option()} needs a sigmoid (0, 1) or tanh (-1, 1) output; the generator's "
-                      f"output range is {output_range}; use 'zeros'.")
+    raise ConfigError(
+      f"{_option()} needs a sigmoid (0, 1) or tanh (-1, 1) output; the generator's "
+      f"output range is {output_range}; use 'zeros'."
+    )
   return output_range
 
 
@@ -103,8 +109,10 @@ def _set_leaf(params: Any, path: tuple[str, ...], bias: np.ndarray) -> Any:
     elif len(shape) > 1 and int(np.prod(shape[1:])) == bias.size:  # a population: member axis first
       new = jnp.broadcast_to(jnp.asarray(bias.reshape(shape[1:]), leaf.dtype), shape)
     else:
-      raise ValueError(f"G's output bias {'/'.join(path)} has shape {shape}; "
-                       f"the marginal bias has {bias.size} values")
+      raise ValueError(
+        f"G's output bias {'/'.join(path)} has shape {shape}; "
+        f"the marginal bias has {bias.size} values"
+      )
     if isinstance(leaf, jax.Array) and not isinstance(leaf, jax.core.Tracer):
       new = jax.device_put(new, leaf.sharding)
     return new
@@ -118,13 +126,16 @@ def _set_leaf(params: Any, path: tuple[str, ...], bias: np.ndarray) -> Any:
 def _bias_path(nets: Any, model_name: str) -> tuple[str, ...]:
   path = getattr(nets, "g_output_bias", None)
   if not path:
-    raise ConfigError(f"{_option()} needs a generator with an output bias; model {model_name!r} "
-                      f"has none; use 'zeros'.")
+    raise ConfigError(
+      f"{_option()} needs a generator with an output bias; model {model_name!r} "
+      f"has none; use 'zeros'."
+    )
   return tuple(path)
 
 
-def with_marginal_bias(state: GANState, nets: Any, bias: np.ndarray, *,
-                       model_name: str = "this model") -> GANState:
+def with_marginal_bias(
+  state: GANState, nets: Any, bias: np.ndarray, *, model_name: str = "this model"
+) -> GANState:
   """``state`` with G's output bias (and its EMA copy) set to ``bias``, broadcast over a
   population's leading member axis."""
   path = _bias_path(nets, model_name)
@@ -141,8 +152,13 @@ def check(nets: Any, model_name: str = "this model") -> None:
   _check_range(nets.output_range)
 
 
-def training_bias(nets: Any, pipeline: Any, *, output_range: tuple[float, float] | None = None,
-                  model_name: str = "this model") -> np.ndarray:
+def training_bias(
+  nets: Any,
+  pipeline: Any,
+  *,
+  output_range: tuple[float, float] | None = None,
+  model_name: str = "this model",
+) -> np.ndarray:
   """G's output bias from the means of the pixels ``pipeline`` trains on
   (``output_range`` defaults to ``nets.output_range``); checks ``nets`` before reading data."""
   _bias_path(nets, model_name)
@@ -151,9 +167,14 @@ def training_bias(nets: Any, pipeline: Any, *, output_range: tuple[float, float]
   return marginal_bias(means, output_range)
 
 
-def initialize(state: GANState, nets: Any, pipeline: Any, *,
-               output_range: tuple[float, float] | None = None,
-               model_name: str = "this model") -> GANState:
+def initialize(
+  state: GANState,
+  nets: Any,
+  pipeline: Any,
+  *,
+  output_range: tuple[float, float] | None = None,
+  model_name: str = "this model",
+) -> GANState:
   """``config.model.g_output_bias='marginals'`` applied to ``state`` (``training_bias``)."""
   bias = training_bias(nets, pipeline, output_range=output_range, model_name=model_name)
   return with_marginal_bias(state, nets, bias, model_name=model_name)

@@ -15,11 +15,13 @@ parameters are per-device values that the step averages with ``lax.pmean``
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P, SingleDeviceSharding
+from jax.sharding import Mesh, NamedSharding, SingleDeviceSharding
+from jax.sharding import PartitionSpec as P
 
 from jaxgan.errors import ConfigError
 
@@ -39,8 +41,15 @@ class Runner:
   the training loop never needs to know which mode it runs in.
   """
 
-  def __init__(self, fn: Callable, mode: str, inputs_batch_axes: PyTree, *,
-               devices: list | None = None, donate: bool = True):
+  def __init__(
+    self,
+    fn: Callable,
+    mode: str,
+    inputs_batch_axes: PyTree,
+    *,
+    devices: list | None = None,
+    donate: bool = True,
+  ):
     if mode not in MODES:
       raise ConfigError(f"config.parallel={mode!r} is not one of {', '.join(MODES)}.")
     self.mode = mode
@@ -57,9 +66,9 @@ class Runner:
       self.mesh = Mesh(np.asarray(self.devices), (AXIS,))
       in_specs = (P(), jax.tree.map(self._spec, inputs_batch_axes, is_leaf=_is_axis), P())
       self._fn = jax.jit(
-          jax.shard_map(fn, mesh=self.mesh, in_specs=in_specs, out_specs=(P(), P()),
-                        check_vma=False),
-          donate_argnums=donate_argnums)
+        jax.shard_map(fn, mesh=self.mesh, in_specs=in_specs, out_specs=(P(), P()), check_vma=False),
+        donate_argnums=donate_argnums,
+      )
 
   @property
   def num_devices(self) -> int:
@@ -98,11 +107,16 @@ class Runner:
       return jax.device_put(inputs, self.devices[0])
     if self.mode == "pmap":
       n = len(self.devices)
-      return jax.tree.map(lambda x, a: _split_for_pmap(np.asarray(x), a, n), inputs, self._batch_axes)
+      return jax.tree.map(
+        lambda x, a: _split_for_pmap(np.asarray(x), a, n), inputs, self._batch_axes
+      )
     return jax.tree.map(
-        lambda x, a: jax.make_array_from_process_local_data(
-            NamedSharding(self.mesh, self._spec(a)), np.asarray(x)),
-        inputs, self._batch_axes)
+      lambda x, a: jax.make_array_from_process_local_data(
+        NamedSharding(self.mesh, self._spec(a)), np.asarray(x)
+      ),
+      inputs,
+      self._batch_axes,
+    )
 
   def place_device_data(self, data: PyTree | None) -> PyTree | None:
     """Replicates arrays that every device keeps for the whole run (e.g. MNIST)."""
@@ -126,5 +140,5 @@ def _split_for_pmap(x: np.ndarray, axis: int | None, n: int) -> np.ndarray:
   """[..., B, ...] -> [n, ..., B/n, ...] (device axis first), or broadcast if unsharded."""
   if axis is None:
     return np.broadcast_to(x, (n, *x.shape))
-  shape = x.shape[:axis] + (n, x.shape[axis] // n) + x.shape[axis + 1:]
+  shape = x.shape[:axis] + (n, x.shape[axis] // n) + x.shape[axis + 1 :]
   return np.moveaxis(x.reshape(shape), axis, 0)

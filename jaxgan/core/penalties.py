@@ -42,9 +42,11 @@ LECAM_START = 1000
 
 def penalty(name: str, **kwargs):
   """Registers ``fn(ctx) -> (loss, metrics)`` as the penalty ``name``."""
+
   def register(fn):
     D_PENALTIES.register(name)(Penalty(fn, **kwargs))
     return fn
+
   return register
 
 
@@ -126,14 +128,17 @@ def _lecam_next(ctx: TermContext):
   """The anchors after this update's batch (decay 0 before step LECAM_START)."""
   decay = jnp.where(ctx.step < LECAM_START, 0.0, LECAM_DECAY)
   mean = lambda x: ctx.global_mean(jax.lax.stop_gradient(x))
-  return {"real": decay * ctx.state["real"] + (1 - decay) * mean(ctx.real_out),
-          "fake": decay * ctx.state["fake"] + (1 - decay) * mean(ctx.fake_out)}
+  return {
+    "real": decay * ctx.state["real"] + (1 - decay) * mean(ctx.real_out),
+    "fake": decay * ctx.state["fake"] + (1 - decay) * mean(ctx.fake_out),
+  }
 
 
 @penalty("lecam", init_state=_lecam_init, next_state=_lecam_next)
 def _lecam(ctx: TermContext):
   anchors = _lecam_next(ctx)  # updated before use, as in the released code
-  reg = (jnp.mean(jnp.square(jax.nn.relu(ctx.real_out - anchors["fake"])))
-         + jnp.mean(jnp.square(jax.nn.relu(anchors["real"] - ctx.fake_out))))
+  reg = jnp.mean(jnp.square(jax.nn.relu(ctx.real_out - anchors["fake"]))) + jnp.mean(
+    jnp.square(jax.nn.relu(anchors["real"] - ctx.fake_out))
+  )
   on = (ctx.step > LECAM_START).astype(reg.dtype)
   return on * reg, {"anchor_real": anchors["real"], "anchor_fake": anchors["fake"]}

@@ -30,19 +30,24 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxgan.errors import ConfigError
 from jaxgan.core.state import GANState, PyTree
+from jaxgan.errors import ConfigError
 
 OPTIM_KEYS = ("lr", "b1", "b2", "eps", "weight_decay", "momentum", "decay", "decay_rate", "min_lr")
-SWEEPABLE = (tuple(f"optim.{who}.{k}" for who in ("g", "d") for k in OPTIM_KEYS)
-             + ("loss.d_penalties", "train.ema_decay", "train.ema_kimg", "train.ema_rampup"))
+SWEEPABLE = tuple(f"optim.{who}.{k}" for who in ("g", "d") for k in OPTIM_KEYS) + (
+  "loss.d_penalties",
+  "train.ema_decay",
+  "train.ema_kimg",
+  "train.ema_rampup",
+)
 DATA_ORDERS = ("per_seed", "shared")
 
 
@@ -92,10 +97,15 @@ def refuse_unsweepable(sweep: Any, config: ml_collections.ConfigDict) -> None:
       exists = True
     except (KeyError, AttributeError):
       exists = False
-    what = (f"config.{key} cannot be swept in one program: it changes shapes, data or the "
-            f"compiled program, not just numbers" if exists else f"config.sweep.{key} names no config key")
-    raise ConfigError(f"{what}. Launch one run per value instead; sweepable keys: "
-                      f"{', '.join(SWEEPABLE)}.")
+    what = (
+      f"config.{key} cannot be swept in one program: it changes shapes, data or the "
+      f"compiled program, not just numbers"
+      if exists
+      else f"config.sweep.{key} names no config key"
+    )
+    raise ConfigError(
+      f"{what}. Launch one run per value instead; sweepable keys: {', '.join(SWEEPABLE)}."
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +159,7 @@ class Population:
     a swept ``loss.d_penalties`` contributes one weight per penalty."""
     from jaxgan.core.objectives import parse_spec
     from jaxgan.core.penalties import D_PENALTIES
+
     out: dict = {}
     for key in self.swept:
       values = [m.values[key] for m in self.members]
@@ -156,7 +167,8 @@ class Population:
         specs = [parse_spec(v, D_PENALTIES, "config.sweep.loss.d_penalties") for v in values]
         for j, (name, _, _) in enumerate(specs[0]):
           out.setdefault("loss", {}).setdefault("d_penalties", {})[name] = np.asarray(
-              [s[j][1] for s in specs], np.float32)
+            [s[j][1] for s in specs], np.float32
+          )
         continue
       node = out
       *parents, leaf = key.split(".")
@@ -165,8 +177,9 @@ class Population:
       node[leaf] = np.asarray(values, np.float32)
     return out
 
-  def summarize(self, scalars: dict[str, Any], indices: Sequence[int] | None = None
-                ) -> dict[str, float]:
+  def summarize(
+    self, scalars: dict[str, Any], indices: Sequence[int] | None = None
+  ) -> dict[str, float]:
     """Per-member values -> ``name`` (mean over members), ``name:std`` and ``name:<m>``.
 
     ``indices``: the members the values belong to, in order (default: all).
@@ -192,38 +205,46 @@ class Population:
     return [c for c in config_changes if c.startswith(keys)]
 
   def describe(self) -> list[dict[str, Any]]:
-    return [{"index": m.index, "seed": m.seed, "values": m.values, "label": m.label}
-            for m in self.members]
+    return [
+      {"index": m.index, "seed": m.seed, "values": m.values, "label": m.label} for m in self.members
+    ]
 
 
 def from_config(config: ml_collections.ConfigDict) -> Population:
   """Reads ``train.num_seeds``, ``train.data_order`` and ``config.sweep``; checks them."""
   from jaxgan.core.objectives import parse_spec
   from jaxgan.core.penalties import D_PENALTIES
+
   t = config.train
   if t.num_seeds < 1:
     raise ConfigError(f"config.train.num_seeds must be >= 1, got {t.num_seeds}.")
   if t.data_order not in DATA_ORDERS:
-    raise ConfigError(f"config.train.data_order={t.data_order!r} is not valid. Valid choices: "
-                      f"{', '.join(DATA_ORDERS)}.")
+    raise ConfigError(
+      f"config.train.data_order={t.data_order!r} is not valid. Valid choices: "
+      f"{', '.join(DATA_ORDERS)}."
+    )
   refuse_unsweepable(config.sweep, config)
   sweep = {k: tuple(v) for k, v in _flat(config.sweep).items() if v not in ((), None)}
   for key, values in sweep.items():
     where = f"config.sweep.{key}"
     if key == "loss.d_penalties":
       if not all(isinstance(v, str) for v in values):
-        raise ConfigError(f"{where} takes penalty specs, e.g. (\"r1:1\", \"r1:10\"); got {values!r}.")
+        raise ConfigError(f'{where} takes penalty specs, e.g. ("r1:1", "r1:10"); got {values!r}.')
       shapes = {tuple((n, e) for n, _, e in parse_spec(v, D_PENALTIES, where)) for v in values}
       if len(shapes) > 1:
-        raise ConfigError(f"{where}: the specs must name the same penalties with the same intervals "
-                          f"and differ only in weights; got {values!r}. Launch one run per spec instead.")
+        raise ConfigError(
+          f"{where}: the specs must name the same penalties with the same intervals "
+          f"and differ only in weights; got {values!r}. Launch one run per spec instead."
+        )
       continue
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
       raise ConfigError(f"{where} takes numbers, e.g. (1e-4, 2e-4); got {values!r}.")
     if any(v == 0 for v in values) and any(v != 0 for v in values):
-      raise ConfigError(f"{where}={values!r} mixes 0 with non-zero values; 0 switches the feature "
-                        f"off, which changes the program. Sweep non-zero values, or launch the 0 run "
-                        f"separately.")
+      raise ConfigError(
+        f"{where}={values!r} mixes 0 with non-zero values; 0 switches the feature "
+        f"off, which changes the program. Sweep non-zero values, or launch the 0 run "
+        f"separately."
+      )
   combos = list(itertools.product(*sweep.values())) if sweep else [()]
   members = []
   for combo in combos:
@@ -237,6 +258,7 @@ def member_gan(gan: Any, config: ml_collections.ConfigDict, hparams: dict | None
   if not hparams:
     return gan
   from jaxgan.core import optim
+
   flat = _flat(hparams)
   changes: dict[str, Any] = {}
   for who in ("g", "d"):
@@ -248,10 +270,19 @@ def member_gan(gan: Any, config: ml_collections.ConfigDict, hparams: dict | None
       changes[f"{who}_tx"] = optim.build_optimizer(cfg)
   weights = {k.rsplit(".", 1)[1]: v for k, v in flat.items() if k.startswith("loss.d_penalties.")}
   if weights:
-    changes["d_terms"] = tuple(dataclasses.replace(t, weight=weights[t.name]) if t.name in weights
-                               else t for t in gan.d_terms)
-  ema = {f: flat[k] for k, f in (("train.ema_decay", "decay"), ("train.ema_kimg", "half_life_kimg"),
-                                 ("train.ema_rampup", "rampup")) if k in flat}
+    changes["d_terms"] = tuple(
+      dataclasses.replace(t, weight=weights[t.name]) if t.name in weights else t
+      for t in gan.d_terms
+    )
+  ema = {
+    f: flat[k]
+    for k, f in (
+      ("train.ema_decay", "decay"),
+      ("train.ema_kimg", "half_life_kimg"),
+      ("train.ema_rampup", "rampup"),
+    )
+    if k in flat
+  }
   if ema:
     changes["ema"] = dataclasses.replace(gan.ema, **ema)
   return dataclasses.replace(gan, **changes)
@@ -264,20 +295,30 @@ def state_axes(state: GANState) -> GANState:
 
 def _as_config_error(population: Population, fn: Callable) -> Callable:
   """Traced swept values that the GAN's construction branches on -> a ConfigError."""
+
   def wrapped(*args):
     try:
       return fn(*args)
-    except (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
-            jax.errors.TracerIntegerConversionError) as e:
+    except (
+      jax.errors.ConcretizationTypeError,
+      jax.errors.TracerBoolConversionError,
+      jax.errors.TracerIntegerConversionError,
+    ) as e:
       raise ConfigError(
-          f"config.sweep: {', '.join(population.swept)} decide(s) the program's structure here "
-          f"({type(e).__name__}), so they cannot be swept in one program with these settings; "
-          f"launch one run per value instead.") from None
+        f"config.sweep: {', '.join(population.swept)} decide(s) the program's structure here "
+        f"({type(e).__name__}), so they cannot be swept in one program with these settings; "
+        f"launch one run per value instead."
+      ) from None
+
   return wrapped
 
 
-def init_population(population: Population, gan: Any, config: ml_collections.ConfigDict,
-                    init_one: Callable[[Any, jax.Array], GANState]) -> GANState:
+def init_population(
+  population: Population,
+  gan: Any,
+  config: ml_collections.ConfigDict,
+  init_one: Callable[[Any, jax.Array], GANState],
+) -> GANState:
   """Every member's initial state, stacked; member m starts from ``PRNGKey(seed_m)``."""
   keys = jnp.stack([jax.random.PRNGKey(m.seed) for m in population.members])
   hparams = population.hparams()
@@ -309,8 +350,9 @@ def choose_member_loop(member_loop: str) -> bool:
   return member_loop == "unroll"
 
 
-def over_members(fn: Callable, example_state: GANState, inputs_axis: int | None, size: int, *,
-                 unroll: bool = False) -> Callable:
+def over_members(
+  fn: Callable, example_state: GANState, inputs_axis: int | None, size: int, *, unroll: bool = False
+) -> Callable:
   """``fn(state, inputs, device_data)`` of one member -> the same over all members.
 
   The state (all but ``step``) and, with ``inputs_axis=0``, the inputs carry the
@@ -321,18 +363,30 @@ def over_members(fn: Callable, example_state: GANState, inputs_axis: int | None,
     return jax.vmap(fn, in_axes=(axes, inputs_axis, None), out_axes=(axes, 0))
 
   def looped(state, inputs, device_data):
-    outs = [fn(member_state(state, i),
-               inputs if inputs_axis is None else jax.tree.map(lambda x: x[i], inputs), device_data)
-            for i in range(size)]
+    outs = [
+      fn(
+        member_state(state, i),
+        inputs if inputs_axis is None else jax.tree.map(lambda x: x[i], inputs),
+        device_data,
+      )
+      for i in range(size)
+    ]
     states, metrics = zip(*outs)
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[s.replace(step=None) for s in states])
     return stacked.replace(step=states[0].step), jax.tree.map(lambda *xs: jnp.stack(xs), *metrics)
+
   return looped
 
 
-def vmap_step(population: Population, gan: Any, config: ml_collections.ConfigDict,
-              fused_for: Callable[[Any], Callable], example_state: GANState, *,
-              unroll: bool = False) -> Callable:
+def vmap_step(
+  population: Population,
+  gan: Any,
+  config: ml_collections.ConfigDict,
+  fused_for: Callable[[Any], Callable],
+  example_state: GANState,
+  *,
+  unroll: bool = False,
+) -> Callable:
   """The per-device ``fn(state, inputs, device_data)`` over all members.
 
   ``fused_for(gan)`` builds one member's fused step; it is rebuilt inside the
@@ -340,12 +394,14 @@ def vmap_step(population: Population, gan: Any, config: ml_collections.ConfigDic
   read different example orders (``Population.stacked_data``). ``unroll``: see
   ``choose_member_loop``.
   """
+
   def one(state, inputs, device_data):
     return fused_for(member_gan(gan, config, state.hparams))(state, inputs, device_data)
 
   in_inputs = 0 if population.stacked_data else None
-  return _as_config_error(population, over_members(one, example_state, in_inputs, population.size,
-                                                   unroll=unroll))
+  return _as_config_error(
+    population, over_members(one, example_state, in_inputs, population.size, unroll=unroll)
+  )
 
 
 def member_state(state: GANState, i: int) -> GANState:
@@ -354,10 +410,13 @@ def member_state(state: GANState, i: int) -> GANState:
   return jax.tree.map(lambda x: x[i], state.replace(step=None)).replace(step=step)
 
 
-def check_member_index(population: Population, index: int | None, flag: str = "--seed_index") -> None:
+def check_member_index(
+  population: Population, index: int | None, flag: str = "--seed_index"
+) -> None:
   if index is not None and not 0 <= index < population.size:
-    raise ConfigError(f"{flag}={index}: this run has {population.size} member(s); "
-                      f"use 0..{population.size - 1}.")
+    raise ConfigError(
+      f"{flag}={index}: this run has {population.size} member(s); use 0..{population.size - 1}."
+    )
 
 
 class MemberPipeline:
@@ -382,8 +441,11 @@ class MemberPipeline:
     return jax.tree.map(lambda *xs: np.stack(xs), *outs)
 
   def inputs_batch_axes(self) -> PyTree:
-    return jax.tree.map(lambda a: None if a is None else a + 1, self.pipelines[0].inputs_batch_axes(),
-                        is_leaf=lambda a: a is None or isinstance(a, int))
+    return jax.tree.map(
+      lambda a: None if a is None else a + 1,
+      self.pipelines[0].inputs_batch_axes(),
+      is_leaf=lambda a: a is None or isinstance(a, int),
+    )
 
   def device_data(self) -> PyTree | None:
     return self.pipelines[0].device_data()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from typing import Callable
 
 from jaxgan.core.gan import GAN, apply_net
 from jaxgan.core.state import GANState
@@ -31,14 +31,21 @@ class Sampler:
     self.gan = gan
     self.chunk = chunk
     self._generate = jax.jit(
-        lambda params, cols, z, y: apply_net(gan.nets.generator, params, cols, z, y, train=False)[0])
+      lambda params, cols, z, y: apply_net(gan.nets.generator, params, cols, z, y, train=False)[0]
+    )
 
   def noise(self, key: jax.Array, n: int) -> jax.Array:
     return self.gan.noise.sample(key, n)
 
-  def from_noise(self, state: GANState, z: jax.Array, labels: jax.Array | None = None,
-                 *, use_ema: bool = True,
-                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+  def from_noise(
+    self,
+    state: GANState,
+    z: jax.Array,
+    labels: jax.Array | None = None,
+    *,
+    use_ema: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+  ) -> np.ndarray:
     """G(z) for given noise (and labels); ``progress(done, n)`` after each chunk."""
     params = state.sampling_params() if use_ema else state.g_params
     n = z.shape[0]
@@ -46,8 +53,8 @@ class Sampler:
       raise ValueError("this GAN is conditional: pass labels (int array of shape [n])")
     out = []
     for i in range(0, n, self.chunk):
-      zc = z[i:i + self.chunk]
-      yc = None if labels is None else jnp.asarray(labels[i:i + self.chunk], jnp.int32)
+      zc = z[i : i + self.chunk]
+      yc = None if labels is None else jnp.asarray(labels[i : i + self.chunk], jnp.int32)
       pad = self.chunk - zc.shape[0]
       if pad and n > self.chunk:  # keep one compiled shape
         zc = jnp.concatenate([zc, jnp.zeros((pad, *zc.shape[1:]), zc.dtype)])
@@ -58,22 +65,38 @@ class Sampler:
         progress(min(i + self.chunk, n), n)
     return np.concatenate(out)
 
-  def balanced(self, state: GANState, n: int, *, noise_key: jax.Array, label_seed: int = 0,
-               progress: Callable[[int, int], None] | None = None
-               ) -> tuple[np.ndarray, np.ndarray | None]:
+  def balanced(
+    self,
+    state: GANState,
+    n: int,
+    *,
+    noise_key: jax.Array,
+    label_seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+  ) -> tuple[np.ndarray, np.ndarray | None]:
     """n samples for metrics and export: images as float32 in [0, 1] (raw values for toy
     data) and, if conditional, int32 labels balanced over the classes in a seeded order."""
     labels = None
     if self.gan.conditional:
-      labels = np.random.default_rng(label_seed).permutation(
-          np.arange(n) % self.gan.num_classes).astype(np.int32)
+      labels = (
+        np.random.default_rng(label_seed)
+        .permutation(np.arange(n) % self.gan.num_classes)
+        .astype(np.int32)
+      )
     x = self.from_noise(state, self.noise(noise_key, n), labels, progress=progress)
     if self.gan.data.is_image:
       x = to_unit_range(x, self.gan.nets.output_range)
     return x, labels
 
-  def sample(self, state: GANState, key: jax.Array, n: int, labels: jax.Array | None = None,
-             *, use_ema: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+  def sample(
+    self,
+    state: GANState,
+    key: jax.Array,
+    n: int,
+    labels: jax.Array | None = None,
+    *,
+    use_ema: bool = True,
+  ) -> tuple[np.ndarray, np.ndarray | None]:
     """n samples and their labels (None for unconditional models)."""
     z_key, y_key = jax.random.split(key)
     if self.gan.conditional and labels is None:

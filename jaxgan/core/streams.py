@@ -13,7 +13,7 @@ results stay reproducible. All of a step's keys are derived in one vectorised
 from __future__ import annotations
 
 import zlib
-from typing import Iterable
+from collections.abc import Iterable
 
 import jax
 import numpy as np

@@ -9,7 +9,8 @@ extra once, to prepare them.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import ml_collections
 
@@ -33,69 +34,163 @@ __all__ = ["DATASETS", "DataSpec", "Pipeline", "Prefetcher", "build_dataset", "b
 
 
 @DATASETS.register("mnist")
-def mnist(*, split: str = "train", data_dir: str = "", source_dir: str = "",
-          on_device: bool = False, num_workers: int = 4, pixel_range: str = "auto"):
+def mnist(
+  *,
+  split: str = "train",
+  data_dir: str = "",
+  source_dir: str = "",
+  on_device: bool = False,
+  num_workers: int = 4,
+  pixel_range: str = "auto",
+):
   """MNIST from raw idx files in ``source_dir`` (or $JAXGAN_MNIST_DIR); no TensorFlow."""
   from jaxgan.data import images
-  return images.open_idx("mnist", split, data_dir=data_dir, source_dir=source_dir,
-                         on_device=on_device, num_workers=num_workers, pixel_range=pixel_range)
+
+  return images.open_idx(
+    "mnist",
+    split,
+    data_dir=data_dir,
+    source_dir=source_dir,
+    on_device=on_device,
+    num_workers=num_workers,
+    pixel_range=pixel_range,
+  )
 
 
 @DATASETS.register("fashion_mnist")
-def fashion_mnist(*, split: str = "train", data_dir: str = "", source_dir: str = "",
-                  on_device: bool = False, num_workers: int = 4, pixel_range: str = "auto"):
+def fashion_mnist(
+  *,
+  split: str = "train",
+  data_dir: str = "",
+  source_dir: str = "",
+  on_device: bool = False,
+  num_workers: int = 4,
+  pixel_range: str = "auto",
+):
   """Fashion-MNIST from raw idx files in ``source_dir`` (or $JAXGAN_FASHION_MNIST_DIR)."""
   from jaxgan.data import images
-  return images.open_idx("fashion_mnist", split, data_dir=data_dir, source_dir=source_dir,
-                         on_device=on_device, num_workers=num_workers, pixel_range=pixel_range)
+
+  return images.open_idx(
+    "fashion_mnist",
+    split,
+    data_dir=data_dir,
+    source_dir=source_dir,
+    on_device=on_device,
+    num_workers=num_workers,
+    pixel_range=pixel_range,
+  )
 
 
 @DATASETS.register("stacked_mnist")
-def stacked_mnist(*, split: str = "train", size: int = 128_000, seed: int = 0, data_dir: str = "",
-                  source_dir: str = "", on_device: bool = True, num_workers: int = 4,
-                  pixel_range: str = "auto"):
+def stacked_mnist(
+  *,
+  split: str = "train",
+  size: int = 128_000,
+  seed: int = 0,
+  data_dir: str = "",
+  source_dir: str = "",
+  on_device: bool = True,
+  num_workers: int = 4,
+  pixel_range: str = "auto",
+):
   """Stacked MNIST (28x28x3, 1,000 modes): ``size`` examples, each three MNIST digits of
   ``split`` chosen by (``seed``, index); see ``jaxgan.data.stacked``."""
   from jaxgan.data import stacked as sm
-  return sm.open_stacked(split, size=size, seed=seed,
-                         mnist_options=dict(data_dir=data_dir, source_dir=source_dir, num_workers=num_workers),
-                         on_device=on_device, num_workers=num_workers, pixel_range=pixel_range)
+
+  return sm.open_stacked(
+    split,
+    size=size,
+    seed=seed,
+    mnist_options=dict(data_dir=data_dir, source_dir=source_dir, num_workers=num_workers),
+    on_device=on_device,
+    num_workers=num_workers,
+    pixel_range=pixel_range,
+  )
 
 
 @DATASETS.register("cifar10")
-def cifar10(*, split: str = "train", data_dir: str = "", on_device: bool = False,
-            num_workers: int = 4, pixel_range: str = "auto"):
+def cifar10(
+  *,
+  split: str = "train",
+  data_dir: str = "",
+  on_device: bool = False,
+  num_workers: int = 4,
+  pixel_range: str = "auto",
+):
   """CIFAR-10 (32x32x3, 10 classes) prepared by TFDS as array_record (needs the [tf] extra once)."""
   from jaxgan.data import images
-  return images.open_tfds("cifar10", split, data_dir=data_dir, shape=(32, 32, 3), num_classes=10,
-                          on_device=on_device, num_workers=num_workers, pixel_range=pixel_range)
+
+  return images.open_tfds(
+    "cifar10",
+    split,
+    data_dir=data_dir,
+    shape=(32, 32, 3),
+    num_classes=10,
+    on_device=on_device,
+    num_workers=num_workers,
+    pixel_range=pixel_range,
+  )
 
 
 @DATASETS.register("celeb_a")
-def celeb_a(*, split: str = "train", data_dir: str = "", image_size: int = 64, crop: int = 108,
-            num_workers: int = 8, pixel_range: str = "auto"):
+def celeb_a(
+  *,
+  split: str = "train",
+  data_dir: str = "",
+  image_size: int = 64,
+  crop: int = 108,
+  num_workers: int = 8,
+  pixel_range: str = "auto",
+):
   """CelebA faces, centre-cropped to ``crop`` and resized (DCGAN's recipe); no labels."""
   from jaxgan.data import images
-  return images.open_tfds("celeb_a", split, data_dir=data_dir, shape=(image_size, image_size, 3),
-                          num_classes=0, on_device=False, num_workers=num_workers,
-                          pixel_range=pixel_range, label_key="",
-                          preprocess=images.center_crop_resize(image_size, crop))
+
+  return images.open_tfds(
+    "celeb_a",
+    split,
+    data_dir=data_dir,
+    shape=(image_size, image_size, 3),
+    num_classes=0,
+    on_device=False,
+    num_workers=num_workers,
+    pixel_range=pixel_range,
+    label_key="",
+    preprocess=images.center_crop_resize(image_size, crop),
+  )
 
 
 @DATASETS.register("tfds")
-def tfds_images(*, tfds_name: str = "", split: str = "train", data_dir: str = "",
-                image_size: int = 0, channels: int = 3, num_classes: int = 0,
-                on_device: bool = False, num_workers: int = 4, pixel_range: str = "auto"):
+def tfds_images(
+  *,
+  tfds_name: str = "",
+  split: str = "train",
+  data_dir: str = "",
+  image_size: int = 0,
+  channels: int = 3,
+  num_classes: int = 0,
+  on_device: bool = False,
+  num_workers: int = 4,
+  pixel_range: str = "auto",
+):
   """Any TFDS image dataset prepared as array_record; ``image_size`` > 0 crops and resizes."""
   from jaxgan.data import images
+
   if not tfds_name:
     raise ConfigError("config.data.tfds_name is required with data.name='tfds'")
   size = image_size
   shape = (size, size, channels) if size else images.tfds_image_shape(tfds_name, data_dir)
-  return images.open_tfds(tfds_name, split, data_dir=data_dir, shape=shape,
-                          num_classes=num_classes, on_device=on_device, num_workers=num_workers,
-                          pixel_range=pixel_range, label_key="label" if num_classes else "",
-                          preprocess=images.center_crop_resize(size) if size else None)
+  return images.open_tfds(
+    tfds_name,
+    split,
+    data_dir=data_dir,
+    shape=shape,
+    num_classes=num_classes,
+    on_device=on_device,
+    num_workers=num_workers,
+    pixel_range=pixel_range,
+    label_key="label" if num_classes else "",
+    preprocess=images.center_crop_resize(size) if size else None,
+  )
 
 
 def dataset_kwargs(data_config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -113,30 +208,46 @@ def resolve_pixel_range(dataset, model_range: tuple[float, float] | None) -> tup
   if name == "auto":
     if model_range is None:
       raise ConfigError(
-          "config.data.pixel_range='auto' needs a model with a bounded output (sigmoid or tanh); "
-          f"set it to one of {', '.join(PIXEL_RANGES)}.")
+        "config.data.pixel_range='auto' needs a model with a bounded output (sigmoid or tanh); "
+        f"set it to one of {', '.join(PIXEL_RANGES)}."
+      )
     return model_range
   if name not in PIXEL_RANGES:
     raise ConfigError(f"config.data.pixel_range={name!r}; valid: auto, {', '.join(PIXEL_RANGES)}.")
   if model_range is not None and tuple(model_range) != PIXEL_RANGES[name]:
-    raise ConfigError(f"config.data.pixel_range={name!r} {PIXEL_RANGES[name]} does not match the "
-                      f"generator's output range {tuple(model_range)}; use 'auto'.")
+    raise ConfigError(
+      f"config.data.pixel_range={name!r} {PIXEL_RANGES[name]} does not match the "
+      f"generator's output range {tuple(model_range)}; use 'auto'."
+    )
   return PIXEL_RANGES[name]
 
 
-def build_pipeline(config: ml_collections.ConfigDict, dataset, *,
-                   model_range: tuple[float, float] | None = None,
-                   process_index: int = 0, process_count: int = 1) -> Pipeline:
+def build_pipeline(
+  config: ml_collections.ConfigDict,
+  dataset,
+  *,
+  model_range: tuple[float, float] | None = None,
+  process_index: int = 0,
+  process_count: int = 1,
+) -> Pipeline:
   """The pipeline that feeds ``dataset`` to training: this process's share of each batch."""
   train_range = tuple(config.data.get("train_range", ()))
   if dataset.spec.is_image:
     from jaxgan.data.image_pipeline import ImagePipeline
-    return ImagePipeline(dataset, global_batch=config.train.batch_size,
-                         d_steps=config.train.d_steps, seed=config.seed,
-                         value_range=resolve_pixel_range(dataset, model_range),
-                         process_index=process_index, process_count=process_count,
-                         train_range=train_range)
+
+    return ImagePipeline(
+      dataset,
+      global_batch=config.train.batch_size,
+      d_steps=config.train.d_steps,
+      seed=config.seed,
+      value_range=resolve_pixel_range(dataset, model_range),
+      process_index=process_index,
+      process_count=process_count,
+      train_range=train_range,
+    )
   if train_range:
-    raise ConfigError(f"config.data.train_range={train_range!r} applies to image datasets only; "
-                      f"{config.data.name!r} is sampled, so leave it ().")
+    raise ConfigError(
+      f"config.data.train_range={train_range!r} applies to image datasets only; "
+      f"{config.data.name!r} is sampled, so leave it ()."
+    )
   return OnDeviceSampler(dataset, config.train.batch_size, config.train.d_steps, config.seed)

@@ -42,22 +42,35 @@ def range_positions(dataset: ImageDataset, train_range: tuple[int, int]) -> np.n
   split = f"{dataset.spec.name}'s {split_name} split" if split_name else f"{dataset.spec.name}"
   top = int(original.max()) + 1 if len(original) else 0
   if stop > top:
-    raise ConfigError(f"{what} asks for images up to {stop - 1:,} but {split} has {top:,}; "
-                      f"use a stop of at most {top:,}, or () for the whole split.")
+    raise ConfigError(
+      f"{what} asks for images up to {stop - 1:,} but {split} has {top:,}; "
+      f"use a stop of at most {top:,}, or () for the whole split."
+    )
   order = np.argsort(original, kind="stable")
   lo, hi = np.searchsorted(original[order], [start, stop], side="left")
   if hi <= lo:
-    raise ConfigError(f"{what} selects no images of {split} (its original indices run "
-                      f"{int(original.min()):,}-{top - 1:,}); widen the range or use ().")
+    raise ConfigError(
+      f"{what} selects no images of {split} (its original indices run "
+      f"{int(original.min()):,}-{top - 1:,}); widen the range or use ()."
+    )
   return order[lo:hi].astype(np.int64)
 
 
 class ImagePipeline(Pipeline):
   """Feeds an ``ImageDataset``, scaling pixels to ``value_range`` inside the step."""
 
-  def __init__(self, dataset: ImageDataset, *, global_batch: int, d_steps: int, seed: int,
-               value_range: tuple[float, float], process_index: int = 0, process_count: int = 1,
-               train_range: tuple[int, int] | tuple[()] = ()):
+  def __init__(
+    self,
+    dataset: ImageDataset,
+    *,
+    global_batch: int,
+    d_steps: int,
+    seed: int,
+    value_range: tuple[float, float],
+    process_index: int = 0,
+    process_count: int = 1,
+    train_range: tuple[int, int] | tuple[()] = (),
+  ):
     if global_batch % process_count:
       raise ValueError(f"batch {global_batch} does not split over {process_count} processes")
     self.dataset = dataset
@@ -70,8 +83,9 @@ class ImagePipeline(Pipeline):
     self.train_range = tuple(train_range)
     # Record positions training draws from (sorted by original index), or None: all of them.
     self.train_positions = range_positions(dataset, self.train_range) if self.train_range else None
-    self.num_train_examples = (len(dataset) if self.train_positions is None
-                               else len(self.train_positions))
+    self.num_train_examples = (
+      len(dataset) if self.train_positions is None else len(self.train_positions)
+    )
     self._permutations: dict[int, np.ndarray] = {}
 
   def close(self) -> None:
@@ -81,8 +95,11 @@ class ImagePipeline(Pipeline):
     """Dataset positions for steps [start, start + n): int64 [n, k, B_local]."""
     k, B, n = self.d_steps, self.global_batch, self.num_train_examples
     steps = np.arange(start, start + num_steps, dtype=np.int64)
-    slots = ((steps[:, None, None] * k + np.arange(k)[None, :, None]) * B
-             + self.process_index * self.local_batch + np.arange(self.local_batch)[None, None, :])
+    slots = (
+      (steps[:, None, None] * k + np.arange(k)[None, :, None]) * B
+      + self.process_index * self.local_batch
+      + np.arange(self.local_batch)[None, None, :]
+    )
     epochs, within = np.divmod(slots, n)
     out = np.empty_like(slots)
     for e in np.unique(epochs):
@@ -94,8 +111,7 @@ class ImagePipeline(Pipeline):
     if epoch not in self._permutations:
       if len(self._permutations) > 4:
         self._permutations.pop(min(self._permutations))
-      self._permutations[epoch] = epoch_permutation(self.seed, epoch,
-                                                     self.num_train_examples)
+      self._permutations[epoch] = epoch_permutation(self.seed, epoch, self.num_train_examples)
     return self._permutations[epoch]
 
   def host_inputs(self, start: int, num_steps: int):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import concurrent.futures
 import importlib.util
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -22,10 +23,21 @@ def default_data_dir(data_dir: str = "") -> str:
 class ImageDataset:
   """One split of an image dataset: random access to uint8 HWC images and labels."""
 
-  def __init__(self, name: str, split: str, source: Any, *, shape: tuple[int, int, int],
-               num_classes: int, on_device: bool = False, num_workers: int = 4,
-               pixel_range: str = "auto", preprocess: Preprocess | None = None,
-               label_key: str = "label", reopen: Callable[[str], "ImageDataset"] | None = None):
+  def __init__(
+    self,
+    name: str,
+    split: str,
+    source: Any,
+    *,
+    shape: tuple[int, int, int],
+    num_classes: int,
+    on_device: bool = False,
+    num_workers: int = 4,
+    pixel_range: str = "auto",
+    preprocess: Preprocess | None = None,
+    label_key: str = "label",
+    reopen: Callable[[str], ImageDataset] | None = None,
+  ):
     self.name, self.split, self.source = name, split, source
     self.spec = DataSpec(shape=tuple(shape), num_classes=num_classes, is_image=True, name=name)
     self.on_device = on_device
@@ -41,7 +53,7 @@ class ImageDataset:
   def __len__(self) -> int:
     return len(self.source)
 
-  def other_split(self, split: str) -> "ImageDataset":
+  def other_split(self, split: str) -> ImageDataset:
     """The same dataset, another split (e.g. 'test' for evaluation)."""
     if self._reopen is None:
       raise ValueError(f"{self.name} cannot open split {split!r}")
@@ -71,7 +83,7 @@ class ImageDataset:
 
   def _read_examples(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     size = 64 if self._preprocess is not None else 1024  # decoding+resizing is the cost: spread it
-    chunks = [flat[i:i + size] for i in range(0, len(flat), size)]
+    chunks = [flat[i : i + size] for i in range(0, len(flat), size)]
     if self.num_workers > 1 and len(chunks) > 1:
       if self._pool is None:
         self._pool = concurrent.futures.ThreadPoolExecutor(self.num_workers)
@@ -79,7 +91,9 @@ class ImageDataset:
     else:
       parts = [self._read_chunk(c) for c in chunks]
     examples = [e for part in parts for e in part]
-    x = np.stack([e[0] for e in examples]) if examples else np.zeros((0, *self.spec.shape), np.uint8)
+    x = (
+      np.stack([e[0] for e in examples]) if examples else np.zeros((0, *self.spec.shape), np.uint8)
+    )
     return x, np.asarray([e[1] for e in examples], np.int32), np.asarray([e[2] for e in examples])
 
   def close(self) -> None:
@@ -107,6 +121,7 @@ class ImageDataset:
 def tfds_source(name: str, split: str, data_dir: str) -> Any:
   """``tfds.data_source`` for a stock TFDS dataset, failing fast with what to do."""
   import tensorflow_datasets as tfds
+
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except Exception as e:  # unknown name
@@ -118,26 +133,35 @@ def tfds_source(name: str, split: str, data_dir: str) -> Any:
   except Exception as e:
     if builder.is_prepared():
       raise DatasetNotFoundError(
-          f"{name} under {data_dir} is prepared as TFRecord, which has no random access. "
-          f"Re-prepare it: `tfds build {name} --file_format=array_record --data_dir={data_dir}`."
+        f"{name} under {data_dir} is prepared as TFRecord, which has no random access. "
+        f"Re-prepare it: `tfds build {name} --file_format=array_record --data_dir={data_dir}`."
       ) from e
   has_tf = importlib.util.find_spec("tensorflow") is not None
-  how = ("TensorFlow is installed, so run `tfds build {n} --file_format=array_record "
-         "--data_dir={d}` once (it needs the network)" if has_tf else
-         "preparing stock TFDS datasets needs TensorFlow: `pip install 'jaxgan[tf]'`, then "
-         "`tfds build {n} --file_format=array_record --data_dir={d}` (it needs the network); "
-         "or copy an array_record preparation of {n} into {d}")
+  how = (
+    "TensorFlow is installed, so run `tfds build {n} --file_format=array_record "
+    "--data_dir={d}` once (it needs the network)"
+    if has_tf
+    else "preparing stock TFDS datasets needs TensorFlow: `pip install 'jaxgan[tf]'`, then "
+    "`tfds build {n} --file_format=array_record --data_dir={d}` (it needs the network); "
+    "or copy an array_record preparation of {n} into {d}"
+  )
   raise DatasetNotFoundError(
-      f"{name} is not prepared under {data_dir}. " + how.format(n=name, d=data_dir) + ".")
+    f"{name} is not prepared under {data_dir}. " + how.format(n=name, d=data_dir) + "."
+  )
 
 
 def tfds_image_shape(name: str, data_dir: str) -> tuple[int, int, int]:
   """The fixed (H, W, C) of a TFDS dataset's 'image' feature, from its metadata."""
   import tensorflow_datasets as tfds
-  shape = tuple(tfds.builder(name, data_dir=default_data_dir(data_dir)).info.features["image"].shape)
+
+  shape = tuple(
+    tfds.builder(name, data_dir=default_data_dir(data_dir)).info.features["image"].shape
+  )
   if None in shape:
-    raise ConfigError(f"{name}'s images have no fixed size {shape}; set config.data.image_size "
-                      f"to crop and resize them.")
+    raise ConfigError(
+      f"{name}'s images have no fixed size {shape}; set config.data.image_size "
+      f"to crop and resize them."
+    )
   return shape
 
 
@@ -149,10 +173,11 @@ def center_crop_resize(size: int, crop: int | None = None) -> Preprocess:
     h, w = image.shape[:2]
     c = crop or min(h, w)
     top, left = (h - c) // 2, (w - c) // 2
-    patch = image[top:top + c, left:left + c]
+    patch = image[top : top + c, left : left + c]
     pil = Image.fromarray(patch.squeeze(-1) if patch.shape[-1] == 1 else patch)
     out = np.asarray(pil.resize((size, size), Image.BICUBIC), np.uint8)
     return out[..., None] if out.ndim == 2 else out
+
   return fn
 
 
@@ -160,11 +185,19 @@ def open_idx(name: str, split: str, *, data_dir: str, source_dir: str, **options
   """MNIST-format data via ``mnist_builder`` (prepared on first use). ``options``:
   on_device, num_workers, pixel_range."""
   from jaxgan.data import mnist_builder
+
   data_dir = default_data_dir(data_dir)
   builder = mnist_builder.prepare(name, data_dir, source_dir)
   reopen = lambda s: open_idx(name, s, data_dir=data_dir, source_dir=source_dir, **options)
-  return ImageDataset(name, split, builder.as_data_source(split=split), shape=(28, 28, 1),
-                      num_classes=10, reopen=reopen, **options)
+  return ImageDataset(
+    name,
+    split,
+    builder.as_data_source(split=split),
+    shape=(28, 28, 1),
+    num_classes=10,
+    reopen=reopen,
+    **options,
+  )
 
 
 def open_tfds(name: str, split: str, *, data_dir: str, **options) -> ImageDataset:

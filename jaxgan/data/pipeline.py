@@ -18,7 +18,8 @@ from __future__ import annotations
 import abc
 import queue
 import threading
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import jax
 
@@ -48,19 +49,21 @@ class Pipeline(abc.ABC):
     return None
 
   @abc.abstractmethod
-  def materialize(self, step_inputs: PyTree, device_data: PyTree | None,
-                  axis_name: str | None) -> dict[str, jax.Array]:
+  def materialize(
+    self, step_inputs: PyTree, device_data: PyTree | None, axis_name: str | None
+  ) -> dict[str, jax.Array]:
     """Inside the compiled step: one step's inputs -> {'x': [k, B_local, ...], ...}."""
 
-  def close(self) -> None:
+  def close(self) -> None:  # noqa: B027 (an optional hook, not abstract)
     """Releases files or threads; pipelines without any need not override it."""
 
 
 class Prefetcher:
   """Produces device-ready inputs for a fixed list of (start, n) chunks, ahead of use."""
 
-  def __init__(self, produce: Callable[[int, int], PyTree],
-               chunks: Sequence[tuple[int, int]], depth: int = 2):
+  def __init__(
+    self, produce: Callable[[int, int], PyTree], chunks: Sequence[tuple[int, int]], depth: int = 2
+  ):
     self._queue: queue.Queue = queue.Queue(maxsize=max(depth, 1))
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._run, args=(produce, list(chunks)), daemon=True)

@@ -60,8 +60,11 @@ class StackedSource:
     data = self._digits()
     x = np.concatenate([data["x"][self.triples[:, c]] for c in range(3)], axis=-1)
     y = data["y"][self.triples]
-    return {"x": x, "y": (100 * y[:, 0] + 10 * y[:, 1] + y[:, 2]).astype(np.int32),
-            "index": np.arange(len(self.triples))}
+    return {
+      "x": x,
+      "y": (100 * y[:, 0] + 10 * y[:, 1] + y[:, 2]).astype(np.int32),
+      "index": np.arange(len(self.triples)),
+    }
 
 
 class StackedMNIST(ImageDataset):
@@ -77,10 +80,20 @@ class StackedMNIST(ImageDataset):
     self.source.close()
 
 
-def open_stacked(split: str, *, size: int, seed: int, mnist_options: dict, **options) -> StackedMNIST:
+def open_stacked(
+  split: str, *, size: int, seed: int, mnist_options: dict, **options
+) -> StackedMNIST:
   """Stacked MNIST over MNIST's ``split`` (train digits for train, test digits for test)."""
   from jaxgan.data import images
+
   mnist = images.open_idx("mnist", split, **mnist_options)
   reopen = lambda s: open_stacked(s, size=size, seed=seed, mnist_options=mnist_options, **options)
-  return StackedMNIST("stacked_mnist", split, StackedSource(mnist, size, seed), shape=(28, 28, 3),
-                      num_classes=1000, reopen=reopen, **options)
+  return StackedMNIST(
+    "stacked_mnist",
+    split,
+    StackedSource(mnist, size, seed),
+    shape=(28, 28, 3),
+    num_classes=1000,
+    reopen=reopen,
+    **options,
+  )

@@ -44,8 +44,10 @@ class OnDeviceSampler(Pipeline):
   def host_inputs(self, start: int, num_steps: int):
     # The key travels with the inputs so that members of a population (jaxgan.core.population)
     # can each read their own seed's stream.
-    return {"iteration": np.arange(start, start + num_steps, dtype=np.int32),
-            "key": np.broadcast_to(self._key, (num_steps, *self._key.shape))}
+    return {
+      "iteration": np.arange(start, start + num_steps, dtype=np.int32),
+      "key": np.broadcast_to(self._key, (num_steps, *self._key.shape)),
+    }
 
   def inputs_batch_axes(self):
     return {"iteration": None, "key": None}

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import ml_collections
@@ -24,9 +25,9 @@ class EvalContext:
   """What an evaluator may look at. ``state`` is a single (unreplicated) copy."""
 
   config: ml_collections.ConfigDict
-  gan: Any            # jaxgan.core.gan.GAN
-  state: Any          # jaxgan.core.state.GANState
-  dataset: Any        # the object built from config.data
+  gan: Any  # jaxgan.core.gan.GAN
+  state: Any  # jaxgan.core.state.GANState
+  dataset: Any  # the object built from config.data
   step: int
   workdir: str | None
   rng: jax.Array
@@ -48,9 +49,10 @@ class EvalResult:
   images: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # HWC uint8
   files: list[str] = dataclasses.field(default_factory=list)
 
-  def merge(self, other: "EvalResult") -> "EvalResult":
-    return EvalResult({**self.scalars, **other.scalars}, {**self.images, **other.images},
-                      self.files + other.files)
+  def merge(self, other: EvalResult) -> EvalResult:
+    return EvalResult(
+      {**self.scalars, **other.scalars}, {**self.images, **other.images}, self.files + other.files
+    )
 
 
 EVALUATORS: Registry[Callable[[EvalContext], EvalResult]] = Registry("evaluator")
@@ -80,8 +82,13 @@ for _name in ("samples", "interpolation", "nearest_neighbours", "loss_curves"):
   EVALUATORS.register(_name)(_Lazy("image_figures", _name))
 EVALUATORS.register("parzen")(_Lazy("parzen", "evaluate"))
 EVALUATORS.register("parzen_valid")(_Lazy("parzen", "validation"))
-for _name, _attr in (("fid", "fid"), ("kid", "kid"), ("is", "inception_score"),
-                     ("precision_recall", "precision_recall"), ("class_coverage", "class_coverage")):
+for _name, _attr in (
+  ("fid", "fid"),
+  ("kid", "kid"),
+  ("is", "inception_score"),
+  ("precision_recall", "precision_recall"),
+  ("class_coverage", "class_coverage"),
+):
   EVALUATORS.register(_name)(_Lazy("feature_metrics", _attr))
 EVALUATORS.register("mode_coverage")(_Lazy("mixtures", "mode_coverage"))
 EVALUATORS.register("mixture_2d")(_Lazy("mixtures", "figure"))

@@ -7,8 +7,7 @@ import os
 import jax
 import numpy as np
 
-from jaxgan.evaluators import figures
-from jaxgan.evaluators import EvalContext, EvalResult
+from jaxgan.evaluators import EvalContext, EvalResult, figures
 
 
 def generated(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray | None]:
@@ -20,13 +19,23 @@ def generated(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray | None]:
   if "generated" not in ctx.cache:
     progress = ctx.progress and (lambda done, n: ctx.progress("generating samples", done, n))
     ctx.cache["generated"] = ctx.sampler.balanced(
-        ctx.state, ctx.config.eval.num_samples, label_seed=ctx.config.eval.seed,
-        noise_key=jax.random.PRNGKey(ctx.config.eval.seed + 3), progress=progress)
+      ctx.state,
+      ctx.config.eval.num_samples,
+      label_seed=ctx.config.eval.seed,
+      noise_key=jax.random.PRNGKey(ctx.config.eval.seed + 3),
+      progress=progress,
+    )
   return ctx.cache["generated"]
 
 
-def figure_result(ctx: EvalContext, name: str, image: np.ndarray, *, per_step: bool = True,
-                  scalars: dict[str, float] | None = None) -> EvalResult:
+def figure_result(
+  ctx: EvalContext,
+  name: str,
+  image: np.ndarray,
+  *,
+  per_step: bool = True,
+  scalars: dict[str, float] | None = None,
+) -> EvalResult:
   """A figure for TensorBoard, also saved as ``<workdir>/figures/<name>_<step>.png``."""
   result = EvalResult(scalars or {}, {name: image})
   if ctx.workdir:

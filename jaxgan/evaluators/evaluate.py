@@ -18,19 +18,36 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxgan import config as config_lib, evaluators
+from jaxgan import config as config_lib
+from jaxgan import evaluators
 from jaxgan.core.sampling import Sampler
 from jaxgan.core.state import GANState
 from jaxgan.errors import ConfigError
 from jaxgan.experiment import Experiment
 
 WEIGHTS = ("ema", "raw")
-SAMPLE_FILE_METRICS = ("parzen", "fid", "kid", "is", "precision_recall", "class_coverage", "mode_coverage")
+SAMPLE_FILE_METRICS = (
+  "parzen",
+  "fid",
+  "kid",
+  "is",
+  "precision_recall",
+  "class_coverage",
+  "mode_coverage",
+)
 
 
-def evaluate_state(exp: Experiment, state: GANState, step: int, workdir: str | None,
-                   names: list[str] | None = None, progress=None, *, member: int | None = None,
-                   run_dir: str | None = None) -> evaluators.EvalResult:
+def evaluate_state(
+  exp: Experiment,
+  state: GANState,
+  step: int,
+  workdir: str | None,
+  names: list[str] | None = None,
+  progress=None,
+  *,
+  member: int | None = None,
+  run_dir: str | None = None,
+) -> evaluators.EvalResult:
   """Runs the named evaluators (default: ``config.eval.metrics``) on one state
   (``member``/``run_dir``: which member of a population's run it is).
 
@@ -38,32 +55,52 @@ def evaluate_state(exp: Experiment, state: GANState, step: int, workdir: str | N
   (default names only): their scalars and figures are prefixed ``raw/`` and
   their files go to ``<workdir>/raw``, so one run shows what the average adds.
   """
-  raw_names = config_lib.split_names(exp.config.eval.get("raw_metrics", "")) if names is None else []
+  raw_names = (
+    config_lib.split_names(exp.config.eval.get("raw_metrics", "")) if names is None else []
+  )
   names = config_lib.split_names(exp.config.eval.metrics) if names is None else names
   if "sampler" not in exp.eval_shared:  # compiles G once per run, not once per evaluation
     exp.eval_shared["sampler"] = Sampler(exp.gan)
 
   def run(names, state, workdir):
     ctx = evaluators.EvalContext(
-        config=exp.config, gan=exp.gan, state=state, dataset=exp.dataset, step=step,
-        workdir=workdir, rng=jax.random.PRNGKey(exp.config.eval.seed),
-        sampler=exp.eval_shared["sampler"], shared=exp.eval_shared, progress=progress,
-        member=member, run_dir=run_dir)
+      config=exp.config,
+      gan=exp.gan,
+      state=state,
+      dataset=exp.dataset,
+      step=step,
+      workdir=workdir,
+      rng=jax.random.PRNGKey(exp.config.eval.seed),
+      sampler=exp.eval_shared["sampler"],
+      shared=exp.eval_shared,
+      progress=progress,
+      member=member,
+      run_dir=run_dir,
+    )
     return evaluators.run_evaluators(names, ctx)
 
   result = run(names, state, workdir)
   if raw_names and state.g_ema_params is not None:
-    raw = run(raw_names, state.replace(g_ema_params=None),
-              workdir and os.path.join(workdir, "raw"))
-    result = result.merge(evaluators.EvalResult({f"raw/{k}": v for k, v in raw.scalars.items()},
-                                                {f"raw/{k}": v for k, v in raw.images.items()},
-                                                raw.files))
+    raw = run(raw_names, state.replace(g_ema_params=None), workdir and os.path.join(workdir, "raw"))
+    result = result.merge(
+      evaluators.EvalResult(
+        {f"raw/{k}": v for k, v in raw.scalars.items()},
+        {f"raw/{k}": v for k, v in raw.images.items()},
+        raw.files,
+      )
+    )
   return result
 
 
-def evaluate_members(exp: Experiment, state: GANState, step: int, workdir: str | None,
-                     names: list[str] | None = None, progress=None,
-                     indices: list[int] | None = None) -> tuple[evaluators.EvalResult, list[dict]]:
+def evaluate_members(
+  exp: Experiment,
+  state: GANState,
+  step: int,
+  workdir: str | None,
+  names: list[str] | None = None,
+  progress=None,
+  indices: list[int] | None = None,
+) -> tuple[evaluators.EvalResult, list[dict]]:
   """Evaluates each member of a population on its own: (summary, per-member scalars).
 
   The summary's scalars are ``population.summarize``'s mean, ``:std`` and
@@ -80,8 +117,11 @@ def evaluate_members(exp: Experiment, state: GANState, step: int, workdir: str |
     where = os.path.join(workdir, "members", str(i)) if workdir else None
     if progress:
       progress(f"member {i} ({pop.members[i].label})", 0, 1)
-    results.append(evaluate_state(exp, exp.member_state(state, i), step, where, names, progress,
-                                  member=i, run_dir=workdir))
+    results.append(
+      evaluate_state(
+        exp, exp.member_state(state, i), step, where, names, progress, member=i, run_dir=workdir
+      )
+    )
   shared = [k for k in results[0].scalars if all(k in r.scalars for r in results)]
   if len(indices) == 1:
     scalars = dict(results[0].scalars)
@@ -92,10 +132,15 @@ def evaluate_members(exp: Experiment, state: GANState, step: int, workdir: str |
   return evaluators.EvalResult(scalars, images, files), [r.scalars for r in results]
 
 
-
-def evaluate_run(workdir: str, step: int | None = None, *, update: dict | None = None,
-                 output: str | None = None, seed_index: int | None = None,
-                 weights: str = "ema") -> dict:
+def evaluate_run(
+  workdir: str,
+  step: int | None = None,
+  *,
+  update: dict | None = None,
+  output: str | None = None,
+  seed_index: int | None = None,
+  weights: str = "ema",
+) -> dict:
   """Evaluates a checkpoint; returns the record written to ``<workdir>/eval/<step>.json``.
 
   A run of many members (``jaxgan.core.population``) is evaluated member by member:
@@ -108,13 +153,16 @@ def evaluate_run(workdir: str, step: int | None = None, *, update: dict | None =
   from jaxgan.core import population
   from jaxgan.run.reopen import open_run
   from jaxgan.run.writers import TaskProgress
+
   if weights not in WEIGHTS:
     raise ConfigError(f"weights={weights!r}: choose ema or raw.")
   exp, state = open_run(workdir, step, update=update, preflight=True)
   if weights == "raw":
     if state.g_ema_params is None:
-      raise ConfigError(f"{workdir} keeps no EMA of G, so its samples already come from G's own "
-                        f"weights: drop --weights=raw.")
+      raise ConfigError(
+        f"{workdir} keeps no EMA of G, so its samples already come from G's own "
+        f"weights: drop --weights=raw."
+      )
     state = state.replace(g_ema_params=None)
   population.check_member_index(exp.population, seed_index)
   step = int(state.step)
@@ -124,13 +172,21 @@ def evaluate_run(workdir: str, step: int | None = None, *, update: dict | None =
     raise ConfigError("no metrics to evaluate: pass --metrics=... (see jaxgan.evaluators).")
   indices = None if seed_index is None else [seed_index]
   figures_in = workdir if weights == "ema" else os.path.join(workdir, "raw")  # as training's raw/
-  result, per_member = evaluate_members(exp, state, step, figures_in, names, progress=TaskProgress(),
-                                        indices=indices)
-  meta = dict(step=step, seconds=time.time() - start, num_samples=exp.config.eval.num_samples,
-              files=result.files, weights=weights)
+  result, per_member = evaluate_members(
+    exp, state, step, figures_in, names, progress=TaskProgress(), indices=indices
+  )
+  meta = dict(
+    step=step,
+    seconds=time.time() - start,
+    num_samples=exp.config.eval.num_samples,
+    files=result.files,
+    weights=weights,
+  )
   if exp.population.batched:
     chosen = indices or list(range(exp.population.size))
-    meta["members"] = [{**exp.population.describe()[i], "metrics": m} for i, m in zip(chosen, per_member)]
+    meta["members"] = [
+      {**exp.population.describe()[i], "metrics": m} for i, m in zip(chosen, per_member)
+    ]
   record = _record(result.scalars, names, **meta)
   suffix = "" if seed_index is None or not exp.population.batched else f"_member{seed_index}"
   suffix += "_raw" if weights == "raw" else ""
@@ -142,45 +198,65 @@ def evaluate_run(workdir: str, step: int | None = None, *, update: dict | None =
 def selected_steps(workdir: str) -> tuple[str, list[int], Any]:
   """(the selection spec, each member's best step, the run's population) of a run trained
   with ``eval.select``."""
-  from jaxgan.run import checkpointing, selection
-  from jaxgan.core import population
-  from jaxgan.run.reopen import read_config_json
   from jaxgan.config import from_stored
+  from jaxgan.core import population
+  from jaxgan.run import checkpointing, selection
+  from jaxgan.run.reopen import read_config_json
+
   config = from_stored(read_config_json(workdir))
   select = selection.parse(config.eval.select)
   pop = population.from_config(config)
-  with checkpointing.Checkpointer(workdir, read_only=True, selection=select,
-                                  members=pop.size if pop.batched else 1) as ckpt:
+  with checkpointing.Checkpointer(
+    workdir, read_only=True, selection=select, members=pop.size if pop.batched else 1
+  ) as ckpt:
     steps = ckpt.best_steps()
   if any(s is None for s in steps):
-    raise ConfigError(f"{workdir} has no checkpoint saved with {select.metric}; it is saved at "
-                      f"each evaluation from the first one on: train on, or evaluate --step=N.")
+    raise ConfigError(
+      f"{workdir} has no checkpoint saved with {select.metric}; it is saved at "
+      f"each evaluation from the first one on: train on, or evaluate --step=N."
+    )
   return config.eval.select, steps, pop
 
 
-def evaluate_best(workdir: str, *, update: dict | None = None, output: str | None = None,
-                  seed_index: int | None = None, weights: str = "ema") -> dict:
+def evaluate_best(
+  workdir: str,
+  *,
+  update: dict | None = None,
+  output: str | None = None,
+  seed_index: int | None = None,
+  weights: str = "ema",
+) -> dict:
   """Evaluates the best checkpoint by ``config.eval.select``; in a run of many members,
   each member at its own best step (``evaluate_run`` with its ``seed_index``, then mean,
   ``:std`` and ``:<member>`` as usual), written to ``eval/best.json``."""
   spec, steps, pop = selected_steps(workdir)
-  output = output or os.path.join(workdir, "eval", "best_raw.json" if weights == "raw" else "best.json")
+  output = output or os.path.join(
+    workdir, "eval", "best_raw.json" if weights == "raw" else "best.json"
+  )
   if len(steps) == 1 or seed_index is not None:
     member = None if len(steps) == 1 else seed_index
-    record = evaluate_run(workdir, steps[member or 0], update=update, seed_index=member,
-                          weights=weights)
+    record = evaluate_run(
+      workdir, steps[member or 0], update=update, seed_index=member, weights=weights
+    )
     record["selected_by"] = spec
     _write(record, output)
     return record
-  records = [evaluate_run(workdir, step, update=update, seed_index=m, weights=weights)
-             for m, step in enumerate(steps)]
+  records = [
+    evaluate_run(workdir, step, update=update, seed_index=m, weights=weights)
+    for m, step in enumerate(steps)
+  ]
   per_member = [r["metrics"] for r in records]
   shared = [k for k in per_member[0] if all(k in p for p in per_member)]
-  record = _record(pop.summarize({k: [p[k] for p in per_member] for k in shared}),
-                   records[0]["evaluators"], selected_by=spec, steps=steps,
-                   seconds=sum(r["seconds"] for r in records), num_samples=records[0]["num_samples"],
-                   weights=weights,
-                   members=[{**r["members"][0], "step": step} for r, step in zip(records, steps)])
+  record = _record(
+    pop.summarize({k: [p[k] for p in per_member] for k in shared}),
+    records[0]["evaluators"],
+    selected_by=spec,
+    steps=steps,
+    seconds=sum(r["seconds"] for r in records),
+    num_samples=records[0]["num_samples"],
+    weights=weights,
+    members=[{**r["members"][0], "step": step} for r, step in zip(records, steps)],
+  )
   _write(record, output)
   return record
 
@@ -192,24 +268,44 @@ def members_table(record: dict) -> str:
     return ""
   keys = [k for k in members[0]["metrics"] if all(k in m["metrics"] for m in members)]
   rows = [["member"] + keys]
-  rows += [[m["label"] + (f" @ step {m['step']}" if "step" in m else "")]
-           + [f"{m['metrics'][k]:.4g}" for k in keys] for m in members]
+  rows += [
+    [m["label"] + (f" @ step {m['step']}" if "step" in m else "")]
+    + [f"{m['metrics'][k]:.4g}" for k in keys]
+    for m in members
+  ]
   if len(members) > 1:
-    rows.append(["mean +- std"] + [f"{np.mean([m['metrics'][k] for m in members]):.4g} +- "
-                                   f"{np.std([m['metrics'][k] for m in members]):.2g}" for k in keys])
+    rows.append(
+      ["mean +- std"]
+      + [
+        f"{np.mean([m['metrics'][k] for m in members]):.4g} +- "
+        f"{np.std([m['metrics'][k] for m in members]):.2g}"
+        for k in keys
+      ]
+    )
   widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
   return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) for r in rows)
 
 
-def evaluate_samples(path: str, dataset: str, names: list[str], *, data_dir: str = "",
-                     update: dict | None = None, output: str | None = None) -> dict:
+def evaluate_samples(
+  path: str,
+  dataset: str,
+  names: list[str],
+  *,
+  data_dir: str = "",
+  update: dict | None = None,
+  output: str | None = None,
+) -> dict:
   """Evaluates samples from a file against ``dataset``'s real data."""
-  from jaxgan import config as config_lib, evaluators
+  from jaxgan import config as config_lib
+  from jaxgan import evaluators
   from jaxgan.data import build_dataset
   from jaxgan.run.writers import TaskProgress
+
   bad = [n for n in names if n not in SAMPLE_FILE_METRICS]
   if bad:
-    raise ConfigError(f"--samples works with {', '.join(SAMPLE_FILE_METRICS)}; not {', '.join(bad)}.")
+    raise ConfigError(
+      f"--samples works with {', '.join(SAMPLE_FILE_METRICS)}; not {', '.join(bad)}."
+    )
   config = config_lib.base_config(model="mlp", data=dataset)  # also rejects unknown names
   if "data_dir" in config.data:
     config.data.data_dir = data_dir
@@ -218,31 +314,49 @@ def evaluate_samples(path: str, dataset: str, names: list[str], *, data_dir: str
   evaluators.preflight(names, config, ds.spec)
   with np.load(path) as f:
     samples = np.asarray(f["samples"], np.float32)
-    labels = f["labels"] if "labels" in f else None
+    labels = f.get("labels", None)
   if samples.shape[1:] != tuple(ds.spec.shape):
-    raise ConfigError(f"{path}: samples have shape {samples.shape[1:]}, {dataset} has {ds.spec.shape}.")
-  ctx = evaluators.EvalContext(config=config, gan=None, state=None, dataset=ds, step=0,
-                               workdir=None, rng=jax.random.PRNGKey(0), progress=TaskProgress())
+    raise ConfigError(
+      f"{path}: samples have shape {samples.shape[1:]}, {dataset} has {ds.spec.shape}."
+    )
+  ctx = evaluators.EvalContext(
+    config=config,
+    gan=None,
+    state=None,
+    dataset=ds,
+    step=0,
+    workdir=None,
+    rng=jax.random.PRNGKey(0),
+    progress=TaskProgress(),
+  )
   ctx.cache["generated"] = (samples, labels)
   start = time.time()
   result = evaluators.run_evaluators(names, ctx)
-  record = _record(result.scalars, names, samples_file=os.path.abspath(path), dataset=dataset,
-                   seconds=time.time() - start, num_samples=len(samples))
+  record = _record(
+    result.scalars,
+    names,
+    samples_file=os.path.abspath(path),
+    dataset=dataset,
+    seconds=time.time() - start,
+    num_samples=len(samples),
+  )
   if output:
     _write(record, output)
   return record
 
 
 def _record(scalars: dict, names: list[str], **meta) -> dict:
-  return {"metrics": scalars, "evaluators": names, **meta,
-          "date": datetime.date.today().isoformat(),
-          "machine": f"{platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} "
-                     f"on {jax.default_backend()}"}
+  return {
+    "metrics": scalars,
+    "evaluators": names,
+    **meta,
+    "date": datetime.date.today().isoformat(),
+    "machine": f"{platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} "
+    f"on {jax.default_backend()}",
+  }
 
 
 def _write(record: dict, path: str) -> None:
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, "w") as f:
     json.dump(record, f, indent=2, default=float)
-
-

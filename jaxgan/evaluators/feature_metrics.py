@@ -28,7 +28,9 @@ import numpy as np
 from jaxgan.errors import ConfigError
 from jaxgan.evaluators import EvalContext, EvalResult
 from jaxgan.evaluators.common import generated, real_split
-from jaxgan.metrics import classifier, frechet, kid as kid_lib, precision_recall as pr_lib
+from jaxgan.metrics import classifier, frechet
+from jaxgan.metrics import kid as kid_lib
+from jaxgan.metrics import precision_recall as pr_lib
 
 INCEPTION_ENV = "JAXGAN_INCEPTION_WEIGHTS"
 CLASSIFIER_ONLY = ("inception_score", "class_coverage")
@@ -38,8 +40,9 @@ STATS_VERSION = 2
 # config.data keys that do not change a split's images: where the files live, how
 # they are read, and the range training scales them to (features always see uint8 / 255).
 # Any other key (image_size, crop, size, seed, tfds_name, ...) is part of the cache key.
-NOT_CONTENT_KEYS = frozenset({"name", "split", "data_dir", "source_dir", "on_device",
-                              "num_workers", "pixel_range"})
+NOT_CONTENT_KEYS = frozenset(
+  {"name", "split", "data_dir", "source_dir", "on_device", "num_workers", "pixel_range"}
+)
 
 
 def _kind(spec) -> str:
@@ -52,6 +55,7 @@ def _kind(spec) -> str:
 
 def _lenet_dir(config) -> str:
   from jaxgan.feature_nets import lenet
+
   return os.path.expanduser(config.eval.feature_net or os.environ.get(lenet.ENV, ""))
 
 
@@ -63,13 +67,17 @@ def preflight(name, config, spec) -> None:
   kind = _kind(spec)
   if kind == "lenet":
     from jaxgan.feature_nets import lenet
+
     lenet.check_trained(_lenet_dir(config), spec.name)
     lenet.check_dataset(_lenet_dir(config), spec.name)
   else:
     if name in CLASSIFIER_ONLY:
-      raise ConfigError(f"config.eval.metrics: {name} needs the dataset's classifier, which "
-                        f"jaxgan has for 28x28x1 data only; use fid, kid or precision_recall.")
+      raise ConfigError(
+        f"config.eval.metrics: {name} needs the dataset's classifier, which "
+        f"jaxgan has for 28x28x1 data only; use fid, kid or precision_recall."
+      )
     from jaxgan.feature_nets import inception
+
     inception.check_weights(_inception_path(config))
 
 
@@ -80,17 +88,21 @@ class _Net:
     self.kind = _kind(ctx.dataset.spec)
     if self.kind == "lenet":
       from jaxgan.feature_nets.lenet import LeNetFeatures
+
       self._net = LeNetFeatures.load(_lenet_dir(ctx.config), ctx.dataset.spec.name)
       self.id = self._net.id
     else:
       from jaxgan.feature_nets.inception import InceptionFeatures
+
       self._net = InceptionFeatures(_inception_path(ctx.config))
       self.id = self._net.id
 
-  def __call__(self, images_0_1: np.ndarray, progress=None, label: str = "") -> tuple[np.ndarray, np.ndarray | None]:
+  def __call__(
+    self, images_0_1: np.ndarray, progress=None, label: str = ""
+  ) -> tuple[np.ndarray, np.ndarray | None]:
     feats, probs, chunk = [], [], 1000
     for i in range(0, len(images_0_1), chunk):
-      x = images_0_1[i:i + chunk]
+      x = images_0_1[i : i + chunk]
       if self.kind == "lenet":
         f, p = self._net.features_and_probs(x)
         probs.append(p)
@@ -115,12 +127,22 @@ def fake_features(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray | None]:
   return ctx.cache["fake_features"]
 
 
-def stats_key(config: ml_collections.ConfigDict, split: str, count: int, net_kind: str, net_id: str) -> dict:
+def stats_key(
+  config: ml_collections.ConfigDict, split: str, count: int, net_kind: str, net_id: str
+) -> dict:
   """Everything that determines a split's real features, as plain JSON-able values."""
   from jaxgan.data import dataset_kwargs
+
   data = {k: v for k, v in dataset_kwargs(config.data).items() if k not in NOT_CONTENT_KEYS}
-  return {"version": STATS_VERSION, "dataset": config.data.name, "data": data, "split": split,
-          "count": int(count), "net": net_kind, "weights": net_id}
+  return {
+    "version": STATS_VERSION,
+    "dataset": config.data.name,
+    "data": data,
+    "split": split,
+    "count": int(count),
+    "net": net_kind,
+    "weights": net_id,
+  }
 
 
 def _canonical(key: dict) -> str:
@@ -177,14 +199,19 @@ def fid(ctx: EvalContext) -> EvalResult:
 
 def kid(ctx: EvalContext) -> EvalResult:
   e = ctx.config.eval
-  mean, std = kid_lib.kernel_distance(real_features(ctx)["features"], fake_features(ctx)[0],
-                                      num_subsets=e.kid_subsets, subset_size=e.kid_subset_size)
+  mean, std = kid_lib.kernel_distance(
+    real_features(ctx)["features"],
+    fake_features(ctx)[0],
+    num_subsets=e.kid_subsets,
+    subset_size=e.kid_subset_size,
+  )
   return EvalResult({"kid": mean, "kid_std": std})
 
 
 def precision_recall(ctx: EvalContext) -> EvalResult:
-  p, r = pr_lib.precision_recall(real_features(ctx)["features"], fake_features(ctx)[0],
-                                 k=ctx.config.eval.pr_k)
+  p, r = pr_lib.precision_recall(
+    real_features(ctx)["features"], fake_features(ctx)[0], k=ctx.config.eval.pr_k
+  )
   return EvalResult({"precision": p, "recall": r})
 
 
@@ -202,5 +229,6 @@ def inception_score(ctx: EvalContext) -> EvalResult:
 
 def class_coverage(ctx: EvalContext) -> EvalResult:
   share, kl = classifier.class_coverage(_probs(ctx))
-  return EvalResult({"class_kl_uniform": kl, **{f"class_share_{i}": float(s) for i, s in enumerate(share)}})
-
+  return EvalResult(
+    {"class_kl_uniform": kl, **{f"class_share_{i}": float(s) for i, s in enumerate(share)}}
+  )

@@ -18,32 +18,49 @@ def _canvas_to_array(fig) -> np.ndarray:
   fig.canvas.draw()
   image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
   import matplotlib.pyplot as plt
+
   plt.close(fig)
   return image
 
 
 def _pyplot():
   import matplotlib
+
   matplotlib.use("Agg", force=False)
   import matplotlib.pyplot as plt
+
   return plt
 
 
-def density_1d(values: np.ndarray, mean: float, std: float, *,
-               d_grid: np.ndarray | None = None, d_values: np.ndarray | None = None,
-               mapping: tuple[np.ndarray, np.ndarray] | None = None,
-               noise_range: tuple[float, float] = (0.0, 1.0), title: str = "",
-               d_output: str = "probability") -> np.ndarray:
+def density_1d(
+  values: np.ndarray,
+  mean: float,
+  std: float,
+  *,
+  d_grid: np.ndarray | None = None,
+  d_values: np.ndarray | None = None,
+  mapping: tuple[np.ndarray, np.ndarray] | None = None,
+  noise_range: tuple[float, float] = (0.0, 1.0),
+  title: str = "",
+  d_output: str = "probability",
+) -> np.ndarray:
   """Goodfellow et al. (2014), Figure 1: data density (black dots), G's density
   (green), D(x) (blue dashes) and, below, how x = G(z) maps a uniform z grid.
   A critic (``d_output='critic'``) is drawn on its own axis, on the right."""
   from scipy import stats
+
   plt = _pyplot()
   lo, hi = mean - 4 * std, mean + 4 * std
   xs = np.linspace(lo, hi, 400)
   rows = 2 if mapping is not None else 1
-  fig, axes = plt.subplots(rows, 1, figsize=(7, 4.6 if rows == 2 else 3.6), dpi=100,
-                           gridspec_kw={"height_ratios": [3, 1][:rows]}, squeeze=False)
+  fig, axes = plt.subplots(
+    rows,
+    1,
+    figsize=(7, 4.6 if rows == 2 else 3.6),
+    dpi=100,
+    gridspec_kw={"height_ratios": [3, 1][:rows]},
+    squeeze=False,
+  )
   ax = axes[0, 0]
   ax.plot(xs, stats.norm.pdf(xs, mean, std), "k.", markersize=3, label="data $p_{data}$")
   v = np.asarray(values, np.float64).ravel()
@@ -71,7 +88,9 @@ def density_1d(values: np.ndarray, mean: float, std: float, *,
     z_pos = lo + (np.asarray(z) - zl) / (zh - zl) * (hi - lo)
     mx.hlines([0, 1], lo, hi, colors="k", lw=1)
     for a, b in zip(z_pos, np.clip(gz, lo, hi)):
-      mx.annotate("", xy=(b, 1), xytext=(a, 0), arrowprops=dict(arrowstyle="->", lw=0.7, color="0.3"))
+      mx.annotate(
+        "", xy=(b, 1), xytext=(a, 0), arrowprops=dict(arrowstyle="->", lw=0.7, color="0.3")
+      )
     mx.set_xlim(lo, hi)
     mx.set_ylim(-0.2, 1.2)
     mx.set_yticks([0, 1], [f"z ~ U[{zl:g},{zh:g})", "x = G(z)"])
@@ -80,8 +99,9 @@ def density_1d(values: np.ndarray, mean: float, std: float, *,
   return _canvas_to_array(fig)
 
 
-def image_grid(images: np.ndarray, rows: int, cols: int, *, pad: int = 2, scale: int = 1,
-               pad_value: float = 1.0) -> np.ndarray:
+def image_grid(
+  images: np.ndarray, rows: int, cols: int, *, pad: int = 2, scale: int = 1, pad_value: float = 1.0
+) -> np.ndarray:
   """[N, H, W, C] floats in [0, 1] -> one uint8 RGB grid image, row-major."""
   images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
   n, h, w, c = images.shape
@@ -93,16 +113,22 @@ def image_grid(images: np.ndarray, rows: int, cols: int, *, pad: int = 2, scale:
   for i in range(rows * cols):
     r, col = divmod(i, cols)
     top, left = pad + r * (h + pad), pad + col * (w + pad)
-    grid[top:top + h, left:left + w] = images[i][..., :3]
+    grid[top : top + h, left : left + w] = images[i][..., :3]
   grid = (grid * 255 + 0.5).astype(np.uint8)
   if scale > 1:
     grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
   return grid
 
 
-def loss_curves(records: list[dict], title: str = "", *, d_equilibrium: float | None = None,
-                g_equilibrium: float | None = None, d_output: str = "probability",
-                d_indifferent: float | None = 0.5) -> np.ndarray:
+def loss_curves(
+  records: list[dict],
+  title: str = "",
+  *,
+  d_equilibrium: float | None = None,
+  g_equilibrium: float | None = None,
+  d_output: str = "probability",
+  d_indifferent: float | None = 0.5,
+) -> np.ndarray:
   """Losses (with each D term) and D's outputs against step, from ``metrics.jsonl`` records.
 
   Dotted lines mark each loss's value when D cannot tell real from fake
@@ -121,9 +147,21 @@ def loss_curves(records: list[dict], title: str = "", *, d_equilibrium: float | 
   for key in terms:
     ax.plot(steps, [float(r.get(key, np.nan)) for r in rs], "--", lw=1, label=key)
   if d_equilibrium is not None:
-    ax.axhline(d_equilibrium, color="b", ls=":", lw=0.8, label=f"{d_key} when D cannot tell ({d_equilibrium:.3g})")
+    ax.axhline(
+      d_equilibrium,
+      color="b",
+      ls=":",
+      lw=0.8,
+      label=f"{d_key} when D cannot tell ({d_equilibrium:.3g})",
+    )
   if g_equilibrium is not None:
-    ax.axhline(g_equilibrium, color="r", ls=":", lw=0.8, label=f"g_loss when D cannot tell ({g_equilibrium:.3g})")
+    ax.axhline(
+      g_equilibrium,
+      color="r",
+      ls=":",
+      lw=0.8,
+      label=f"g_loss when D cannot tell ({g_equilibrium:.3g})",
+    )
   ax.set_xlabel("step")
   ax.set_title("losses", fontsize=9)
   ax.legend(fontsize=7)
@@ -135,7 +173,9 @@ def loss_curves(records: list[dict], title: str = "", *, d_equilibrium: float | 
   if d_output == "probability":
     bx.set_ylim(0, 1)
   bx.set_xlabel("step")
-  bx.set_title("discriminator outputs" if d_output == "probability" else "critic values", fontsize=9)
+  bx.set_title(
+    "discriminator outputs" if d_output == "probability" else "critic values", fontsize=9
+  )
   bx.legend(fontsize=7)
   if title:
     fig.suptitle(title, fontsize=9)
@@ -143,7 +183,9 @@ def loss_curves(records: list[dict], title: str = "", *, d_equilibrium: float | 
   return _canvas_to_array(fig)
 
 
-def scatter_2d(real: np.ndarray, fake: np.ndarray, centers: np.ndarray, title: str = "") -> np.ndarray:
+def scatter_2d(
+  real: np.ndarray, fake: np.ndarray, centers: np.ndarray, title: str = ""
+) -> np.ndarray:
   """Generated samples (blue) over real ones (orange) and the mode centres (black x)."""
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(4.6, 4.6), dpi=100)
@@ -163,9 +205,15 @@ def scatter_2d(real: np.ndarray, fake: np.ndarray, centers: np.ndarray, title: s
 Points = list[tuple[int, float]]
 
 
-def scalar_curves(curves: list[tuple[str, Points, Points]], ylabel: str, *, mode: str = "max",
-                  references: dict[str, float] | None = None, title: str = "",
-                  dashed_label: str = "") -> np.ndarray:
+def scalar_curves(
+  curves: list[tuple[str, Points, Points]],
+  ylabel: str,
+  *,
+  mode: str = "max",
+  references: dict[str, float] | None = None,
+  title: str = "",
+  dashed_label: str = "",
+) -> np.ndarray:
   """Scalars against step: per curve ``(label, points, dashed points)``, the points as a
   line with their best marked (``mode``) and the dashed points (e.g. the same metric
   of G's raw weights beside its EMA's) in the same colour; ``references`` as labelled lines."""
@@ -175,16 +223,27 @@ def scalar_curves(curves: list[tuple[str, Points, Points]], ylabel: str, *, mode
     if not points:
       continue
     steps, values = zip(*points)
-    line, = ax.plot(steps, values, "-", lw=1.2, label=label)
+    (line,) = ax.plot(steps, values, "-", lw=1.2, label=label)
     best = int(np.argmax(values) if mode == "max" else np.argmin(values))
     ax.plot([steps[best]], [values[best]], "o", color=line.get_color(), ms=5)
     if dashed:
-      ax.plot(*zip(*dashed), "--", lw=0.9, color=line.get_color(),
-              label=f"{label}, {dashed_label}" if dashed_label else None)
+      ax.plot(
+        *zip(*dashed),
+        "--",
+        lw=0.9,
+        color=line.get_color(),
+        label=f"{label}, {dashed_label}" if dashed_label else None,
+      )
   for name, value in (references or {}).items():
     ax.axhline(value, color="0.4", ls=":", lw=0.9)
-    ax.annotate(f"{name} ({value:g})", (0.01, value), xycoords=("axes fraction", "data"),
-                fontsize=7, va="bottom", color="0.3")
+    ax.annotate(
+      f"{name} ({value:g})",
+      (0.01, value),
+      xycoords=("axes fraction", "data"),
+      fontsize=7,
+      va="bottom",
+      color="0.3",
+    )
   ax.set_xlabel("step")
   ax.set_ylabel(ylabel)
   ax.legend(fontsize=7, loc="lower right")

@@ -18,15 +18,14 @@ Metrics on ``eval.num_samples`` generated values (10,000 by default) against the
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy import special
 
+from jaxgan.core.gan import discriminate
 from jaxgan.evaluators import EvalContext, EvalResult
 from jaxgan.evaluators.common import figure_result
-from jaxgan.core.gan import discriminate
 
 
 def wasserstein1_to_normal(samples: np.ndarray, mean: float, std: float) -> float:
@@ -54,7 +53,9 @@ def generated_values(ctx: EvalContext) -> np.ndarray:
   return ctx.cache["values"]
 
 
-def d_gap(ctx: EvalContext, values: np.ndarray) -> tuple[dict[str, float], np.ndarray | None, np.ndarray]:
+def d_gap(
+  ctx: EvalContext, values: np.ndarray
+) -> tuple[dict[str, float], np.ndarray | None, np.ndarray]:
   """(D-at-equilibrium scalars, the grid or None, D's outputs: on the grid, or real then fake)."""
   ds, indifferent = ctx.dataset, ctx.gan.d_loss.indifferent
   if ds.dim == 1:
@@ -66,8 +67,12 @@ def d_gap(ctx: EvalContext, values: np.ndarray) -> tuple[dict[str, float], np.nd
   n = min(values.size // ds.dim, 1000)
   real = ds.sample(jax.random.fold_in(ctx.rng, 1), n)["x"]
   fake = jnp.asarray(values[: n * ds.dim].reshape(n, ds.dim))
-  d = np.concatenate([np.asarray(discriminate(ctx.gan, ctx.state, real)),
-                      np.asarray(discriminate(ctx.gan, ctx.state, fake))])
+  d = np.concatenate(
+    [
+      np.asarray(discriminate(ctx.gan, ctx.state, real)),
+      np.asarray(discriminate(ctx.gan, ctx.state, fake)),
+    ]
+  )
   if indifferent is None:
     return {"critic_spread": float(abs(d[:n].mean() - d[n:].mean()))}, None, d
   return {"d_half_gap": float(np.mean(np.abs(d - indifferent)))}, None, d
@@ -78,11 +83,13 @@ def evaluate(ctx: EvalContext) -> EvalResult:
   values = generated_values(ctx)
   gap, grid, d = d_gap(ctx, values)
   scalars = {
-      "gen_mean": float(values.mean()), "gen_std": float(values.std()),
-      "target_mean": float(ds.mean), "target_std": float(ds.std),
-      "w1": wasserstein1_to_normal(values, ds.mean, ds.std),
-      "ks": ks_to_normal(values, ds.mean, ds.std),
-      **gap,
+    "gen_mean": float(values.mean()),
+    "gen_std": float(values.std()),
+    "target_mean": float(ds.mean),
+    "target_std": float(ds.std),
+    "w1": wasserstein1_to_normal(values, ds.mean, ds.std),
+    "ks": ks_to_normal(values, ds.mean, ds.std),
+    **gap,
   }
   scalars["w1_over_std"] = scalars["w1"] / ds.std
   if ds.dim > 1:
@@ -90,6 +97,7 @@ def evaluate(ctx: EvalContext) -> EvalResult:
     scalars["d_real_mean"], scalars["d_fake_mean"] = float(d[:half].mean()), float(d[half:].mean())
 
   from jaxgan.evaluators import figures  # matplotlib only when a figure is drawn
+
   mapping = None
   if ctx.gan.noise.dim == 1 and ds.dim == 1:
     z = np.linspace(ctx.gan.noise.low, ctx.gan.noise.high, 21, dtype=np.float32)[:, None]
@@ -98,9 +106,15 @@ def evaluate(ctx: EvalContext) -> EvalResult:
     grid = np.linspace(ds.mean - 4 * ds.std, ds.mean + 4 * ds.std, 400, dtype=np.float32)
     d = np.asarray(discriminate(ctx.gan, ctx.state, jnp.asarray(grid)[:, None]))
   image = figures.density_1d(
-      values, ds.mean, ds.std, d_grid=grid, d_values=d if grid is not None else None,
-      mapping=mapping, noise_range=(ctx.gan.noise.low, ctx.gan.noise.high),
-      d_output=ctx.gan.d_loss.output,
-      title=f"step {ctx.step}: W1 = {scalars['w1']:.4f} ({scalars['w1_over_std']:.3f} sigma), "
-            f"KS = {scalars['ks']:.3f}")
+    values,
+    ds.mean,
+    ds.std,
+    d_grid=grid,
+    d_values=d if grid is not None else None,
+    mapping=mapping,
+    noise_range=(ctx.gan.noise.low, ctx.gan.noise.high),
+    d_output=ctx.gan.d_loss.output,
+    title=f"step {ctx.step}: W1 = {scalars['w1']:.4f} ({scalars['w1_over_std']:.3f} sigma), "
+    f"KS = {scalars['ks']:.3f}",
+  )
   return figure_result(ctx, "density_1d", image, scalars=scalars)

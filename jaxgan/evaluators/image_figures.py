@@ -18,12 +18,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan.evaluators import figures
-from jaxgan.evaluators import EvalContext, EvalResult
-from jaxgan.evaluators.common import figure_result
-from jaxgan.run.writers import read_jsonl
-from jaxgan.metrics.distances import sq_dists
 from jaxgan.core.sampling import to_unit_range
+from jaxgan.evaluators import EvalContext, EvalResult, figures
+from jaxgan.evaluators.common import figure_result
+from jaxgan.metrics.distances import sq_dists
+from jaxgan.run.writers import read_jsonl
 
 
 def _scale(ctx: EvalContext) -> int:
@@ -43,11 +42,13 @@ def samples(ctx: EvalContext) -> EvalResult:
     rows = cols = 8
     labels = None
   x = ctx.sampler.from_noise(ctx.state, ctx.sampler.noise(key, rows * cols), labels)
-  return figure_result(ctx, "samples", figures.image_grid(_unit(ctx, x), rows, cols, scale=_scale(ctx)))
+  return figure_result(
+    ctx, "samples", figures.image_grid(_unit(ctx, x), rows, cols, scale=_scale(ctx))
+  )
 
 
 def interpolation(ctx: EvalContext, rows: int = 8, cols: int = 10) -> EvalResult:
-  ka, kb, ky = jax.random.split(jax.random.PRNGKey(ctx.config.eval.seed + 1), 3)
+  ka, kb, _ky = jax.random.split(jax.random.PRNGKey(ctx.config.eval.seed + 1), 3)
   za, zb = ctx.sampler.noise(ka, rows), ctx.sampler.noise(kb, rows)
   t = jnp.linspace(0.0, 1.0, cols)[None, :, None]
   z = ((1 - t) * za[:, None] + t * zb[:, None]).reshape(rows * cols, -1)
@@ -55,7 +56,9 @@ def interpolation(ctx: EvalContext, rows: int = 8, cols: int = 10) -> EvalResult
   if ctx.gan.conditional:  # one class per row, held fixed along the walk
     labels = jnp.repeat(jnp.arange(rows) % ctx.gan.num_classes, cols)
   x = ctx.sampler.from_noise(ctx.state, z, labels)
-  return figure_result(ctx, "interpolation", figures.image_grid(_unit(ctx, x), rows, cols, scale=_scale(ctx)))
+  return figure_result(
+    ctx, "interpolation", figures.image_grid(_unit(ctx, x), rows, cols, scale=_scale(ctx))
+  )
 
 
 def nearest_training_images(queries: np.ndarray, pool: np.ndarray, k: int) -> np.ndarray:
@@ -76,7 +79,7 @@ def nearest_neighbours(ctx: EvalContext, rows: int = 8, k: int = 5) -> EvalResul
     pool = ctx.dataset.read(idx)["x"]
   pool = pool.astype(np.float32) / 255.0
   nearest = nearest_training_images(x, pool, k)
-  tiles = np.concatenate([np.concatenate([x[i:i + 1], pool[nearest[i]]]) for i in range(rows)])
+  tiles = np.concatenate([np.concatenate([x[i : i + 1], pool[nearest[i]]]) for i in range(rows)])
   image = figures.image_grid(tiles, rows, k + 1, scale=_scale(ctx))
   return figure_result(ctx, "nearest_neighbours", image)
 
@@ -87,12 +90,19 @@ def loss_curves(ctx: EvalContext) -> EvalResult:
   records = read_jsonl(os.path.join(ctx.run_dir or ctx.workdir, "metrics.jsonl"))
   if ctx.member is not None:  # this member's own columns, under the plain names
     suffix = f":{ctx.member}"
-    records = [{"step": r["step"], **{k[:-len(suffix)]: v for k, v in r.items() if k.endswith(suffix)}}
-               for r in records]
+    records = [
+      {"step": r["step"], **{k[: -len(suffix)]: v for k, v in r.items() if k.endswith(suffix)}}
+      for r in records
+    ]
   if not any("d_loss" in r for r in records):
     return EvalResult()
   gan = ctx.gan
-  image = figures.loss_curves(records, f"up to step {ctx.step}", d_equilibrium=gan.d_loss.equilibrium,
-                              g_equilibrium=gan.g_loss.equilibrium, d_output=gan.d_loss.output,
-                              d_indifferent=gan.d_loss.indifferent)
+  image = figures.loss_curves(
+    records,
+    f"up to step {ctx.step}",
+    d_equilibrium=gan.d_loss.equilibrium,
+    g_equilibrium=gan.g_loss.equilibrium,
+    d_output=gan.d_loss.output,
+    d_indifferent=gan.d_loss.indifferent,
+  )
   return figure_result(ctx, "loss_curves", image, per_step=False)

@@ -10,7 +10,7 @@ triples appear and the KL of their histogram from uniform
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -22,14 +22,15 @@ from jaxgan.metrics.modes import stacked_mnist_modes
 Classify = Callable[[np.ndarray], np.ndarray]  # [n, 28, 28, 1] in [0, 1] -> digits [n]
 
 
-def digits_per_channel(images_0_1: np.ndarray, classify: Classify, chunk: int = 2000,
-                       progress=None) -> np.ndarray:
+def digits_per_channel(
+  images_0_1: np.ndarray, classify: Classify, chunk: int = 2000, progress=None
+) -> np.ndarray:
   """[N, 28, 28, 3] -> [N, 3]: the digit ``classify`` reads in each channel."""
   n = len(images_0_1)
   out = np.zeros((n, images_0_1.shape[-1]), np.int64)
   for c in range(images_0_1.shape[-1]):
     for i in range(0, n, chunk):
-      out[i:i + chunk, c] = classify(images_0_1[i:i + chunk, ..., c:c + 1])
+      out[i : i + chunk, c] = classify(images_0_1[i : i + chunk, ..., c : c + 1])
       if progress:
         progress(f"classifying channel {c}", min(i + chunk, n), n)
   return out
@@ -37,22 +38,30 @@ def digits_per_channel(images_0_1: np.ndarray, classify: Classify, chunk: int = 
 
 def preflight(name, config, spec) -> None:
   if tuple(spec.shape) != (28, 28, 3):
-    raise ConfigError(f"config.eval.metrics: {name} counts the digits of Stacked MNIST "
-                      f"(28x28x3); {spec.name!r} has shape {tuple(spec.shape)}.")
+    raise ConfigError(
+      f"config.eval.metrics: {name} counts the digits of Stacked MNIST "
+      f"(28x28x3); {spec.name!r} has shape {tuple(spec.shape)}."
+    )
   from jaxgan.evaluators.feature_metrics import _lenet_dir
   from jaxgan.feature_nets import lenet
+
   lenet.check_trained(_lenet_dir(config))
-  lenet.check_dataset(_lenet_dir(config), "mnist", run_dataset=spec.name)  # channels are MNIST digits
+  lenet.check_dataset(
+    _lenet_dir(config), "mnist", run_dataset=spec.name
+  )  # channels are MNIST digits
 
 
 def evaluate(ctx: EvalContext) -> EvalResult:
   from jaxgan.evaluators.feature_metrics import _lenet_dir
   from jaxgan.feature_nets.lenet import LeNetFeatures
+
   if "stacked_lenet" not in ctx.shared:
-    ctx.shared["stacked_lenet"] = LeNetFeatures.load(_lenet_dir(ctx.config), "mnist",
-                                                     run_dataset=ctx.dataset.spec.name)
+    ctx.shared["stacked_lenet"] = LeNetFeatures.load(
+      _lenet_dir(ctx.config), "mnist", run_dataset=ctx.dataset.spec.name
+    )
   net = ctx.shared["stacked_lenet"]
   x, _ = generated(ctx)
-  digits = digits_per_channel(x, lambda b: np.argmax(net.features_and_probs(b)[1], axis=-1),
-                              progress=ctx.progress)
+  digits = digits_per_channel(
+    x, lambda b: np.argmax(net.features_and_probs(b)[1], axis=-1), progress=ctx.progress
+  )
   return EvalResult(stacked_mnist_modes(digits))

@@ -26,7 +26,8 @@ Weights are never downloaded. Get pytorch-fid's release file
 ``pt_inception-2015-12-05-6726825d.pth`` (``WEIGHTS_URL``: the ``fid_weights``
 release of mseitzer/pytorch-fid) and convert it once, with PyTorch installed::
 
-  python -m jaxgan.feature_nets.inception convert pt_inception-2015-12-05-6726825d.pth inception_fid.npz
+  python -m jaxgan.feature_nets.inception convert pt_inception-2015-12-05-6726825d.pth \
+      inception_fid.npz
 
 The ``.npz`` holds pytorch-fid's ``FIDInceptionV3`` state_dict as float32 arrays
 under the same keys and PyTorch layouts: ``<layer>.conv.weight`` (OIHW),
@@ -48,7 +49,8 @@ import argparse
 import functools
 import hashlib
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -58,10 +60,14 @@ from flax import traverse_util
 
 from jaxgan.errors import FeatureNetMismatchError, FeatureNetNotFoundError, UserError
 
-WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
-               "pt_inception-2015-12-05-6726825d.pth")
+WEIGHTS_URL = (
+  "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+  "pt_inception-2015-12-05-6726825d.pth"
+)
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
-CONVERT_COMMAND = f"python -m jaxgan.feature_nets.inception convert {WEIGHTS_FILE} inception_fid.npz"
+CONVERT_COMMAND = (
+  f"python -m jaxgan.feature_nets.inception convert {WEIGHTS_FILE} inception_fid.npz"
+)
 INPUT_SIZE = 299
 FEATURES = 2048
 
@@ -77,8 +83,15 @@ class BasicConv2d(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     ph, pw = self.padding
-    x = nn.Conv(self.features, self.kernel_size, self.strides, ((ph, ph), (pw, pw)),
-                use_bias=False, precision=jax.lax.Precision.HIGHEST, name="conv")(x)
+    x = nn.Conv(
+      self.features,
+      self.kernel_size,
+      self.strides,
+      ((ph, ph), (pw, pw)),
+      use_bias=False,
+      precision=jax.lax.Precision.HIGHEST,
+      name="conv",
+    )(x)
     x = nn.BatchNorm(use_running_average=True, epsilon=1e-3, name="bn")(x)
     return nn.relu(x)
 
@@ -168,14 +181,22 @@ class FIDInceptionE(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     b1 = BasicConv2d(320, name="branch1x1")(x)
     b3 = BasicConv2d(384, name="branch3x3_1")(x)
-    b3 = jnp.concatenate([BasicConv2d(384, (1, 3), padding=(0, 1), name="branch3x3_2a")(b3),
-                          BasicConv2d(384, (3, 1), padding=(1, 0), name="branch3x3_2b")(b3)],
-                         axis=-1)
+    b3 = jnp.concatenate(
+      [
+        BasicConv2d(384, (1, 3), padding=(0, 1), name="branch3x3_2a")(b3),
+        BasicConv2d(384, (3, 1), padding=(1, 0), name="branch3x3_2b")(b3),
+      ],
+      axis=-1,
+    )
     bd = BasicConv2d(448, name="branch3x3dbl_1")(x)
     bd = BasicConv2d(384, (3, 3), padding=(1, 1), name="branch3x3dbl_2")(bd)
-    bd = jnp.concatenate([BasicConv2d(384, (1, 3), padding=(0, 1), name="branch3x3dbl_3a")(bd),
-                          BasicConv2d(384, (3, 1), padding=(1, 0), name="branch3x3dbl_3b")(bd)],
-                         axis=-1)
+    bd = jnp.concatenate(
+      [
+        BasicConv2d(384, (1, 3), padding=(0, 1), name="branch3x3dbl_3a")(bd),
+        BasicConv2d(384, (3, 1), padding=(1, 0), name="branch3x3dbl_3b")(bd),
+      ],
+      axis=-1,
+    )
     if self.max_pool:
       bp = nn.max_pool(x, (3, 3), (1, 1), ((1, 1), (1, 1)))
     else:
@@ -223,12 +244,17 @@ def resize_bilinear(images: jax.Array, size: tuple[int, int]) -> jax.Array:
   """
   if tuple(images.shape[1:3]) == tuple(size):
     return images
-  return jax.image.resize(images, (images.shape[0], *size, images.shape[3]), "bilinear",
-                          antialias=False, precision=jax.lax.Precision.HIGHEST)
+  return jax.image.resize(
+    images,
+    (images.shape[0], *size, images.shape[3]),
+    "bilinear",
+    antialias=False,
+    precision=jax.lax.Precision.HIGHEST,
+  )
 
 
 def preprocess(images: jax.Array, quantize: bool = False) -> jax.Array:
-  """Float images in [0, 1] -> the network's 299x299 input in [-1, 1] (module docstring, steps 2-4)."""
+  """Float images in [0, 1] -> the network's 299x299 input in [-1, 1] (module docstring, 2-4)."""
   x = images.astype(jnp.float32)
   if quantize:
     # A table, not ``/ 255``: XLA's division is not correctly rounded; uint8 / 255 in torch is.
@@ -242,8 +268,13 @@ def preprocess(images: jax.Array, quantize: bool = False) -> jax.Array:
 def _expected_torch_shapes() -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
   """torch key -> (flax path, torch shape), read off the module so the two cannot drift apart."""
   shapes = jax.eval_shape(InceptionV3().init, jax.random.key(0), jnp.zeros((1, 75, 75, 3)))
-  leaf_names = {("conv", "kernel"): "weight", ("bn", "scale"): "weight", ("bn", "bias"): "bias",
-                ("bn", "mean"): "running_mean", ("bn", "var"): "running_var"}
+  leaf_names = {
+    ("conv", "kernel"): "weight",
+    ("bn", "scale"): "weight",
+    ("bn", "bias"): "bias",
+    ("bn", "mean"): "running_mean",
+    ("bn", "var"): "running_var",
+  }
   out = {}
   for path, leaf in traverse_util.flatten_dict(shapes).items():
     # path = (collection, *module path, "conv" | "bn", leaf name)
@@ -260,13 +291,16 @@ def _ignored(key: str) -> bool:
 
 
 def _to_variables(arrays: Mapping[str, np.ndarray], source: str) -> dict[str, Any]:
-  """pytorch-fid state_dict arrays -> flax variables; a FeatureNetMismatchError lists what is off."""
+  """pytorch-fid state_dict arrays -> flax variables; FeatureNetMismatchError lists what is off."""
   expected = _expected_torch_shapes()
   keys = [k for k in arrays if not _ignored(k)]
   missing = [k for k in expected if k not in arrays]
   extra = [k for k in keys if k not in expected]
-  bad_shape = [f"{k}: {tuple(arrays[k].shape)}, expected {expected[k][1]}"
-               for k in keys if k in expected and tuple(arrays[k].shape) != expected[k][1]]
+  bad_shape = [
+    f"{k}: {tuple(arrays[k].shape)}, expected {expected[k][1]}"
+    for k in keys
+    if k in expected and tuple(arrays[k].shape) != expected[k][1]
+  ]
   if missing or extra or bad_shape:
     parts = []
     for what, items in (("wrong shape", bad_shape), ("missing", missing), ("unexpected", extra)):
@@ -274,9 +308,11 @@ def _to_variables(arrays: Mapping[str, np.ndarray], source: str) -> dict[str, An
         more = f" (and {len(items) - 5} more)" if len(items) > 5 else ""
         parts.append(f"{len(items)} {what}: " + "; ".join(items[:5]) + more)
     raise FeatureNetMismatchError(
-        f"{source} does not hold pytorch-fid's FIDInceptionV3 weights: " + ". ".join(parts) +
-        f". Expected the {len(expected)} conv/bn arrays of {WEIGHTS_FILE} under their PyTorch "
-        f"state_dict keys and layouts, as written by `{CONVERT_COMMAND}`.")
+      f"{source} does not hold pytorch-fid's FIDInceptionV3 weights: "
+      + ". ".join(parts)
+      + f". Expected the {len(expected)} conv/bn arrays of {WEIGHTS_FILE} under their PyTorch "
+      f"state_dict keys and layouts, as written by `{CONVERT_COMMAND}`."
+    )
   flat = {}
   for key, (path, _) in expected.items():
     a = np.asarray(arrays[key], dtype=np.float32)
@@ -285,16 +321,17 @@ def _to_variables(arrays: Mapping[str, np.ndarray], source: str) -> dict[str, An
 
 
 def load_inception_params(path: str | os.PathLike) -> dict[str, Any]:
-  """Read the converted ``.npz`` (module docstring) -> ``{"params", "batch_stats"}`` for InceptionV3."""
+  """The converted ``.npz`` (module docstring) -> ``{"params", "batch_stats"}`` for InceptionV3."""
   path = os.fspath(path)
   if not os.path.isfile(path):
     where = f"not found at {path!r}" if path else "not given (empty path)"
     raise FeatureNetNotFoundError(
-        f"Inception weights for FID {where}. Nothing is downloaded: get "
-        f"{WEIGHTS_FILE} from pytorch-fid's release ({WEIGHTS_URL}) and convert it once, "
-        f"with torch installed, by `{CONVERT_COMMAND}`, then point to the .npz. The .npz holds "
-        "pytorch-fid's FIDInceptionV3 state_dict (keys such as Conv2d_1a_3x3.conv.weight in "
-        "OIHW, Conv2d_1a_3x3.bn.{weight,bias,running_mean,running_var}; fc.* is ignored).")
+      f"Inception weights for FID {where}. Nothing is downloaded: get "
+      f"{WEIGHTS_FILE} from pytorch-fid's release ({WEIGHTS_URL}) and convert it once, "
+      f"with torch installed, by `{CONVERT_COMMAND}`, then point to the .npz. The .npz holds "
+      "pytorch-fid's FIDInceptionV3 state_dict (keys such as Conv2d_1a_3x3.conv.weight in "
+      "OIHW, Conv2d_1a_3x3.bn.{weight,bias,running_mean,running_var}; fc.* is ignored)."
+    )
   return _load_checked(path, os.stat(path).st_mtime_ns)
 
 
@@ -307,7 +344,8 @@ def _load_checked(path: str, mtime_ns: int) -> dict[str, Any]:
       arrays = {k: npz[k] for k in npz.files}
   except (OSError, ValueError) as e:
     raise FeatureNetMismatchError(
-        f"{path} is not a readable .npz ({e}); write it with `{CONVERT_COMMAND}`.") from e
+      f"{path} is not a readable .npz ({e}); write it with `{CONVERT_COMMAND}`."
+    ) from e
   return _to_variables(arrays, path)
 
 
@@ -358,7 +396,7 @@ class InceptionFeatures:
     bs = min(batch_size, n)
     outs = []
     for start in range(0, n, bs):
-      batch = images[start:start + bs].astype(np.float32)
+      batch = images[start : start + bs].astype(np.float32)
       if len(batch) < bs:
         batch = np.concatenate([batch, np.zeros((bs - len(batch),) + batch.shape[1:], np.float32)])
       outs.append(_pool3(self.variables, batch, self.quantize))
@@ -368,22 +406,29 @@ class InceptionFeatures:
 
 
 def convert(pth_path: str, npz_path: str) -> int:
-  """pytorch-fid's ``.pth`` state_dict -> the ``.npz`` this module loads; returns the array count."""
+  """pytorch-fid's ``.pth`` state_dict -> the ``.npz`` this module loads; returns the count."""
   try:
     import torch
   except ImportError as e:
-    raise UserError("converting the .pth needs PyTorch (`pip install torch`, CPU build is "
-                    "enough); it is needed only for this one-off conversion.") from e
+    raise UserError(
+      "converting the .pth needs PyTorch (`pip install torch`, CPU build is "
+      "enough); it is needed only for this one-off conversion."
+    ) from e
   if not os.path.isfile(pth_path):
-    raise FeatureNetNotFoundError(f"{pth_path!r} not found; download {WEIGHTS_FILE} from {WEIGHTS_URL}.")
+    raise FeatureNetNotFoundError(
+      f"{pth_path!r} not found; download {WEIGHTS_FILE} from {WEIGHTS_URL}."
+    )
   try:
     state = torch.load(pth_path, map_location="cpu", weights_only=True)
   except Exception as e:  # torch raises several kinds for a corrupt or foreign file
     raise FeatureNetMismatchError(f"cannot read {pth_path} with torch.load: {e}") from e
   if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-    raise FeatureNetMismatchError(f"{pth_path} is not a state_dict of tensors (got {type(state).__name__}).")
-  arrays = {k: v.detach().cpu().numpy().astype(np.float32)
-            for k, v in state.items() if not _ignored(k)}
+    raise FeatureNetMismatchError(
+      f"{pth_path} is not a state_dict of tensors (got {type(state).__name__})."
+    )
+  arrays = {
+    k: v.detach().cpu().numpy().astype(np.float32) for k, v in state.items() if not _ignored(k)
+  }
   _to_variables(arrays, pth_path)  # check before writing anything
   os.makedirs(os.path.dirname(os.path.abspath(npz_path)), exist_ok=True)
   np.savez(npz_path, **arrays)
@@ -391,14 +436,17 @@ def convert(pth_path: str, npz_path: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(prog="python -m jaxgan.feature_nets.inception",
-                                   description="Tools for the FID Inception-v3 weights.")
+  parser = argparse.ArgumentParser(
+    prog="python -m jaxgan.feature_nets.inception",
+    description="Tools for the FID Inception-v3 weights.",
+  )
   sub = parser.add_subparsers(dest="command", required=True)
   p = sub.add_parser("convert", help=f"convert pytorch-fid's {WEIGHTS_FILE} to .npz (needs torch)")
   p.add_argument("pth", help=f"path to {WEIGHTS_FILE}")
   p.add_argument("npz", help="output .npz path")
   args = parser.parse_args(argv)
   from jaxgan import cli
+
   with cli.user_errors_exit():
     count = convert(args.pth, args.npz)
   print(f"wrote {args.npz}: {count} arrays of pytorch-fid's FIDInceptionV3 (fc dropped)")

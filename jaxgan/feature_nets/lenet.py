@@ -64,18 +64,21 @@ class LeNetFeatures:
     self.id = params_id(params)  # of the weights themselves: the real-statistics cache key
     self._apply = jax.jit(lambda p, x: LeNet().apply({"params": p}, x))
 
-  def features_and_probs(self, x: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+  def features_and_probs(
+    self, x: np.ndarray, batch_size: int = 1000
+  ) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(x, np.float32).reshape(-1, 28, 28, 1)
     feats, probs = [], []
     for i in range(0, len(x), batch_size):
-      f, logits = self._apply(self.params, jnp.asarray(x[i:i + batch_size]))
+      f, logits = self._apply(self.params, jnp.asarray(x[i : i + batch_size]))
       feats.append(np.asarray(f))
       probs.append(np.asarray(jax.nn.softmax(logits, axis=-1)))
     return np.concatenate(feats), np.concatenate(probs)
 
   @classmethod
-  def load(cls, workdir: str, dataset: str | None = None, *,
-           run_dataset: str | None = None) -> "LeNetFeatures":
+  def load(
+    cls, workdir: str, dataset: str | None = None, *, run_dataset: str | None = None
+  ) -> LeNetFeatures:
     """The LeNet in ``workdir``; with ``dataset``, refused unless it was trained on that dataset.
 
     ``run_dataset`` (default ``dataset``) is the run's data, for the message.
@@ -92,16 +95,20 @@ class LeNetFeatures:
     # lenet.json vouches for the dataset; it must describe these weights, not earlier ones.
     if info.get("id") and info["id"] != net.id:
       raise FeatureNetMismatchError(
-          f"the LeNet at {workdir!r}: lenet.json describes weights {info['id']}, the checkpoint holds "
-          f"{net.id}; retrain it: {train_command(info.get('dataset') or 'mnist', workdir)}.")
+        f"the LeNet at {workdir!r}: lenet.json describes weights {info['id']}, "
+        f"the checkpoint holds "
+        f"{net.id}; retrain it: {train_command(info.get('dataset') or 'mnist', workdir)}."
+      )
     return net
 
 
 def train_command(dataset: str, workdir: str = "DIR") -> str:
   """The command that trains a LeNet on ``dataset`` (mnist or fashion_mnist)."""
   flag = "" if dataset == "mnist" else f" --dataset={dataset}"
-  return (f"python -m jaxgan.feature_nets.lenet --workdir={workdir}{flag} "
-          f"(with ${SOURCE_ENVS.get(dataset, 'JAXGAN_MNIST_DIR')} set)")
+  return (
+    f"python -m jaxgan.feature_nets.lenet --workdir={workdir}{flag} "
+    f"(with ${SOURCE_ENVS.get(dataset, 'JAXGAN_MNIST_DIR')} set)"
+  )
 
 
 def check_trained(workdir: str, dataset: str = "mnist") -> None:
@@ -109,13 +116,15 @@ def check_trained(workdir: str, dataset: str = "mnist") -> None:
   if not workdir or not os.path.exists(os.path.join(workdir, "lenet.json")):
     if dataset not in TRAINABLE:
       raise FeatureNetNotFoundError(
-          f"no trained LeNet at {workdir or '(unset)'!r}, and jaxgan trains LeNets for "
-          f"{' and '.join(TRAINABLE)} only: drop {_LENET_METRICS} from config.eval.metrics "
-          f"to evaluate {dataset!r}.")
+        f"no trained LeNet at {workdir or '(unset)'!r}, and jaxgan trains LeNets for "
+        f"{' and '.join(TRAINABLE)} only: drop {_LENET_METRICS} from config.eval.metrics "
+        f"to evaluate {dataset!r}."
+      )
     raise FeatureNetNotFoundError(
-        f"no trained LeNet at {workdir or '(unset)'!r} (config.eval.feature_net or ${ENV}). "
-        f"Train one, offline, in a few minutes: {train_command(dataset)}, "
-        f"then set config.eval.feature_net=DIR.")
+      f"no trained LeNet at {workdir or '(unset)'!r} (config.eval.feature_net or ${ENV}). "
+      f"Train one, offline, in a few minutes: {train_command(dataset)}, "
+      f"then set config.eval.feature_net=DIR."
+    )
 
 
 def read_info(workdir: str) -> dict:
@@ -137,22 +146,28 @@ def check_dataset(workdir: str, dataset: str, *, run_dataset: str | None = None)
   if shape == IMAGE_SHAPE and trained == dataset:
     return
   if shape == IMAGE_SHAPE and not trained and dataset == "mnist":
-    warnings.warn(f"the LeNet at {workdir!r} does not record its training dataset; taking it as "
-                  f"mnist (retrain to record it: {train_command('mnist', workdir)}).", stacklevel=2)
+    warnings.warn(
+      f"the LeNet at {workdir!r} does not record its training dataset; taking it as "
+      f"mnist (retrain to record it: {train_command('mnist', workdir)}).",
+      stacklevel=2,
+    )
     return
   what = (repr(trained) if trained else "an unrecorded dataset") + (
-      "" if shape == IMAGE_SHAPE else f" of shape {shape}")
+    "" if shape == IMAGE_SHAPE else f" of shape {shape}"
+  )
   run = run_dataset or dataset
   if dataset not in TRAINABLE:
     raise FeatureNetMismatchError(
-        f"the LeNet at {workdir!r} was trained on {what}, not on this run's data {run!r}; jaxgan "
-        f"trains LeNets for {' and '.join(TRAINABLE)} only: drop {_LENET_METRICS} from "
-        f"config.eval.metrics to evaluate {run!r}.")
+      f"the LeNet at {workdir!r} was trained on {what}, not on this run's data {run!r}; jaxgan "
+      f"trains LeNets for {' and '.join(TRAINABLE)} only: drop {_LENET_METRICS} from "
+      f"config.eval.metrics to evaluate {run!r}."
+    )
   channels = "" if run == dataset else f", whose channels are {dataset} digits,"
   raise FeatureNetMismatchError(
-      f"the LeNet at {workdir!r} was trained on {what}, but this run's data {run!r}{channels} needs "
-      f"one trained on {dataset!r}: train it, offline, in a few minutes: {train_command(dataset)}, "
-      f"then set config.eval.feature_net=DIR.")
+    f"the LeNet at {workdir!r} was trained on {what}, but this run's data {run!r}{channels} needs "
+    f"one trained on {dataset!r}: train it, offline, in a few minutes: {train_command(dataset)}, "
+    f"then set config.eval.feature_net=DIR."
+  )
 
 
 def init_params(key: jax.Array):
@@ -172,8 +187,16 @@ def accuracy(params, images_0_1: np.ndarray, labels: np.ndarray) -> float:
   return float(np.mean(probs.argmax(1) == labels))
 
 
-def train_lenet(train_x: np.ndarray, train_y: np.ndarray, *, epochs: int = 5, batch_size: int = 128,
-                lr: float = 1e-3, seed: int = 0, log=None):
+def train_lenet(
+  train_x: np.ndarray,
+  train_y: np.ndarray,
+  *,
+  epochs: int = 5,
+  batch_size: int = 128,
+  lr: float = 1e-3,
+  seed: int = 0,
+  log=None,
+):
   """Adam (cosine-decayed) on cross-entropy over uint8 images [N, 28, 28, 1]; returns the params."""
   key = jax.random.PRNGKey(seed)
   params = init_params(key)
@@ -186,6 +209,7 @@ def train_lenet(train_x: np.ndarray, train_y: np.ndarray, *, epochs: int = 5, ba
     def loss_fn(p):
       _, logits = LeNet().apply({"params": p}, x, train=True, rngs={"dropout": key})
       return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
     loss, grads = jax.value_and_grad(loss_fn)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
@@ -194,7 +218,7 @@ def train_lenet(train_x: np.ndarray, train_y: np.ndarray, *, epochs: int = 5, ba
   for epoch in range(epochs):
     order = np.random.default_rng([seed, epoch]).permutation(len(train_x))
     for i in range(steps_per_epoch):
-      idx = order[i * batch_size:(i + 1) * batch_size]
+      idx = order[i * batch_size : (i + 1) * batch_size]
       key, sub = jax.random.split(key)
       x = jnp.asarray(train_x[idx], jnp.float32) / 255.0
       params, opt_state, loss = step(params, opt_state, x, jnp.asarray(train_y[idx]), sub)
@@ -202,8 +226,10 @@ def train_lenet(train_x: np.ndarray, train_y: np.ndarray, *, epochs: int = 5, ba
         done = epoch * steps_per_epoch + i + 1
         rate = done / max(time.time() - start, 1e-9)
         eta = (epochs * steps_per_epoch - done) / rate
-        log(f"lenet: epoch {epoch + 1}/{epochs} step {i + 1}/{steps_per_epoch} "
-            f"loss {float(loss):.4f} | {rate:.1f} steps/s | ETA {eta:.0f}s")
+        log(
+          f"lenet: epoch {epoch + 1}/{epochs} step {i + 1}/{steps_per_epoch} "
+          f"loss {float(loss):.4f} | {rate:.1f} steps/s | ETA {eta:.0f}s"
+        )
   return params
 
 
@@ -218,9 +244,12 @@ def save(workdir: str, params, info: dict) -> None:
 
 def main() -> None:
   from absl import app, flags
+
   flags.DEFINE_string("workdir", None, "Where to save the classifier.")
   flags.DEFINE_string("dataset", "mnist", "mnist or fashion_mnist.")
-  flags.DEFINE_string("data_dir", "", "TFDS data dir (default $TFDS_DATA_DIR or ~/tensorflow_datasets).")
+  flags.DEFINE_string(
+    "data_dir", "", "TFDS data dir (default $TFDS_DATA_DIR or ~/tensorflow_datasets)."
+  )
   flags.DEFINE_string("source_dir", "", "Raw idx files (default $JAXGAN_MNIST_DIR).")
   flags.DEFINE_integer("epochs", 5, "Training epochs.")
   flags.DEFINE_integer("seed", 0, "PRNG seed.")
@@ -230,24 +259,36 @@ def main() -> None:
   def run(argv):
     cli.setup(argv)
     from jaxgan.data import DATASETS
+
     with cli.user_errors_exit():
-      train = DATASETS.get(FLAGS.dataset)(split="train", data_dir=FLAGS.data_dir,
-                                          source_dir=FLAGS.source_dir)
+      train = DATASETS.get(FLAGS.dataset)(
+        split="train", data_dir=FLAGS.data_dir, source_dir=FLAGS.source_dir
+      )
       test = train.other_split("test")
     tr, te = train.load_all(), test.load_all()
     start = time.time()
     tty = sys.stderr.isatty()
-    log = lambda s: print(("\r\033[K" if tty else "") + s, end="" if tty else "\n",
-                          file=sys.stderr, flush=True)
+    log = lambda s: print(
+      ("\r\033[K" if tty else "") + s, end="" if tty else "\n", file=sys.stderr, flush=True
+    )
     params = train_lenet(tr["x"], tr["y"], epochs=FLAGS.epochs, seed=FLAGS.seed, log=log)
     acc = accuracy(params, te["x"].astype(np.float32) / 255.0, te["y"])
-    info = {"dataset": FLAGS.dataset, "image_shape": list(train.spec.shape),
-            "test_accuracy": acc, "test_examples": int(len(te["y"])),
-            "epochs": FLAGS.epochs, "train_seconds": round(time.time() - start, 1),
-            "features": FEATURES, "id": params_id(params)}
+    info = {
+      "dataset": FLAGS.dataset,
+      "image_shape": list(train.spec.shape),
+      "test_accuracy": acc,
+      "test_examples": len(te["y"]),
+      "epochs": FLAGS.epochs,
+      "train_seconds": round(time.time() - start, 1),
+      "features": FEATURES,
+      "id": params_id(params),
+    }
     save(FLAGS.workdir, params, info)
-    print(f"\nlenet: test accuracy {acc:.4f} on {len(te['y'])} {FLAGS.dataset} test images; "
-          f"saved to {FLAGS.workdir}", file=sys.stderr)
+    print(
+      f"\nlenet: test accuracy {acc:.4f} on {len(te['y'])} {FLAGS.dataset} test images; "
+      f"saved to {FLAGS.workdir}",
+      file=sys.stderr,
+    )
     if acc < 0.99:
       print("lenet: warning: below 99% test accuracy; train longer (--epochs).", file=sys.stderr)
 

@@ -17,10 +17,14 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return f.mean(axis=0), np.cov(f, rowvar=False)
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = 1e-6) -> float:
+def frechet_distance(
+  mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
+) -> float:
   mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
-  sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+  sigma1, sigma2 = (
+    np.atleast_2d(np.asarray(sigma1, np.float64)),
+    np.atleast_2d(np.asarray(sigma2, np.float64)),
+  )
   diff = mu1 - mu2
   covmean = linalg.sqrtm(sigma1.dot(sigma2))
   if not np.isfinite(covmean).all():

@@ -19,16 +19,29 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
   kyy = (y @ y.T / d + 1.0) ** 3
   kxy = (x @ y.T / d + 1.0) ** 3
   m, n = len(x), len(y)
-  return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
-               + (kyy.sum() - np.trace(kyy)) / (n * (n - 1)) - 2.0 * kxy.mean())
+  return float(
+    (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+    + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+    - 2.0 * kxy.mean()
+  )
 
 
-def kernel_distance(real: np.ndarray, fake: np.ndarray, *, num_subsets: int = 100,
-                    subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
+def kernel_distance(
+  real: np.ndarray,
+  fake: np.ndarray,
+  *,
+  num_subsets: int = 100,
+  subset_size: int = 1000,
+  seed: int = 0,
+) -> tuple[float, float]:
   """(mean, std) of the unbiased MMD^2 over random subsets."""
   rng = np.random.default_rng(seed)
   size = min(subset_size, len(real), len(fake))
-  values = [mmd2_unbiased(real[rng.choice(len(real), size, replace=False)],
-                          fake[rng.choice(len(fake), size, replace=False)])
-            for _ in range(num_subsets)]
+  values = [
+    mmd2_unbiased(
+      real[rng.choice(len(real), size, replace=False)],
+      fake[rng.choice(len(fake), size, replace=False)],
+    )
+    for _ in range(num_subsets)
+  ]
   return float(np.mean(values)), float(np.std(values))

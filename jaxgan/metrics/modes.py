@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def mode_coverage(samples: np.ndarray, centers: np.ndarray, std: float, *,
-                  min_count: int = 20) -> dict[str, float]:
+def mode_coverage(
+  samples: np.ndarray, centers: np.ndarray, std: float, *, min_count: int = 20
+) -> dict[str, float]:
   samples, centers = np.asarray(samples, np.float64), np.asarray(centers, np.float64)
   d2 = ((samples[:, None, :] - centers[None, :, :]) ** 2).sum(-1)
   nearest = d2.argmin(axis=1)
@@ -23,11 +24,13 @@ def mode_coverage(samples: np.ndarray, centers: np.ndarray, std: float, *,
   share = counts / max(counts.sum(), 1)
   nz = share > 0
   return {
-      "modes_covered": float(np.sum(counts >= min_count)),
-      "modes_total": float(len(centers)),
-      "modes_with_any_hq": float(np.sum(counts >= 1)),
-      "hq_fraction": float(hq.mean()),
-      "mode_kl_uniform": float(np.sum(share[nz] * np.log(share[nz] * len(centers)))) if hq.any() else float("inf"),
+    "modes_covered": float(np.sum(counts >= min_count)),
+    "modes_total": float(len(centers)),
+    "modes_with_any_hq": float(np.sum(counts >= 1)),
+    "hq_fraction": float(hq.mean()),
+    "mode_kl_uniform": float(np.sum(share[nz] * np.log(share[nz] * len(centers))))
+    if hq.any()
+    else float("inf"),
   }
 
 
@@ -47,4 +50,7 @@ def stacked_mnist_modes(digits: np.ndarray, num_digits: int = 10) -> dict[str, f
     modes = modes * num_digits + digits[:, c]
   q = np.bincount(modes, minlength=total) / max(len(digits), 1)
   nz = q > 0
-  return {"stacked_modes": float(nz.sum()), "stacked_kl": float(np.sum(q[nz] * np.log(q[nz] * total)))}
+  return {
+    "stacked_modes": float(nz.sum()),
+    "stacked_kl": float(np.sum(q[nz] * np.log(q[nz] * total))),
+  }

@@ -24,7 +24,7 @@ def centred(x: np.ndarray, mean: np.ndarray, chunk: int = 4096) -> np.ndarray:
   """``x - mean`` computed in float64 (chunk by chunk, to bound memory), as float32."""
   out = np.empty(np.shape(x), np.float32)
   for i in range(0, len(x), chunk):
-    out[i:i + chunk] = np.asarray(x[i:i + chunk], np.float64) - mean
+    out[i : i + chunk] = np.asarray(x[i : i + chunk], np.float64) - mean
   return out
 
 
@@ -33,18 +33,19 @@ def knn_radii(x: np.ndarray, k: int = 3, batch_size: int = 1000) -> np.ndarray:
   xd = jnp.asarray(x, jnp.float32)
   out = []
   for i in range(0, len(x), batch_size):
-    d = sq_dists(xd[i:i + batch_size], xd)
+    d = sq_dists(xd[i : i + batch_size], xd)
     out.append(np.asarray(-jax.lax.top_k(-d, k + 1)[0][:, k]))  # index 0 is the point itself
   return np.concatenate(out)
 
 
-def coverage_of(points: np.ndarray, manifold: np.ndarray, radii: np.ndarray,
-                batch_size: int = 1000) -> float:
+def coverage_of(
+  points: np.ndarray, manifold: np.ndarray, radii: np.ndarray, batch_size: int = 1000
+) -> float:
   """Share of ``points`` within some ball (center ``manifold[j]``, squared radius ``radii[j]``)."""
   md, rd = jnp.asarray(manifold, jnp.float32), jnp.asarray(radii, jnp.float32)
   inside = []
   for i in range(0, len(points), batch_size):
-    d = sq_dists(jnp.asarray(points[i:i + batch_size], jnp.float32), md)
+    d = sq_dists(jnp.asarray(points[i : i + batch_size], jnp.float32), md)
     inside.append(np.asarray(jnp.any(d <= rd[None, :], axis=1)))
   return float(np.mean(np.concatenate(inside)))
 

@@ -9,7 +9,7 @@ hyperparameters, which are exactly the other keys of ``config.model``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import numpy as np
@@ -61,90 +61,151 @@ GENERAL_MODEL_KEYS = ("name", "conditional", "d_spectral_norm", "d_pack", "g_out
 def _check_layers(hidden: Sequence[int], activations: Sequence[str], what: str) -> None:
   if len(hidden) != len(activations):
     raise ValueError(
-        f"config.model.{what}_hidden has {len(hidden)} layers but {what}_activations has "
-        f"{len(activations)}; give one activation per hidden layer.")
+      f"config.model.{what}_hidden has {len(hidden)} layers but {what}_activations has "
+      f"{len(activations)}; give one activation per hidden layer."
+    )
 
 
 @MODELS.register("mlp")
-def mlp(data: DataSpec, num_classes: int, bn_axis_name: str | None, *,
-        g_hidden: Sequence[int] = (64, 64),
-        g_activations: Sequence[str] = ("relu", "relu"),
-        g_output: str = "linear",
-        pointwise_g: bool = False,
-        d_hidden: Sequence[int] = (64, 64),
-        d_activations: Sequence[str] = ("relu", "relu"),
-        d_decorate: bool = False,
-        d_dropout: float = 0.0) -> Nets:
+def mlp(
+  data: DataSpec,
+  num_classes: int,
+  bn_axis_name: str | None,
+  *,
+  g_hidden: Sequence[int] = (64, 64),
+  g_activations: Sequence[str] = ("relu", "relu"),
+  g_output: str = "linear",
+  pointwise_g: bool = False,
+  d_hidden: Sequence[int] = (64, 64),
+  d_activations: Sequence[str] = ("relu", "relu"),
+  d_decorate: bool = False,
+  d_dropout: float = 0.0,
+) -> Nets:
   """Fully connected G and D for toy data (the 1-D Gaussian, 2-D mixtures)."""
   del bn_axis_name  # no batch norm
   _check_layers(g_hidden, g_activations, "g")
   _check_layers(d_hidden, d_activations, "d")
-  g = MLPGenerator(out_shape=tuple(data.shape), hidden=tuple(g_hidden),
-                   activations=tuple(g_activations), output_activation=g_output,
-                   pointwise=pointwise_g, num_classes=num_classes)
-  d = MLPDiscriminator(hidden=tuple(d_hidden), activations=tuple(d_activations),
-                       decorate=d_decorate, dropout=d_dropout, num_classes=num_classes)
+  g = MLPGenerator(
+    out_shape=tuple(data.shape),
+    hidden=tuple(g_hidden),
+    activations=tuple(g_activations),
+    output_activation=g_output,
+    pointwise=pointwise_g,
+    num_classes=num_classes,
+  )
+  d = MLPDiscriminator(
+    hidden=tuple(d_hidden),
+    activations=tuple(d_activations),
+    decorate=d_decorate,
+    dropout=d_dropout,
+    num_classes=num_classes,
+  )
   out_range = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}.get(g_output)
   has_bias = out_range is not None and not pointwise_g  # pointwise: one scalar bias for every value
-  return Nets(g, d, out_range, g_output_bias=(f"Dense_{len(g_hidden)}", "bias") if has_bias else None)
+  return Nets(
+    g, d, out_range, g_output_bias=(f"Dense_{len(g_hidden)}", "bias") if has_bias else None
+  )
 
 
 @MODELS.register("mnist_mlp")
-def mnist_mlp(data: DataSpec, num_classes: int, bn_axis_name: str | None, *,
-              g_hidden: Sequence[int] = (1200, 1200),
-              g_irange: float = 0.05,
-              d_units: Sequence[int] = (240, 240),
-              d_pieces: int = 5,
-              d_input_dropout: float = 0.2,
-              d_hidden_dropout: float = 0.5,
-              d_irange: float = 0.005) -> Nets:
+def mnist_mlp(
+  data: DataSpec,
+  num_classes: int,
+  bn_axis_name: str | None,
+  *,
+  g_hidden: Sequence[int] = (1200, 1200),
+  g_irange: float = 0.05,
+  d_units: Sequence[int] = (240, 240),
+  d_pieces: int = 5,
+  d_input_dropout: float = 0.2,
+  d_hidden_dropout: float = 0.5,
+  d_irange: float = 0.005,
+) -> Nets:
   """The MNIST nets of Goodfellow et al. (2014): ReLU/sigmoid G, maxout D with dropout."""
   del bn_axis_name  # no batch norm
   from jaxgan.models.paper_mlp import PaperMaxoutDiscriminator, PaperMLPGenerator
-  g = PaperMLPGenerator(out_shape=tuple(data.shape), hidden=tuple(g_hidden), irange=g_irange,
-                        num_classes=num_classes)
-  d = PaperMaxoutDiscriminator(units=tuple(d_units), pieces=d_pieces,
-                               input_dropout=d_input_dropout, hidden_dropout=d_hidden_dropout,
-                               irange=d_irange, num_classes=num_classes)
+
+  g = PaperMLPGenerator(
+    out_shape=tuple(data.shape), hidden=tuple(g_hidden), irange=g_irange, num_classes=num_classes
+  )
+  d = PaperMaxoutDiscriminator(
+    units=tuple(d_units),
+    pieces=d_pieces,
+    input_dropout=d_input_dropout,
+    hidden_dropout=d_hidden_dropout,
+    irange=d_irange,
+    num_classes=num_classes,
+  )
   return Nets(g, d, (0.0, 1.0), g_output_bias=(f"Dense_{len(g_hidden)}", "bias"))
 
 
 @MODELS.register("dcgan")
-def dcgan(data: DataSpec, num_classes: int, bn_axis_name: str | None, *,
-          base: int = 7,
-          g_channels: Sequence[int] = (256, 128, 64),
-          g_strides: Sequence[int] = (1, 2, 2),
-          kernel: int = 5,
-          g_activation: str = "relu",
-          g_batch_norm: bool = True,
-          d_channels: Sequence[int] = (64, 128),
-          d_activation: str = "leaky_relu",
-          d_batch_norm: bool = True,
-          d_dropout: float = 0.0,
-          conv_transpose: str = "auto",
-          conv: str = "auto") -> Nets:
+def dcgan(
+  data: DataSpec,
+  num_classes: int,
+  bn_axis_name: str | None,
+  *,
+  base: int = 7,
+  g_channels: Sequence[int] = (256, 128, 64),
+  g_strides: Sequence[int] = (1, 2, 2),
+  kernel: int = 5,
+  g_activation: str = "relu",
+  g_batch_norm: bool = True,
+  d_channels: Sequence[int] = (64, 128),
+  d_activation: str = "leaky_relu",
+  d_batch_norm: bool = True,
+  d_dropout: float = 0.0,
+  conv_transpose: str = "auto",
+  conv: str = "auto",
+) -> Nets:
   """DCGAN (Radford et al. 2015). Defaults fit 28x28; see experiments/ for 32 and 64."""
-  from jaxgan.models.fast_conv import resolve_conv_impl, resolve_impl
   from jaxgan.models.dcgan import DCGANDiscriminator, DCGANGenerator
+  from jaxgan.models.fast_conv import resolve_conv_impl, resolve_impl
+
   if len(data.shape) != 3:
     raise ValueError(f"dcgan needs image data (H, W, C); {data.name!r} has shape {data.shape}.")
   if len(g_strides) != len(g_channels):
-    raise ValueError(f"config.model.g_strides needs one stride per transposed conv: "
-                     f"{len(g_channels)} for g_channels={tuple(g_channels)}, got {tuple(g_strides)}.")
+    raise ValueError(
+      f"config.model.g_strides needs one stride per transposed conv: "
+      f"{len(g_channels)} for g_channels={tuple(g_channels)}, got {tuple(g_strides)}."
+    )
   size = base * int(np.prod(g_strides))
   if (size, size) != tuple(data.shape[:2]):
-    raise ValueError(f"dcgan generator makes {size}x{size} images (base {base} x strides "
-                     f"{tuple(g_strides)}) but {data.name!r} images are "
-                     f"{data.shape[0]}x{data.shape[1]}; adjust config.model.base/g_strides.")
+    raise ValueError(
+      f"dcgan generator makes {size}x{size} images (base {base} x strides "
+      f"{tuple(g_strides)}) but {data.name!r} images are "
+      f"{data.shape[0]}x{data.shape[1]}; adjust config.model.base/g_strides."
+    )
   resolve_impl(conv_transpose)
   resolve_conv_impl(conv)
-  g = DCGANGenerator(out_shape=tuple(data.shape), base=base, channels=tuple(g_channels),
-                     strides=tuple(g_strides), kernel=kernel, activation=g_activation,
-                     batch_norm=g_batch_norm, num_classes=num_classes,
-                     bn_axis_name=bn_axis_name, conv_impl=conv_transpose)
-  d = DCGANDiscriminator(channels=tuple(d_channels), kernel=kernel, activation=d_activation,
-                         batch_norm=d_batch_norm, dropout=d_dropout, num_classes=num_classes,
-                         bn_axis_name=bn_axis_name, conv_impl=conv)
-  return Nets(g, d, (-1.0, 1.0), convolutional=True, d_batch_stats=d_batch_norm,
-              g_output_bias=(f"ConvTranspose_{len(g_channels) - 1}", "bias"),
-              g_output_bias_per_channel=True)
+  g = DCGANGenerator(
+    out_shape=tuple(data.shape),
+    base=base,
+    channels=tuple(g_channels),
+    strides=tuple(g_strides),
+    kernel=kernel,
+    activation=g_activation,
+    batch_norm=g_batch_norm,
+    num_classes=num_classes,
+    bn_axis_name=bn_axis_name,
+    conv_impl=conv_transpose,
+  )
+  d = DCGANDiscriminator(
+    channels=tuple(d_channels),
+    kernel=kernel,
+    activation=d_activation,
+    batch_norm=d_batch_norm,
+    dropout=d_dropout,
+    num_classes=num_classes,
+    bn_axis_name=bn_axis_name,
+    conv_impl=conv,
+  )
+  return Nets(
+    g,
+    d,
+    (-1.0, 1.0),
+    convolutional=True,
+    d_batch_stats=d_batch_norm,
+    g_output_bias=(f"ConvTranspose_{len(g_channels) - 1}", "bias"),
+    g_output_bias_per_channel=True,
+  )

@@ -9,7 +9,7 @@ feeds a one-hot label to G with the noise and adds a projection term to D.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -46,8 +46,13 @@ class DCGANGenerator(nn.Module):
   def _norm(self, h, train):
     if not self.batch_norm:
       return h
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                        scale_init=scale_init, axis_name=self.bn_axis_name)(h)
+    return nn.BatchNorm(
+      use_running_average=not train,
+      momentum=0.9,
+      epsilon=1e-5,
+      scale_init=scale_init,
+      axis_name=self.bn_axis_name,
+    )(h)
 
   @nn.compact
   def __call__(self, z: jax.Array, y: jax.Array | None = None, *, train: bool = False) -> jax.Array:
@@ -55,15 +60,21 @@ class DCGANGenerator(nn.Module):
     h = z
     if self.num_classes:
       h = jnp.concatenate([h, jax.nn.one_hot(y, self.num_classes, dtype=h.dtype)], axis=-1)
-    h = nn.Dense(self.base * self.base * self.channels[0], use_bias=not self.batch_norm,
-                 kernel_init=normal_002)(h)
+    h = nn.Dense(
+      self.base * self.base * self.channels[0], use_bias=not self.batch_norm, kernel_init=normal_002
+    )(h)
     h = act(self._norm(h.reshape(-1, self.base, self.base, self.channels[0]), train))
     outs = list(self.channels[1:]) + [self.out_shape[-1]]
     for i, (features, stride) in enumerate(zip(outs, self.strides)):
       last = i == len(outs) - 1
-      h = ConvTranspose(features, (self.kernel, self.kernel), (stride, stride),
-                        use_bias=last or not self.batch_norm, kernel_init=normal_002,
-                        impl=self.conv_impl)(h)
+      h = ConvTranspose(
+        features,
+        (self.kernel, self.kernel),
+        (stride, stride),
+        use_bias=last or not self.batch_norm,
+        kernel_init=normal_002,
+        impl=self.conv_impl,
+      )(h)
       h = jnp.tanh(h) if last else act(self._norm(h, train))
     return h
 
@@ -86,11 +97,22 @@ class DCGANDiscriminator(nn.Module):
     h = x
     for i, features in enumerate(self.channels):
       norm = self.batch_norm and i > 0
-      h = Conv(features, (self.kernel, self.kernel), (2, 2), use_bias=not norm,
-               kernel_init=normal_002, impl=self.conv_impl)(h)
+      h = Conv(
+        features,
+        (self.kernel, self.kernel),
+        (2, 2),
+        use_bias=not norm,
+        kernel_init=normal_002,
+        impl=self.conv_impl,
+      )(h)
       if norm:
-        h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                         scale_init=scale_init, axis_name=self.bn_axis_name)(h)
+        h = nn.BatchNorm(
+          use_running_average=not train,
+          momentum=0.9,
+          epsilon=1e-5,
+          scale_init=scale_init,
+          axis_name=self.bn_axis_name,
+        )(h)
       h = act(h)
       if self.dropout:
         h = nn.Dropout(self.dropout, deterministic=not train)(h)

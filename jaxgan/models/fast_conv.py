@@ -39,7 +39,7 @@ convolution per input phase, via ``jax.custom_vjp``); ``auto``: on CPU
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -60,7 +60,8 @@ def same_padding(k: int, s: int) -> tuple[int, int]:
 
 
 def phase_plan(k: int, s: int) -> list[tuple[int, list[int]]]:
-  """Per output phase r: (input offset c_r, kernel taps t) with y[s q + r] = sum_m w[t_m] x[q + c_r + m]."""
+  """Per output phase r: (input offset c_r, kernel taps t), with
+  y[s q + r] = sum_m w[t_m] x[q + c_r + m]."""
   pad_a, _ = same_padding(k, s)
   plan = []
   for r in range(s):
@@ -84,7 +85,9 @@ def subpixel_plan(k: int, s: int) -> tuple[np.ndarray, int, int]:
   return table, lo, hi
 
 
-def subpixel_kernel(kernel: jax.Array, strides: Sequence[int]) -> tuple[jax.Array, list[tuple[int, int]]]:
+def subpixel_kernel(
+  kernel: jax.Array, strides: Sequence[int]
+) -> tuple[jax.Array, list[tuple[int, int]]]:
   """(kh, kw, in, out) kernel -> (Lh, Lw, in, sh*sw*out) packed kernel and conv padding."""
   (kh, kw, cin, cout), (sh, sw) = kernel.shape, strides
   th, lo_h, hi_h = subpixel_plan(kh, sh)
@@ -93,8 +96,8 @@ def subpixel_kernel(kernel: jax.Array, strides: Sequence[int]) -> tuple[jax.Arra
   padded = jnp.concatenate([padded, jnp.zeros((kh + 1, 1, cin, cout), kernel.dtype)], axis=1)
   # -1 (no tap) indexes the appended zero row/column.
   packed = padded[th[:, None, :, None], tw[None, :, None, :]]  # [Lh, Lw, sh, sw, in, out]
-  packed = jnp.moveaxis(packed, (2, 3), (4, 5))                # [Lh, Lw, in, out, sh, sw]
-  packed = jnp.moveaxis(packed, 3, 5)                          # [Lh, Lw, in, sh, sw, out]
+  packed = jnp.moveaxis(packed, (2, 3), (4, 5))  # [Lh, Lw, in, out, sh, sw]
+  packed = jnp.moveaxis(packed, 3, 5)  # [Lh, Lw, in, sh, sw, out]
   packed = packed.reshape(th.shape[0], tw.shape[0], cin, sh * sw * cout)
   return packed, [(-lo_h, hi_h), (-lo_w, hi_w)]
 
@@ -125,11 +128,13 @@ def conv_transpose_phases(x: jax.Array, kernel: jax.Array, strides: Sequence[int
       if not taps_h or not taps_w:  # kernel smaller than the stride: this phase gets nothing
         cols.append(jnp.zeros((n, h, w, kernel.shape[-1]), x.dtype))
         continue
-      sub = kernel[taps_h[0]::sh, taps_w[0]::sw]  # taps are t0, t0 + s, ...: a slice, not a gather
+      sub = kernel[
+        taps_h[0] :: sh, taps_w[0] :: sw
+      ]  # taps are t0, t0 + s, ...: a slice, not a gather
       pad = [(-ch, ch + len(taps_h) - 1), (-cw, cw + len(taps_w) - 1)]
       cols.append(lax.conv_general_dilated(x, sub, (1, 1), pad, dimension_numbers=DN))
-    rows.append(jnp.stack(cols, axis=3))                 # [n, h, w, sw, c]
-  return _interleave(jnp.stack(rows, axis=3), sh, sw)    # [n, h, w, sh, sw, c]
+    rows.append(jnp.stack(cols, axis=3))  # [n, h, w, sw, c]
+  return _interleave(jnp.stack(rows, axis=3), sh, sw)  # [n, h, w, sh, sw, c]
 
 
 def conv_transpose_gemm(x: jax.Array, kernel: jax.Array, strides: Sequence[int]) -> jax.Array:
@@ -152,11 +157,17 @@ def conv_transpose_gemm(x: jax.Array, kernel: jax.Array, strides: Sequence[int])
   for ch, taps_h in plan_h:
     phases = []
     for cw, taps_w in plan_w:
-      parts = [cols[:, lo_h + ch + mh:lo_h + ch + mh + h, lo_w + cw + mw:lo_w + cw + mw + w, th, tw]
-               for mh, th in enumerate(taps_h) for mw, tw in enumerate(taps_w)]
-      phases.append(sum(parts[1:], parts[0]) if parts else
-                    jnp.zeros((x.shape[0], h, w, kernel.shape[-1]), x.dtype))
-    rows.append(jnp.stack(phases, axis=3))               # [n, h, w, sw, c]
+      parts = [
+        cols[:, lo_h + ch + mh : lo_h + ch + mh + h, lo_w + cw + mw : lo_w + cw + mw + w, th, tw]
+        for mh, th in enumerate(taps_h)
+        for mw, tw in enumerate(taps_w)
+      ]
+      phases.append(
+        sum(parts[1:], parts[0])
+        if parts
+        else jnp.zeros((x.shape[0], h, w, kernel.shape[-1]), x.dtype)
+      )
+    rows.append(jnp.stack(phases, axis=3))  # [n, h, w, sw, c]
   return _interleave(jnp.stack(rows, axis=3), sh, sw)
 
 
@@ -167,8 +178,14 @@ def conv_patches(x: jax.Array, kernel: jax.Array, strides: Sequence[int]) -> jax
   oh, ow = -(-h // sh), -(-w // sw)
   ph, pw = max((oh - 1) * sh + kh - h, 0), max((ow - 1) * sw + kw - w, 0)
   xp = jnp.pad(x, [(0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)])
-  cols = jnp.concatenate([xp[:, a:a + sh * (oh - 1) + 1:sh, b:b + sw * (ow - 1) + 1:sw]
-                          for a in range(kh) for b in range(kw)], axis=-1)
+  cols = jnp.concatenate(
+    [
+      xp[:, a : a + sh * (oh - 1) + 1 : sh, b : b + sw * (ow - 1) + 1 : sw]
+      for a in range(kh)
+      for b in range(kw)
+    ],
+    axis=-1,
+  )
   return (cols.reshape(-1, kh * kw * cin) @ kernel.reshape(-1, cout)).reshape(n, oh, ow, cout)
 
 
@@ -177,8 +194,9 @@ def _same_conv_pads(n: int, k: int, s: int) -> tuple[int, int]:
   return total // 2, total - total // 2
 
 
-def _strided_conv_input_grad(g: jax.Array, kernel: jax.Array, strides: Sequence[int],
-                             in_hw: tuple[int, int]) -> jax.Array:
+def _strided_conv_input_grad(
+  g: jax.Array, kernel: jax.Array, strides: Sequence[int], in_hw: tuple[int, int]
+) -> jax.Array:
   """d conv(x, kernel, strides, 'SAME') / dx applied to g, one stride-1 convolution per input phase.
 
   Input pixel i = s*q + r meets taps t = t0 + s*m with t0 = (r + pad) mod s, from
@@ -204,7 +222,7 @@ def _strided_conv_input_grad(g: jax.Array, kernel: jax.Array, strides: Sequence[
       if not taps_h or not taps_w:
         cols.append(jnp.zeros((n, oh, ow, kernel.shape[2]), g.dtype))
         continue
-      sub = kernel[taps_h[0]::sh, taps_w[0]::sw][::-1, ::-1]  # flipped; slices, not gathers
+      sub = kernel[taps_h[0] :: sh, taps_w[0] :: sw][::-1, ::-1]  # flipped; slices, not gathers
       sub = sub.swapaxes(2, 3)  # HW, out -> in
       off_h, off_w = ch - len(taps_h) + 1, cw - len(taps_w) + 1
       pad = [(-off_h, ch), (-off_w, cw)]
@@ -215,7 +233,7 @@ def _strided_conv_input_grad(g: jax.Array, kernel: jax.Array, strides: Sequence[
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def conv_strided(x: jax.Array, kernel: jax.Array, strides: tuple[int, int]) -> jax.Array:
-  """``lax.conv_general_dilated(x, kernel, strides, 'SAME')`` whose input gradient is fast on CPU."""
+  """``lax.conv_general_dilated(x, kernel, strides, 'SAME')``, its input gradient fast on CPU."""
   return lax.conv_general_dilated(x, kernel, strides, "SAME", dimension_numbers=DN)
 
 
@@ -226,7 +244,8 @@ def _conv_strided_fwd(x, kernel, strides):
 def _conv_strided_bwd(strides, res, g):
   x, kernel = res
   _, kernel_vjp = jax.vjp(
-      lambda k: lax.conv_general_dilated(x, k, strides, "SAME", dimension_numbers=DN), kernel)
+    lambda k: lax.conv_general_dilated(x, k, strides, "SAME", dimension_numbers=DN), kernel
+  )
   return _strided_conv_input_grad(g, kernel, strides, x.shape[1:3]), kernel_vjp(g)[0]
 
 
@@ -250,8 +269,9 @@ def resolve_impl(impl: str, *, kernel: int = 0, strides: Sequence[int] = (2, 2))
   return "phases" if kernel % 2 == 0 else "subpixel"
 
 
-def resolve_conv_impl(impl: str, *, kernel: int = 0, strides: Sequence[int] = (2, 2),
-                      size: Sequence[int] = (0, 0)) -> str:
+def resolve_conv_impl(
+  impl: str, *, kernel: int = 0, strides: Sequence[int] = (2, 2), size: Sequence[int] = (0, 0)
+) -> str:
   """The strided-convolution implementation ``impl`` stands for on this backend and layer."""
   if impl not in CONV_IMPLS:
     raise ValueError(f"unknown conv impl {impl!r}; valid: {', '.join(CONV_IMPLS)}")
@@ -279,8 +299,9 @@ class _SameConv(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param("kernel", self.kernel_init,
-                        (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
+    kernel = self.param(
+      "kernel", self.kernel_init, (*self.kernel_size, x.shape[-1], self.features), jnp.float32
+    )
     y = self._compute(x, kernel.astype(x.dtype))
     if self.use_bias:
       y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(y.dtype)
@@ -294,8 +315,11 @@ class ConvTranspose(_SameConv):
     impl = resolve_impl(self.impl, kernel=self.kernel_size[0], strides=self.strides)
     if impl == "xla":
       return lax.conv_transpose(x, kernel, self.strides, "SAME", dimension_numbers=DN)
-    fn = {"subpixel": conv_transpose_subpixel, "phases": conv_transpose_phases,
-          "gemm": conv_transpose_gemm}[impl]
+    fn = {
+      "subpixel": conv_transpose_subpixel,
+      "phases": conv_transpose_phases,
+      "gemm": conv_transpose_gemm,
+    }[impl]
     return fn(x, kernel, self.strides)
 
 
@@ -303,8 +327,9 @@ class Conv(_SameConv):
   """Drop-in for ``nn.Conv(features, kernel_size, strides, padding='SAME')``."""
 
   def _compute(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
-    impl = resolve_conv_impl(self.impl, kernel=self.kernel_size[0], strides=self.strides,
-                             size=x.shape[1:3])
+    impl = resolve_conv_impl(
+      self.impl, kernel=self.kernel_size[0], strides=self.strides, size=x.shape[1:3]
+    )
     if impl == "patches":
       return conv_patches(x, kernel, self.strides)
     if impl == "phases":

@@ -8,7 +8,7 @@ D: dropout(keep 0.8) -> maxout 240x5 -> dropout(keep 0.5) -> maxout 240x5 ->
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -20,8 +20,10 @@ from jaxgan.models.layers import LabelProjection
 
 def uniform_init(irange: float):
   """pylearn2's ``irange``: U(-irange, irange)."""
+
   def init(key, shape, dtype=jnp.float32):
     return jax.random.uniform(key, shape, dtype, -irange, irange)
+
   return init
 
 

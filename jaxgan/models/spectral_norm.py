@@ -42,9 +42,12 @@ def _weights(params: PyTree) -> dict[tuple[str, ...], jax.Array]:
 
 def init(params: PyTree, key: jax.Array) -> PyTree:
   """A random unit vector ``u`` (length ``out``) per weight, nested like the params."""
-  return traverse_util.unflatten_dict({
+  return traverse_util.unflatten_dict(
+    {
       path: _normalize(jax.random.normal(jax.random.fold_in(key, i), (w.shape[-1],)))
-      for i, (path, w) in enumerate(_weights(params).items())})
+      for i, (path, w) in enumerate(_weights(params).items())
+    }
+  )
 
 
 def sigma(w: jax.Array, u: jax.Array, *, update: bool) -> tuple[jax.Array, jax.Array]:

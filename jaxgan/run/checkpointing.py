@@ -24,7 +24,8 @@ import logging
 import os
 import re
 import sys
-from typing import Any, Callable, Iterator, NamedTuple
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -32,8 +33,8 @@ import orbax.checkpoint as ocp
 from absl import logging as absl_logging
 
 from jaxgan import config as config_lib
-from jaxgan.errors import CheckpointDamagedError, CheckpointMismatchError, ConfigError
 from jaxgan.core.state import PyTree
+from jaxgan.errors import CheckpointDamagedError, CheckpointMismatchError, ConfigError
 
 DIGEST_FORMAT = "jaxgan-sha256-1"
 DAMAGED_DIR = "checkpoints_damaged"
@@ -57,9 +58,11 @@ def shapes_by_name(tree: PyTree) -> dict[str, tuple[tuple[int, ...], str]]:
 
 def abstract(tree: PyTree, sharding: Any = None) -> PyTree:
   """ShapeDtypeStruct targets for restoring ``tree`` (optionally onto ``sharding``)."""
+
   def one(x):
     s = ocp.utils.to_shape_dtype_struct(x)
     return jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding) if sharding is not None else s
+
   return jax.tree.map(one, tree)
 
 
@@ -142,8 +145,8 @@ def _quiet() -> Iterator[None]:
   After a failed read, tensorstore completes its pending reads into orbax's closed
   asyncio loop and the abandoned read coroutines are collected later: dozens of
   tracebacks through ``sys.unraisablehook``, some long after the read has returned.
-  A filter for exactly those two messages is therefore installed once and kept. Orbax's absl logs are
-  muted during the read unless --verbosity asks for INFO or more.
+  A filter for exactly those two messages is therefore installed once and kept. Orbax's absl
+  logs are muted during the read unless --verbosity asks for INFO or more.
   """
   if not isinstance(sys.unraisablehook, _DropReadNoise):
     sys.unraisablehook = _DropReadNoise(sys.unraisablehook)
@@ -182,40 +185,59 @@ class Checkpointer:
 
   ITEMS = ("state", "data", "config")  # required; "digest" is absent from older checkpoints
 
-  def __init__(self, workdir: str, *, max_to_keep: int = 3, async_save: bool = True,
-               read_only: bool = False, selection: Any = None, members: int = 1):
+  def __init__(
+    self,
+    workdir: str,
+    *,
+    max_to_keep: int = 3,
+    async_save: bool = True,
+    read_only: bool = False,
+    selection: Any = None,
+    members: int = 1,
+  ):
     """``selection`` (``jaxgan.run.selection.Selection``): also keep each member's best step by
     that metric, saved with ``save(..., metrics=...)``."""
     from jaxgan.run import selection as selection_lib
+
     self.workdir = os.path.abspath(workdir)
     self.selection, self.members = selection, members
     self.directory = os.path.join(self.workdir, "checkpoints")
     self.damaged_directory = os.path.join(self.workdir, DAMAGED_DIR)
     self.read_only = read_only
     if read_only:
-      options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0,
-                                             enable_async_checkpointing=False)
+      options = ocp.CheckpointManagerOptions(
+        read_only=True, create=False, save_interval_steps=0, enable_async_checkpointing=False
+      )
     elif selection is not None:  # orbax writes metrics only when it tracks a best_fn
       absl_logger = logging.getLogger("absl")
       if not any(isinstance(f, _NoMetricsIsFine) for f in absl_logger.filters):
         absl_logger.addFilter(_NoMetricsIsFine())
       options = ocp.CheckpointManagerOptions(
-          create=True, enable_async_checkpointing=async_save, cleanup_tmp_directories=True,
-          best_fn=lambda metrics: metrics[selection.key()], best_mode=selection.mode,
-          preservation_policy=selection_lib.preservation_policy(selection, members, max_to_keep))
+        create=True,
+        enable_async_checkpointing=async_save,
+        cleanup_tmp_directories=True,
+        best_fn=lambda metrics: metrics[selection.key()],
+        best_mode=selection.mode,
+        preservation_policy=selection_lib.preservation_policy(selection, members, max_to_keep),
+      )
     else:
       options = ocp.CheckpointManagerOptions(
-          max_to_keep=max_to_keep, create=True, enable_async_checkpointing=async_save,
-          cleanup_tmp_directories=True)
-    handlers = {"state": ocp.StandardCheckpointHandler(),
-                "data": ocp.JsonCheckpointHandler(),
-                "config": ocp.JsonCheckpointHandler(),
-                "digest": ocp.JsonCheckpointHandler()}
+        max_to_keep=max_to_keep,
+        create=True,
+        enable_async_checkpointing=async_save,
+        cleanup_tmp_directories=True,
+      )
+    handlers = {
+      "state": ocp.StandardCheckpointHandler(),
+      "data": ocp.JsonCheckpointHandler(),
+      "config": ocp.JsonCheckpointHandler(),
+      "digest": ocp.JsonCheckpointHandler(),
+    }
     with _quiet():  # a damaged step's metadata file is logged as an orbax error here
       self._manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
     self._moves = 0
 
-  def __enter__(self) -> "Checkpointer":
+  def __enter__(self) -> Checkpointer:
     return self
 
   def __exit__(self, *exc) -> None:
@@ -241,17 +263,32 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return list(self._manager.all_steps())
 
-  def save(self, step: int, state: PyTree, data_position: dict[str, Any],
-           config: dict[str, Any], metrics: dict[str, float] | None = None) -> None:
+  def save(
+    self,
+    step: int,
+    state: PyTree,
+    data_position: dict[str, Any],
+    config: dict[str, Any],
+    metrics: dict[str, float] | None = None,
+  ) -> None:
     """Saves asynchronously; the digest is taken now, from the same arrays orbax copies.
     ``metrics``: the selection scalars of this step (with a ``selection`` only)."""
-    digest = {"format": DIGEST_FORMAT, "state": state_digest(state),
-              "data": json_digest(_roundtrip(data_position)), "config": json_digest(_roundtrip(config))}
-    self._manager.save(step, args=ocp.args.Composite(
+    digest = {
+      "format": DIGEST_FORMAT,
+      "state": state_digest(state),
+      "data": json_digest(_roundtrip(data_position)),
+      "config": json_digest(_roundtrip(config)),
+    }
+    self._manager.save(
+      step,
+      args=ocp.args.Composite(
         state=ocp.args.StandardSave(state),
         data=ocp.args.JsonSave(data_position),
         config=ocp.args.JsonSave(config),
-        digest=ocp.args.JsonSave(digest)), metrics=metrics if self.selection is not None else None)
+        digest=ocp.args.JsonSave(digest),
+      ),
+      metrics=metrics if self.selection is not None else None,
+    )
 
   def metrics(self, step: int) -> dict[str, float] | None:
     """The scalars saved with ``step`` (selection runs), or None."""
@@ -267,9 +304,12 @@ class Checkpointer:
   def best_steps(self) -> list[int | None]:
     """Each member's best step by the selection metric (``jaxgan.run.selection``)."""
     from jaxgan.run import selection as selection_lib
+
     if self.selection is None:
-      raise ConfigError("this run has no config.eval.select, so it kept no best checkpoint; "
-                        "evaluate --step=N, or train with e.g. --config.eval.select=parzen_valid:max.")
+      raise ConfigError(
+        "this run has no config.eval.select, so it kept no best checkpoint; "
+        "evaluate --step=N, or train with e.g. --config.eval.select=parzen_valid:max."
+      )
     if not self.read_only:
       self.wait()  # the newest step's metrics are written with it
     return selection_lib.best_steps(self.metrics, self.all_steps(), self.selection, self.members)
@@ -285,15 +325,19 @@ class Checkpointer:
 
   def _damaged(self, step: int, reason: str) -> CheckpointDamagedError:
     return CheckpointDamagedError(
-        f"checkpoint step {step} in {self.directory} is damaged ({reason}); pick another step "
-        f"(available: {sorted(self.all_steps())}), or re-run training in this workdir, which "
-        f"moves it to {self.damaged_directory}/ and resumes from the newest good one.",
-        step=step, reason=reason)
+      f"checkpoint step {step} in {self.directory} is damaged ({reason}); pick another step "
+      f"(available: {sorted(self.all_steps())}), or re-run training in this workdir, which "
+      f"moves it to {self.damaged_directory}/ and resumes from the newest good one.",
+      step=step,
+      reason=reason,
+    )
 
   def _require_items(self, step: int) -> None:
     missing = [i for i in self.ITEMS if not os.path.isdir(os.path.join(self._step_dir(step), i))]
     if missing:
-      what = "empty step folder" if len(missing) == len(self.ITEMS) else "missing " + ", ".join(missing)
+      what = (
+        "empty step folder" if len(missing) == len(self.ITEMS) else "missing " + ", ".join(missing)
+      )
       raise self._damaged(step, what)
 
   def _read(self, step: int, item: str, args: Any) -> Any:
@@ -339,13 +383,16 @@ class Checkpointer:
         problems.append(f"  {name}: checkpoint {stored[name][0]} vs config {wanted[name][0]}")
     config_changes = config_lib.diff(self.stored_config(step), config)
     if problems:
-      shown = problems[:20] + ([f"  ... and {len(problems) - 20} more"] if len(problems) > 20 else [])
+      shown = problems[:20] + (
+        [f"  ... and {len(problems) - 20} more"] if len(problems) > 20 else []
+      )
       changes = "\n".join("  " + c for c in config_changes) or "  (none)"
       raise CheckpointMismatchError(
-          f"the checkpoint at step {step} in {self.directory} does not fit this config.\n"
-          f"State arrays that differ:\n" + "\n".join(shown) + "\n"
-          f"Config keys that differ from the checkpoint's:\n{changes}\n"
-          f"Use a new --workdir for a different model, or restore the checkpoint's values.")
+        f"the checkpoint at step {step} in {self.directory} does not fit this config.\n"
+        f"State arrays that differ:\n" + "\n".join(shown) + "\n"
+        f"Config keys that differ from the checkpoint's:\n{changes}\n"
+        f"Use a new --workdir for a different model, or restore the checkpoint's values."
+      )
     return config_changes
 
   def _state_metadata(self, step: int) -> PyTree:
@@ -412,9 +459,13 @@ class Checkpointer:
     self._manager.reload()  # else the manager still lists the step and skips re-saving it
     return dest
 
-  def restore_latest_good(self, target: PyTree | Callable[[dict[str, Any]], PyTree],
-                          config: dict[str, Any] | None = None, *,
-                          warn: Callable[[str], None] | None = None) -> Restored | None:
+  def restore_latest_good(
+    self,
+    target: PyTree | Callable[[dict[str, Any]], PyTree],
+    config: dict[str, Any] | None = None,
+    *,
+    warn: Callable[[str], None] | None = None,
+  ) -> Restored | None:
     """The newest step that restores and matches its digest; None if there is no checkpoint.
 
     ``target`` is the restore target, or a function of the step's stored config that
@@ -443,19 +494,26 @@ class Checkpointer:
       listed = "; ".join(f"step {s}: {r}" for s, r, _ in damaged)
       if self.read_only:
         raise CheckpointDamagedError(
-            f"every checkpoint in {self.directory} is damaged ({listed}); there is nothing to load. "
-            f"Re-run training on this workdir to move them to {self.damaged_directory}/ and start "
-            f"over, or use another --workdir.")
+          f"every checkpoint in {self.directory} is damaged ({listed}); there is nothing to load. "
+          f"Re-run training on this workdir to move them to {self.damaged_directory}/ and start "
+          f"over, or use another --workdir."
+        )
       raise CheckpointDamagedError(
-          f"every checkpoint in {self.directory} is damaged ({listed}); moved them to "
-          f"{self.damaged_directory}/. Re-run the same command to start over from step 0 here, "
-          f"or use a new --workdir (delete this one if you do not need the damaged checkpoints).")
+        f"every checkpoint in {self.directory} is damaged ({listed}); moved them to "
+        f"{self.damaged_directory}/. Re-run the same command to start over from step 0 here, "
+        f"or use a new --workdir (delete this one if you do not need the damaged checkpoints)."
+      )
     step = found[0]
     lines = []
     for s, reason, dest in damaged:
-      where = (f"left it in place (read-only) and loading step {step} instead" if dest is None
-               else f"moved it to {dest} and resuming from step {step}")
-      lines.append(f"jaxgan: checkpoint step {s} in {self.directory} is damaged ({reason}); {where}.")
+      where = (
+        f"left it in place (read-only) and loading step {step} instead"
+        if dest is None
+        else f"moved it to {dest} and resuming from step {step}"
+      )
+      lines.append(
+        f"jaxgan: checkpoint step {s} in {self.directory} is damaged ({reason}); {where}."
+      )
     for line in lines:
       (warn or absl_logging.warning)(line)
     return Restored(*found, warnings=lines)

@@ -19,20 +19,22 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxgan.run import checkpointing
 from jaxgan import config as config_lib
 from jaxgan.core import population as population_lib
-from jaxgan.run import summary as run_summary, selection, stopping, workdir_lock
-from jaxgan.data import Prefetcher
-from jaxgan.errors import CheckpointMismatchError, ConfigError, NonFiniteLossError
-from jaxgan.run.writers import MetricWriter, Progress, TaskProgress
 from jaxgan.core.state import GANState
 from jaxgan.core.train_step import NEVER
+from jaxgan.data import Prefetcher
+from jaxgan.errors import CheckpointMismatchError, ConfigError, NonFiniteLossError
 from jaxgan.evaluators.evaluate import evaluate_members
 from jaxgan.experiment import Experiment, build_experiment
+from jaxgan.run import checkpointing, selection, stopping, workdir_lock
+from jaxgan.run import summary as run_summary
+from jaxgan.run.writers import MetricWriter, Progress, TaskProgress
 
 
-def plan_chunks(start: int, end: int, steps_per_call: int, periods: list[int]) -> list[tuple[int, int]]:
+def plan_chunks(
+  start: int, end: int, steps_per_call: int, periods: list[int]
+) -> list[tuple[int, int]]:
   """(first_step, num_steps) per compiled call; calls end on every period boundary."""
   chunks, s = [], start
   while s < end:
@@ -57,9 +59,13 @@ def _aggregate(pending: list[tuple[int, dict]]) -> dict[str, np.ndarray]:
   return {k: sum(n * np.asarray(m[k], np.float64) for n, m in pending) / total for k in keys}
 
 
-def _check_finite(pending: list[tuple[int, dict]], last_saved: int | None, workdir: str,
-                  population: population_lib.Population | None = None,
-                  bound: float = float("inf")) -> None:
+def _check_finite(
+  pending: list[tuple[int, dict]],
+  last_saved: int | None,
+  workdir: str,
+  population: population_lib.Population | None = None,
+  bound: float = float("inf"),
+) -> None:
   """Raises NonFiniteLossError at the first step whose watched values are NaN/inf or > ``bound``."""
   firsts = [np.asarray(m["first_bad_step"]) for _, m in pending]
   bad = int(np.min(firsts)) if firsts else int(NEVER)
@@ -74,18 +80,31 @@ def _check_finite(pending: list[tuple[int, dict]], last_saved: int | None, workd
     who = f" in member {member} ({population.members[member].label})"
   worst = {k: float(v) for k, v in values.items() if not np.isfinite(v) or abs(v) > bound} or values
   shown = ", ".join(f"{k}={v:.4g}" for k, v in worst.items())
-  what = (f"non-finite value (NaN or inf): {shown}" if not np.all(np.isfinite(list(worst.values())))
-          else f"diverged past train.divergence_bound={bound:g}: {shown}")
-  where = (f"the last good checkpoint (step {last_saved}) in {workdir}/checkpoints is intact"
-           if last_saved is not None else "no checkpoint had been written yet")
+  what = (
+    f"non-finite value (NaN or inf): {shown}"
+    if not np.all(np.isfinite(list(worst.values())))
+    else f"diverged past train.divergence_bound={bound:g}: {shown}"
+  )
+  where = (
+    f"the last good checkpoint (step {last_saved}) in {workdir}/checkpoints is intact"
+    if last_saved is not None
+    else "no checkpoint had been written yet"
+  )
   raise NonFiniteLossError(
-      f"{what} at step {bad}{who}; training stopped and {where}. "
-      f"Lower the learning rates, add gradient clipping (config.optim.*.clip_norm) "
-      f"or check the data scaling, then re-run to resume from that checkpoint.")
+    f"{what} at step {bad}{who}; training stopped and {where}. "
+    f"Lower the learning rates, add gradient clipping (config.optim.*.clip_norm) "
+    f"or check the data scaling, then re-run to resume from that checkpoint."
+  )
 
 
-def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = True,
-          devices: list | None = None, stop: stopping.StopRequest | None = None) -> GANState:
+def train(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  progress: bool = True,
+  devices: list | None = None,
+  stop: stopping.StopRequest | None = None,
+) -> GANState:
   """Trains (or resumes) the experiment in ``workdir`` and returns the final state.
 
   Process 0 holds ``<workdir>/.lock`` throughout (``jaxgan.run.workdir_lock``): a
@@ -115,13 +134,16 @@ def check_workdir(workdir: str) -> None:
   if path == workdir and not os.path.isdir(workdir):
     raise ConfigError(f"--workdir {workdir} is a file, not a directory; pass a directory path.")
   if path != workdir and not os.path.isdir(path):
-    raise ConfigError(f"--workdir {workdir} cannot be created: {path} is a file; pass another path.")
+    raise ConfigError(
+      f"--workdir {workdir} cannot be created: {path} is a file; pass another path."
+    )
   if not os.access(path, os.W_OK):
     raise ConfigError(f"--workdir {workdir} is not writable here ({path}); pass a writable path.")
 
 
-def _train_locked(exp: Experiment, workdir: str, *, progress: bool, lead: bool,
-                  stop: stopping.StopRequest) -> GANState:
+def _train_locked(
+  exp: Experiment, workdir: str, *, progress: bool, lead: bool, stop: stopping.StopRequest
+) -> GANState:
   config, runner, pipeline = exp.config, exp.runner, exp.pipeline
   t = config.train
   bound = t.get("divergence_bound", float("inf"))
@@ -133,18 +155,23 @@ def _train_locked(exp: Experiment, workdir: str, *, progress: bool, lead: bool,
     if exp.population.batched:
       with open(os.path.join(workdir, "members.json"), "w") as f:
         json.dump(exp.population.describe(), f, indent=2)
-  bar = Progress(t.steps, enabled=progress and lead, d_output=exp.gan.d_loss.output,
-                 members=exp.population.size)
+  bar = Progress(
+    t.steps, enabled=progress and lead, d_output=exp.gan.d_loss.output, members=exp.population.size
+  )
   task_progress = TaskProgress(enabled=progress and lead)
 
   state = exp.init_state()
   batched = exp.population.batched
-  bar.message(run_summary.param_table("G", state.g_params, member_axis=batched) + "\n"
-              + run_summary.param_table("D", state.d_params, member_axis=batched))
+  bar.message(
+    run_summary.param_table("G", state.g_params, member_axis=batched)
+    + "\n"
+    + run_summary.param_table("D", state.d_params, member_axis=batched)
+  )
   select = selection.parse(config.eval.select)
   members = exp.population.size if batched else 1
-  with checkpointing.Checkpointer(workdir, max_to_keep=t.max_to_keep, selection=select,
-                                  members=members) as ckpt:
+  with checkpointing.Checkpointer(
+    workdir, max_to_keep=t.max_to_keep, selection=select, members=members
+  ) as ckpt:
     target = checkpointing.abstract(state, runner.state_sharding())
     found = ckpt.restore_latest_good(target, config_dict, warn=bar.message if bar.enabled else None)
     start = last_saved = found.step if found else None  # damaged newer steps moved aside, warned
@@ -153,14 +180,17 @@ def _train_locked(exp: Experiment, workdir: str, *, progress: bool, lead: bool,
       moved = exp.population.layout_changes(changes) if exp.population.batched else []
       if moved:
         raise CheckpointMismatchError(
-            f"the checkpoint at step {start} in {workdir} holds other members than this config "
-            f"({'; '.join(moved)}); a run's seeds and swept values are fixed when it starts. "
-            f"Use a new --workdir, or restore the checkpoint's values.")
+          f"the checkpoint at step {start} in {workdir} holds other members than this config "
+          f"({'; '.join(moved)}); a run's seeds and swept values are fixed when it starts. "
+          f"Use a new --workdir, or restore the checkpoint's values."
+        )
       state, position = found.state, found.data
       if position.get("iteration") != start:
         raise ConfigError(f"checkpoint {start} has data position {position}, expected {start}")
-      bar.message(f"Resuming {workdir} from step {start}"
-                  + (": config changes " + "; ".join(changes) if changes else "."))
+      bar.message(
+        f"Resuming {workdir} from step {start}"
+        + (": config changes " + "; ".join(changes) if changes else ".")
+      )
     start = start or 0
     if start >= t.steps:
       bar.message(f"Already trained to step {start} >= train.steps={t.steps}; nothing to do.")
@@ -169,11 +199,14 @@ def _train_locked(exp: Experiment, workdir: str, *, progress: bool, lead: bool,
     stop.check(f"before step {start}; nothing new was written")
     dstate = runner.place_state(state)
     device_data = runner.place_device_data(pipeline.device_data())
-    chunks = plan_chunks(start, t.steps, t.steps_per_call,
-                         [t.log_every, t.checkpoint_every, config.eval.every])
+    chunks = plan_chunks(
+      start, t.steps, t.steps_per_call, [t.log_every, t.checkpoint_every, config.eval.every]
+    )
     prefetch = Prefetcher(lambda s, n: runner.place_inputs(pipeline.host_inputs(s, n)), chunks)
     last_eval: dict[str, Any] = {}
-    pending: list[tuple[int, dict]] = []  # (steps, metrics) since the last log; also bounds dispatch
+    pending: list[
+      tuple[int, dict]
+    ] = []  # (steps, metrics) since the last log; also bounds dispatch
     step = start
     try:
       with MetricWriter(workdir, resume_step=start, enabled=lead) as writer:
@@ -188,8 +221,10 @@ def _train_locked(exp: Experiment, workdir: str, *, progress: bool, lead: bool,
             jax.block_until_ready(pending[-3][1])
           if first == start:  # the first call compiles; keep it out of steps/s
             jax.block_until_ready(dstate)
-            bar.message(f"Compiled and ran the first {n} step(s) in {time.time() - tick:.1f}s "
-                        f"({runner.mode} on {runner.num_devices} device(s)).")
+            bar.message(
+              f"Compiled and ran the first {n} step(s) in {time.time() - tick:.1f}s "
+              f"({runner.mode} on {runner.num_devices} device(s))."
+            )
             tick, tick_step = time.time(), step
           log = _is_boundary(step, t.log_every, t.steps)
           ev = _is_boundary(step, config.eval.every, t.steps) and bool(config.eval.metrics)
@@ -215,38 +250,56 @@ def _train_locked(exp: Experiment, workdir: str, *, progress: bool, lead: bool,
             last_eval = result.scalars
             writer.write_images(step, result.images)
           if ev and select is not None:  # every process saves with the same metrics
-            chosen, bad_select = selection.shared_metrics(select, last_eval if lead else None, members)
+            chosen, bad_select = selection.shared_metrics(
+              select, last_eval if lead else None, members
+            )
           if record:
             writer.write_scalars(step, record)
           if save:
-            ckpt.save(step, runner.unreplicate(dstate), {"iteration": step}, config_dict,
-                      metrics=chosen)
+            ckpt.save(
+              step, runner.unreplicate(dstate), {"iteration": step}, config_dict, metrics=chosen
+            )
             last_saved = step
             writer.flush()
           if bad_select:  # after the save: a misnamed metric loses no training
             raise ConfigError(bad_select)
           paused += time.time() - pause_start
       bar.finish()
-      bar.message(run_summary.end_of_run(workdir, step=step, wall_s=time.time() - started,
-                                         last_eval=last_eval, last_checkpoint=last_saved,
-                                         members=exp.population.size,
-                                         best=select and (select.metric, ckpt.best_steps())))
+      bar.message(
+        run_summary.end_of_run(
+          workdir,
+          step=step,
+          wall_s=time.time() - started,
+          last_eval=last_eval,
+          last_checkpoint=last_saved,
+          members=exp.population.size,
+          best=select and (select.metric, ckpt.best_steps()),
+        )
+      )
     except KeyboardInterrupt:
       restore_signals = stopping.ignore_signals()  # a second Ctrl-C must not break the save
       try:  # keep the work done since the last checkpoint, if it is sound
-        _check_finite(jax.device_get(pending), last_saved, workdir, exp.population,
-                      bound)
+        _check_finite(jax.device_get(pending), last_saved, workdir, exp.population, bound)
         if step not in (last_saved, start):
           ckpt.save(step, runner.unreplicate(dstate), {"iteration": step}, config_dict)
           last_saved = step
-        bar.message(f"Interrupted: checkpoint at step {last_saved}; re-run the same command to resume."
-                    if last_saved is not None else "Interrupted before the first step; nothing was saved.")
+        bar.message(
+          f"Interrupted: checkpoint at step {last_saved}; re-run the same command to resume."
+          if last_saved is not None
+          else "Interrupted before the first step; nothing was saved."
+        )
         if not lead:  # the other processes say where they stopped too
-          print(f"jaxgan: process {jax.process_index()} stopped at step {step}; checkpoint at step "
-                f"{last_saved}.", file=sys.stderr, flush=True)
+          print(
+            f"jaxgan: process {jax.process_index()} stopped at step {step}; checkpoint at step "
+            f"{last_saved}.",
+            file=sys.stderr,
+            flush=True,
+          )
       except Exception as e:  # e.g. the state was donated to the interrupted call
-        bar.message(f"Interrupted; step {step} could not be saved ({type(e).__name__}); "
-                    f"the last checkpoint is step {last_saved}.")
+        bar.message(
+          f"Interrupted; step {step} could not be saved ({type(e).__name__}); "
+          f"the last checkpoint is step {last_saved}."
+        )
       finally:
         ckpt.wait()
         restore_signals()

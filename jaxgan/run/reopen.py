@@ -15,8 +15,9 @@ from jaxgan.experiment import build_experiment
 from jaxgan.run import checkpointing
 
 
-def open_run(workdir: str, step: int | None = None, *, update: dict | None = None,
-             preflight: bool = False):
+def open_run(
+  workdir: str, step: int | None = None, *, update: dict | None = None, preflight: bool = False
+):
   """(Experiment, state) of a run at its latest good checkpoint or at ``step``, on one device.
 
   ``preflight`` checks ``eval.metrics``' needs (feature nets, weights) before restoring.
@@ -30,7 +31,8 @@ def open_run(workdir: str, step: int | None = None, *, update: dict | None = Non
       raise CheckpointMismatchError(f"no checkpoints in {ckpt.directory}; train first.")
     if step is not None and step not in steps:
       raise CheckpointMismatchError(
-          f"no checkpoint at step {step} in {ckpt.directory}; available: {sorted(steps)}")
+        f"no checkpoint at step {step} in {ckpt.directory}; available: {sorted(steps)}"
+      )
     built: dict = {}  # the experiment of the step last asked for; steps of a run share one
 
     def target(stored: dict):
@@ -40,26 +42,30 @@ def open_run(workdir: str, step: int | None = None, *, update: dict | None = Non
         config.parallel = "none"  # restore onto one device; sampling needs no collectives
         config.update_from_flattened_dict(update or {})
         exp = build_experiment(config, preflight=preflight)
-        built.update(key=key, exp=exp,
-                     target=checkpointing.abstract(exp.init_state(), exp.runner.state_sharding()))
+        built.update(
+          key=key,
+          exp=exp,
+          target=checkpointing.abstract(exp.init_state(), exp.runner.state_sharding()),
+        )
       return built["target"]
 
-    if step is None:  # the newest good step; damaged newer ones are skipped (not moved), with a warning
+    if (
+      step is None
+    ):  # the newest good step; damaged newer ones are skipped (not moved), with a warning
       state = ckpt.restore_latest_good(target, warn=lambda m: print(m, file=sys.stderr)).state
     else:  # exactly this step: CheckpointDamagedError if it is damaged
       state, _ = ckpt.restore(step, target(ckpt.stored_config(step)))
   return built["exp"], state
 
 
-def load_run(workdir: str, step: int | None = None, *,
-             update: dict | None = None) -> tuple[ml_collections.ConfigDict, GANState]:
+def load_run(
+  workdir: str, step: int | None = None, *, update: dict | None = None
+) -> tuple[ml_collections.ConfigDict, GANState]:
   """The config and state of a run, at its latest checkpoint or at ``step``."""
   exp, state = open_run(workdir, step, update=update)
   return exp.config, state
 
 
-
 def read_config_json(workdir: str) -> dict:
   with open(os.path.join(workdir, "config.json")) as f:
     return json.load(f)
-

@@ -13,7 +13,8 @@ kept (``<scalar>:<member>``), since seeds peak at different steps.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from jaxgan.errors import ConfigError
 
@@ -34,8 +35,9 @@ class Selection:
   def better(self, a: float, b: float) -> bool:
     return a > b if self.mode == "max" else a < b
 
-  def best_step(self, metrics_by_step: dict[int, dict[str, float] | None],
-                member: int | None = None) -> int | None:
+  def best_step(
+    self, metrics_by_step: dict[int, dict[str, float] | None], member: int | None = None
+  ) -> int | None:
     """The step whose ``key(member)`` is best (the earliest on a tie); None if no step has it."""
     best = None
     for step in sorted(metrics_by_step):
@@ -55,8 +57,10 @@ def parse(spec: str) -> Selection | None:
     return None
   metric, _, mode = spec.rpartition(":")
   if not metric or mode not in MODES:
-    raise ConfigError(f"config.eval.select={spec!r} must be '<scalar>:max' or '<scalar>:min', "
-                      f"e.g. 'parzen_valid:max'.")
+    raise ConfigError(
+      f"config.eval.select={spec!r} must be '<scalar>:max' or '<scalar>:min', "
+      f"e.g. 'parzen_valid:max'."
+    )
   return Selection(metric, mode)
 
 
@@ -65,25 +69,30 @@ def metric_keys(selection: Selection, members: int) -> list[str]:
   return [selection.key()] + ([selection.key(m) for m in range(members)] if members > 1 else [])
 
 
-def checkpoint_metrics(selection: Selection, scalars: dict[str, float],
-                       members: int) -> dict[str, float]:
+def checkpoint_metrics(
+  selection: Selection, scalars: dict[str, float], members: int
+) -> dict[str, float]:
   """This evaluation's ``metric_keys``; ConfigError (naming what the evaluators did give)
   if one is missing."""
   keys = metric_keys(selection, members)
   missing = [k for k in keys if k not in scalars]
   if missing:
-    raise ConfigError(f"config.eval.select names {selection.metric!r} but the evaluation gave "
-                      f"{', '.join(sorted(scalars)) or 'nothing'}; fix config.eval.select.")
+    raise ConfigError(
+      f"config.eval.select names {selection.metric!r} but the evaluation gave "
+      f"{', '.join(sorted(scalars)) or 'nothing'}; fix config.eval.select."
+    )
   return {k: float(scalars[k]) for k in keys}
 
 
-def shared_metrics(selection: Selection, scalars: dict[str, float] | None,
-                   members: int) -> tuple[dict[str, float] | None, str | None]:
+def shared_metrics(
+  selection: Selection, scalars: dict[str, float] | None, members: int
+) -> tuple[dict[str, float] | None, str | None]:
   """(metrics, error) the same on every process: process 0 evaluated (``scalars``; None on
   the others) and every process must save the step with the same metrics, or none (then
   ``error`` says why) so that no process waits alone in orbax's save."""
   import jax
   import numpy as np
+
   keys = metric_keys(selection, members)
   values, error = np.full(len(keys) + 1, np.nan), None
   if scalars is not None:
@@ -94,10 +103,13 @@ def shared_metrics(selection: Selection, scalars: dict[str, float] | None,
       error = str(e)
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
+
     values = np.asarray(multihost_utils.broadcast_one_to_all(values.astype(np.float32)), np.float64)
   if values[0] != 1.0:
-    return None, error or (f"config.eval.select names {selection.metric!r}, which process 0's "
-                           f"evaluation did not give (see its message).")
+    return None, error or (
+      f"config.eval.select names {selection.metric!r}, which process 0's "
+      f"evaluation did not give (see its message)."
+    )
   return dict(zip(keys, values[1:].tolist())), None
 
 
@@ -113,23 +125,29 @@ class KeepBest:
 
   def should_preserve(self, checkpoints: Sequence[Any], *, context: Any = None) -> list[bool]:
     by_step = {info.step: info.metrics for info in checkpoints}
-    keep = {self.selection.best_step(by_step, m)
-            for m in ([None] if self.members == 1 else range(self.members))}
+    keep = {
+      self.selection.best_step(by_step, m)
+      for m in ([None] if self.members == 1 else range(self.members))
+    }
     return [info.step in keep for info in checkpoints]
 
 
 def preservation_policy(selection: Selection | None, members: int, max_to_keep: int):
   """The orbax policy: the newest ``max_to_keep`` steps, plus each member's best."""
   from orbax.checkpoint import checkpoint_managers as cm
+
   latest = cm.LatestN(n=max_to_keep)
   if selection is None:
     return latest
   return cm.AnyPreservationPolicy([latest, KeepBest(selection, members)])
 
 
-def best_steps(metrics_of: Callable[[int], dict[str, float] | None], steps: Sequence[int],
-               selection: Selection, members: int) -> list[int | None]:
+def best_steps(
+  metrics_of: Callable[[int], dict[str, float] | None],
+  steps: Sequence[int],
+  selection: Selection,
+  members: int,
+) -> list[int | None]:
   """Each member's best step (one entry for a single run)."""
   by_step = {s: metrics_of(s) for s in steps}
-  return [selection.best_step(by_step, m)
-          for m in ([None] if members == 1 else range(members))]
+  return [selection.best_step(by_step, m) for m in ([None] if members == 1 else range(members))]

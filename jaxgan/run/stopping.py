@@ -23,7 +23,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -49,7 +49,7 @@ class StopRequest:
       raise KeyboardInterrupt(f"signal {signum} (second)")
     self.requested, self.signum = True, signum
 
-  def install(self) -> "StopRequest":
+  def install(self) -> StopRequest:
     if threading.current_thread() is threading.main_thread() and not self._old:
       self._old = {sig: signal.signal(sig, self._handle) for sig in SIGNALS}
     return self
@@ -59,7 +59,7 @@ class StopRequest:
       signal.signal(sig, handler)
     self._old = {}
 
-  def __enter__(self) -> "StopRequest":
+  def __enter__(self) -> StopRequest:
     return self.install()
 
   def __exit__(self, *exc) -> None:
@@ -84,6 +84,7 @@ class StopRequest:
       return self.requested
     import numpy as np
     from jax.experimental import multihost_utils
+
     notice = bool(reached_preemption(index))
     flags = np.asarray(multihost_utils.process_allgather(np.int32(self.requested)))
     return notice or bool(flags.any())
@@ -93,14 +94,18 @@ class StopRequest:
     if _process_count() == 1:
       return f"signal {self.signum} at step {step}"
     import jax
-    return (f"a signal or preemption notice, agreed by all {jax.process_count()} processes, "
-            f"at step {step} (this is process {jax.process_index()})")
+
+    return (
+      f"a signal or preemption notice, agreed by all {jax.process_count()} processes, "
+      f"at step {step} (this is process {jax.process_index()})"
+    )
 
 
 def _process_count() -> int:
   if "jax" not in sys.modules:  # before JAX loads there is only this process to stop
     return 1
   import jax
+
   return jax.process_count() if _distributed_initialized() else 1
 
 
@@ -108,9 +113,11 @@ def _distributed_initialized() -> bool:
   """Whether ``jax.distributed.initialize`` ran (without starting a backend just to ask)."""
   try:
     from jax._src import distributed
+
     return distributed.global_state.client is not None
   except (ImportError, AttributeError):  # a future JAX: ask the public API
     import jax
+
     return jax.process_count() > 1
 
 

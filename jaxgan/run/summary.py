@@ -25,6 +25,7 @@ def param_table(name: str, params: PyTree, *, member_axis: bool = False) -> str:
 
   ``member_axis``: the leaves carry a leading population axis, counted once.
   """
+
   def count(tree):
     n = _count(tree)
     if member_axis and jax.tree.leaves(tree):
@@ -37,8 +38,10 @@ def param_table(name: str, params: PyTree, *, member_axis: bool = False) -> str:
     for module, sub in inner.items():
       leaves = jax.tree_util.tree_flatten_with_path(sub)[0]
       shapes = ", ".join(
-          f"{jax.tree_util.keystr(path, simple=True, separator='.')} "
-          + "x".join(map(str, leaf.shape[1 if member_axis else 0:])) for path, leaf in leaves)
+        f"{jax.tree_util.keystr(path, simple=True, separator='.')} "
+        + "x".join(map(str, leaf.shape[1 if member_axis else 0 :]))
+        for path, leaf in leaves
+      )
       rows.append(f"  {module:<24} {count(sub):>12,}   {shapes}")
   return f"{name}: {count(params):,} parameters\n" + "\n".join(rows)
 
@@ -54,16 +57,32 @@ def _latest_files(directory: str, limit: int = 8) -> list[str]:
   return [os.path.join(directory, f) for f in sorted(newest.values())][:limit]
 
 
-def end_of_run(workdir: str, *, step: int, wall_s: float, last_eval: dict[str, Any],
-               last_checkpoint: int | None, members: int = 1,
-               best: tuple[str, list[int | None]] | None = None) -> str:
+def end_of_run(
+  workdir: str,
+  *,
+  step: int,
+  wall_s: float,
+  last_eval: dict[str, Any],
+  last_checkpoint: int | None,
+  members: int = 1,
+  best: tuple[str, list[int | None]] | None = None,
+) -> str:
   """Final step, wall time, last evaluation, figures, checkpoint and TensorBoard command."""
-  lines = [f"Done: step {step:,} in {wall_s:,.1f}s wall time" +
-           (f" ({members} members)." if members > 1 else ".")]
-  shown = {k: v for k, v in last_eval.items() if ":" not in k}  # per-member columns stay in metrics.jsonl
+  lines = [
+    f"Done: step {step:,} in {wall_s:,.1f}s wall time"
+    + (f" ({members} members)." if members > 1 else ".")
+  ]
+  shown = {
+    k: v for k, v in last_eval.items() if ":" not in k
+  }  # per-member columns stay in metrics.jsonl
   if shown:
-    lines.append("Last evaluation: " + ", ".join(
-        f"{k} {v:.4g}" if isinstance(v, (float, np.floating)) else f"{k} {v}" for k, v in sorted(shown.items())))
+    lines.append(
+      "Last evaluation: "
+      + ", ".join(
+        f"{k} {v:.4g}" if isinstance(v, (float, np.floating)) else f"{k} {v}"
+        for k, v in sorted(shown.items())
+      )
+    )
   figures = _latest_files(os.path.join(workdir, "figures"))
   if not figures and members > 1:
     figures = _latest_files(os.path.join(workdir, "members", "0", "figures"))
@@ -73,8 +92,16 @@ def end_of_run(workdir: str, *, step: int, wall_s: float, last_eval: dict[str, A
     lines.append(f"Checkpoint: {os.path.join(workdir, 'checkpoints', str(last_checkpoint))}")
   if best is not None:
     metric, steps = best
-    where = ", ".join(f"member {m}: {s}" for m, s in enumerate(steps)) if len(steps) > 1 else str(steps[0])
-    lines.append(f"Best by {metric} (kept): step {where}; jaxgan-evaluate --workdir={workdir} --best")
-  lines.append(f"Metrics: {os.path.join(workdir, 'metrics.jsonl')}; "
-               f"TensorBoard: tensorboard --logdir {os.path.join(workdir, 'tensorboard')}")
+    where = (
+      ", ".join(f"member {m}: {s}" for m, s in enumerate(steps))
+      if len(steps) > 1
+      else str(steps[0])
+    )
+    lines.append(
+      f"Best by {metric} (kept): step {where}; jaxgan-evaluate --workdir={workdir} --best"
+    )
+  lines.append(
+    f"Metrics: {os.path.join(workdir, 'metrics.jsonl')}; "
+    f"TensorBoard: tensorboard --logdir {os.path.join(workdir, 'tensorboard')}"
+  )
   return "\n".join(lines)

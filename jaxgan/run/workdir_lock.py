@@ -17,7 +17,7 @@ import os
 import socket
 import sys
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from absl import logging
 
@@ -54,11 +54,18 @@ def hold(workdir: str) -> Iterator[None]:
     except OSError as e:
       if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
         raise WorkdirBusyError(
-            f"{workdir} is in use by {_holder(path)}; wait for it to finish, stop it, "
-            f"or use another --workdir.") from None
-      logging.warning("jaxgan: cannot lock %s (%s); make sure no other run uses this workdir.", path, e)
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-            "command": " ".join(sys.argv) or sys.executable}
+          f"{workdir} is in use by {_holder(path)}; wait for it to finish, stop it, "
+          f"or use another --workdir."
+        ) from None
+      logging.warning(
+        "jaxgan: cannot lock %s (%s); make sure no other run uses this workdir.", path, e
+      )
+    info = {
+      "pid": os.getpid(),
+      "host": socket.gethostname(),
+      "started": time.time(),
+      "command": " ".join(sys.argv) or sys.executable,
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(info).encode(), 0)
     yield

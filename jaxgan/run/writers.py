@@ -28,8 +28,9 @@ class MetricWriter:
   again, identically, so ``metrics.jsonl`` never holds a step twice.
   """
 
-  def __init__(self, workdir: str, *, resume_step: int = 0, enabled: bool = True,
-               tensorboard: bool = True):
+  def __init__(
+    self, workdir: str, *, resume_step: int = 0, enabled: bool = True, tensorboard: bool = True
+  ):
     self.enabled = enabled
     self.path = os.path.join(workdir, "metrics.jsonl")
     self._tb = None
@@ -41,6 +42,7 @@ class MetricWriter:
       f.writelines(json.dumps(r) + "\n" for r in kept)
     if tensorboard:
       from tensorboardX import SummaryWriter  # no TensorFlow needed
+
       self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), flush_secs=30)
 
   def write_scalars(self, step: int, scalars: dict[str, Any]) -> None:
@@ -68,7 +70,7 @@ class MetricWriter:
       self._tb.close()
       self._tb = None
 
-  def __enter__(self) -> "MetricWriter":
+  def __enter__(self) -> MetricWriter:
     return self
 
   def __exit__(self, *exc) -> None:
@@ -90,11 +92,21 @@ class Progress:
   On a terminal the line is redrawn in place; in logs each update is a line.
   """
 
-  def __init__(self, total_steps: int, stream: IO[str] | None = None, enabled: bool = True,
-               d_output: str = "probability", members: int = 1):
+  def __init__(
+    self,
+    total_steps: int,
+    stream: IO[str] | None = None,
+    enabled: bool = True,
+    d_output: str = "probability",
+    members: int = 1,
+  ):
     name = "D" if d_output == "probability" else "critic"
-    self.KEYS = (("d_loss", "d_loss"), ("g_loss", "g_loss"),
-                 ("d_real", f"{name}(x)"), ("d_fake", f"{name}(G(z))"))
+    self.KEYS = (
+      ("d_loss", "d_loss"),
+      ("g_loss", "g_loss"),
+      ("d_real", f"{name}(x)"),
+      ("d_fake", f"{name}(G(z))"),
+    )
     self.total = total_steps
     self.members = members  # a population's line shows the mean over its members
     self.stream = stream or sys.stderr
@@ -136,7 +148,9 @@ class TaskProgress:
   Call it as ``progress(label, done, total)``; a finished task ends its line.
   """
 
-  def __init__(self, stream: IO[str] | None = None, enabled: bool = True, min_interval: float = 0.25):
+  def __init__(
+    self, stream: IO[str] | None = None, enabled: bool = True, min_interval: float = 0.25
+  ):
     self.stream = stream or sys.stderr
     self.enabled = enabled
     self.min_interval = min_interval

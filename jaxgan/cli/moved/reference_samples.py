@@ -2,4 +2,6 @@
 
 from jaxgan.cli import moved_program
 
-moved_program("jaxgan.reference_samples", "jaxgan-reference-samples", "jaxgan.cli.reference_samples", __name__)
+moved_program(
+  "jaxgan.reference_samples", "jaxgan-reference-samples", "jaxgan.cli.reference_samples", __name__
+)
