@@ -20,7 +20,7 @@ from typing import Any
 import ml_collections
 
 from jaxgan import evaluators
-from jaxgan.core import augment, losses, objectives, optim, parallel, population
+from jaxgan.core import augment, losses, objectives, optim, parallel, population, train_step
 from jaxgan.core.gan import NOISE_DISTRIBUTIONS
 from jaxgan.core.penalties import D_PENALTIES
 from jaxgan.data import DATASETS
@@ -30,7 +30,6 @@ from jaxgan.registry import Registry, UnknownNameError
 from jaxgan.run import selection
 
 BATCH_NORM_MODES = ("cross_device", "per_device")
-UPDATE_ORDERS = ("alternating", "simultaneous")
 OUTPUT_BIAS_INITS = ("zeros", "marginals")
 D_PASS_MODES = ("auto", "joint", "separate")
 FUSION_MODES = ("auto", "scan", "unroll")
@@ -261,13 +260,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       "set one of them to 0."
     )
   _check_choice(t.d_pass, D_PASS_MODES, "config.train.d_pass")
-  _check_choice(t.update_order, UPDATE_ORDERS, "config.train.update_order")
-  if t.update_order == "simultaneous" and (t.d_steps, t.g_steps) != (1, 1):
-    raise ConfigError(
-      f"config.train.update_order='simultaneous' takes one D and one G update from one forward "
-      f"pass, so it needs d_steps=1 and g_steps=1 (got {t.d_steps} and {t.g_steps}); use "
-      f"update_order='alternating' for k > 1."
-    )
+  train_step.check_update_order(t.update_order, t.d_steps, t.g_steps)
   _check_choice(config.loss.d_reduction, tuple(losses.D_REDUCTIONS), "config.loss.d_reduction")
   _check_choice(config.model.g_output_bias, OUTPUT_BIAS_INITS, "config.model.g_output_bias")
   _check_train_range(config.data.train_range)

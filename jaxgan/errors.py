@@ -16,7 +16,7 @@ class CheckpointMismatchError(UserError):
 class CheckpointDamagedError(UserError):
   """A checkpoint step is unreadable, incomplete or fails its digest (``jaxgan.run.checkpointing``).
 
-  ``step`` and ``reason`` (e.g. 'state digest mismatch in d_params.Dense_0.kernel')
+  ``step`` and ``reason`` (e.g. 'state digest mismatch in d.params.Dense_0.kernel')
   let a caller skip to an older step; the message alone says what to do.
   """
 

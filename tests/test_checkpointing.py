@@ -91,10 +91,10 @@ def test_resume_is_bit_exact_with_term_state_spectral_norm_and_ema_half_life(tmp
   straight = jaxgan.train(config(8), str(tmp_path / "straight"), progress=False)
   jaxgan.train(config(4), str(tmp_path / "resumed"), progress=False)
   _, at4 = jaxgan.load_run(str(tmp_path / "resumed"))
-  assert float(at4.objective_state["d"]["lecam"]["real"]) != 0.0  # the state was saved
+  assert float(at4.d.term_state["lecam"]["real"]) != 0.0  # the state was saved
   resumed = jaxgan.train(config(8), str(tmp_path / "resumed"), progress=False)
   assert_states_equal(straight, resumed)
-  assert set(straight.d_collections) == {"spectral_norm"}
+  assert set(straight.d.collections) == {"spectral_norm"}
 
 
 def test_checkpoints_are_complete_and_pruned(tmp_path):
@@ -128,7 +128,7 @@ def test_resuming_with_different_shapes_names_the_keys(tmp_path):
   with pytest.raises(CheckpointMismatchError) as e:
     jaxgan.train(c2, str(tmp_path), progress=False)
   msg = str(e.value)
-  assert "g_params.Dense_0.kernel: checkpoint (1, 16) vs config (1, 32)" in msg
+  assert "g.params.Dense_0.kernel: checkpoint (1, 16) vs config (1, 32)" in msg
   assert "model.g_hidden: [16] -> [32]" in msg
   assert "train.steps: 2 -> 4" in msg
   assert "new --workdir" in msg
@@ -364,3 +364,43 @@ def test_damaged_metadata_is_damage_not_a_mismatch(trained, tmp_path):
   assert re.match(
     r"state metadata unreadable: DATA_LOSS: .*CRC-32C checksum verification failed", e.value.reason
   ), e.value.reason
+
+
+def test_a_checkpoint_from_before_the_per_player_state_converts_on_restore(tmp_path, repo_root):
+  """tests/fixtures/legacy_run: a 4-step run (SN on D, LeCam, an EMA of G) saved with the flat
+  layout (g_params, d_opt_state, objective_state, ...). It loads into state.g / state.d with
+  every array as stored, and training resumes from it."""
+  workdir = tmp_path / "legacy"
+  shutil.copytree(os.path.join(repo_root, "tests", "fixtures", "legacy_run"), workdir)
+  with ocp.PyTreeCheckpointer() as raw_reader:
+    path = str(workdir / "checkpoints" / "4" / "state")
+    meta = raw_reader.metadata(path)
+    meta = getattr(getattr(meta, "item_metadata", meta), "tree", meta)
+    as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), meta)
+    raw = raw_reader.restore(path, args=ocp.args.PyTreeRestore(restore_args=as_numpy))
+  config, state = jaxgan.load_run(str(workdir))
+  assert int(state.step) == 4
+  pairs = [
+    (state.g.params, raw["g_params"]),
+    (state.d.params, raw["d_params"]),
+    (state.d.collections, raw["d_collections"]),
+    (state.d.opt_state, raw["d_opt_state"]),
+    (state.g.opt_state, raw["g_opt_state"]),
+    (state.g_ema_params, raw["g_ema_params"]),
+    (state.d.term_state, raw["objective_state"]["d"]),
+    (state.rng, raw["rng"]),
+  ]
+  by_name = lambda tree: {
+    checkpointing.path_name(p): np.asarray(x)
+    for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]
+  }
+  for now, stored in pairs:
+    now, stored = by_name(now), by_name(stored)
+    assert sorted(now) == sorted(stored) and now
+    for name, a in now.items():
+      np.testing.assert_array_equal(a, stored[name].reshape(a.shape), err_msg=name)
+  assert float(state.d.term_state["lecam"]["real"]) != 0.0
+  config.unlock()
+  config.train.steps = 6
+  resumed = jaxgan.train(config, str(workdir), progress=False)
+  assert int(resumed.step) == 6 and sorted(os.listdir(workdir / "checkpoints")) == ["4", "6"]

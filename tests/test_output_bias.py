@@ -10,7 +10,7 @@ import pytest
 
 from conftest import experiment
 from jaxgan.core import output_bias
-from jaxgan.core.state import GANState
+from jaxgan.core.state import GANState, PlayerState
 from jaxgan.data import build_dataset
 from jaxgan.data.image_pipeline import ImagePipeline
 from jaxgan.data.images import ImageDataset
@@ -71,12 +71,8 @@ def g_state(nets, *, ema=True, members=0):
   g = params.pop("params")
   return GANState(
     step=jnp.zeros((), jnp.int32),
-    g_params=g,
-    d_params={},
-    g_collections=params,
-    d_collections={},
-    g_opt_state=(),
-    d_opt_state=(),
+    g=PlayerState(params=g, collections=params, opt_state=(), term_state={}),
+    d=PlayerState(params={}, collections={}, opt_state=(), term_state={}),
     rng=jax.random.PRNGKey(0),
     g_ema_params=dict(g) if ema else None,
   )
@@ -126,16 +122,16 @@ def test_initialize_sets_mnist_mlps_output_bias_and_g_outputs_the_means(on_devic
   keep = original < 20
   means = images[keep].astype(np.float64).mean(0) / 255
   expected = np.log(np.clip(means, 1e-7, 1 - 1e-7) / (1 - np.clip(means, 1e-7, 1 - 1e-7)))
-  for params in (out.g_params, out.g_ema_params):
+  for params in (out.g.params, out.g_ema_params):
     np.testing.assert_allclose(
       leaf(params, ("Dense_2", "bias")), expected.reshape(-1).astype(np.float32)
     )
     assert leaf(params, ("Dense_2", "bias")).dtype == np.float32
     np.testing.assert_array_equal(
-      leaf(params, ("Dense_1", "kernel")), leaf(state.g_params, ("Dense_1", "kernel"))
+      leaf(params, ("Dense_1", "kernel")), leaf(state.g.params, ("Dense_1", "kernel"))
     )
   # With the output layer's weights at zero, G outputs the clipped mean image.
-  g = jax.tree.map(lambda a: a, out.g_params)
+  g = jax.tree.map(lambda a: a, out.g.params)
   g["Dense_2"]["kernel"] = jnp.zeros_like(g["Dense_2"]["kernel"])
   x = nets.generator.apply({"params": g}, jnp.ones((2, 5)), train=False)
   np.testing.assert_allclose(np.asarray(x[0]), np.clip(means, 1e-7, 1 - 1e-7), atol=1e-6)
@@ -152,7 +148,7 @@ def test_dcgan_gets_a_per_channel_tanh_bias():
   assert out.g_ema_params is None
   channel_means = images.astype(np.float64).mean((0, 1, 2)) / 255
   np.testing.assert_allclose(
-    np.tanh(leaf(out.g_params, ("ConvTranspose_1", "bias"))), 2 * channel_means - 1, atol=1e-6
+    np.tanh(leaf(out.g.params, ("ConvTranspose_1", "bias"))), 2 * channel_means - 1, atol=1e-6
   )
 
 
@@ -160,16 +156,16 @@ def test_population_members_all_get_the_bias():
   ds, _, _ = toy()
   nets = MODELS.get("mnist_mlp")(ds.spec, 0, None, g_hidden=(8,))
   stacked = g_state(nets, members=3)
-  assert not np.allclose(*leaf(stacked.g_params, ("Dense_0", "kernel"))[:2])  # members differ
+  assert not np.allclose(*leaf(stacked.g.params, ("Dense_0", "kernel"))[:2])  # members differ
   bias = output_bias.marginal_bias(output_bias.pixel_means(ds), (0.0, 1.0))
   out = output_bias.with_marginal_bias(stacked, nets, bias)
-  for params in (out.g_params, out.g_ema_params):
+  for params in (out.g.params, out.g_ema_params):
     got = leaf(params, ("Dense_1", "bias"))
     assert got.shape == (3, 16)
     for m in range(3):
       np.testing.assert_allclose(got[m], bias.reshape(-1).astype(np.float32))
   np.testing.assert_array_equal(
-    leaf(out.g_params, ("Dense_0", "kernel")), leaf(stacked.g_params, ("Dense_0", "kernel"))
+    leaf(out.g.params, ("Dense_0", "kernel")), leaf(stacked.g.params, ("Dense_0", "kernel"))
   )
 
 

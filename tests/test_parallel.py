@@ -112,7 +112,7 @@ def test_cross_device_batch_norm_matches_single_device(mode, tmp_path):
     # Per-device statistics normalise 2 examples at a time: a different (valid) model.
     diffs = [
       float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-      for a, b in zip(jax.tree.leaves(single.g_params), jax.tree.leaves(local.g_params))
+      for a, b in zip(jax.tree.leaves(single.g.params), jax.tree.leaves(local.g.params))
     ]
     assert max(diffs) > 1e-4  # vs < 1e-5 for cross-device statistics above
 
@@ -192,7 +192,7 @@ def test_zoo_terms_match_single_device(name, monkeypatch):
       assert float(m_single[k]) != 0.0, k
     assert float(m_single["d_loss/r1"]) != 0.0  # lazy: ran on updates 0, 2, 4 of 3 steps x k=2
   else:
-    assert max(float(np.abs(x).max()) for x in jax.tree.leaves(single.d_params)) <= 0.5
+    assert max(float(np.abs(x).max()) for x in jax.tree.leaves(single.d.params)) <= 0.5
 
 
 def test_diffaugment_matches_single_device(tmp_path):

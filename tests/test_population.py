@@ -56,7 +56,7 @@ def test_three_seeds_in_one_program_resumed_equal_three_single_runs(three_seeds)
   """Bit-exact: same keys, same data, same ops; so the resume is exact too."""
   _, _, pop_state, singles = three_seeds
   assert pop_state.step.shape == () and int(pop_state.step) == 4
-  assert pop_state.d_params["Dense_0"]["kernel"].shape[0] == 3
+  assert pop_state.d.params["Dense_0"]["kernel"].shape[0] == 3
   for i, single in enumerate(singles):
     _assert_trees(_member(pop_state, i), single)
 

@@ -67,10 +67,10 @@ def test_training_keeps_u_in_the_d_collections_and_iterates_it():
   c.model.d_spectral_norm = True
   exp = build_experiment(c)
   state = exp.init_state()
-  u0 = state.d_collections[spectral_norm.COLLECTION]
+  u0 = state.d.collections[spectral_norm.COLLECTION]
   assert set(u0) == {"Dense_0", "Dense_1"}  # hidden and output layer
   new, _ = jax.jit(make_train_step(exp.gan))(state, {"x": jnp.ones((2, 8, 1)) * 4.0})
-  u1 = new.d_collections[spectral_norm.COLLECTION]
+  u1 = new.d.collections[spectral_norm.COLLECTION]
   # The hidden layer's u moved (one power iteration per D update); all stay unit vectors
   # (the output layer's u has one entry: +-1).
   assert not np.allclose(u0["Dense_0"]["kernel"], u1["Dense_0"]["kernel"])

@@ -88,4 +88,4 @@ def test_two_seeds_of_the_smoke_config_train_on_real_stacked_mnist(tmp_path, mni
   c.parallel = "none"
   c.train.member_loop = "vmap"  # compiles faster than one copy per member; speed is not tested here
   state = jaxgan.train(c, str(tmp_path / "run"), progress=False)
-  assert int(state.step) == 2 and state.g_params["Dense_0"]["kernel"].shape[0] == 2
+  assert int(state.step) == 2 and state.g.params["Dense_0"]["kernel"].shape[0] == 2

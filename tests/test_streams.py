@@ -55,7 +55,7 @@ def test_a_new_penalty_stream_leaves_an_existing_run_unchanged():
   assert set(names_b) - set(names_a) == {"d0/term/gp", "d1/term/gp"}
   assert float(metrics["gp/grad_norm"]) > 0  # the penalty did run
   for x, y in zip(
-    jax.tree.leaves((a.g_params, a.d_params)), jax.tree.leaves((b.g_params, b.d_params))
+    jax.tree.leaves((a.g.params, a.d.params)), jax.tree.leaves((b.g.params, b.d.params))
   ):
     np.testing.assert_array_equal(x, y)
 

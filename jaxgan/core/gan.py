@@ -20,7 +20,7 @@ from jaxgan.core import augment, losses, objectives, optim
 from jaxgan.core.collectives import device_key
 from jaxgan.core.ema import EMA
 from jaxgan.core.parallel import axis_name_for
-from jaxgan.core.state import GANState, PyTree
+from jaxgan.core.state import GANState, PlayerState, PyTree
 from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError
 from jaxgan.models import MODELS, Nets, spectral_norm
@@ -85,6 +85,14 @@ class GAN:
   augment_strength: float = 1.0
   joint_d_pass: bool = False
   ema: EMA = dataclasses.field(default_factory=EMA)
+
+  def terms(self, player: str) -> tuple[objectives.Term, ...]:
+    """``player``'s ('d' or 'g') objective terms."""
+    return {"d": self.d_terms, "g": self.g_terms}[player]
+
+  def tx(self, player: str) -> optax.GradientTransformation:
+    """``player``'s ('d' or 'g') optimizer."""
+    return {"d": self.d_tx, "g": self.g_tx}[player]
 
   @property
   def conditional(self) -> bool:
@@ -273,18 +281,14 @@ def init_state(gan: GAN, key: jax.Array) -> GANState:
     )
   return GANState(
     step=jnp.zeros((), jnp.int32),
-    g_params=g_params,
-    d_params=d_params,
-    g_collections=g_collections,
-    d_collections=d_collections,
-    g_opt_state=gan.g_tx.init(g_params),
-    d_opt_state=gan.d_tx.init(d_params),
+    g=PlayerState(
+      g_params, g_collections, gan.g_tx.init(g_params), objectives.init_states(gan.g_terms)
+    ),
+    d=PlayerState(
+      d_params, d_collections, gan.d_tx.init(d_params), objectives.init_states(gan.d_terms)
+    ),
     rng=rng,
     g_ema_params=jax.tree.map(jnp.copy, g_params) if gan.ema.enabled else None,
-    objective_state={
-      "d": objectives.init_states(gan.d_terms),
-      "g": objectives.init_states(gan.g_terms),
-    },
   )
 
 
@@ -302,8 +306,8 @@ def generate(
   z = gan.noise.sample(z_key, n)
   if gan.conditional and labels is None:
     labels = gan.sample_labels(y_key, n)
-  params = state.sampling_params() if use_ema else state.g_params
-  x, _ = apply_net(gan.nets.generator, params, state.g_collections, z, labels, train=False)
+  params = state.sampling_params() if use_ema else state.g.params
+  x, _ = apply_net(gan.nets.generator, params, state.g.collections, z, labels, train=False)
   return x
 
 
@@ -312,7 +316,7 @@ def discriminate(
 ) -> jax.Array:
   """D's output on each example of x in eval mode, as the loss reads it: a probability for
   sigmoid losses (BCE), the raw critic value otherwise. A packed D (PacGAN) sees m copies."""
-  params, cols = d_weights(gan, state.d_params, state.d_collections, update=False)
+  params, cols = d_weights(gan, state.d.params, state.d.collections, update=False)
   if gan.d_pack > 1:
     x = jnp.repeat(x, gan.d_pack, axis=0)
   raw, _ = d_forward(gan, params, cols, x, labels, train=False)

@@ -46,9 +46,9 @@ class TermContext:
     real_x, real_y, fake_x, fake_y: the batches (labels None if unconditional).
     real_out, fake_out: D's raw outputs of the adversarial pass (None where that
       pass did not look at the batch, e.g. real in G's update for most losses).
-    key: the term's own random stream.
     step: the training step; update: this player's update count (k per step for D).
-    state: the term's persistent state (None if it keeps none).
+    key: the term's own random stream, and state: the term's persistent state
+      (None if it keeps none); both set per term by ``evaluate``.
     axis_name: the device axis, for terms that need global batch statistics.
     group: examples per D output (PacGAN's m; 1 otherwise).
   """
@@ -60,12 +60,12 @@ class TermContext:
   fake_y: Array | None
   real_out: Array | None
   fake_out: Array
-  key: Array
   step: Array
   update: Array
-  state: PyTree = None
   axis_name: str | None = None
   group: int = 1
+  key: Array | None = None
+  state: PyTree = None
 
   def draw(self, sample: Callable[[Array, int], PyTree], key: Array) -> PyTree:
     """This device's slice of ``sample(key, global_batch)``: per-example random values that

@@ -140,7 +140,7 @@ def with_marginal_bias(
   population's leading member axis."""
   path = _bias_path(nets, model_name)
   bias = np.asarray(bias)
-  state = state.replace(g_params=_set_leaf(state.g_params, path, bias))
+  state = state.replace(g=state.g.replace(params=_set_leaf(state.g.params, path, bias)))
   if state.g_ema_params is not None:
     state = state.replace(g_ema_params=_set_leaf(state.g_ema_params, path, bias))
   return state

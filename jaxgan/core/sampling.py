@@ -47,7 +47,7 @@ class Sampler:
     progress: Callable[[int, int], None] | None = None,
   ) -> np.ndarray:
     """G(z) for given noise (and labels); ``progress(done, n)`` after each chunk."""
-    params = state.sampling_params() if use_ema else state.g_params
+    params = state.sampling_params() if use_ema else state.g.params
     n = z.shape[0]
     if self.gan.conditional and labels is None:
       raise ValueError("this GAN is conditional: pass labels (int array of shape [n])")
@@ -59,7 +59,7 @@ class Sampler:
       if pad and n > self.chunk:  # keep one compiled shape
         zc = jnp.concatenate([zc, jnp.zeros((pad, *zc.shape[1:]), zc.dtype)])
         yc = None if yc is None else jnp.concatenate([yc, jnp.zeros((pad,), jnp.int32)])
-      x = np.asarray(self._generate(params, state.g_collections, zc, yc))
+      x = np.asarray(self._generate(params, state.g.collections, zc, yc))
       out.append(x[: x.shape[0] - pad] if pad and n > self.chunk else x)
       if progress:
         progress(min(i + self.chunk, n), n)

@@ -11,37 +11,103 @@ PyTree = Any
 
 
 @flax.struct.dataclass
+class PlayerState:
+  """One player's (G's or D's) part of the state; both players have the same four fields.
+
+  Attributes:
+    params: the network's trainable parameters.
+    collections: non-trainable variables, e.g. {'batch_stats': ...} or spectral
+      normalisation's power-iteration vectors; an empty dict when there are none.
+    opt_state: the optax state of its optimizer.
+    term_state: its objective terms' own state, {term name: ...} (e.g. LeCam's
+      moving averages of D's outputs); an empty dict when no term keeps any.
+  """
+
+  params: PyTree
+  collections: PyTree
+  opt_state: PyTree
+  term_state: PyTree
+
+
+@flax.struct.dataclass
 class GANState:
   """Training state. Pure data: no modules or functions, so orbax saves it as arrays.
 
   Attributes:
     step: completed training steps (one step = k D updates + g_steps G updates).
-    g_params, d_params: the networks' trainable parameters.
-    g_collections, d_collections: non-trainable variables, e.g. {'batch_stats': ...};
-      empty dicts for networks without batch norm.
-    g_opt_state, d_opt_state: optax states.
+    g, d: the players' states (``PlayerState``).
     rng: the run's base PRNG key (raw uint32[2]); step s draws everything from
       ``fold_in(rng, s)`` by named streams (``jaxgan.core.streams``), so it never changes.
-    g_ema_params: a moving average of ``g_params`` (None when neither
+    g_ema_params: a moving average of ``g.params`` (None when neither
       ``train.ema_decay`` nor ``train.ema_kimg`` is set). Sampling uses it when present.
-    objective_state: objective terms' own state, {'d': {term: ...}, 'g': {...}}
-      (e.g. LeCam's moving averages of D's outputs).
     hparams: a population's swept hyperparameters ({'optim': {'d': {'lr': ...}}});
       None in a single run (``jaxgan.core.population``).
   """
 
   step: jax.Array
-  g_params: PyTree
-  d_params: PyTree
-  g_collections: PyTree
-  d_collections: PyTree
-  g_opt_state: PyTree
-  d_opt_state: PyTree
+  g: PlayerState
+  d: PlayerState
   rng: jax.Array
   g_ema_params: PyTree = None
-  objective_state: PyTree = None
   hparams: PyTree = None
 
   def sampling_params(self) -> PyTree:
     """The generator weights to sample from: the EMA copy when there is one."""
-    return self.g_params if self.g_ema_params is None else self.g_ema_params
+    return self.g.params if self.g_ema_params is None else self.g_ema_params
+
+
+# Checkpoints written before the state was split per player hold these top-level keys.
+LEGACY_KEYS = frozenset(
+  {
+    "g_params",
+    "d_params",
+    "g_collections",
+    "d_collections",
+    "g_opt_state",
+    "d_opt_state",
+    "objective_state",
+  }
+)
+
+
+def to_legacy(state: GANState) -> dict[str, PyTree]:
+  """``state`` in the layout of checkpoints written before the per-player split (flat
+  ``g_params``, ``d_opt_state``, ... and ``objective_state={'d': ..., 'g': ...}``), so
+  such a checkpoint can be checked and restored against it."""
+  out = {
+    "step": state.step,
+    "rng": state.rng,
+    "g_ema_params": state.g_ema_params,
+    "hparams": state.hparams,
+    "objective_state": {"d": state.d.term_state, "g": state.g.term_state},
+  }
+  for who in ("g", "d"):
+    player = getattr(state, who)
+    out.update(
+      {
+        f"{who}_params": player.params,
+        f"{who}_collections": player.collections,
+        f"{who}_opt_state": player.opt_state,
+      }
+    )
+  return out
+
+
+def from_legacy(tree: dict[str, PyTree]) -> GANState:
+  """The inverse of ``to_legacy``: a restored old-layout tree as today's ``GANState``."""
+  players = {
+    who: PlayerState(
+      params=tree[f"{who}_params"],
+      collections=tree[f"{who}_collections"],
+      opt_state=tree[f"{who}_opt_state"],
+      term_state=(tree.get("objective_state") or {}).get(who, {}),
+    )
+    for who in ("g", "d")
+  }
+  return GANState(
+    step=tree["step"],
+    rng=tree["rng"],
+    g_ema_params=tree.get("g_ema_params"),
+    hparams=tree.get("hparams"),
+    **players,
+  )

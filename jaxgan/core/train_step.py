@@ -1,26 +1,34 @@
-"""The pure, compiled training step: Algorithm 1 of Goodfellow et al. (2014).
+"""The pure, compiled training step: Algorithm 1 of Goodfellow et al. (2014), per player.
 
 One *step* = ``d_steps`` (k) discriminator updates, each on its own real
 minibatch and fresh noise, then ``g_steps`` generator updates with fresh noise.
 Each update minimises its player's objective, a sum of terms that see D
 (``jaxgan.core.objectives``); every random number comes from a named stream of the
 step's key (``jaxgan.core.streams``).
+
 With ``update_order="simultaneous"`` (the 2014 paper's released code) a step
 is instead one D and one G update from ONE forward pass: one noise draw, one
 G(z), D's pass on real and fake; D's gradient is that of D's objective, G's
 that of G's objective through the same, pre-update D (same fake batch, same
 dropout masks); then both optimizers step. It takes k = 1 and one G update
-(``jaxgan.config.validate`` refuses k > 1 for it).
-``make_train_step`` returns ``train_step(state, batch) -> (state, metrics)``
-for one device; with an ``axis_name`` it averages gradients, batch-norm
-running statistics and metrics over that axis (``lax.pmean``), so the same
-function runs under ``jit``, ``pmap`` or ``shard_map``. ``make_fused_step``
-fuses ``steps_per_call`` steps into one call (``lax.scan``, or inlined) so small
-models are not bound by Python dispatch.
+(``check_update_order``).
+
+The pieces are module-level functions of a small frozen ``StepContext`` (the
+GAN bundle, the step's named keys, the step and the device axis) and of the
+players' ``PlayerState``: ``d_update`` and ``g_update`` (one update each, with
+the same argument order), ``simultaneous_update``, the shared ``objective`` and
+``apply_gradients``. ``make_train_step`` composes them into
+``train_step(state, batch) -> (state, metrics)`` for one device; with an
+``axis_name`` it averages gradients, batch-norm running statistics and metrics
+over that axis (``lax.pmean``), so the same function runs under ``jit``,
+``pmap`` or ``shard_map``. ``make_fused_step`` fuses ``steps_per_call`` steps
+into one call (``lax.scan``, or inlined) so small models are not bound by Python
+dispatch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -32,13 +40,31 @@ from jax import lax
 from jaxgan.core import objectives, optim, streams
 from jaxgan.core.collectives import pmean, shard_of_global
 from jaxgan.core.gan import GAN, apply_net, d_augment, d_forward, d_weights
-from jaxgan.core.state import GANState
+from jaxgan.core.state import GANState, PlayerState
+from jaxgan.errors import ConfigError
 
+Array = jax.Array
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
 TrainStep = Callable[[GANState, Batch], tuple[GANState, Metrics]]
 NEVER = jnp.iinfo(jnp.int32).max
 WATCHED = ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm")  # what divergence is judged on
+UPDATE_ORDERS = ("alternating", "simultaneous")
+
+
+def check_update_order(update_order: str, d_steps: int, g_steps: int) -> None:
+  """The update-order rule, in one place (``config.validate`` and the step both call it)."""
+  if update_order not in UPDATE_ORDERS:
+    raise ConfigError(
+      f"config.train.update_order={update_order!r} is not valid. "
+      f"Valid choices: {', '.join(UPDATE_ORDERS)}."
+    )
+  if update_order == "simultaneous" and (d_steps, g_steps) != (1, 1):
+    raise ConfigError(
+      f"config.train.update_order='simultaneous' takes one D and one G update from one forward "
+      f"pass, so it needs d_steps=1 and g_steps=1 (got {d_steps} and {g_steps}); use "
+      f"update_order='alternating' for k > 1."
+    )
 
 
 def step_stream_names(gan: GAN, d_steps: int, g_steps: int) -> list[str]:
@@ -49,363 +75,338 @@ def step_stream_names(gan: GAN, d_steps: int, g_steps: int) -> list[str]:
   augmentation keys) and one stream per objective term.
   """
   names = []
-  for i in range(d_steps):
-    names += [f"d{i}/noise", f"d{i}/labels", f"d{i}/real", f"d{i}/fake"]
-    names += [f"d{i}/term/{t.name}" for t in gan.d_terms]
-  for j in range(g_steps):
-    names += [f"g{j}/noise", f"g{j}/labels", f"g{j}/real", f"g{j}/fake"]
-    names += [f"g{j}/term/{t.name}" for t in gan.g_terms]
+  for player, updates in (("d", d_steps), ("g", g_steps)):
+    for i in range(updates):
+      prefix = f"{player}{i}"
+      names += [f"{prefix}/noise", f"{prefix}/labels", f"{prefix}/real", f"{prefix}/fake"]
+      names += [f"{prefix}/term/{t.name}" for t in gan.terms(player)]
   return names
 
 
-UPDATE_ORDERS = ("alternating", "simultaneous")
+@dataclasses.dataclass(frozen=True)
+class StepContext:
+  """What every update of one training step shares.
+
+  Attributes:
+    gan: the static GAN bundle (nets, noise, objectives, optimizers).
+    keys: the step's named random streams (``step_stream_names``).
+    step: the training step being taken.
+    axis_name: the device axis (None on one device).
+  """
+
+  gan: GAN
+  keys: dict[str, Array]
+  step: Array
+  axis_name: str | None = None
+
+  def fake_inputs(self, prefix: str, local_n: int) -> tuple[Array, Array | None]:
+    """This device's share of the noise and (conditional GANs) fake labels of an update."""
+    z = shard_of_global(
+      self.gan.noise.sample, self.keys[f"{prefix}/noise"], local_n, self.axis_name
+    )
+    if not self.gan.conditional:
+      return z, None
+    y = shard_of_global(
+      self.gan.sample_labels, self.keys[f"{prefix}/labels"], local_n, self.axis_name
+    )
+    return z, y
+
+  def scorer(self, params: Any, collections: dict) -> objectives.ApplyD:
+    """D for objective terms: these (effective) weights and collections, augmentation and
+    dropout from the key it is given; batch statistics are not updated."""
+
+    def d(x: Array, y: Array | None, key: Array) -> Array:
+      x = d_augment(self.gan, x, streams.sub(key, "augment"), self.axis_name)
+      dropout = streams.sub(key, "dropout")
+      return d_forward(
+        self.gan,
+        params,
+        collections,
+        x,
+        y,
+        train=True,
+        dropout_key=dropout,
+        axis_name=self.axis_name,
+      )[0]
+
+    return d
+
+  def view(
+    self,
+    *,
+    d: objectives.ApplyD,
+    real: Batch,
+    fake: Array,
+    y_fake: Array | None,
+    real_out: Array | None,
+    fake_out: Array,
+    update: Array,
+  ) -> objectives.TermContext:
+    """What a player's objective terms see of this update."""
+    return objectives.TermContext(
+      d=d,
+      real_x=real["x"],
+      real_y=real.get("y"),
+      fake_x=fake,
+      fake_y=y_fake,
+      real_out=real_out,
+      fake_out=fake_out,
+      step=self.step,
+      update=update,
+      axis_name=self.axis_name,
+      group=self.gan.d_pack,
+    )
+
+
+def d_pass(
+  ctx: StepContext,
+  params: Any,
+  collections: dict,
+  real: Batch,
+  fake: Array,
+  y_fake: Array | None,
+  prefix: str,
+) -> tuple[Array, Array, dict]:
+  """D's adversarial pass on augmented real and fake batches, with D's effective weights:
+  (real_out, fake_out, D's collections as the pass left them)."""
+  gan, axis = ctx.gan, ctx.axis_name
+  k_real, k_fake = ctx.keys[f"{prefix}/real"], ctx.keys[f"{prefix}/fake"]
+  x_real = d_augment(gan, real["x"], streams.sub(k_real, "augment"), axis)
+  x_fake = d_augment(gan, fake, streams.sub(k_fake, "augment"), axis)
+  y_real = real.get("y")
+  if gan.joint_d_pass:  # one call; D treats examples independently (see choose_joint_d_pass)
+    local_n = real["x"].shape[0]
+    y = None if y_fake is None else jnp.concatenate([y_real, y_fake])
+    out, cols = d_forward(
+      gan,
+      params,
+      collections,
+      jnp.concatenate([x_real, x_fake]),
+      y,
+      train=True,
+      dropout_key=streams.sub(k_real, "dropout"),
+      axis_name=axis,
+    )
+    return out[:local_n], out[local_n:], cols
+  # two calls: D mixes examples (batch norm keeps real and fake apart; packs), or conv on CPU
+  real_out, cols = d_forward(
+    gan,
+    params,
+    collections,
+    x_real,
+    y_real,
+    train=True,
+    dropout_key=streams.sub(k_real, "dropout"),
+    axis_name=axis,
+  )
+  fake_out, cols = d_forward(
+    gan,
+    params,
+    cols,
+    x_fake,
+    y_fake,
+    train=True,
+    dropout_key=streams.sub(k_fake, "dropout"),
+    axis_name=axis,
+  )
+  return real_out, fake_out, cols
+
+
+def objective(
+  ctx: StepContext, player: str, view: objectives.TermContext, prefix: str, term_state: dict
+) -> tuple[Array, Metrics, dict]:
+  """``player``'s objective (its terms, ``jaxgan.core.objectives``) on one update's view:
+  (loss, metrics, the terms' next states). Metrics also show D's output as its loss reads
+  it: ``d_real``, ``d_fake`` in D's update, ``g_d_fake`` in G's."""
+  terms = ctx.gan.terms(player)
+  keys = {t.name: ctx.keys[f"{prefix}/term/{t.name}"] for t in terms}
+  loss, metrics, new_states = objectives.evaluate(terms, view, keys, term_state, f"{player}_loss")
+  read = ctx.gan.d_loss.read
+  if player == "d":
+    metrics["d_real"] = jnp.mean(read(view.real_out))
+    metrics["d_fake"] = jnp.mean(read(view.fake_out))
+  else:
+    metrics["g_d_fake"] = jnp.mean(read(view.fake_out))
+  return loss, metrics, new_states
+
+
+def apply_gradients(
+  ctx: StepContext,
+  player: str,
+  state: PlayerState,
+  grads: Any,
+  collections: dict,
+  new_term_states: dict,
+  metrics: Metrics,
+) -> tuple[PlayerState, Metrics]:
+  """Averages ``grads`` over devices, takes one optimizer step and returns the player's next
+  state (collections averaged over devices, term states updated); adds the norms and the
+  learning rate to ``metrics`` (``{player}_grad_norm``, ..., ``lr/{player}``)."""
+  grads = pmean(grads, ctx.axis_name)
+  updates, opt_state = ctx.gan.tx(player).update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  metrics[f"{player}_grad_norm"] = optax.tree.norm(grads)
+  metrics[f"{player}_update_norm"] = optax.tree.norm(updates)
+  metrics[f"{player}_param_norm"] = optax.tree.norm(params)
+  metrics[f"lr/{player}"] = optim.learning_rate(opt_state)
+  new = PlayerState(
+    params=params,
+    collections=pmean(collections, ctx.axis_name),
+    opt_state=opt_state,
+    term_state={**state.term_state, **new_term_states},
+  )
+  return new, metrics
+
+
+def d_update(
+  ctx: StepContext, d: PlayerState, g: PlayerState, real: Batch, prefix: str, update: Array
+) -> tuple[PlayerState, Metrics]:
+  """One D update on ``real`` and a fresh fake batch from G (training mode, G's own
+  statistics untouched); ``update``: D's update count, for lazy terms."""
+  z, y_fake = ctx.fake_inputs(prefix, real["x"].shape[0])
+  fake, _ = apply_net(ctx.gan.nets.generator, g.params, g.collections, z, y_fake, train=True)
+  fake = lax.stop_gradient(fake)
+
+  def loss_fn(params):
+    params, cols = d_weights(ctx.gan, params, d.collections, update=True)  # new power iterates
+    real_out, fake_out, cols = d_pass(ctx, params, cols, real, fake, y_fake, prefix)
+    view = ctx.view(
+      d=ctx.scorer(params, d.collections),
+      real=real,
+      fake=fake,
+      y_fake=y_fake,
+      real_out=real_out,
+      fake_out=fake_out,
+      update=update,
+    )
+    loss, metrics, new_states = objective(ctx, "d", view, prefix, d.term_state)
+    return loss, (cols, metrics, new_states)
+
+  (_, (cols, metrics, new_states)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d.params)
+  return apply_gradients(ctx, "d", d, grads, cols, new_states, metrics)
+
+
+def g_update(
+  ctx: StepContext, g: PlayerState, d: PlayerState, real: Batch, prefix: str, update: Array
+) -> tuple[PlayerState, Metrics]:
+  """One G update against D (in training mode, its weights and statistics frozen);
+  ``real`` is scored only for losses that compare with real data (``needs_real``)."""
+  gan = ctx.gan
+  z, y_fake = ctx.fake_inputs(prefix, real["x"].shape[0])
+  d_params, d_cols = d_weights(gan, d.params, d.collections, update=False)
+  score = ctx.scorer(d_params, d_cols)
+
+  def loss_fn(params):
+    fake, cols = apply_net(gan.nets.generator, params, g.collections, z, y_fake, train=True)
+    fake_out = score(fake, y_fake, ctx.keys[f"{prefix}/fake"])
+    real_out = (
+      score(real["x"], real.get("y"), ctx.keys[f"{prefix}/real"]) if gan.g_loss.needs_real else None
+    )
+    view = ctx.view(
+      d=score,
+      real=real,
+      fake=fake,
+      y_fake=y_fake,
+      real_out=real_out,
+      fake_out=fake_out,
+      update=update,
+    )
+    loss, metrics, new_states = objective(ctx, "g", view, prefix, g.term_state)
+    return loss, (cols, metrics, new_states)
+
+  (_, (cols, metrics, new_states)), grads = jax.value_and_grad(loss_fn, has_aux=True)(g.params)
+  return apply_gradients(ctx, "g", g, grads, cols, new_states, metrics)
+
+
+def simultaneous_update(
+  ctx: StepContext, d: PlayerState, g: PlayerState, real: Batch
+) -> tuple[PlayerState, PlayerState, Metrics, Metrics]:
+  """One D and one G update from one forward pass (the 2014 released code): both gradients
+  are pulled back from the same G(z) and the same D outputs (same dropout masks), so G's
+  gradient goes through the pre-update D. Streams: d0/* for noise, labels and the D pass,
+  d0/term/* for D's terms and g0/term/* for G's. Each player's update count is the step."""
+  gan, update = ctx.gan, ctx.step
+  z, y_fake = ctx.fake_inputs("d0", real["x"].shape[0])
+
+  def losses(d_params, g_params):
+    fake, g_cols = apply_net(gan.nets.generator, g_params, g.collections, z, y_fake, train=True)
+    params, d_cols = d_weights(gan, d_params, d.collections, update=True)
+    real_out, fake_out, d_cols = d_pass(ctx, params, d_cols, real, fake, y_fake, "d0")
+    score = ctx.scorer(params, d.collections)
+    d_view = ctx.view(
+      d=score,
+      real=real,
+      fake=fake,
+      y_fake=y_fake,
+      real_out=real_out,
+      fake_out=fake_out,
+      update=update,
+    )
+    g_view = dataclasses.replace(d_view, real_out=real_out if gan.g_loss.needs_real else None)
+    d_loss, d_metrics, d_new = objective(ctx, "d", d_view, "d0", d.term_state)
+    g_loss, g_metrics, g_new = objective(ctx, "g", g_view, "g0", g.term_state)
+    return (d_loss, g_loss), (d_cols, g_cols, d_metrics, g_metrics, d_new, g_new)
+
+  (d_loss, g_loss), pullback, aux = jax.vjp(losses, d.params, g.params, has_aux=True)
+  d_cols, g_cols, d_metrics, g_metrics, d_new, g_new = aux
+  one, zero = jnp.ones_like, jnp.zeros_like
+  d_grads, _ = pullback((one(d_loss), zero(g_loss)))  # dL_D/dtheta_D (the rest is dead code)
+  _, g_grads = pullback((zero(d_loss), one(g_loss)))  # dL_G/dtheta_G through the pre-update D
+  d, d_metrics = apply_gradients(ctx, "d", d, d_grads, d_cols, d_new, d_metrics)
+  g, g_metrics = apply_gradients(ctx, "g", g, g_grads, g_cols, g_new, g_metrics)
+  return d, g, d_metrics, g_metrics
+
+
+def alternating_updates(
+  ctx: StepContext, d: PlayerState, g: PlayerState, batch: Batch, g_steps: int
+) -> tuple[PlayerState, PlayerState, list, list]:
+  """Algorithm 1: k D updates, one per real minibatch of ``batch``, then ``g_steps`` G
+  updates against the new D (which see the last real minibatch, for losses that need it).
+
+  Python loops, not ``lax.scan``: k and g_steps are small, and XLA:CPU runs convolutions
+  inside loop bodies far slower (jax-ml/jax#12868; docs/performance.md).
+  """
+  d_steps = batch["x"].shape[0]
+  d_metrics, g_metrics = [], []
+  for i in range(d_steps):
+    real = jax.tree.map(lambda a: a[i], batch)
+    d, m = d_update(ctx, d, g, real, f"d{i}", ctx.step * d_steps + i)
+    d_metrics.append(m)
+  last_real = jax.tree.map(lambda a: a[d_steps - 1], batch)
+  for j in range(g_steps):
+    g, m = g_update(ctx, g, d, last_real, f"g{j}", ctx.step * g_steps + j)
+    g_metrics.append(m)
+  return d, g, d_metrics, g_metrics
 
 
 def make_train_step(
   gan: GAN, *, g_steps: int = 1, axis_name: str | None = None, update_order: str = "alternating"
 ) -> TrainStep:
-  """Builds the per-device step. ``batch['x']`` is [k, B_local, ...]: one minibatch per D update.
+  """The per-device step. ``batch['x']`` is [k, B_local, ...]: one minibatch per D update.
 
   ``update_order``: "alternating" (Algorithm 1: k D updates, then ``g_steps`` G
   updates against the new D) or "simultaneous" (k = g_steps = 1, both players'
   gradients from one forward pass; see the module docstring).
   """
-  if update_order not in UPDATE_ORDERS:
-    raise ValueError(f"update_order={update_order!r}; choose one of {', '.join(UPDATE_ORDERS)}")
-  if update_order == "simultaneous" and g_steps != 1:
-    raise ValueError(
-      f"update_order='simultaneous' takes one G update per step, got g_steps={g_steps}"
-    )
-  G = gan.nets.generator
-
-  def noise_and_labels(keys, prefix: str, local_n: int):
-    z = shard_of_global(gan.noise.sample, keys[f"{prefix}/noise"], local_n, axis_name)
-    y = (
-      shard_of_global(gan.sample_labels, keys[f"{prefix}/labels"], local_n, axis_name)
-      if gan.conditional
-      else None
-    )
-    return z, y
-
-  def d_call(params, cols):
-    """D for objective terms: augmentation and dropout from the given key; no stat updates."""
-
-    def d(x, y, key):
-      x = d_augment(gan, x, streams.sub(key, "augment"), axis_name)
-      return d_forward(
-        gan,
-        params,
-        cols,
-        x,
-        y,
-        train=True,
-        dropout_key=streams.sub(key, "dropout"),
-        axis_name=axis_name,
-      )[0]
-
-    return d
-
-  def term_keys(keys, prefix, terms):
-    return {t.name: keys[f"{prefix}/term/{t.name}"] for t in terms}
-
-  def d_pass(d_params, d_collections, real, fake, y_fake, k_real, k_fake):
-    """D's adversarial pass on real and fake: (D's effective weights, real_out, fake_out,
-    D's collections as the pass left them)."""
-    local_n = real["x"].shape[0]
-    y_real = real.get("y")
-    params, cols = d_weights(gan, d_params, d_collections, update=True)
-    x_real = d_augment(gan, real["x"], streams.sub(k_real, "augment"), axis_name)
-    x_fake = d_augment(gan, fake, streams.sub(k_fake, "augment"), axis_name)
-    if gan.joint_d_pass:  # one call; D treats examples independently (see choose_joint_d_pass)
-      y = None if y_fake is None else jnp.concatenate([y_real, y_fake])
-      out, cols = d_forward(
-        gan,
-        params,
-        cols,
-        jnp.concatenate([x_real, x_fake]),
-        y,
-        train=True,
-        dropout_key=streams.sub(k_real, "dropout"),
-        axis_name=axis_name,
-      )
-      real_out, fake_out = out[:local_n], out[local_n:]
-    else:  # D mixes examples (batch norm keeps real and fake apart; packs), or conv on CPU
-      real_out, cols = d_forward(
-        gan,
-        params,
-        cols,
-        x_real,
-        y_real,
-        train=True,
-        dropout_key=streams.sub(k_real, "dropout"),
-        axis_name=axis_name,
-      )
-      fake_out, cols = d_forward(
-        gan,
-        params,
-        cols,
-        x_fake,
-        y_fake,
-        train=True,
-        dropout_key=streams.sub(k_fake, "dropout"),
-        axis_name=axis_name,
-      )
-    return params, real_out, fake_out, cols
-
-  def d_objective(
-    d, real, fake, y_fake, real_out, fake_out, key, t_keys, term_states, step, update
-  ):
-    """D's objective on the adversarial pass's outputs: (loss, metrics, next term states)."""
-    ctx = objectives.TermContext(
-      d=d,
-      real_x=real["x"],
-      real_y=real.get("y"),
-      fake_x=fake,
-      fake_y=y_fake,
-      real_out=real_out,
-      fake_out=fake_out,
-      key=key,
-      step=step,
-      update=update,
-      axis_name=axis_name,
-      group=gan.d_pack,
-    )
-    loss, metrics, new_states = objectives.evaluate(gan.d_terms, ctx, t_keys, term_states, "d_loss")
-    metrics["d_real"] = jnp.mean(gan.d_loss.read(real_out))
-    metrics["d_fake"] = jnp.mean(gan.d_loss.read(fake_out))
-    return loss, metrics, new_states
-
-  def g_objective(
-    d, real, fake, y_fake, real_out, fake_out, key, t_keys, term_states, step, update
-  ):
-    """G's objective on D's outputs: (loss, metrics, next term states)."""
-    ctx = objectives.TermContext(
-      d=d,
-      real_x=real["x"],
-      real_y=real.get("y"),
-      fake_x=fake,
-      fake_y=y_fake,
-      real_out=real_out,
-      fake_out=fake_out,
-      key=key,
-      step=step,
-      update=update,
-      axis_name=axis_name,
-      group=gan.d_pack,
-    )
-    loss, metrics, new_states = objectives.evaluate(gan.g_terms, ctx, t_keys, term_states, "g_loss")
-    metrics["g_d_fake"] = jnp.mean(gan.d_loss.read(fake_out))
-    return loss, metrics, new_states
-
-  def apply_gradients(tx, grads, opt_state, params, player, metrics):
-    """Averages the gradients over devices and takes one optimizer step; adds the norms and
-    the learning rate to ``metrics`` (``{player}_grad_norm``, ..., ``lr/{player}``)."""
-    grads = pmean(grads, axis_name)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    params = optax.apply_updates(params, updates)
-    metrics[f"{player}_grad_norm"] = optax.tree.norm(grads)
-    metrics[f"{player}_update_norm"] = optax.tree.norm(updates)
-    metrics[f"{player}_param_norm"] = optax.tree.norm(params)
-    metrics[f"lr/{player}"] = optim.learning_rate(opt_state)
-    return params, opt_state, metrics
-
-  def d_update(carry, real, keys, prefix, update, step, g_params, g_collections):
-    d_params, d_collections, d_opt_state, term_states = carry
-    local_n = real["x"].shape[0]
-    z, y_fake = noise_and_labels(keys, prefix, local_n)
-    fake, _ = apply_net(G, g_params, g_collections, z, y_fake, train=True)
-    fake = lax.stop_gradient(fake)
-    k_real, k_fake = keys[f"{prefix}/real"], keys[f"{prefix}/fake"]
-
-    def loss_fn(params):
-      params, real_out, fake_out, cols = d_pass(
-        params, d_collections, real, fake, y_fake, k_real, k_fake
-      )
-      loss, metrics, new_states = d_objective(
-        d_call(params, d_collections),
-        real,
-        fake,
-        y_fake,
-        real_out,
-        fake_out,
-        k_real,
-        term_keys(keys, prefix, gan.d_terms),
-        term_states,
-        step,
-        update,
-      )
-      return loss, (cols, metrics, new_states)
-
-    (_, (cols, metrics, new_states)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d_params)
-    d_params, d_opt_state, metrics = apply_gradients(
-      gan.d_tx, grads, d_opt_state, d_params, "d", metrics
-    )
-    return (d_params, pmean(cols, axis_name), d_opt_state, {**term_states, **new_states}), metrics
-
-  def g_update(carry, keys, prefix, update, step, d_params, d_collections, real):
-    g_params, g_collections, g_opt_state, term_states = carry
-    local_n = real["x"].shape[0]
-    z, y_fake = noise_and_labels(keys, prefix, local_n)
-    d_params, d_cols = d_weights(gan, d_params, d_collections, update=False)
-    d = d_call(d_params, d_cols)
-
-    def loss_fn(params):
-      fake, cols = apply_net(G, params, g_collections, z, y_fake, train=True)
-      fake_out = d(fake, y_fake, keys[f"{prefix}/fake"])
-      real_out = (
-        d(real["x"], real.get("y"), keys[f"{prefix}/real"]) if gan.g_loss.needs_real else None
-      )
-      loss, metrics, new_states = g_objective(
-        d,
-        real,
-        fake,
-        y_fake,
-        real_out,
-        fake_out,
-        keys[f"{prefix}/fake"],
-        term_keys(keys, prefix, gan.g_terms),
-        term_states,
-        step,
-        update,
-      )
-      return loss, (cols, metrics, new_states)
-
-    (_, (cols, metrics, new_states)), grads = jax.value_and_grad(loss_fn, has_aux=True)(g_params)
-    g_params, g_opt_state, metrics = apply_gradients(
-      gan.g_tx, grads, g_opt_state, g_params, "g", metrics
-    )
-    return (g_params, pmean(cols, axis_name), g_opt_state, {**term_states, **new_states}), metrics
-
-  def simultaneous_update(state, real, keys):
-    """One D and one G update from one forward pass (the 2014 released code): both gradients
-    are pulled back from the same G(z) and the same D outputs (same dropout masks), so G's
-    gradient goes through the pre-update D. Streams: d0/* for noise, labels and the D pass,
-    d0/term/* for D's terms and g0/term/* for G's."""
-    step = state.step  # k = g_steps = 1: each player's update count is the step
-    local_n = real["x"].shape[0]
-    z, y_fake = noise_and_labels(keys, "d0", local_n)
-    k_real, k_fake = keys["d0/real"], keys["d0/fake"]
-    d_states, g_states = state.objective_state["d"], state.objective_state["g"]
-
-    def losses(d_params, g_params):
-      fake, g_cols = apply_net(G, g_params, state.g_collections, z, y_fake, train=True)
-      params, real_out, fake_out, d_cols = d_pass(
-        d_params, state.d_collections, real, fake, y_fake, k_real, k_fake
-      )
-      d = d_call(params, state.d_collections)
-      d_loss, d_metrics, d_new = d_objective(
-        d,
-        real,
-        fake,
-        y_fake,
-        real_out,
-        fake_out,
-        k_real,
-        term_keys(keys, "d0", gan.d_terms),
-        d_states,
-        step,
-        step,
-      )
-      g_loss, g_metrics, g_new = g_objective(
-        d,
-        real,
-        fake,
-        y_fake,
-        real_out if gan.g_loss.needs_real else None,
-        fake_out,
-        k_fake,
-        term_keys(keys, "g0", gan.g_terms),
-        g_states,
-        step,
-        step,
-      )
-      return (d_loss, g_loss), (d_cols, g_cols, d_metrics, g_metrics, d_new, g_new)
-
-    (d_loss, g_loss), pullback, aux = jax.vjp(losses, state.d_params, state.g_params, has_aux=True)
-    d_cols, g_cols, d_metrics, g_metrics, d_new, g_new = aux
-    one, zero = jnp.ones_like, jnp.zeros_like
-    d_grads, _ = pullback((one(d_loss), zero(g_loss)))  # dL_D/dtheta_D (the rest is dead code)
-    _, g_grads = pullback((zero(d_loss), one(g_loss)))  # dL_G/dtheta_G through the pre-update D
-    d_params, d_opt_state, d_metrics = apply_gradients(
-      gan.d_tx, d_grads, state.d_opt_state, state.d_params, "d", d_metrics
-    )
-    g_params, g_opt_state, g_metrics = apply_gradients(
-      gan.g_tx, g_grads, state.g_opt_state, state.g_params, "g", g_metrics
-    )
-    d_carry = (d_params, pmean(d_cols, axis_name), d_opt_state, {**d_states, **d_new})
-    g_carry = (g_params, pmean(g_cols, axis_name), g_opt_state, {**g_states, **g_new})
-    return d_carry, g_carry, [d_metrics], [g_metrics]
-
-  def alternating_updates(state, batch, keys, d_steps):
-    # Python loops, not lax.scan: k and g_steps are small, and XLA:CPU runs
-    # convolutions inside loop bodies far slower (jax-ml/jax#12868; BUILD_NOTES.md).
-    d_carry = (state.d_params, state.d_collections, state.d_opt_state, state.objective_state["d"])
-    d_metrics = []
-    for i in range(d_steps):
-      real = jax.tree.map(lambda a: a[i], batch)
-      d_carry, m = d_update(
-        d_carry,
-        real,
-        keys,
-        f"d{i}",
-        state.step * d_steps + i,
-        state.step,
-        state.g_params,
-        state.g_collections,
-      )
-      d_metrics.append(m)
-    d_params, d_collections = d_carry[:2]
-    g_carry = (state.g_params, state.g_collections, state.g_opt_state, state.objective_state["g"])
-    g_metrics = []
-    last_real = jax.tree.map(
-      lambda a: a[d_steps - 1], batch
-    )  # for losses that compare with real data
-    for j in range(g_steps):
-      g_carry, m = g_update(
-        g_carry,
-        keys,
-        f"g{j}",
-        state.step * g_steps + j,
-        state.step,
-        d_params,
-        d_collections,
-        last_real,
-      )
-      g_metrics.append(m)
-    return d_carry, g_carry, d_metrics, g_metrics
+  check_update_order(update_order, 1, g_steps)  # now, before tracing; k is known at trace time
 
   def train_step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
     d_steps = batch["x"].shape[0]
+    check_update_order(update_order, d_steps, g_steps)
     keys = streams.derive(
       streams.step_key(state.rng, state.step), step_stream_names(gan, d_steps, g_steps)
     )
+    ctx = StepContext(gan, keys, state.step, axis_name)
     if update_order == "simultaneous":
-      if d_steps != 1:
-        raise ValueError(
-          f"update_order='simultaneous' takes one real minibatch per step (k = 1); "
-          f"batch['x'] has {d_steps}"
-        )
-      d_carry, g_carry, d_metrics, g_metrics = simultaneous_update(
-        state, jax.tree.map(lambda a: a[0], batch), keys
-      )
+      real = jax.tree.map(lambda a: a[0], batch)
+      d, g, d_metrics, g_metrics = simultaneous_update(ctx, state.d, state.g, real)
+      d_metrics, g_metrics = [d_metrics], [g_metrics]
     else:
-      d_carry, g_carry, d_metrics, g_metrics = alternating_updates(state, batch, keys, d_steps)
-    d_params, d_collections, d_opt_state, d_term_states = d_carry
-    g_params, g_collections, g_opt_state, g_term_states = g_carry
+      d, g, d_metrics, g_metrics = alternating_updates(ctx, state.d, state.g, batch, g_steps)
     ema = state.g_ema_params
     if ema is not None:
-      ema = gan.ema.update(ema, g_params, state.step)
-    new_state = state.replace(
-      step=state.step + 1,
-      g_params=g_params,
-      d_params=d_params,
-      g_collections=g_collections,
-      d_collections=d_collections,
-      g_opt_state=g_opt_state,
-      d_opt_state=d_opt_state,
-      g_ema_params=ema,
-      objective_state={"d": d_term_states, "g": g_term_states},
-    )
+      ema = gan.ema.update(ema, g.params, state.step)
+    new_state = state.replace(step=state.step + 1, d=d, g=g, g_ema_params=ema)
     metrics = {
       k: jnp.mean(jnp.stack([m[k] for m in ms]))
       for ms in (d_metrics, g_metrics)

@@ -33,7 +33,7 @@ import orbax.checkpoint as ocp
 from absl import logging as absl_logging
 
 from jaxgan import config as config_lib
-from jaxgan.core.state import PyTree
+from jaxgan.core.state import LEGACY_KEYS, GANState, PyTree, from_legacy, to_legacy
 from jaxgan.errors import CheckpointDamagedError, CheckpointMismatchError, ConfigError
 
 DIGEST_FORMAT = "jaxgan-sha256-1"
@@ -41,7 +41,7 @@ DAMAGED_DIR = "checkpoints_damaged"
 
 
 def path_name(path) -> str:
-  """A tree path as 'g_params.Dense_0.kernel' (the same for state and metadata)."""
+  """A tree path as 'g.params.Dense_0.kernel' (the same for state and metadata)."""
   parts = []
   for k in path:
     for attr in ("key", "name", "idx"):
@@ -372,7 +372,7 @@ class Checkpointer:
     An unreadable step raises CheckpointDamagedError instead: damage is not a mismatch.
     """
     stored = shapes_by_name(self._state_metadata(step))
-    wanted = shapes_by_name(target)
+    wanted = shapes_by_name(self._as_stored(step, target)[0])
     problems = []
     for name in sorted(set(stored) | set(wanted)):
       if name not in stored:
@@ -395,6 +395,14 @@ class Checkpointer:
       )
     return config_changes
 
+  def _as_stored(self, step: int, target: PyTree) -> tuple[PyTree, Callable[[PyTree], PyTree]]:
+    """``target`` in the layout ``step`` was saved in, and what turns a tree restored in that
+    layout into today's: checkpoints from before the per-player state (flat ``g_params``,
+    ``d_opt_state``, ``objective_state``, ...) convert on restore (``jaxgan.core.state``)."""
+    if isinstance(target, GANState) and LEGACY_KEYS & set(self._state_metadata(step)):
+      return to_legacy(target), from_legacy
+    return target, lambda tree: tree
+
   def _state_metadata(self, step: int) -> PyTree:
     self._require_items(step)
     try:
@@ -410,6 +418,7 @@ class Checkpointer:
 
     Raises CheckpointDamagedError if the step is incomplete, unreadable or fails its digest.
     """
+    target, convert = self._as_stored(step, target)
     state = self._read(step, "state", ocp.args.StandardRestore(target))
     data = self._read(step, "data", ocp.args.JsonRestore())
     digest = self._digest(step)
@@ -421,7 +430,7 @@ class Checkpointer:
         if bad:
           more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
           raise self._damaged(step, f"state digest mismatch in {bad[0]}{more}")
-    return state, data
+    return convert(state), data
 
   @staticmethod
   def _mismatched_leaves(stored: dict[str, str], state: PyTree) -> list[str]:

@@ -163,9 +163,9 @@ def _train_locked(
   state = exp.init_state()
   batched = exp.population.batched
   bar.message(
-    run_summary.param_table("G", state.g_params, member_axis=batched)
+    run_summary.param_table("G", state.g.params, member_axis=batched)
     + "\n"
-    + run_summary.param_table("D", state.d_params, member_axis=batched)
+    + run_summary.param_table("D", state.d.params, member_axis=batched)
   )
   select = selection.parse(config.eval.select)
   members = exp.population.size if batched else 1
