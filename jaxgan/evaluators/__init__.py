@@ -59,10 +59,13 @@ EVALUATORS: Registry[Callable[[EvalContext], EvalResult]] = Registry("evaluator"
 
 
 class _Lazy:
-  """An evaluator whose module is imported when it first runs (or is checked)."""
+  """An evaluator whose module is imported when it first runs (or is checked).
 
-  def __init__(self, module: str, attr: str):
-    self.module, self.attr = module, attr
+  ``headline``: its scalar that a run's summary shows first (None for figures).
+  """
+
+  def __init__(self, module: str, attr: str, headline: str | None = None):
+    self.module, self.attr, self.headline = module, attr, headline
 
   def _module(self):
     return importlib.import_module(f"jaxgan.evaluators.{self.module}")
@@ -77,22 +80,27 @@ class _Lazy:
       check(self.attr, config, spec)
 
 
-EVALUATORS.register("gaussian_1d")(_Lazy("gaussian_1d", "evaluate"))
+EVALUATORS.register("gaussian_1d")(_Lazy("gaussian_1d", "evaluate", "w1_over_std"))
 for _name in ("samples", "interpolation", "nearest_neighbours", "loss_curves"):
   EVALUATORS.register(_name)(_Lazy("image_figures", _name))
-EVALUATORS.register("parzen")(_Lazy("parzen", "evaluate"))
-EVALUATORS.register("parzen_valid")(_Lazy("parzen", "validation"))
-for _name, _attr in (
-  ("fid", "fid"),
-  ("kid", "kid"),
-  ("is", "inception_score"),
-  ("precision_recall", "precision_recall"),
-  ("class_coverage", "class_coverage"),
+EVALUATORS.register("parzen")(_Lazy("parzen", "evaluate", "parzen_ll"))
+EVALUATORS.register("parzen_valid")(_Lazy("parzen", "validation", "parzen_valid"))
+for _name, _attr, _headline in (
+  ("fid", "fid", "fid"),
+  ("kid", "kid", "kid"),
+  ("is", "inception_score", "is"),
+  ("precision_recall", "precision_recall", "precision"),
+  ("class_coverage", "class_coverage", "class_kl_uniform"),
 ):
-  EVALUATORS.register(_name)(_Lazy("feature_metrics", _attr))
-EVALUATORS.register("mode_coverage")(_Lazy("mixtures", "mode_coverage"))
+  EVALUATORS.register(_name)(_Lazy("feature_metrics", _attr, _headline))
+EVALUATORS.register("mode_coverage")(_Lazy("mixtures", "mode_coverage", "modes_covered"))
 EVALUATORS.register("mixture_2d")(_Lazy("mixtures", "figure"))
-EVALUATORS.register("stacked_mnist_modes")(_Lazy("stacked_mnist", "evaluate"))
+EVALUATORS.register("stacked_mnist_modes")(_Lazy("stacked_mnist", "evaluate", "stacked_modes"))
+
+
+def headlines(names: list[str]) -> list[str]:
+  """The headline scalars of evaluators ``names``, in order: what a summary shows first."""
+  return [h for h in (EVALUATORS.get(n).headline for n in names) if h is not None]
 
 
 def preflight(names: list[str], config: ml_collections.ConfigDict, spec: Any) -> None:
