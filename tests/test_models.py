@@ -71,3 +71,75 @@ def test_layer_and_activation_counts_must_match():
   c.model.g_activations = ("relu",)
   with pytest.raises(ValueError, match="g_hidden has 2 layers but g_activations has 1"):
     build_gan(c, build_dataset(c.data).spec)
+
+
+# Every registered model with the data shapes and hyperparameters its traits are probed at
+# (small nets: the probe runs them). A model added to the registry must be added here.
+TRAIT_CASES = {
+  "mlp": [((1,), {}), ((100,), {"d_decorate": True, "d_dropout": 0.5})],
+  "mnist_mlp": [((28, 28, 1), {"g_hidden": (8,), "d_units": (8,), "d_pieces": 2})],
+  "dcgan": [
+    ((28, 28, 1), {"g_channels": (8, 4, 2), "d_channels": (4, 8), "d_batch_norm": bn})
+    for bn in (True, False)
+  ],
+}
+
+
+def test_every_registered_model_has_trait_cases():
+  from jaxgan.models import MODELS
+
+  assert sorted(TRAIT_CASES) == MODELS.names()
+
+
+def _mixes_by_probe(d, x_shape) -> bool:
+  """Whether D's training-mode output for example 0 moves when only example 1 changes."""
+  key = jax.random.PRNGKey(0)
+  x = jax.random.uniform(key, (2, *x_shape))
+  variables = d.init({"params": key, "dropout": key}, x, train=False)
+
+  def out(x):
+    return d.apply(variables, x, train=True, rngs={"dropout": key}, mutable=True)[0]
+
+  return not np.allclose(out(x)[0], out(x.at[1].add(1.0))[0])
+
+
+@pytest.mark.parametrize(
+  "name,shape,kwargs", [(n, s, k) for n, cases in TRAIT_CASES.items() for s, k in cases]
+)
+def test_discriminator_traits_are_read_off_the_module_and_match_a_probe(name, shape, kwargs):
+  from jaxgan.data.spec import DataSpec
+  from jaxgan.models import MODELS
+  from jaxgan.models.traits import discriminator_traits
+
+  nets = MODELS.get(name)(DataSpec(shape, is_image=len(shape) == 3), 0, None, **kwargs)
+  traits = discriminator_traits(nets.discriminator, shape, 0)
+  assert traits.batch_stats == kwargs.get("d_batch_norm", name == "dcgan")
+  assert traits.mixes_examples == _mixes_by_probe(nets.discriminator, shape)
+
+
+def test_a_layer_that_mixes_examples_says_so_and_joint_passes_are_refused():
+  import flax.linen as nn
+
+  from jaxgan.core.gan import choose_joint_d_pass
+  from jaxgan.errors import ConfigError
+  from jaxgan.models import Nets
+  from jaxgan.models.traits import discriminator_traits, mark_mixes_examples
+
+  class MinibatchStdD(nn.Module):
+    @nn.compact
+    def __call__(self, x, y=None, *, train=False):
+      mark_mixes_examples(self)
+      std = jnp.broadcast_to(jnp.std(x, axis=0).mean(), x.shape[:1] + (1,))
+      return nn.Dense(1)(jnp.concatenate([x, std], axis=1))[:, 0]
+
+  traits = discriminator_traits(MinibatchStdD(), (3,), 0)
+  assert traits.mixes_examples and not traits.batch_stats
+  assert _mixes_by_probe(MinibatchStdD(), (3,))
+  mlp = Nets(None, None)
+  assert not choose_joint_d_pass("auto", mlp, 1, traits)
+  with pytest.raises(ConfigError) as e:
+    choose_joint_d_pass("joint", mlp, 1, traits)
+  assert str(e.value) == (
+    "config.train.d_pass='joint': D mixes the examples of its batch (e.g. minibatch standard "
+    "deviation); use 'separate' or 'auto'."
+  )

@@ -24,8 +24,10 @@ from jaxgan.core.state import GANState, PlayerState, PyTree
 from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError
 from jaxgan.models import MODELS, Nets, spectral_norm
+from jaxgan.models.traits import BatchTraits, discriminator_traits
 from jaxgan.registry import Registry
 
+INDEPENDENT = BatchTraits()  # a D that treats every example on its own
 NOISE_DISTRIBUTIONS: Registry[Callable[..., jax.Array]] = Registry("noise distribution")
 
 
@@ -64,6 +66,8 @@ class GAN:
     d_spectral_norm: divide D's weights by their spectral norms before D runs.
     d_pack: PacGAN's m, examples D judges together (1: none).
     augment, augment_strength: DiffAugment ops applied before D, and their strength.
+    d_traits: whether D normalises with batch statistics, and whether it mixes the
+      examples of its batch (``jaxgan.models.traits``), read off the module.
     joint_d_pass: D scores real and fake in one call (same math, fewer kernels);
       only for a D whose output per example depends on that example alone.
     ema: the moving average of G's weights used for sampling.
@@ -83,6 +87,7 @@ class GAN:
   d_pack: int = 1
   augment: tuple[str, ...] = ()
   augment_strength: float = 1.0
+  d_traits: BatchTraits = dataclasses.field(default_factory=BatchTraits)
   joint_d_pass: bool = False
   ema: EMA = dataclasses.field(default_factory=EMA)
 
@@ -110,23 +115,28 @@ def model_kwargs(model_config: ml_collections.ConfigDict) -> dict[str, Any]:
   return {k: v for k, v in model_config.items() if k not in GENERAL_MODEL_KEYS}
 
 
-def choose_joint_d_pass(d_pass: str, nets: Nets, d_pack: int) -> bool:
+def choose_joint_d_pass(
+  d_pass: str, nets: Nets, d_pack: int, traits: BatchTraits = INDEPENDENT
+) -> bool:
   """``train.d_pass`` -> whether D scores real and fake in one call.
 
   One call over concat(real, fake) is the same math as two only when D treats
-  examples independently: no batch statistics and no packing (PacGAN groups
-  examples). ``auto`` takes it then for MLPs, whose steps are kernel-launch bound
-  (toy1d +24% steps/s); conv nets on CPU run slower at the doubled batch
-  (dcgan28: 6.5 vs 7.6 steps/s), so ``auto`` keeps two calls for them.
+  examples independently: it does not mix examples (``traits``) and nothing packs
+  them (PacGAN groups examples). ``auto`` takes it then for MLPs, whose steps are
+  kernel-launch bound (toy1d +24% steps/s); conv nets on CPU run slower at the
+  doubled batch (dcgan28: 6.5 vs 7.6 steps/s), so ``auto`` keeps two calls for them.
   """
-  safe = not nets.d_batch_stats and d_pack == 1
+  safe = not traits.mixes_examples and d_pack == 1
   if d_pass == "joint" and not safe:
-    why = (
-      "batch norm in D (model.d_batch_norm) would mix real and fake statistics"
-      if nets.d_batch_stats
-      else f"model.d_pack={d_pack} makes D a cross-sample function, "
-      f"which jaxgan always calls on real and fake separately"
-    )
+    if traits.batch_stats:
+      why = "batch norm in D (model.d_batch_norm) would mix real and fake statistics"
+    elif traits.mixes_examples:
+      why = "D mixes the examples of its batch (e.g. minibatch standard deviation)"
+    else:
+      why = (
+        f"model.d_pack={d_pack} makes D a cross-sample function, "
+        f"which jaxgan always calls on real and fake separately"
+      )
     raise ConfigError(f"config.train.d_pass='joint': {why}; use 'separate' or 'auto'.")
   if d_pass == "auto":
     return safe and not nets.convolutional
@@ -158,7 +168,10 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
     "config.loss.d_penalties",
   )
   g_terms = (objectives.Term("adv", lambda ctx: (g_loss(ctx.fake_out, ctx.real_out), {})),)
-  if nets.d_batch_stats:
+  traits = discriminator_traits(
+    nets.discriminator, packed_shape(data.shape, config.model.d_pack), num_classes, bn_axis
+  )
+  if traits.batch_stats:
     per_example = [t.name for t in d_terms if t.per_example]
     if per_example:
       verb = "takes" if len(per_example) == 1 else "take"
@@ -194,7 +207,8 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
     d_pack=pack,
     augment=augment_ops,
     augment_strength=config.loss.augment_strength,
-    joint_d_pass=choose_joint_d_pass(t.d_pass, nets, pack),
+    d_traits=traits,
+    joint_d_pass=choose_joint_d_pass(t.d_pass, nets, pack, traits),
     ema=EMA(t.ema_decay, t.ema_kimg, t.ema_rampup, t.batch_size),
   )
 
@@ -224,6 +238,11 @@ def pack(x: jax.Array, m: int) -> jax.Array:
   x = x.reshape(x.shape[0] // m, m, *x.shape[1:])
   x = jnp.moveaxis(x, 1, -2)
   return x.reshape(*x.shape[:-2], m * x.shape[-1])
+
+
+def packed_shape(shape: tuple[int, ...], m: int) -> tuple[int, ...]:
+  """The shape of one input of D after ``pack``: the last axis m times as wide."""
+  return (*shape[:-1], m * shape[-1])
 
 
 def d_weights(gan: GAN, params: PyTree, collections: dict, *, update: bool) -> tuple[PyTree, dict]:
@@ -268,7 +287,7 @@ def init_state(gan: GAN, key: jax.Array) -> GANState:
   g_key, d_key, rng = jax.random.split(key, 3)
   z = jnp.zeros((2, gan.noise.dim), jnp.float32)
   y = jnp.zeros((2,), jnp.int32) if gan.conditional else None
-  x = pack(jnp.zeros((2 * gan.d_pack, *gan.data.shape), jnp.float32), gan.d_pack)
+  x = jnp.zeros((2, *packed_shape(gan.data.shape, gan.d_pack)), jnp.float32)
   g_params, g_collections = split_variables(
     gan.nets.generator.init({"params": g_key}, z, y, train=False)
   )

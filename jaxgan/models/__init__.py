@@ -30,9 +30,6 @@ class Nets:
       pipelines scale real data to; None for unbounded outputs.
     convolutional: whether the nets use convolutions (on CPU, fused steps are
       then inlined rather than scanned; see ``train.fusion``).
-    d_batch_stats: whether D normalises with batch statistics in training, so its
-      output for one example depends on the others (no joint real+fake pass, no
-      per-example gradient penalties).
     g_output_bias: the path inside G's params of the bias added just before G's
       output nonlinearity (e.g. ('Dense_2', 'bias')), which
       ``config.model.g_output_bias='marginals'`` sets (``jaxgan.core.output_bias``);
@@ -45,7 +42,6 @@ class Nets:
   discriminator: nn.Module
   output_range: tuple[float, float] | None = None
   convolutional: bool = False
-  d_batch_stats: bool = False
   g_output_bias: tuple[str, ...] | None = None
   g_output_bias_per_channel: bool = False
 
@@ -205,7 +201,6 @@ def dcgan(
     d,
     (-1.0, 1.0),
     convolutional=True,
-    d_batch_stats=d_batch_norm,
     g_output_bias=(f"ConvTranspose_{len(g_channels) - 1}", "bias"),
     g_output_bias_per_channel=True,
   )
