@@ -162,9 +162,6 @@ def sample(
 ) -> np.ndarray:
   """n samples G(z) as numpy, drawn with PRNG seed ``seed``; ``member`` picks one member
   of a run of many (``train.num_seeds``, ``config.sweep``; see ``members.json``)."""
-  from jaxgan.core.gan import build_gan
-  from jaxgan.data import build_dataset
-
   pop = population_lib.from_config(config)
   if pop.batched:
     if member is None:

@@ -111,14 +111,15 @@ def test_means_are_over_the_train_range_only():
 
 
 @pytest.mark.parametrize("on_device", [False, True])
-def test_initialize_sets_mnist_mlps_output_bias_and_g_outputs_the_means(on_device):
+def test_marginal_bias_sets_mnist_mlps_output_bias_and_g_outputs_the_means(on_device):
   ds, images, original = toy()
   ds.on_device = on_device  # in-memory and streamed reads agree
   spec = ds.spec
   nets = MODELS.get("mnist_mlp")(spec, 0, None, g_hidden=(8, 8))
   assert nets.g_output_bias == ("Dense_2", "bias") and not nets.g_output_bias_per_channel
   state = g_state(nets)
-  out = output_bias.initialize(state, nets, pipeline(ds, (0, 20)), model_name="mnist_mlp")
+  bias = output_bias.training_bias(nets, pipeline(ds, (0, 20)), model_name="mnist_mlp")
+  out = output_bias.with_marginal_bias(state, nets, bias)
   keep = original < 20
   means = images[keep].astype(np.float64).mean(0) / 255
   expected = np.log(np.clip(means, 1e-7, 1 - 1e-7) / (1 - np.clip(means, 1e-7, 1 - 1e-7)))
@@ -144,7 +145,8 @@ def test_dcgan_gets_a_per_channel_tanh_bias():
   )
   assert nets.g_output_bias == ("ConvTranspose_1", "bias") and nets.g_output_bias_per_channel
   state = g_state(nets, ema=False)
-  out = output_bias.initialize(state, nets, pipeline(ds), model_name="dcgan")
+  bias = output_bias.training_bias(nets, pipeline(ds), model_name="dcgan")
+  out = output_bias.with_marginal_bias(state, nets, bias)
   assert out.g_ema_params is None
   channel_means = images.astype(np.float64).mean((0, 1, 2)) / 255
   np.testing.assert_allclose(
@@ -202,14 +204,14 @@ def test_models_without_an_output_bias_and_non_image_data_are_refused():
       match=r"^config.model.g_output_bias='marginals' needs a generator "
       r"with an output bias; model 'mlp' has none; use 'zeros'.$",
     ):
-      output_bias.initialize(None, nets, pipeline(ds), model_name="mlp")
+      output_bias.training_bias(nets, pipeline(ds), model_name="mlp")
   c = experiment("mixtures_2d.py")
   ring = build_dataset(c.data)
   from jaxgan.data import build_pipeline
 
   nets = MODELS.get("mlp")(ring.spec, 0, None, g_output="tanh")
   with pytest.raises(ConfigError, match="needs an image dataset; .* is not one; use 'zeros'"):
-    output_bias.initialize(None, nets, build_pipeline(c, ring))
+    output_bias.training_bias(nets, build_pipeline(c, ring))
 
 
 @needs_mnist

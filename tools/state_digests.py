@@ -26,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 
+import jax
 import numpy as np
+import orbax.checkpoint as ocp
 
 NO_EVAL = ("--config.eval.metrics=", "--config.eval.select=", "--config.eval.raw_metrics=")
 RUNS: dict[str, tuple[str, tuple[str, ...], int]] = {
@@ -89,9 +91,6 @@ RUNS: dict[str, tuple[str, tuple[str, ...], int]] = {
 
 def leaf_digests(checkpoint_state_dir: str) -> list[tuple[str, str]]:
   """(path, 'dtype[shape]:sha256') of every array in an orbax state item, read raw."""
-  import jax
-  import orbax.checkpoint as ocp
-
   with ocp.PyTreeCheckpointer() as ckptr:  # as numpy: no device layout to match
     meta = ckptr.metadata(checkpoint_state_dir)
     meta = getattr(meta, "item_metadata", meta)

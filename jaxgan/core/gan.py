@@ -20,10 +20,11 @@ from jaxgan.core import augment, losses, objectives, optim
 from jaxgan.core.collectives import device_key
 from jaxgan.core.ema import EMA
 from jaxgan.core.parallel import axis_name_for
+from jaxgan.core.penalties import D_PENALTIES
 from jaxgan.core.state import GANState, PlayerState, PyTree
 from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError
-from jaxgan.models import MODELS, Nets, spectral_norm
+from jaxgan.models import GENERAL_MODEL_KEYS, MODELS, Nets, spectral_norm
 from jaxgan.models.traits import BatchTraits, discriminator_traits
 from jaxgan.registry import Registry
 
@@ -110,8 +111,6 @@ class GAN:
 
 
 def model_kwargs(model_config: ml_collections.ConfigDict) -> dict[str, Any]:
-  from jaxgan.models import GENERAL_MODEL_KEYS
-
   return {k: v for k, v in model_config.items() if k not in GENERAL_MODEL_KEYS}
 
 
@@ -145,8 +144,6 @@ def choose_joint_d_pass(
 
 def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
   """Builds the static GAN bundle. Call ``jaxgan.config.validate`` first for clear errors."""
-  from jaxgan.core.penalties import D_PENALTIES
-
   num_classes = data.num_classes if config.model.conditional else 0
   if config.model.conditional and not data.num_classes:
     raise ConfigError(f"config.model.conditional=True but dataset {data.name!r} has no labels.")

@@ -31,6 +31,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from jaxgan.errors import ConfigError
 from jaxgan.registry import Registry
 
 Array = jax.Array
@@ -159,9 +160,21 @@ AUTO_G = {
 }
 
 
+def auto_partner(d: str) -> str:
+  """The G loss that ``loss.g = "auto"`` takes for D loss ``d``; a D loss registered
+  without an ``AUTO_G`` entry is a one-line ConfigError."""
+  if d not in AUTO_G:
+    raise ConfigError(
+      f"config.loss.g='auto': discriminator loss {d!r} has no usual generator loss "
+      f"(jaxgan.core.losses.AUTO_G); set config.loss.g to one of {', '.join(G_LOSSES.names())}, "
+      f"or give {d!r} an AUTO_G entry."
+    )
+  return AUTO_G[d]
+
+
 def generator_loss_name(g: str, d: str) -> str:
   """``loss.g`` with ``auto`` resolved against ``loss.d``."""
-  return AUTO_G[d] if g == "auto" else g
+  return auto_partner(d) if g == "auto" else g
 
 
 G_LOSSES.register("minimax")(GLoss(generator_minimax, equilibrium=-LOG2))

@@ -10,7 +10,8 @@ code's images 0-49,999). For a tanh output the same holds in [-1, 1]:
 ``atanh(2m - 1)``; convolutional generators with a per-channel bias get each
 channel's mean.
 
-``initialize`` is the entry point (``Experiment.init_state``).
+``Experiment.init_state`` applies it: ``training_bias`` reads the means once per
+experiment, ``with_marginal_bias`` sets them in a state.
 """
 
 from __future__ import annotations
@@ -165,16 +166,3 @@ def training_bias(
   output_range = _check_range(nets.output_range if output_range is None else output_range)
   means = pixel_means(pipeline, per_channel=getattr(nets, "g_output_bias_per_channel", False))
   return marginal_bias(means, output_range)
-
-
-def initialize(
-  state: GANState,
-  nets: Any,
-  pipeline: Any,
-  *,
-  output_range: tuple[float, float] | None = None,
-  model_name: str = "this model",
-) -> GANState:
-  """``config.model.g_output_bias='marginals'`` applied to ``state`` (``training_bias``)."""
-  bias = training_bias(nets, pipeline, output_range=output_range, model_name=model_name)
-  return with_marginal_bias(state, nets, bias, model_name=model_name)

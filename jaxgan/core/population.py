@@ -23,7 +23,7 @@ Swept hyperparameters live in the state (``GANState.hparams``), so a checkpoint
 holds them; inside the step each member rebuilds the GAN's numeric parts
 (optimizers, penalty weights, EMA half-life) from its traced values. Only
 float keys that leave the program's shapes and structure alone can be swept
-(``SWEEPABLE``); anything else fails in ``check_sweep`` with what to do.
+(``SWEEPABLE``); anything else fails in ``refuse_unsweepable`` with what to do.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxgan.core import optim
+from jaxgan.core.objectives import parse_spec
+from jaxgan.core.penalties import D_PENALTIES
 from jaxgan.core.state import GANState, PyTree
 from jaxgan.errors import ConfigError
 
@@ -157,9 +160,6 @@ class Population:
   def hparams(self) -> dict:
     """The swept numbers as nested dicts of float32 [size] arrays (``GANState.hparams``);
     a swept ``loss.d_penalties`` contributes one weight per penalty."""
-    from jaxgan.core.objectives import parse_spec
-    from jaxgan.core.penalties import D_PENALTIES
-
     out: dict = {}
     for key in self.swept:
       values = [m.values[key] for m in self.members]
@@ -212,9 +212,6 @@ class Population:
 
 def from_config(config: ml_collections.ConfigDict) -> Population:
   """Reads ``train.num_seeds``, ``train.data_order`` and ``config.sweep``; checks them."""
-  from jaxgan.core.objectives import parse_spec
-  from jaxgan.core.penalties import D_PENALTIES
-
   t = config.train
   if t.num_seeds < 1:
     raise ConfigError(f"config.train.num_seeds must be >= 1, got {t.num_seeds}.")
@@ -257,8 +254,6 @@ def member_gan(gan: Any, config: ml_collections.ConfigDict, hparams: dict | None
   """The GAN with its swept numbers replaced by this member's (traced) values."""
   if not hparams:
     return gan
-  from jaxgan.core import optim
-
   flat = _flat(hparams)
   changes: dict[str, Any] = {}
   for who in ("g", "d"):
@@ -343,7 +338,7 @@ def choose_member_loop(member_loop: str) -> bool:
   grouped ones that run ~4x slower per member (dcgan28), and, from S = 4 members
   of the 2-D ring on, rounds batched matmuls differently from single runs (4e-8
   after one step, which GAN training amplifies), while unrolled members equal
-  their single runs bit for bit (BUILD_NOTES).
+  their single runs bit for bit (docs/populations.md).
   """
   if member_loop == "auto":
     return jax.default_backend() == "cpu"

@@ -15,7 +15,10 @@ import flax.linen as nn
 import numpy as np
 
 from jaxgan.data.spec import DataSpec
+from jaxgan.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from jaxgan.models.fast_conv import resolve_conv_impl, resolve_impl
 from jaxgan.models.mlp import MLPDiscriminator, MLPGenerator
+from jaxgan.models.paper_mlp import PaperMaxoutDiscriminator, PaperMLPGenerator
 from jaxgan.registry import Registry
 
 
@@ -119,8 +122,6 @@ def mnist_mlp(
 ) -> Nets:
   """The MNIST nets of Goodfellow et al. (2014): ReLU/sigmoid G, maxout D with dropout."""
   del bn_axis_name  # no batch norm
-  from jaxgan.models.paper_mlp import PaperMaxoutDiscriminator, PaperMLPGenerator
-
   g = PaperMLPGenerator(
     out_shape=tuple(data.shape), hidden=tuple(g_hidden), irange=g_irange, num_classes=num_classes
   )
@@ -155,9 +156,6 @@ def dcgan(
   conv: str = "auto",
 ) -> Nets:
   """DCGAN (Radford et al. 2015). Defaults fit 28x28; see experiments/ for 32 and 64."""
-  from jaxgan.models.dcgan import DCGANDiscriminator, DCGANGenerator
-  from jaxgan.models.fast_conv import resolve_conv_impl, resolve_impl
-
   if len(data.shape) != 3:
     raise ValueError(f"dcgan needs image data (H, W, C); {data.name!r} has shape {data.shape}.")
   if len(g_strides) != len(g_channels):

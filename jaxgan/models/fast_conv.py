@@ -3,7 +3,7 @@
 Same parameters ('kernel' (kh, kw, in, out) and 'bias') and the same numbers as
 the flax layers, so checkpoints are interchangeable; only the computation
 differs (``impl``). On CPU, XLA's own lowerings are slow in places (measured in
-benchmarks/conv_transpose.py and BUILD_NOTES.md):
+benchmarks/conv_transpose.py and docs/performance.md):
 
 * a stride-s transposed convolution is a convolution over the input dilated
   with s-1 zeros; XLA:CPU runs it, and its gradients, 8-19x slower than the
