@@ -81,6 +81,28 @@ def build_experiment(
   # A sweep's structure (which penalty terms, at which intervals) is its members';
   # their numbers are traced per member (population.member_gan).
   gan = build_gan(population.member_config(config, 0) if population.swept else config, dataset.spec)
+  pipeline = _pipeline(config, population, dataset, gan)
+  runner = parallel.Runner(
+    _step(config, population, gan, pipeline),
+    config.parallel,
+    pipeline.inputs_batch_axes(),
+    devices=devices,
+  )
+  if config.model.get("g_output_bias", "zeros") == "marginals":
+    output_bias.check(gan.nets, config.model.name)
+  if preflight:
+    evaluators.preflight(
+      config_lib.split_names(config.eval.metrics)
+      + config_lib.split_names(config.eval.get("raw_metrics", "")),
+      config,
+      dataset.spec,
+    )
+  _check_batch_split(config, runner.num_devices)
+  return Experiment(config, dataset, pipeline, gan, runner, population)
+
+
+def _pipeline(config, population, dataset, gan: GAN) -> Pipeline:
+  """This process's input pipeline; one per member seed when members read their own orders."""
 
   def pipeline_for(cfg):
     return build_pipeline(
@@ -92,12 +114,17 @@ def build_experiment(
     )
 
   pipeline = pipeline_for(config)
-  if population.stacked_data:  # one pipeline per member seed
-    by_seed = {config.seed: pipeline}
-    for i, m in enumerate(population.members):
-      if m.seed not in by_seed:
-        by_seed[m.seed] = pipeline_for(population.member_config(config, i))
-    pipeline = population_lib.MemberPipeline([by_seed[m.seed] for m in population.members])
+  if not population.stacked_data:
+    return pipeline
+  by_seed = {config.seed: pipeline}
+  for i, m in enumerate(population.members):
+    if m.seed not in by_seed:
+      by_seed[m.seed] = pipeline_for(population.member_config(config, i))
+  return population_lib.MemberPipeline([by_seed[m.seed] for m in population.members])
+
+
+def _step(config, population, gan: GAN, pipeline: Pipeline):
+  """The per-device fused step ``fn(state, inputs, device_data)``, over all members."""
   axis = parallel.axis_name_for(config.parallel)
 
   def fused_for(g: GAN):
@@ -112,42 +139,36 @@ def build_experiment(
       divergence_bound=config.train.get("divergence_bound", float("inf")),
     )
 
-  fused = fused_for(gan)
-  if population.batched:
-    example = jax.eval_shape(
-      lambda: population_lib.init_population(population, gan, config, init_state)
-    )
-    fused = population_lib.vmap_step(
-      population,
-      gan,
-      config,
-      fused_for,
-      example,
-      unroll=population_lib.choose_member_loop(config.train.member_loop),
-    )
-  runner = parallel.Runner(fused, config.parallel, pipeline.inputs_batch_axes(), devices=devices)
-  if config.model.get("g_output_bias", "zeros") == "marginals":
-    output_bias.check(gan.nets, config.model.name)
-  if preflight:
-    evaluators.preflight(
-      config_lib.split_names(config.eval.metrics)
-      + config_lib.split_names(config.eval.get("raw_metrics", "")),
-      config,
-      dataset.spec,
-    )
-  if config.train.batch_size % runner.num_devices:
+  if not population.batched:
+    return fused_for(gan)
+  example = jax.eval_shape(
+    lambda: population_lib.init_population(population, gan, config, init_state)
+  )
+  return population_lib.vmap_step(
+    population,
+    gan,
+    config,
+    fused_for,
+    example,
+    unroll=population_lib.choose_member_loop(config.train.member_loop),
+  )
+
+
+def _check_batch_split(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  """The global batch must split over the devices, and each share into PacGAN's packs."""
+  batch, pack = config.train.batch_size, config.model.d_pack
+  if batch % num_devices:
     raise ConfigError(
-      f"config.train.batch_size={config.train.batch_size} does not split over "
-      f"{runner.num_devices} devices; use a multiple of {runner.num_devices} "
+      f"config.train.batch_size={batch} does not split over "
+      f"{num_devices} devices; use a multiple of {num_devices} "
       f"or config.parallel='none'."
     )
-  if (config.train.batch_size // runner.num_devices) % config.model.d_pack:
+  if (batch // num_devices) % pack:
     raise ConfigError(
-      f"config.model.d_pack={config.model.d_pack} does not divide the per-device batch "
-      f"({config.train.batch_size} over {runner.num_devices} device(s)); use a batch_size that is "
-      f"a multiple of {config.model.d_pack * runner.num_devices}."
+      f"config.model.d_pack={pack} does not divide the per-device batch "
+      f"({batch} over {num_devices} device(s)); use a batch_size that is "
+      f"a multiple of {pack * num_devices}."
     )
-  return Experiment(config, dataset, pipeline, gan, runner, population)
 
 
 def sample(
