@@ -6,7 +6,9 @@ r"""DCGAN on CelebA at 64x64: the pytorch/examples DCGAN (nz 100, ngf = ndf = 64
 Images are centre-cropped to 108x108 and resized to 64x64 on the host.
 """
 
-from jaxgan.config import base_config
+from jaxgan.config import base_config, unknown_variant
+
+VARIANTS = ("default",)
 
 
 def get_config(variant: str = "default"):
@@ -26,5 +28,5 @@ def get_config(variant: str = "default"):
   )
   c.eval.update(metrics="samples,interpolation,loss_curves", every=2_000)
   if variant != "default":
-    raise ValueError(f"unknown variant {variant!r}; choose default")
+    raise unknown_variant(__file__, variant, VARIANTS)
   return c

@@ -9,7 +9,9 @@ D: 4x4 stride-2 convs 64, 128, 256 -> logit. Adam(2e-4, beta1 = 0.5), batch 128.
 Variant ``conditional`` uses the labels; ``smoke`` is tiny, for tests on mock data.
 """
 
-from jaxgan.config import base_config
+from jaxgan.config import base_config, unknown_variant
+
+VARIANTS = ("default", "conditional", "smoke")
 
 
 def get_config(variant: str = "default"):
@@ -31,5 +33,5 @@ def get_config(variant: str = "default"):
     c.train.update(steps=2, batch_size=8, steps_per_call=1, log_every=1, checkpoint_every=2)
     c.eval.update(every=2)
   elif variant != "default":
-    raise ValueError(f"unknown variant {variant!r}; choose default, conditional or smoke")
+    raise unknown_variant(__file__, variant, VARIANTS)
   return c

@@ -6,7 +6,7 @@ r"""The 1-D illustration of Goodfellow et al. (2014), Figure 1: uniform noise ->
 
 Variants:
   (default) scalar samples from N(4, 1.25^2), 1-d noise U[0, 1). Changes from the
-      textbook, and why (each measured; see BUILD_NOTES.md):
+      textbook, and why (each measured; see docs/history.md):
       * k = 5 D updates per G update (Algorithm 1), not 1 D then 5 G: a D that
         lags lets G drift, and D's output went flat (dead units) with k = 1;
       * batches of 256 scalars rather than one vector of 100 (less gradient noise);
@@ -23,7 +23,9 @@ Variants:
   smoke: a few steps, for tests.
 """
 
-from jaxgan.config import base_config
+from jaxgan.config import base_config, unknown_variant
+
+VARIANTS = ("default", "textbook", "paper", "smoke")
 
 
 def get_config(variant: str = "default"):
@@ -78,5 +80,5 @@ def get_config(variant: str = "default"):
     c.train.update(steps=20, steps_per_call=5, log_every=10, checkpoint_every=10)
     c.eval.update(every=20, num_samples=1000)
   elif variant != "default":
-    raise ValueError(f"unknown variant {variant!r}; choose default, textbook, paper or smoke")
+    raise unknown_variant(__file__, variant, VARIANTS)
   return c

@@ -19,17 +19,21 @@ Ten seeds in one program (jaxgan.core.population), reported as mean +- std:
       --config.train.num_seeds=10
 """
 
-from jaxgan.config import base_config
+from jaxgan.config import base_config, unknown_variant
 from jaxgan.methods import METHODS, apply_method
+
+DATA = ("ring", "grid", "smoke")
+VARIANTS = tuple(d + tail for d in DATA for tail in ("", *(f",{m}" for m in METHODS)))
+VARIANT_CHOICES = (
+  f"{', '.join(DATA)}, each optionally followed by ,<method> with <method> one of "
+  f"{', '.join(METHODS)}"
+)
 
 
 def get_config(variant: str = "ring"):
+  if variant not in VARIANTS:
+    raise unknown_variant(__file__, variant, VARIANTS, VARIANT_CHOICES)
   data_name, _, method = variant.partition(",")
-  if data_name not in ("ring", "grid", "smoke"):
-    raise ValueError(
-      f"unknown variant {variant!r}; choose ring, grid or smoke, optionally "
-      f"followed by ,method with method one of {', '.join(METHODS)}"
-    )
   data = "grid_2d" if data_name == "grid" else "ring_2d"
   c = base_config(model="mlp", data=data)
   c.noise.update(dim=16, distribution="normal")

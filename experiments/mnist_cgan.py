@@ -11,7 +11,9 @@ The sample grid has one row per digit class.
 
 import os
 
-from jaxgan.config import base_config, load_config
+from jaxgan.config import base_config, load_config, unknown_variant
+
+VARIANTS = ("default", "mlp", "smoke")
 
 
 def get_config(variant: str = "default"):
@@ -28,6 +30,6 @@ def get_config(variant: str = "default"):
     c.data.on_device = True
     c.eval.update(metrics="samples,interpolation,nearest_neighbours,loss_curves", every=1_000)
   else:
-    raise ValueError(f"unknown variant {variant!r}; choose default, mlp or smoke")
+    raise unknown_variant(__file__, variant, VARIANTS)
   c.model.conditional = True
   return c

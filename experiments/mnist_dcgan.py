@@ -23,7 +23,9 @@ Variants (same nets and steps; D without batch norm, which both methods rule out
   smoke     tiny nets, a few steps (tests)
 """
 
-from jaxgan.config import base_config
+from jaxgan.config import base_config, unknown_variant
+
+VARIANTS = ("default", "wgan_gp", "sn_hinge", "smoke")
 
 
 def get_config(variant: str = "default"):
@@ -53,5 +55,5 @@ def get_config(variant: str = "default"):
     c.train.update(steps=4, batch_size=16, steps_per_call=2, log_every=2, checkpoint_every=2)
     c.eval.update(every=4)
   elif variant != "default":
-    raise ValueError(f"unknown variant {variant!r}; choose default, wgan_gp, sn_hinge or smoke")
+    raise unknown_variant(__file__, variant, VARIANTS)
   return c

@@ -2,13 +2,13 @@ r"""The MNIST GAN of Goodfellow et al. (2014): the paper's MLP nets and training
 
   jaxgan-train --config=experiments/mnist_gan.py --workdir=workdirs/mnist_gan
   jaxgan-train --config=experiments/mnist_gan.py --workdir=workdirs/mnist_gan_125k \
-      --config.train.steps=125000   # the paper's 250 epochs: Parzen 175 vs 148 at 30,000 (README)
+      --config.train.steps=125000   # the paper's 250 epochs: Parzen 175 vs 148 at 30,000
   jaxgan-train --config=experiments/mnist_gan.py:smoke --workdir=/tmp/mnist_gan_smoke
   # the released code's training exactly, 3 seeds in one program, selected on validation Parzen:
   jaxgan-train --config=experiments/mnist_gan.py:paper_code --workdir=workdirs/mnist_paper_code \
       --config.train.num_seeds=3
   jaxgan-evaluate --workdir=workdirs/mnist_paper_code --best --metrics=parzen
-  # the same training, sampled from an EMA of G (README: test Parzen 204.3 +- 4.1 at 100,000 steps):
+  # the same training, sampled from an EMA of G (test Parzen 204.3 +- 4.1 at 100,000 steps):
   jaxgan-train --config=experiments/mnist_gan.py:paper_code_ema \
       --workdir=workdirs/mnist_paper_code_ema --config.train.num_seeds=3 --config.train.steps=100000
   jaxgan-evaluate --workdir=workdirs/mnist_paper_code_ema --best --metrics=parzen [--weights=raw]
@@ -57,7 +57,9 @@ Adam(2e-4, beta1 = 0.5), which gets there in far fewer steps on a CPU budget;
 
 import math
 
-from jaxgan.config import base_config
+from jaxgan.config import base_config, unknown_variant
+
+VARIANTS = ("default", "paper_code", "paper_code_ema", "adam", "smoke")
 
 
 def get_config(variant: str = "default"):
@@ -107,7 +109,5 @@ def get_config(variant: str = "default"):
     c.train.update(steps=6, steps_per_call=3, log_every=3, checkpoint_every=3)
     c.eval.update(every=6, metrics="samples,interpolation,nearest_neighbours,loss_curves")
   elif variant != "default":
-    raise ValueError(
-      f"unknown variant {variant!r}; choose default, paper_code, paper_code_ema, adam or smoke"
-    )
+    raise unknown_variant(__file__, variant, VARIANTS)
   return c

@@ -30,8 +30,10 @@ Variants: ``[method]`` from ``jaxgan.methods`` (e.g. ``pacgan2``, ``r1``), and
 ``smoke`` (tiny nets, a few steps; tests).
 """
 
-from jaxgan.config import base_config
+from jaxgan.config import base_config, unknown_variant
 from jaxgan.methods import METHODS, apply_method
+
+VARIANTS = ("smoke", *METHODS)  # and none: the 2014 GAN's losses
 
 
 def get_config(variant: str = ""):
@@ -61,8 +63,6 @@ def get_config(variant: str = ""):
     c.eval.update(metrics="samples", every=2, num_samples=64)
   elif variant:
     if variant not in METHODS:
-      raise ValueError(
-        f"unknown variant {variant!r}; choose a method ({', '.join(METHODS)}) or smoke"
-      )
+      raise unknown_variant(__file__, variant, VARIANTS)
     apply_method(c, variant)
   return c

@@ -14,7 +14,7 @@ import importlib.util
 import inspect
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import ml_collections
@@ -116,7 +116,7 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
     parzen_valid_size=1000,  # the paper's validation subset (train images 50,000+)
     parzen_valid_samples=2_000,  # parzen_valid: generated samples (the final number: parzen)
     select="",  # "scalar:max|min", e.g. "parzen_valid:max": also keep the best
-    # checkpoint by it (jaxgan.run.selection; jaxgan.evaluate --best)
+    # checkpoint by it (jaxgan.run.selection; jaxgan-evaluate --best)
     raw_metrics="",  # with an EMA of G: evaluators also run on G's own weights, their
     # scalars logged as raw/<name> (e.g. "parzen_valid": does the EMA help?)
     kid_subsets=100,
@@ -269,12 +269,14 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _check_choice(config.train.fusion, FUSION_MODES, "config.train.fusion")
   _check_choice(config.train.member_loop, population.MEMBER_LOOPS, "config.train.member_loop")
   _check_name(NOISE_DISTRIBUTIONS, config.noise.distribution, "config.noise.distribution")
-  if config.loss.g != "auto":
+  _check_name(losses.D_LOSSES, config.loss.d, "config.loss.d")
+  if config.loss.g == "auto":
+    losses.auto_partner(config.loss.d)  # a D loss registered without a partner: one line
+  else:
     try:
       losses.G_LOSSES.get(config.loss.g)
     except UnknownNameError as e:
       raise ConfigError(f"config.loss.g: {e} Or auto: the D loss's usual partner.") from None
-  _check_name(losses.D_LOSSES, config.loss.d, "config.loss.d")
   objectives.parse_spec(config.loss.d_penalties, D_PENALTIES, "config.loss.d_penalties")
   try:
     augment.parse(config.loss.augment)
@@ -379,11 +381,27 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
   return lines
 
 
+def unknown_variant(
+  file: str, variant: str, variants: Sequence[str], choices: str = ""
+) -> ConfigError:
+  """The one-line error for a variant that config file ``file`` does not declare.
+
+  Experiment files declare their variants as ``VARIANTS`` (every valid name, so the
+  closest one can be suggested) and, where names are composed (``grid,r1``), a
+  shorter ``VARIANT_CHOICES`` text to list instead of them all.
+  """
+  close = difflib.get_close_matches(variant, list(variants), n=1)
+  hint = f" Did you mean {close[0]!r}?" if close else ""
+  listing = choices or ", ".join(variants)
+  return ConfigError(f"config file {file}: unknown variant {variant!r}.{hint} Variants: {listing}.")
+
+
 def load_config(path: str) -> ml_collections.ConfigDict:
   """``experiments/x.py[:variant]`` -> its ``get_config(variant)``, like ``--config=``.
 
   Every way a config file can be wrong (missing, a syntax error, no
-  ``get_config``, an unknown variant) is a one-line ConfigError.
+  ``get_config``, an unknown variant) is a one-line ConfigError. A file that
+  declares ``VARIANTS`` gets "did you mean" for a misspelt variant.
   """
   file, _, variant = path.partition(":")
   if not os.path.isfile(file):
@@ -418,6 +436,9 @@ def load_config(path: str) -> ml_collections.ConfigDict:
       f"config file {file} has no get_config(); define get_config(variant=...) "
       f"returning the experiment's ConfigDict."
     )
+  variants = getattr(module, "VARIANTS", None)
+  if variant and variants is not None and variant not in variants:
+    raise unknown_variant(file, variant, variants, getattr(module, "VARIANT_CHOICES", ""))
   try:
     return module.get_config(variant) if variant else module.get_config()
   except ConfigError:

@@ -28,6 +28,22 @@ import pytest  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# Real MNIST: the tests that need it skip unless JAXGAN_MNIST_DIR names the raw files
+# (``jaxgan.data.mnist_builder`` prepares them offline; it names the same files and URL).
+MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
+MNIST_FILES = (
+  "train-images-idx3-ubyte.gz",
+  "train-labels-idx1-ubyte.gz",
+  "t10k-images-idx3-ubyte.gz",
+  "t10k-labels-idx1-ubyte.gz",
+)
+MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
+MNIST_SKIP = (
+  f"needs real MNIST: set JAXGAN_MNIST_DIR to a directory holding the four raw MNIST idx "
+  f"files ({', '.join(MNIST_FILES)}), downloaded once from {MNIST_URL}"
+)
+needs_mnist = pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason=MNIST_SKIP)
+
 
 def pytest_collection_modifyitems(config, items):
   """Modules with long end-to-end tests (``@pytest.mark.slow``) first: with ``-n auto``

@@ -1,20 +1,87 @@
 """Bad configs fail before anything compiles, with the valid choices in the message."""
 
+import os
+import runpy
+
+import jax.numpy as jnp
 import pytest
 
-from conftest import experiment
+from conftest import REPO, experiment
 from jaxgan import config as config_lib
+from jaxgan.core import losses
+from jaxgan.data import DATASETS
 from jaxgan.errors import ConfigError
+from jaxgan.methods import METHODS
+from jaxgan.models import MODELS
+from jaxgan.registry import Registry
+
+EXPERIMENTS = sorted(f for f in os.listdir(os.path.join(REPO, "experiments")) if f.endswith(".py"))
 
 
-def test_every_experiment_variant_validates():
-  for name in (
-    "gaussian_1d.py",
-    "gaussian_1d.py:textbook",
-    "gaussian_1d.py:paper",
-    "gaussian_1d.py:smoke",
-  ):
-    config_lib.validate(experiment(name))
+@pytest.mark.parametrize("file", EXPERIMENTS)
+def test_every_experiment_declares_its_variants_and_each_validates(file):
+  variants = runpy.run_path(os.path.join(REPO, "experiments", file))["VARIANTS"]
+  assert variants and all(isinstance(v, str) and v for v in variants)
+  config_lib.validate(experiment(file))
+  for variant in variants:
+    config_lib.validate(experiment(f"{file}:{variant}"))
+
+
+@pytest.mark.parametrize(
+  "path,message",
+  [
+    (
+      "gaussian_1d.py:textbok",
+      "unknown variant 'textbok'. Did you mean 'textbook'? "
+      "Variants: default, textbook, paper, smoke.",
+    ),
+    (
+      "mixtures_2d.py:gird,r1",
+      "unknown variant 'gird,r1'. Did you mean 'grid,r1'? Variants: ring, grid, smoke, each "
+      f"optionally followed by ,<method> with <method> one of {', '.join(METHODS)}.",
+    ),
+    (
+      "mnist_gan.py:xyzzy",
+      "unknown variant 'xyzzy'. Variants: default, paper_code, paper_code_ema, adam, smoke.",
+    ),
+  ],
+)
+def test_a_misspelt_variant_gets_the_closest_one(path, message):
+  with pytest.raises(ConfigError) as e:
+    experiment(path)
+  file = os.path.join(REPO, "experiments", path.partition(":")[0])
+  assert str(e.value) == f"config file {file}: {message}"
+
+
+@pytest.mark.parametrize("model", MODELS.names())
+def test_every_model_builder_is_configurable(model):
+  # Each keyword of the builder has a default, so it is a key of config.model.
+  config_lib.validate(config_lib.base_config(model=model, data="gaussian_1d"))
+
+
+@pytest.mark.parametrize("data", DATASETS.names())
+def test_every_dataset_builder_is_configurable(data):
+  config_lib.validate(config_lib.base_config(model="mlp", data=data))
+
+
+def test_a_d_loss_registered_without_a_g_partner_fails_in_one_line(monkeypatch):
+  registry = Registry(losses.D_LOSSES.kind)  # today's losses plus one without an AUTO_G entry
+  for name in losses.D_LOSSES:
+    registry.register(name)(losses.D_LOSSES.get(name))
+  registry.register("mean_gap")(losses.DLoss(lambda real, fake: jnp.mean(fake - real)))
+  monkeypatch.setattr(losses, "D_LOSSES", registry)
+  c = experiment("gaussian_1d.py")
+  c.loss.update(d="mean_gap", g="auto")
+  with pytest.raises(ConfigError) as e:
+    config_lib.validate(c)
+  assert str(e.value) == (
+    "config.loss.g='auto': discriminator loss 'mean_gap' has no usual generator loss "
+    "(jaxgan.core.losses.AUTO_G); set config.loss.g to one of "
+    f"{', '.join(losses.G_LOSSES.names())}, or give 'mean_gap' an AUTO_G entry."
+  )
+  c = experiment("gaussian_1d.py")
+  c.loss.update(d="mean_gap", g="wasserstein")  # a partner named explicitly is fine
+  config_lib.validate(c)
 
 
 def test_unknown_key_in_an_experiment_file_is_rejected():
@@ -105,9 +172,7 @@ def test_every_zoo_variant_validates_and_builds():
   from jaxgan.data import build_dataset
 
   for data in ("ring", "grid"):
-    for method in ("",) + tuple(
-      "," + m for m in ("wgan_gp", "r1", "sn_hinge", "lsgan", "pacgan2", "dragan", "r3gan")
-    ):
+    for method in ("", *(f",{m}" for m in METHODS)):
       c = config_lib.validate(experiment(f"mixtures_2d.py:{data}{method}"))
       build_gan(c, build_dataset(c.data).spec)
 
@@ -169,18 +234,21 @@ def test_d_pass_auto_is_joint_for_mlps_and_separate_for_packs_and_conv_nets():
     choose_joint_d_pass("joint", mlp, 2)
 
 
-@pytest.mark.parametrize(
-  "d,g",
-  [
-    ("bce", "non_saturating"),
-    ("hinge", "hinge"),
-    ("rpgan", "rpgan"),
-    ("wasserstein", "wasserstein"),
-    ("least_squares", "least_squares"),
-  ],
-)
+AUTO_PARTNERS = [
+  ("bce", "non_saturating"),
+  ("hinge", "hinge"),
+  ("rpgan", "rpgan"),
+  ("wasserstein", "wasserstein"),
+  ("least_squares", "least_squares"),
+]
+
+
+def test_auto_partner_table_covers_every_d_loss():
+  assert {d for d, _ in AUTO_PARTNERS} == set(losses.D_LOSSES)
+
+
+@pytest.mark.parametrize("d,g", AUTO_PARTNERS)
 def test_generator_loss_auto_follows_the_discriminator_loss(d, g):
-  from jaxgan.core import losses
   from jaxgan.core.gan import build_gan
   from jaxgan.data import build_dataset
 

@@ -1,5 +1,6 @@
 """The TFDS data layer on mock data: determinism, resume position, per-process shards."""
 
+import gzip
 import os
 import time
 
@@ -8,9 +9,10 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from conftest import experiment
+from conftest import experiment, needs_mnist
 from jaxgan.data import build_dataset, resolve_pixel_range
 from jaxgan.data.image_pipeline import ImagePipeline
+from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError, DatasetNotFoundError
 
 N = 48
@@ -158,11 +160,6 @@ def test_idx_reader_checks_format_size_and_hash(tmp_path):
 
 # --- config.data.train_range: train on the examples with original index in [start, stop) ---
 
-MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
-needs_mnist = pytest.mark.skipif(
-  not os.path.isdir(MNIST_DIR), reason="needs real MNIST (JAXGAN_MNIST_DIR)"
-)
-
 
 class ArraySource:
   """An in-memory stand-in for a TFDS data source, records stored in a shuffled order."""
@@ -295,3 +292,148 @@ def test_train_range_on_real_mnist(mnist_tfds_dir):
     r"69,999 but mnist's train split has 60,000; ",
   ):
     ranged(ds, (0, 70_000))
+
+
+# --- the dataset protocol (jaxgan.data.protocol): every registered dataset meets it ---------
+
+
+def write_idx_files(directory, sizes=(("train", 24), ("t10k", 12))):
+  """Tiny MNIST-format files (gzipped idx): image i is filled with i, its label is i % 10."""
+  os.makedirs(directory, exist_ok=True)
+  for prefix, n in sizes:
+    images = np.arange(n, dtype=np.uint8)[:, None, None] * np.ones((1, 28, 28), np.uint8)
+    labels = (np.arange(n) % 10).astype(np.uint8)
+    for kind, array, magic in (("images-idx3", images, 0x0803), ("labels-idx1", labels, 0x0801)):
+      header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+      with gzip.open(os.path.join(directory, f"{prefix}-{kind}-ubyte.gz"), "wb") as f:
+        f.write(header + array.tobytes())
+
+
+# How a test builds each registered dataset: "sampled" as configured, "idx" from tiny idx
+# files, "mock" under tfds.testing.mock_data; with these config.data overrides.
+DATASET_INPUTS = {
+  "gaussian_1d": ("sampled", {}),
+  "ring_2d": ("sampled", {}),
+  "grid_2d": ("sampled", {}),
+  "mnist": ("idx", {}),
+  "fashion_mnist": ("idx", {}),
+  "stacked_mnist": ("idx", {"size": 16}),
+  "cifar10": ("mock", {}),
+  "celeb_a": ("mock", {"image_size": 16, "crop": 32}),
+  "tfds": ("mock", {"tfds_name": "cifar10"}),
+}
+
+
+def test_every_registered_dataset_has_protocol_test_inputs():
+  from jaxgan.data import DATASETS
+
+  assert set(DATASET_INPUTS) == set(DATASETS)
+
+
+@pytest.mark.parametrize("name", sorted(DATASET_INPUTS))
+def test_every_dataset_meets_its_protocol(name, tmp_path, monkeypatch):
+  import contextlib
+
+  import jax
+
+  from jaxgan.config import base_config
+  from jaxgan.data import DATASETS, mnist_builder, protocol
+
+  assert name in DATASETS, f"{name} is in DATASET_INPUTS but not registered"
+  how, overrides = DATASET_INPUTS[name]
+  data = base_config(model="mlp", data=name).data
+  data.update(overrides)
+  context = contextlib.nullcontext()
+  if how == "idx":
+    monkeypatch.setattr(mnist_builder, "MNIST_SHA256", {})  # the files are not LeCun's
+    write_idx_files(tmp_path / "idx")
+    data.update(source_dir=str(tmp_path / "idx"), data_dir=str(tmp_path / "tfds"))
+  elif how == "mock":
+    data.data_dir = str(tmp_path / "tfds")
+    context = tfds.testing.mock_data(num_examples=6)
+  with context:
+    ds = build_dataset(data)  # checks the protocol itself
+    assert protocol.kind(ds) is (
+      protocol.SampledDataset if how == "sampled" else protocol.IndexedDataset
+    )
+    assert all(hasattr(ds, m) for m in protocol.members(protocol.kind(ds)))
+    shape = tuple(ds.spec.shape)
+    if how == "sampled":
+      assert ds.sample(jax.random.PRNGKey(0), 5)["x"].shape == (5, *shape)
+      return
+    assert ds.split == "train" and ds.name == overrides.get("tfds_name", name)
+    assert len(ds) > 0 and not ds.in_memory
+    batch = ds.read(np.array([[0, 1, 2]]))
+    assert batch["x"].shape == (1, 3, *shape) and batch["x"].dtype == np.uint8
+    assert batch["y"].shape == (1, 3)
+    everything = ds.load_all()
+    assert ds.in_memory and {"x", "y", "index"} <= set(everything)
+    assert len(everything["x"]) == len(everything["index"]) == len(ds)
+    test = ds.other_split("test")
+    assert test.split == "test" and test.spec == ds.spec and len(test) > 0
+    test.close()
+    ds.close()
+
+
+class _HalfImages:
+  """Images that forgot most of the protocol."""
+
+  name, split = "half_images", "train"
+  spec = DataSpec((4, 4, 1), is_image=True, name="half_images")
+
+  def __len__(self):
+    return 4
+
+  def load_all(self):
+    return {}
+
+  def other_split(self, split):
+    return self
+
+
+class _NoSampler:
+  spec = DataSpec((2,), name="no_sampler")
+
+
+@pytest.mark.parametrize(
+  "builder,message",
+  [
+    (
+      _HalfImages,
+      "dataset 'mine': its builder returned a _HalfImages, which lacks on_device, pixel_range, "
+      "in_memory, read, close of jaxgan.data.protocol.IndexedDataset.",
+    ),
+    (
+      _NoSampler,
+      "dataset 'mine': its builder returned a _NoSampler, which lacks sample of "
+      "jaxgan.data.protocol.SampledDataset.",
+    ),
+    (
+      dict,
+      "dataset 'mine': its builder returned a dict, whose spec is NoneType, not a "
+      "jaxgan.data.spec.DataSpec (jaxgan.data.protocol.Dataset).",
+    ),
+  ],
+)
+def test_a_dataset_missing_a_protocol_member_fails_in_one_line(builder, message, monkeypatch):
+  import ml_collections
+
+  import jaxgan.data
+  from jaxgan.registry import Registry
+
+  registry = Registry("dataset")
+  registry.register("mine")(builder)
+  monkeypatch.setattr(jaxgan.data, "DATASETS", registry)
+  with pytest.raises(ConfigError) as e:
+    build_dataset(ml_collections.ConfigDict({"name": "mine", "train_range": ()}))
+  assert str(e.value) == message
+
+
+def test_the_mnist_skip_message_says_how_to_get_mnist():
+  from conftest import MNIST_SKIP
+  from jaxgan.data import mnist_builder
+
+  assert "JAXGAN_MNIST_DIR" in MNIST_SKIP and mnist_builder.URLS["mnist"] in MNIST_SKIP
+  for names in mnist_builder.FILES.values():
+    for file in names:
+      assert f"{file}.gz" in MNIST_SKIP

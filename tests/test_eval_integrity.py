@@ -10,7 +10,7 @@ import pytest
 from scipy.spatial.distance import cdist
 
 import jaxgan
-from conftest import experiment
+from conftest import experiment, needs_mnist
 from jaxgan import evaluators
 from jaxgan.config import base_config
 from jaxgan.data.spec import DataSpec
@@ -20,10 +20,6 @@ from jaxgan.feature_nets import lenet
 from jaxgan.metrics import precision_recall as pr
 from jaxgan.metrics.distances import sq_dists
 
-MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
-needs_mnist = pytest.mark.skipif(
-  not os.path.isdir(MNIST_DIR), reason="needs real MNIST (JAXGAN_MNIST_DIR)"
-)
 MNIST = DataSpec((28, 28, 1), num_classes=10, is_image=True, name="mnist")
 FASHION = DataSpec((28, 28, 1), num_classes=10, is_image=True, name="fashion_mnist")
 

@@ -3,6 +3,8 @@
 import json
 import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from scipy import special
 from scipy.spatial.distance import cdist
 
 import jaxgan
-from conftest import experiment, tiny_gaussian_config
+from conftest import experiment, needs_mnist, tiny_gaussian_config
 from jaxgan import evaluators
 from jaxgan.data.mixtures import ring_2d
 from jaxgan.data.spec import DataSpec
@@ -18,13 +20,97 @@ from jaxgan.errors import ConfigError, FeatureNetNotFoundError, UserError
 from jaxgan.evaluators import evaluate
 from jaxgan.feature_nets import lenet
 
-MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
-needs_mnist = pytest.mark.skipif(
-  not os.path.isdir(MNIST_DIR), reason="needs real MNIST (JAXGAN_MNIST_DIR)"
-)
+GAUSSIAN = DataSpec((1,), name="gaussian_1d")
+MNIST = DataSpec((28, 28, 1), num_classes=10, is_image=True, name="mnist")
+CIFAR = DataSpec((32, 32, 3), num_classes=10, is_image=True, name="cifar10")
+# Every registered evaluator: whether it needs a run's GAN (the others also score a file
+# of samples), and data its preflight refuses, naming it (None: it refuses none).
+EVALUATOR_CASES = {
+  "gaussian_1d": (True, None),
+  "samples": (True, None),
+  "interpolation": (True, None),
+  "nearest_neighbours": (True, None),
+  "loss_curves": (True, None),
+  "parzen": (False, GAUSSIAN),
+  "parzen_valid": (True, GAUSSIAN),
+  "fid": (False, GAUSSIAN),
+  "kid": (False, GAUSSIAN),
+  "is": (False, CIFAR),
+  "precision_recall": (False, GAUSSIAN),
+  "class_coverage": (False, CIFAR),
+  "mode_coverage": (False, MNIST),
+  "mixture_2d": (False, MNIST),
+  "stacked_mnist_modes": (False, MNIST),
+}
+
+
+def test_every_evaluator_declares_whether_it_needs_the_gan():
+  assert set(EVALUATOR_CASES) == set(evaluators.EVALUATORS)
+  for name, (needs_gan, _) in EVALUATOR_CASES.items():
+    assert evaluators.EVALUATORS.get(name).needs_gan is needs_gan, name
+  assert evaluators.without_gan() == sorted(n for n, (g, _) in EVALUATOR_CASES.items() if not g)
+
+
+@pytest.mark.parametrize("name", sorted(EVALUATOR_CASES))
+def test_each_evaluators_preflight_names_it_by_its_registered_name(name):
+  spec = EVALUATOR_CASES[name][1]
+  if spec is None:
+    evaluators.preflight([name], experiment("gaussian_1d.py"), GAUSSIAN)
+    return
+  with pytest.raises(ConfigError) as e:
+    evaluators.preflight([name], experiment("gaussian_1d.py"), spec)
+  assert re.match(rf"config\.eval\.metrics: {name}[ :]", str(e.value)), str(e.value)
+
+
+def test_is_on_a_sample_file_of_rgb_images_names_is(tmp_path):
+  import tensorflow_datasets as tfds
+
+  path = tmp_path / "rgb.npz"
+  np.savez(path, samples=np.zeros((4, 32, 32, 3), np.float32))
+  with tfds.testing.mock_data(num_examples=4), pytest.raises(ConfigError) as e:
+    evaluate.evaluate_samples(str(path), "cifar10", ["is"], data_dir=str(tmp_path))
+  assert str(e.value) == (
+    "config.eval.metrics: is needs the dataset's classifier, which jaxgan has for 28x28x1 "
+    "data only; use fid, kid or precision_recall."
+  )
+
+
+def test_a_sample_file_takes_only_evaluators_that_need_no_gan(tmp_path):
+  path = tmp_path / "ring.npz"
+  np.savez(path, samples=np.zeros((16, 2), np.float32))
+  with pytest.raises(ConfigError) as e:
+    evaluate.evaluate_samples(str(path), "ring_2d", ["mode_coverage", "loss_curves"])
+  assert str(e.value) == (
+    "loss_curves needs a run's GAN (--workdir); --samples works with "
+    f"{', '.join(evaluators.without_gan())}."
+  )
+  with pytest.raises(ConfigError, match=r"unknown evaluator 'mode_coverag'. Did you mean"):
+    evaluate.evaluate_samples(str(path), "ring_2d", ["mode_coverag"])
+
+
+def test_a_missing_workdir_is_named_as_missing(tmp_path):
+  missing = str(tmp_path / "nowhere")
+  message = (
+    f"--workdir {missing} does not exist; give the directory a run was trained in "
+    f"(jaxgan-train --workdir=...)."
+  )
+  for call in (evaluate.evaluate_run, evaluate.evaluate_best):
+    with pytest.raises(ConfigError) as e:
+      call(missing)
+    assert str(e.value) == message
+
+
+def _evaluate_cli(*flags):
+  return subprocess.Popen(
+    [sys.executable, "-m", "jaxgan.cli.evaluate", *flags],
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
 
 
 def test_mode_coverage_of_a_run_is_written_per_step(tmp_path):
+  missing = _evaluate_cli(f"--workdir={tmp_path / 'nowhere'}")
   c = experiment("mixtures_2d.py:smoke")
   jaxgan.train(c, str(tmp_path), progress=False)
   record = evaluate.evaluate_run(str(tmp_path), update={"eval.metrics": "mode_coverage"})
@@ -32,6 +118,22 @@ def test_mode_coverage_of_a_run_is_written_per_step(tmp_path):
   assert saved["step"] == 20 and saved["metrics"] == record["metrics"]
   assert saved["metrics"]["modes_total"] == 8.0
   assert 0.0 <= saved["metrics"]["hq_fraction"] <= 1.0
+  assert record["written_to"] == str(tmp_path / "eval" / "20.json") and "written_to" not in saved
+  environment = saved["environment"]  # what it ran on (jaxgan.run.environment)
+  assert environment["versions"]["jax"] and environment["device_count"] >= 1
+  assert "model" in environment["cpu"] and "machine" not in saved
+  # The program: the metrics on stdout, where it wrote them on stderr.
+  out, err = _evaluate_cli(f"--workdir={tmp_path}", "--metrics=mode_coverage").communicate(
+    timeout=300
+  )
+  assert json.loads(out) == record["metrics"]
+  assert err.strip().splitlines()[-1] == f"wrote {tmp_path / 'eval' / '20.json'}"
+  out, err = missing.communicate(timeout=300)
+  assert missing.returncode == 2 and not out
+  assert err.strip() == (
+    f"jaxgan: error: --workdir {tmp_path / 'nowhere'} does not exist; give the directory a "
+    "run was trained in (jaxgan-train --workdir=...)."
+  )
 
 
 def test_mode_coverage_of_planted_samples_at_the_mode_centres(tmp_path):
@@ -39,7 +141,12 @@ def test_mode_coverage_of_planted_samples_at_the_mode_centres(tmp_path):
   assert centres.shape == (8, 2)
   path = tmp_path / "planted.npz"
   np.savez(path, samples=np.repeat(centres, 100, axis=0))  # 100 per mode >= mode_min_count (20)
-  m = evaluate.evaluate_samples(str(path), "ring_2d", ["mode_coverage"])["metrics"]
+  record = evaluate.evaluate_samples(
+    str(path), "ring_2d", ["mode_coverage", "mixture_2d"], output=str(tmp_path / "out.json")
+  )
+  m = record["metrics"]
+  assert record["files"] == [str(tmp_path / "figures" / "mixture_2d_0000000.png")]
+  assert os.path.exists(record["files"][0])
   assert m["modes_total"] == 8.0 and m["modes_covered"] == 8.0 and m["modes_with_any_hq"] == 8.0
   assert m["hq_fraction"] == 1.0
   assert m["mode_kl_uniform"] == pytest.approx(0.0, abs=1e-12)

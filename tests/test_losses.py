@@ -34,9 +34,25 @@ G_FORMULAS = {
 }
 
 
+# How each D loss reads D's raw output.
+D_OUTPUTS = {
+  "bce": "probability",
+  "least_squares": "critic",
+  "wasserstein": "critic",
+  "hinge": "critic",
+  "rpgan": "critic",
+}
+
+
 def test_every_registered_loss_has_a_formula_test():
-  assert set(losses.D_LOSSES) == set(D_FORMULAS)
+  assert set(losses.D_LOSSES) == set(D_FORMULAS) == set(D_OUTPUTS)
   assert set(losses.G_LOSSES) == set(G_FORMULAS)
+
+
+def test_every_d_loss_has_a_registered_g_partner_for_auto():
+  assert set(losses.AUTO_G) == set(losses.D_LOSSES)
+  for d in losses.D_LOSSES:
+    losses.G_LOSSES.get(losses.auto_partner(d))
 
 
 @pytest.mark.parametrize("name", sorted(D_FORMULAS))
@@ -71,12 +87,14 @@ def test_equilibrium_is_the_loss_when_d_cannot_tell(name):
     np.testing.assert_allclose(loss.read(jnp.asarray(out)), loss.indifferent, rtol=1e-6)
 
 
-def test_only_sigmoid_losses_read_d_as_a_probability():
+@pytest.mark.parametrize("name", sorted(D_OUTPUTS))
+def test_only_sigmoid_losses_read_d_as_a_probability(name):
   raw = jnp.array([-2.0, 0.0, 3.0])
-  np.testing.assert_allclose(losses.D_LOSSES.get("bce").read(raw), sigmoid64(raw), rtol=1e-6)
-  for name in ("least_squares", "wasserstein", "hinge", "rpgan"):
-    loss = losses.D_LOSSES.get(name)
-    assert loss.output == "critic"
+  loss = losses.D_LOSSES.get(name)
+  assert loss.output == D_OUTPUTS[name]
+  if loss.output == "probability":
+    np.testing.assert_allclose(loss.read(raw), sigmoid64(raw), rtol=1e-6)
+  else:
     np.testing.assert_array_equal(loss.read(raw), raw)
 
 

@@ -1,6 +1,6 @@
 """Real MNIST, prepared offline from the raw idx files, trained end to end.
 
-Needs the four raw files: set JAXGAN_MNIST_DIR (CI points it at ../shared/data/mnist).
+Needs the four raw files in $JAXGAN_MNIST_DIR (``conftest.MNIST_SKIP`` says how).
 """
 
 import os
@@ -13,17 +13,12 @@ import pytest
 from PIL import Image
 
 import jaxgan
-from conftest import experiment
+from conftest import experiment, needs_mnist
 from jaxgan.data import build_dataset
 from jaxgan.run import checkpointing
 from jaxgan.run.writers import read_jsonl
 
-MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
-pytestmark = pytest.mark.skipif(
-  not os.path.isdir(MNIST_DIR),
-  reason="real MNIST needs JAXGAN_MNIST_DIR pointing at the four raw idx files "
-  "(CI sets it to ../shared/data/mnist)",
-)
+pytestmark = needs_mnist
 
 
 @pytest.fixture(scope="module")

@@ -117,11 +117,32 @@ def test_cross_device_batch_norm_matches_single_device(mode, tmp_path):
     assert max(diffs) > 1e-4  # vs < 1e-5 for cross-device statistics above
 
 
+# Every registered D penalty, as "weight[@every]" in the zoo run below, and whether its
+# term must come out nonzero there (gp_one_sided is 0 while D's gradient norms stay under 1).
+PENALTY_SPECS = {
+  "gp": ("1", True),
+  "gp_one_sided": ("1", False),
+  "gp0": ("1", True),
+  "dragan": ("1@3", True),
+  "r1": ("1@2", True),  # lazy: on updates 0, 2, 4 of 3 steps x k=2
+  "r2": ("1", True),
+  "lecam": ("0.1", True),
+}
+
+
+def test_the_zoo_run_covers_every_registered_penalty():
+  from jaxgan.core import penalties
+
+  assert set(PENALTY_SPECS) == set(penalties.D_PENALTIES)
+
+
 ZOO = {
   # Every D penalty at once (lazy R1 included), spectral norm, the relativistic loss.
   "penalties_sn_rpgan": dict(
     loss=dict(
-      d="rpgan", g="rpgan", d_penalties="gp:1,gp_one_sided:1,gp0:1,dragan:1@3,r1:1@2,r2:1,lecam:0.1"
+      d="rpgan",
+      g="rpgan",
+      d_penalties=",".join(f"{name}:{spec}" for name, (spec, _) in PENALTY_SPECS.items()),
     ),
     model=dict(d_spectral_norm=True),
   ),
@@ -181,16 +202,10 @@ def test_zoo_terms_match_single_device(name, monkeypatch):
         b, a, rtol=1e-4, atol=1e-6, err_msg=f"{mode} {jax.tree_util.keystr(path)}"
       )
   if name == "penalties_sn_rpgan":  # every term reported, and really computed
-    for k in (
-      "d_loss/gp",
-      "d_loss/gp0",
-      "d_loss/dragan",
-      "d_loss/r2",
-      "d_loss/lecam",
-      "r1/grad_norm",
-    ):
-      assert float(m_single[k]) != 0.0, k
-    assert float(m_single["d_loss/r1"]) != 0.0  # lazy: ran on updates 0, 2, 4 of 3 steps x k=2
+    for penalty, (_, nonzero) in PENALTY_SPECS.items():
+      assert f"d_loss/{penalty}" in m_single, penalty
+      assert float(m_single[f"d_loss/{penalty}"]) != 0.0 or not nonzero, penalty
+    assert float(m_single["r1/grad_norm"]) != 0.0
   else:
     assert max(float(np.abs(x).max()) for x in jax.tree.leaves(single.d.params)) <= 0.5
 

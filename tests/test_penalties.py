@@ -175,7 +175,20 @@ def test_lecam_updates_its_anchors_first_and_starts_after_1000_steps():
   )
 
 
-@pytest.mark.parametrize("name", ["gp", "gp_one_sided", "gp0", "dragan", "r1", "r2"])
+# Every registered penalty: its gradient in D's parameters against finite differences
+# below, or the reason it is tested elsewhere. A new penalty must join one of the two.
+FD_GRADIENT = ("gp", "gp_one_sided", "gp0", "dragan", "r1", "r2")
+OTHER_GRADIENT = {
+  "lecam": "its anchors are stop-gradient averages of D's outputs (test_lecam_... above)",
+}
+
+
+def test_every_penalty_is_in_a_gradient_table():
+  assert not set(FD_GRADIENT) & set(OTHER_GRADIENT)
+  assert set(FD_GRADIENT) | set(OTHER_GRADIENT) == set(penalties.D_PENALTIES)
+
+
+@pytest.mark.parametrize("name", FD_GRADIENT)
 def test_penalty_gradients_reach_d_parameters(name):
   # D_theta(x) = theta * f(x): the penalty's derivative in theta against finite differences.
   def value(theta):
@@ -200,7 +213,7 @@ def test_spec_parses_weights_and_intervals():
     (
       "gp_onesided:1",
       "config.loss.d_penalties: unknown discriminator penalty 'gp_onesided'. "
-      "Did you mean 'gp_one_sided'? Valid choices: dragan, gp, gp0, gp_one_sided, lecam, r1, r2.",
+      f"Did you mean 'gp_one_sided'? Valid choices: {', '.join(penalties.D_PENALTIES.names())}.",
     ),
     (
       "r1",

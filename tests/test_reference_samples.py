@@ -8,13 +8,9 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import MNIST_DIR, needs_mnist
 from jaxgan.cli import reference_samples
 from jaxgan.errors import ConfigError
-
-MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
-needs_mnist = pytest.mark.skipif(
-  not os.path.isdir(MNIST_DIR), reason="needs real MNIST (JAXGAN_MNIST_DIR)"
-)
 
 
 def test_kmeans_finds_separated_clusters_and_its_objective_never_rises():

@@ -1,11 +1,9 @@
 """Stacked MNIST: the dataset's construction and the 1,000-mode counter."""
 
-import os
-
 import numpy as np
 import pytest
 
-from conftest import experiment
+from conftest import experiment, needs_mnist
 from jaxgan.data.stacked import StackedSource, triples
 from jaxgan.evaluators.stacked_mnist import digits_per_channel
 from jaxgan.metrics.modes import stacked_mnist_modes
@@ -75,10 +73,7 @@ def test_stacked_examples_are_three_digits_fixed_by_seed_and_index():
   assert not np.array_equal(triples(4, 30, 40), t)
 
 
-@pytest.mark.skipif(
-  not os.path.isdir(os.environ.get("JAXGAN_MNIST_DIR", "")),
-  reason="needs JAXGAN_MNIST_DIR (CI sets it)",
-)
+@needs_mnist
 @pytest.mark.slow
 def test_two_seeds_of_the_smoke_config_train_on_real_stacked_mnist(tmp_path, mnist_tfds_dir):
   import jaxgan

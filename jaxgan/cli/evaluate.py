@@ -5,12 +5,14 @@
   jaxgan-evaluate --workdir=workdirs/mnist_gan_ema --metrics=parzen --weights=raw
   jaxgan-evaluate --samples=samples.npz --dataset=mnist --metrics=parzen --output=out.json
 
-Checkpoint mode writes ``<workdir>/eval/<step>.json``. The metrics default to the
+Checkpoint mode writes ``<workdir>/eval/<step>.json`` (``--output`` elsewhere) and
+says where on stderr; the metrics go to stdout. They default to the
 run's ``config.eval.metrics``; long computations show their progress. ``--best``
 evaluates the checkpoint kept as best by the run's ``config.eval.select`` (each
 member's own best step in a run of many; ``eval/best.json``). A run that keeps an
 EMA of G is sampled from the EMA; ``--weights=raw`` samples G's own weights
-instead (records get a ``_raw`` suffix).
+instead (records get a ``_raw`` suffix). ``--samples`` takes the evaluators that
+need no GAN (``jaxgan.evaluators.without_gan``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 from absl import app, flags, logging
 
 from jaxgan import cli
+from jaxgan.config import split_names
 from jaxgan.evaluators.evaluate import (
   WEIGHTS,
   evaluate_best,
@@ -123,8 +126,6 @@ def main(argv: list[str]) -> None:
     if _SAMPLES.value:
       if not _DATASET.value or not _METRICS.value:
         raise app.UsageError("--samples needs --dataset and --metrics")
-      from jaxgan.config import split_names
-
       record = evaluate_samples(
         _SAMPLES.value,
         _DATASET.value,
@@ -161,6 +162,10 @@ def main(argv: list[str]) -> None:
     else:
       raise app.UsageError("give --workdir (a run) or --samples (a sample file)")
   print(json.dumps(record["metrics"], indent=2, default=float))
+  if "written_to" in record:
+    print(f"wrote {record['written_to']}", file=sys.stderr)
+  else:
+    print("not written anywhere: pass --output=FILE to keep the record", file=sys.stderr)
 
 
 def run() -> None:

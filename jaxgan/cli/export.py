@@ -18,6 +18,10 @@ import numpy as np
 from absl import app, flags, logging
 
 from jaxgan import cli
+from jaxgan.core.sampling import Sampler
+from jaxgan.errors import ConfigError
+from jaxgan.evaluators.evaluate import check_workdir
+from jaxgan.run.reopen import open_run
 
 _WORKDIR = None
 _NUM = None
@@ -61,10 +65,7 @@ def export_samples(
   seed_index: int | None = None,
 ) -> str:
   """Writes the .npz and returns its path."""
-  from jaxgan.core.sampling import Sampler
-  from jaxgan.errors import ConfigError
-  from jaxgan.run.reopen import open_run
-
+  check_workdir(workdir)
   exp, state = open_run(workdir, step)
   step = int(state.step)
   if exp.population.batched:

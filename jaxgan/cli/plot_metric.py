@@ -18,6 +18,7 @@ from absl import app, flags
 
 from jaxgan import cli
 from jaxgan.errors import ConfigError
+from jaxgan.evaluators import figures
 
 _WORKDIR = None
 _SCALAR = None
@@ -67,8 +68,6 @@ def plot(
 ) -> str:
   """Writes the figure: one curve per run (or per member of a run of many), with
   ``dashed`` beside each; returns its path. ConfigError if a run never logged ``scalar``."""
-  from jaxgan.evaluators import figures
-
   workdirs = [workdirs] if isinstance(workdirs, str) else list(workdirs)
   curves = []
   for workdir in workdirs:

@@ -12,7 +12,7 @@ optimum). Theis, van den Oord & Bethge (2016,
 blurry prototypes beats real data under Goodfellow et al.'s Parzen protocol: a
 score above the ``train`` one says the metric is rewarding something other than
 sample quality. Files are ``.npz`` with ``samples`` float32 NHWC in [0, 1], as
-``jaxgan-export`` writes and ``jaxgan.evaluate --samples`` reads.
+``jaxgan-export`` writes and ``jaxgan-evaluate --samples`` reads.
 """
 
 from __future__ import annotations
@@ -27,7 +27,12 @@ import numpy as np
 from absl import app, flags
 
 from jaxgan import cli
+from jaxgan import config as config_lib
+from jaxgan.data import build_dataset
+from jaxgan.data.image_pipeline import range_positions
 from jaxgan.errors import ConfigError
+from jaxgan.evaluators import figures
+from jaxgan.run.writers import TaskProgress
 
 KINDS = ("train", "kmeans")
 _CHUNK = 2048  # points per distance block: 2048 x 10,000 float32 = 80 MB
@@ -118,15 +123,11 @@ def training_images(
 ) -> np.ndarray:
   """The train split as float32 NHWC in [0, 1], in the original files' order
   (only positions in ``train_range`` when given)."""
-  from jaxgan import config as config_lib
-  from jaxgan.data import build_dataset
-  from jaxgan.data.image_pipeline import range_positions
-
   config = config_lib.base_config(model="mlp", data=dataset)  # also rejects unknown names
   if "data_dir" in config.data:
     config.data.data_dir = data_dir
   ds = build_dataset(config.data)
-  if not getattr(ds.spec, "is_image", False):
+  if not ds.spec.is_image:
     raise ConfigError(f"--dataset={dataset} is not an image dataset.")
   data = ds.load_all()
   positions = (
@@ -161,8 +162,6 @@ def make(
 
 def preview(samples: np.ndarray, path: str, *, side: int = 10) -> str:
   """The first side x side samples as one PNG grid (to look at before trusting a score)."""
-  from jaxgan.evaluators import figures
-
   n = min(len(samples), side * side)
   rows = -(-n // side)
   return figures.save_png(figures.image_grid(samples[:n], rows, side, scale=2), path)
@@ -171,8 +170,6 @@ def preview(samples: np.ndarray, path: str, *, side: int = 10) -> str:
 def main(argv: list[str]) -> None:
   cli.setup(argv)
   with cli.user_errors_exit():
-    from jaxgan.run.writers import TaskProgress
-
     train_range = _parse_range(_TRAIN_RANGE.value)
     if _KIND.value == "kmeans" and _ITERATIONS.value < 1:
       raise ConfigError(f"--iterations={_ITERATIONS.value} must be at least 1.")

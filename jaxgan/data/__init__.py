@@ -1,7 +1,9 @@
 """Datasets by name (``config.data.name``) and the pipelines that feed them.
 
 Each registered builder's keyword arguments are the other keys of
-``config.data``. Image datasets are read through ``tfds.data_source``;
+``config.data``; what it returns meets ``jaxgan.data.protocol`` (a
+``SampledDataset`` or an ``IndexedDataset``), which ``build_dataset`` checks.
+Image datasets are read through ``tfds.data_source``;
 ``mnist`` and ``fashion_mnist`` are prepared from raw idx files without
 TensorFlow (see ``mnist_builder``); other TFDS datasets need the ``[tf]``
 extra once, to prepare them.
@@ -14,14 +16,18 @@ from typing import Any
 
 import ml_collections
 
+from jaxgan.data import images, protocol
+from jaxgan.data import stacked as sm
+from jaxgan.data.image_pipeline import ImagePipeline
 from jaxgan.data.mixtures import grid_2d, ring_2d
 from jaxgan.data.pipeline import Pipeline, Prefetcher
+from jaxgan.data.protocol import Dataset, IndexedDataset, SampledDataset
 from jaxgan.data.spec import DataSpec
 from jaxgan.data.synthetic import Gaussian1D, OnDeviceSampler
 from jaxgan.errors import ConfigError
 from jaxgan.registry import Registry
 
-DATASETS: Registry[Callable[..., Any]] = Registry("dataset")
+DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset")
 DATASETS.register("gaussian_1d")(Gaussian1D)
 DATASETS.register("ring_2d")(ring_2d)
 DATASETS.register("grid_2d")(grid_2d)
@@ -30,7 +36,17 @@ DATASETS.register("grid_2d")(grid_2d)
 GENERAL_DATA_KEYS = ("name", "train_range")
 PIXEL_RANGES = {"zero_one": (0.0, 1.0), "minus_one_one": (-1.0, 1.0)}
 
-__all__ = ["DATASETS", "DataSpec", "Pipeline", "Prefetcher", "build_dataset", "build_pipeline"]
+__all__ = [
+  "DATASETS",
+  "DataSpec",
+  "Dataset",
+  "IndexedDataset",
+  "Pipeline",
+  "Prefetcher",
+  "SampledDataset",
+  "build_dataset",
+  "build_pipeline",
+]
 
 
 @DATASETS.register("mnist")
@@ -44,8 +60,6 @@ def mnist(
   pixel_range: str = "auto",
 ):
   """MNIST from raw idx files in ``source_dir`` (or $JAXGAN_MNIST_DIR); no TensorFlow."""
-  from jaxgan.data import images
-
   return images.open_idx(
     "mnist",
     split,
@@ -68,8 +82,6 @@ def fashion_mnist(
   pixel_range: str = "auto",
 ):
   """Fashion-MNIST from raw idx files in ``source_dir`` (or $JAXGAN_FASHION_MNIST_DIR)."""
-  from jaxgan.data import images
-
   return images.open_idx(
     "fashion_mnist",
     split,
@@ -95,8 +107,6 @@ def stacked_mnist(
 ):
   """Stacked MNIST (28x28x3, 1,000 modes): ``size`` examples, each three MNIST digits of
   ``split`` chosen by (``seed``, index); see ``jaxgan.data.stacked``."""
-  from jaxgan.data import stacked as sm
-
   return sm.open_stacked(
     split,
     size=size,
@@ -118,8 +128,6 @@ def cifar10(
   pixel_range: str = "auto",
 ):
   """CIFAR-10 (32x32x3, 10 classes) prepared by TFDS as array_record (needs the [tf] extra once)."""
-  from jaxgan.data import images
-
   return images.open_tfds(
     "cifar10",
     split,
@@ -143,8 +151,6 @@ def celeb_a(
   pixel_range: str = "auto",
 ):
   """CelebA faces, centre-cropped to ``crop`` and resized (DCGAN's recipe); no labels."""
-  from jaxgan.data import images
-
   return images.open_tfds(
     "celeb_a",
     split,
@@ -173,8 +179,6 @@ def tfds_images(
   pixel_range: str = "auto",
 ):
   """Any TFDS image dataset prepared as array_record; ``image_size`` > 0 crops and resizes."""
-  from jaxgan.data import images
-
   if not tfds_name:
     raise ConfigError("config.data.tfds_name is required with data.name='tfds'")
   size = image_size
@@ -197,14 +201,19 @@ def dataset_kwargs(data_config: ml_collections.ConfigDict) -> dict[str, Any]:
   return {k: v for k, v in data_config.items() if k not in GENERAL_DATA_KEYS}
 
 
-def build_dataset(data_config: ml_collections.ConfigDict, **overrides):
-  """The dataset object named by ``config.data.name`` (``overrides``, e.g. split='test')."""
-  return DATASETS.get(data_config.name)(**{**dataset_kwargs(data_config), **overrides})
+def build_dataset(data_config: ml_collections.ConfigDict, **overrides) -> Dataset:
+  """The dataset named by ``config.data.name`` (``overrides``, e.g. split='test'),
+  checked against its ``jaxgan.data.protocol``."""
+  dataset = DATASETS.get(data_config.name)(**{**dataset_kwargs(data_config), **overrides})
+  protocol.check(dataset, data_config.name)
+  return dataset
 
 
-def resolve_pixel_range(dataset, model_range: tuple[float, float] | None) -> tuple[float, float]:
+def resolve_pixel_range(
+  dataset: IndexedDataset, model_range: tuple[float, float] | None
+) -> tuple[float, float]:
   """The range real images are scaled to: the model's output range unless configured."""
-  name = getattr(dataset, "pixel_range", "auto")
+  name = dataset.pixel_range
   if name == "auto":
     if model_range is None:
       raise ConfigError(
@@ -224,7 +233,7 @@ def resolve_pixel_range(dataset, model_range: tuple[float, float] | None) -> tup
 
 def build_pipeline(
   config: ml_collections.ConfigDict,
-  dataset,
+  dataset: Dataset,
   *,
   model_range: tuple[float, float] | None = None,
   process_index: int = 0,
@@ -233,8 +242,6 @@ def build_pipeline(
   """The pipeline that feeds ``dataset`` to training: this process's share of each batch."""
   train_range = tuple(config.data.get("train_range", ()))
   if dataset.spec.is_image:
-    from jaxgan.data.image_pipeline import ImagePipeline
-
     return ImagePipeline(
       dataset,
       global_batch=config.train.batch_size,

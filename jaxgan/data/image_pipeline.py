@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxgan.data.images import ImageDataset
 from jaxgan.data.pipeline import Pipeline
+from jaxgan.data.protocol import IndexedDataset
 from jaxgan.errors import ConfigError
 
 
@@ -32,14 +32,13 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
   return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def range_positions(dataset: ImageDataset, train_range: tuple[int, int]) -> np.ndarray:
+def range_positions(dataset: IndexedDataset, train_range: tuple[int, int]) -> np.ndarray:
   """Record positions of the examples whose original index is in [start, stop),
   sorted by that index (reads the whole split once: ``load_all``)."""
   start, stop = (int(v) for v in train_range)
   original = np.asarray(dataset.load_all()["index"])
   what = f"config.data.train_range={(start, stop)!r}"
-  split_name = getattr(dataset, "split", "")
-  split = f"{dataset.spec.name}'s {split_name} split" if split_name else f"{dataset.spec.name}"
+  split = f"{dataset.spec.name}'s {dataset.split} split" if dataset.split else dataset.spec.name
   top = int(original.max()) + 1 if len(original) else 0
   if stop > top:
     raise ConfigError(
@@ -57,11 +56,11 @@ def range_positions(dataset: ImageDataset, train_range: tuple[int, int]) -> np.n
 
 
 class ImagePipeline(Pipeline):
-  """Feeds an ``ImageDataset``, scaling pixels to ``value_range`` inside the step."""
+  """Feeds an ``IndexedDataset``, scaling pixels to ``value_range`` inside the step."""
 
   def __init__(
     self,
-    dataset: ImageDataset,
+    dataset: IndexedDataset,
     *,
     global_batch: int,
     d_steps: int,

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError, DatasetNotFoundError
@@ -21,7 +22,8 @@ def default_data_dir(data_dir: str = "") -> str:
 
 
 class ImageDataset:
-  """One split of an image dataset: random access to uint8 HWC images and labels."""
+  """One split of an image dataset: random access to uint8 HWC images and labels
+  (a ``jaxgan.data.protocol.IndexedDataset``)."""
 
   def __init__(
     self,
@@ -52,6 +54,11 @@ class ImageDataset:
 
   def __len__(self) -> int:
     return len(self.source)
+
+  @property
+  def in_memory(self) -> bool:
+    """``load_all`` has run: the whole split is held, and reading it again is free."""
+    return self._all is not None
 
   def other_split(self, split: str) -> ImageDataset:
     """The same dataset, another split (e.g. 'test' for evaluation)."""
@@ -120,7 +127,7 @@ class ImageDataset:
 
 def tfds_source(name: str, split: str, data_dir: str) -> Any:
   """``tfds.data_source`` for a stock TFDS dataset, failing fast with what to do."""
-  import tensorflow_datasets as tfds
+  import tensorflow_datasets as tfds  # slow to import; only image datasets need it
 
   try:
     builder = tfds.builder(name, data_dir=data_dir)
@@ -152,7 +159,7 @@ def tfds_source(name: str, split: str, data_dir: str) -> Any:
 
 def tfds_image_shape(name: str, data_dir: str) -> tuple[int, int, int]:
   """The fixed (H, W, C) of a TFDS dataset's 'image' feature, from its metadata."""
-  import tensorflow_datasets as tfds
+  import tensorflow_datasets as tfds  # slow to import; only image datasets need it
 
   shape = tuple(
     tfds.builder(name, data_dir=default_data_dir(data_dir)).info.features["image"].shape
@@ -167,7 +174,6 @@ def tfds_image_shape(name: str, data_dir: str) -> tuple[int, int, int]:
 
 def center_crop_resize(size: int, crop: int | None = None) -> Preprocess:
   """Square centre crop (default: the short side) then resize: DCGAN's CelebA recipe."""
-  from PIL import Image
 
   def fn(image: np.ndarray) -> np.ndarray:
     h, w = image.shape[:2]
@@ -184,7 +190,7 @@ def center_crop_resize(size: int, crop: int | None = None) -> Preprocess:
 def open_idx(name: str, split: str, *, data_dir: str, source_dir: str, **options) -> ImageDataset:
   """MNIST-format data via ``mnist_builder`` (prepared on first use). ``options``:
   on_device, num_workers, pixel_range."""
-  from jaxgan.data import mnist_builder
+  from jaxgan.data import mnist_builder  # imports tensorflow_datasets (slow): MNIST only
 
   data_dir = default_data_dir(data_dir)
   builder = mnist_builder.prepare(name, data_dir, source_dir)

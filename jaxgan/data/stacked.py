@@ -14,6 +14,7 @@ import threading
 
 import numpy as np
 
+from jaxgan.data import images
 from jaxgan.data.images import ImageDataset
 
 STREAM = 0x57AC
@@ -84,8 +85,6 @@ def open_stacked(
   split: str, *, size: int, seed: int, mnist_options: dict, **options
 ) -> StackedMNIST:
   """Stacked MNIST over MNIST's ``split`` (train digits for train, test digits for test)."""
-  from jaxgan.data import images
-
   mnist = images.open_idx("mnist", split, **mnist_options)
   reopen = lambda s: open_stacked(s, size=size, seed=seed, mnist_options=mnist_options, **options)
   return StackedMNIST(

@@ -9,6 +9,7 @@ import numpy as np
 
 from jaxgan.core.collectives import num_devices, shard_of_global
 from jaxgan.data.pipeline import Pipeline
+from jaxgan.data.protocol import SampledDataset
 from jaxgan.data.spec import DataSpec
 
 
@@ -34,7 +35,7 @@ class Gaussian1D:
 class OnDeviceSampler(Pipeline):
   """Feeds a synthetic distribution: the host sends only iteration numbers."""
 
-  def __init__(self, dataset, global_batch: int, d_steps: int, seed: int):
+  def __init__(self, dataset: SampledDataset, global_batch: int, d_steps: int, seed: int):
     self.dataset = dataset
     self.spec = dataset.spec
     self.global_batch = global_batch

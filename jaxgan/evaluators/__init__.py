@@ -1,9 +1,10 @@
-"""Evaluators, picked by name (``config.eval.metrics``, ``jaxgan.evaluate --metrics``).
+"""Evaluators, picked by name (``config.eval.metrics``, ``jaxgan-evaluate --metrics``).
 
 An evaluator is ``fn(ctx: EvalContext) -> EvalResult``: scalars for
 ``metrics.jsonl``/TensorBoard and optional images (figures). Each lives in its
-own module; importing this package registers them without importing their
-heavy dependencies (matplotlib, scipy) until they run.
+own module; importing this package registers them (``Evaluator``: each declares
+its headline scalar and whether it needs the GAN) without importing their
+modules until they run.
 """
 
 from __future__ import annotations
@@ -55,17 +56,26 @@ class EvalResult:
     )
 
 
-EVALUATORS: Registry[Callable[[EvalContext], EvalResult]] = Registry("evaluator")
+EVALUATORS: Registry[Evaluator] = Registry("evaluator")
 
 
-class _Lazy:
-  """An evaluator whose module is imported when it first runs (or is checked).
+class Evaluator:
+  """A registered evaluator, its module imported when it first runs (or is checked):
+  evaluator modules import this package (``EvalContext``), and some import scipy or
+  matplotlib, which a run without them should not pay for.
 
-  ``headline``: its scalar that a run's summary shows first (None for figures).
+  Attributes:
+    name: its registered name (``config.eval.metrics``), which its messages use.
+    headline: its scalar that a run's summary shows first (None for figures).
+    needs_gan: it reads the run's GAN: a state to sample from, G's or D's networks or
+      losses, or what the run trained on (``parzen_valid``: which images its
+      ``train_range`` held out; ``loss_curves``: its metrics.jsonl). Those that do not
+      also score a file of samples (``jaxgan-evaluate --samples``).
   """
 
-  def __init__(self, module: str, attr: str, headline: str | None = None):
-    self.module, self.attr, self.headline = module, attr, headline
+  def __init__(self, name: str, module: str, attr: str, *, headline: str | None, needs_gan: bool):
+    self.name, self.module, self.attr = name, module, attr
+    self.headline, self.needs_gan = headline, needs_gan
 
   def _module(self):
     return importlib.import_module(f"jaxgan.evaluators.{self.module}")
@@ -77,14 +87,20 @@ class _Lazy:
     """Cheap checks (files present, data kind right) run before training starts."""
     check = getattr(self._module(), "preflight", None)
     if check is not None:
-      check(self.attr, config, spec)
+      check(self.name, config, spec)
 
 
-EVALUATORS.register("gaussian_1d")(_Lazy("gaussian_1d", "evaluate", "w1_over_std"))
+def _register(
+  name: str, module: str, attr: str, *, headline: str | None = None, needs_gan: bool
+) -> None:
+  EVALUATORS.register(name)(Evaluator(name, module, attr, headline=headline, needs_gan=needs_gan))
+
+
+_register("gaussian_1d", "gaussian_1d", "evaluate", headline="w1_over_std", needs_gan=True)
 for _name in ("samples", "interpolation", "nearest_neighbours", "loss_curves"):
-  EVALUATORS.register(_name)(_Lazy("image_figures", _name))
-EVALUATORS.register("parzen")(_Lazy("parzen", "evaluate", "parzen_ll"))
-EVALUATORS.register("parzen_valid")(_Lazy("parzen", "validation", "parzen_valid"))
+  _register(_name, "image_figures", _name, needs_gan=True)
+_register("parzen", "parzen", "evaluate", headline="parzen_ll", needs_gan=False)
+_register("parzen_valid", "parzen", "validation", headline="parzen_valid", needs_gan=True)
 for _name, _attr, _headline in (
   ("fid", "fid", "fid"),
   ("kid", "kid", "kid"),
@@ -92,10 +108,17 @@ for _name, _attr, _headline in (
   ("precision_recall", "precision_recall", "precision"),
   ("class_coverage", "class_coverage", "class_kl_uniform"),
 ):
-  EVALUATORS.register(_name)(_Lazy("feature_metrics", _attr, _headline))
-EVALUATORS.register("mode_coverage")(_Lazy("mixtures", "mode_coverage", "modes_covered"))
-EVALUATORS.register("mixture_2d")(_Lazy("mixtures", "figure"))
-EVALUATORS.register("stacked_mnist_modes")(_Lazy("stacked_mnist", "evaluate", "stacked_modes"))
+  _register(_name, "feature_metrics", _attr, headline=_headline, needs_gan=False)
+_register("mode_coverage", "mixtures", "mode_coverage", headline="modes_covered", needs_gan=False)
+_register("mixture_2d", "mixtures", "figure", needs_gan=False)
+_register(
+  "stacked_mnist_modes", "stacked_mnist", "evaluate", headline="stacked_modes", needs_gan=False
+)
+
+
+def without_gan() -> list[str]:
+  """The evaluators that score samples alone (a file of them: ``jaxgan-evaluate --samples``)."""
+  return [name for name in EVALUATORS if not EVALUATORS.get(name).needs_gan]
 
 
 def headlines(names: list[str]) -> list[str]:

@@ -3,7 +3,9 @@
 ``evaluate_state`` runs ``config.eval.metrics`` on one state (what training calls
 at each evaluation); ``evaluate_members`` does it member by member for a
 population; ``evaluate_run`` and ``evaluate_best`` reopen a run's checkpoint and
-write ``<workdir>/eval/<step>.json``; ``evaluate_samples`` scores a ``.npz``.
+write ``<workdir>/eval/<step>.json``; ``evaluate_samples`` scores a ``.npz`` with the
+evaluators that need no GAN. Each written record holds ``environment`` (what it
+ran on: ``jaxgan.run.environment``); the returned record also holds ``written_to``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import platform
 import time
 from typing import Any
 
@@ -20,21 +21,17 @@ import numpy as np
 
 from jaxgan import config as config_lib
 from jaxgan import evaluators
+from jaxgan.core import population
 from jaxgan.core.sampling import Sampler
 from jaxgan.core.state import GANState
+from jaxgan.data import build_dataset
 from jaxgan.errors import ConfigError
 from jaxgan.experiment import Experiment
+from jaxgan.run import checkpointing, environment, selection
+from jaxgan.run.reopen import open_run, read_config_json
+from jaxgan.run.writers import TaskProgress
 
 WEIGHTS = ("ema", "raw")
-SAMPLE_FILE_METRICS = (
-  "parzen",
-  "fid",
-  "kid",
-  "is",
-  "precision_recall",
-  "class_coverage",
-  "mode_coverage",
-)
 
 
 def evaluate_state(
@@ -149,13 +146,9 @@ def evaluate_run(
   (written to ``eval/<step>_member<i>.json``). ``weights="raw"`` samples G's own
   weights where the run keeps an EMA (``eval/<step>_raw.json``).
   """
-  from jaxgan import config as config_lib
-  from jaxgan.core import population
-  from jaxgan.run.reopen import open_run
-  from jaxgan.run.writers import TaskProgress
-
   if weights not in WEIGHTS:
     raise ConfigError(f"weights={weights!r}: choose ema or raw.")
+  check_workdir(workdir)
   exp, state = open_run(workdir, step, update=update, preflight=True)
   if weights == "raw":
     if state.g_ema_params is None:
@@ -191,19 +184,25 @@ def evaluate_run(
   suffix = "" if seed_index is None or not exp.population.batched else f"_member{seed_index}"
   suffix += "_raw" if weights == "raw" else ""
   output = output or os.path.join(workdir, "eval", f"{step}{suffix}.json")
-  _write(record, output)
-  return record
+  return _write(record, output)
+
+
+def check_workdir(workdir: str) -> None:
+  """A missing run directory is named as missing (not as one without checkpoints)."""
+  if not os.path.exists(workdir):
+    raise ConfigError(
+      f"--workdir {workdir} does not exist; give the directory a run was trained in "
+      f"(jaxgan-train --workdir=...)."
+    )
+  if not os.path.isdir(workdir):
+    raise ConfigError(f"--workdir {workdir} is a file, not a run directory.")
 
 
 def selected_steps(workdir: str) -> tuple[str, list[int], Any]:
   """(the selection spec, each member's best step, the run's population) of a run trained
   with ``eval.select``."""
-  from jaxgan.config import from_stored
-  from jaxgan.core import population
-  from jaxgan.run import checkpointing, selection
-  from jaxgan.run.reopen import read_config_json
-
-  config = from_stored(read_config_json(workdir))
+  check_workdir(workdir)
+  config = config_lib.from_stored(read_config_json(workdir))
   select = selection.parse(config.eval.select)
   pop = population.from_config(config)
   with checkpointing.Checkpointer(
@@ -238,9 +237,9 @@ def evaluate_best(
     record = evaluate_run(
       workdir, steps[member or 0], update=update, seed_index=member, weights=weights
     )
+    record = {k: v for k, v in record.items() if k != "written_to"}
     record["selected_by"] = spec
-    _write(record, output)
-    return record
+    return _write(record, output)
   records = [
     evaluate_run(workdir, step, update=update, seed_index=m, weights=weights)
     for m, step in enumerate(steps)
@@ -257,8 +256,7 @@ def evaluate_best(
     weights=weights,
     members=[{**r["members"][0], "step": step} for r, step in zip(records, steps)],
   )
-  _write(record, output)
-  return record
+  return _write(record, output)
 
 
 def members_table(record: dict) -> str:
@@ -295,16 +293,16 @@ def evaluate_samples(
   update: dict | None = None,
   output: str | None = None,
 ) -> dict:
-  """Evaluates samples from a file against ``dataset``'s real data."""
-  from jaxgan import config as config_lib
-  from jaxgan import evaluators
-  from jaxgan.data import build_dataset
-  from jaxgan.run.writers import TaskProgress
-
-  bad = [n for n in names if n not in SAMPLE_FILE_METRICS]
+  """Evaluates samples from a file against ``dataset``'s real data with evaluators that
+  need no GAN (``evaluators.without_gan``); with ``output``, writes the record there
+  and figures to ``figures/`` beside it."""
+  for name in names:
+    evaluators.EVALUATORS.get(name)  # an unknown name: the valid ones, and the closest
+  bad = [n for n in names if evaluators.EVALUATORS.get(n).needs_gan]
   if bad:
     raise ConfigError(
-      f"--samples works with {', '.join(SAMPLE_FILE_METRICS)}; not {', '.join(bad)}."
+      f"{', '.join(bad)} {'needs' if len(bad) == 1 else 'need'} a run's GAN (--workdir); "
+      f"--samples works with {', '.join(evaluators.without_gan())}."
     )
   config = config_lib.base_config(model="mlp", data=dataset)  # also rejects unknown names
   if "data_dir" in config.data:
@@ -325,7 +323,7 @@ def evaluate_samples(
     state=None,
     dataset=ds,
     step=0,
-    workdir=None,
+    workdir=os.path.dirname(os.path.abspath(output)) if output else None,
     rng=jax.random.PRNGKey(0),
     progress=TaskProgress(),
   )
@@ -339,10 +337,9 @@ def evaluate_samples(
     dataset=dataset,
     seconds=time.time() - start,
     num_samples=len(samples),
+    files=result.files,
   )
-  if output:
-    _write(record, output)
-  return record
+  return _write(record, output) if output else record
 
 
 def _record(scalars: dict, names: list[str], **meta) -> dict:
@@ -351,12 +348,14 @@ def _record(scalars: dict, names: list[str], **meta) -> dict:
     "evaluators": names,
     **meta,
     "date": datetime.date.today().isoformat(),
-    "machine": f"{platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} "
-    f"on {jax.default_backend()}",
+    "environment": environment.describe(),
   }
 
 
-def _write(record: dict, path: str) -> None:
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+def _write(record: dict, path: str) -> dict:
+  """Writes ``record`` to ``path``; returns it with ``written_to`` (the absolute path)."""
+  path = os.path.abspath(path)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, "w") as f:
     json.dump(record, f, indent=2, default=float)
+  return {**record, "written_to": path}

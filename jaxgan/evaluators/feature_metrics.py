@@ -25,15 +25,17 @@ import re
 import ml_collections
 import numpy as np
 
+from jaxgan.data import dataset_kwargs
 from jaxgan.errors import ConfigError
 from jaxgan.evaluators import EvalContext, EvalResult
 from jaxgan.evaluators.common import generated, real_split
+from jaxgan.feature_nets import inception, lenet
 from jaxgan.metrics import classifier, frechet
 from jaxgan.metrics import kid as kid_lib
 from jaxgan.metrics import precision_recall as pr_lib
 
 INCEPTION_ENV = "JAXGAN_INCEPTION_WEIGHTS"
-CLASSIFIER_ONLY = ("inception_score", "class_coverage")
+CLASSIFIER_ONLY = ("is", "class_coverage")  # evaluator names
 # Bump when the way real features are computed changes (input scaling, chunking, ...):
 # older cache files are then never read again.
 STATS_VERSION = 2
@@ -53,9 +55,8 @@ def _kind(spec) -> str:
   raise ConfigError(f"feature metrics need 28x28x1 or RGB images, not {spec.name!r} {spec.shape}.")
 
 
-def _lenet_dir(config) -> str:
-  from jaxgan.feature_nets import lenet
-
+def lenet_dir(config) -> str:
+  """The trained LeNet's directory: ``config.eval.feature_net`` or $JAXGAN_FEATURE_NET."""
   return os.path.expanduser(config.eval.feature_net or os.environ.get(lenet.ENV, ""))
 
 
@@ -64,20 +65,19 @@ def _inception_path(config) -> str:
 
 
 def preflight(name, config, spec) -> None:
-  kind = _kind(spec)
+  try:
+    kind = _kind(spec)
+  except ConfigError as e:
+    raise ConfigError(f"config.eval.metrics: {name}: {e}") from None
   if kind == "lenet":
-    from jaxgan.feature_nets import lenet
-
-    lenet.check_trained(_lenet_dir(config), spec.name)
-    lenet.check_dataset(_lenet_dir(config), spec.name)
+    lenet.check_trained(lenet_dir(config), spec.name)
+    lenet.check_dataset(lenet_dir(config), spec.name)
   else:
     if name in CLASSIFIER_ONLY:
       raise ConfigError(
         f"config.eval.metrics: {name} needs the dataset's classifier, which "
         f"jaxgan has for 28x28x1 data only; use fid, kid or precision_recall."
       )
-    from jaxgan.feature_nets import inception
-
     inception.check_weights(_inception_path(config))
 
 
@@ -87,14 +87,10 @@ class _Net:
   def __init__(self, ctx: EvalContext):
     self.kind = _kind(ctx.dataset.spec)
     if self.kind == "lenet":
-      from jaxgan.feature_nets.lenet import LeNetFeatures
-
-      self._net = LeNetFeatures.load(_lenet_dir(ctx.config), ctx.dataset.spec.name)
+      self._net = lenet.LeNetFeatures.load(lenet_dir(ctx.config), ctx.dataset.spec.name)
       self.id = self._net.id
     else:
-      from jaxgan.feature_nets.inception import InceptionFeatures
-
-      self._net = InceptionFeatures(_inception_path(ctx.config))
+      self._net = inception.InceptionFeatures(_inception_path(ctx.config))
       self.id = self._net.id
 
   def __call__(
@@ -131,8 +127,6 @@ def stats_key(
   config: ml_collections.ConfigDict, split: str, count: int, net_kind: str, net_id: str
 ) -> dict:
   """Everything that determines a split's real features, as plain JSON-able values."""
-  from jaxgan.data import dataset_kwargs
-
   data = {k: v for k, v in dataset_kwargs(config.data).items() if k not in NOT_CONTENT_KEYS}
   return {
     "version": STATS_VERSION,

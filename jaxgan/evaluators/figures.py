@@ -17,17 +17,17 @@ def save_png(image: np.ndarray, path: str) -> str:
 def _canvas_to_array(fig) -> np.ndarray:
   fig.canvas.draw()
   image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-  import matplotlib.pyplot as plt
+  import matplotlib.pyplot as plt  # heavy: imported only when a figure is drawn
 
   plt.close(fig)
   return image
 
 
 def _pyplot():
-  import matplotlib
+  import matplotlib  # heavy: imported only when a figure is drawn
 
   matplotlib.use("Agg", force=False)
-  import matplotlib.pyplot as plt
+  import matplotlib.pyplot as plt  # after choosing the Agg backend
 
   return plt
 
@@ -47,7 +47,7 @@ def density_1d(
   """Goodfellow et al. (2014), Figure 1: data density (black dots), G's density
   (green), D(x) (blue dashes) and, below, how x = G(z) maps a uniform z grid.
   A critic (``d_output='critic'``) is drawn on its own axis, on the right."""
-  from scipy import stats
+  from scipy import stats  # heavy: imported only when this figure is drawn
 
   plt = _pyplot()
   lo, hi = mean - 4 * std, mean + 4 * std

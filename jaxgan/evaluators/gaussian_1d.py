@@ -24,7 +24,7 @@ import numpy as np
 from scipy import special
 
 from jaxgan.core.gan import discriminate
-from jaxgan.evaluators import EvalContext, EvalResult
+from jaxgan.evaluators import EvalContext, EvalResult, figures
 from jaxgan.evaluators.common import figure_result
 
 
@@ -95,8 +95,6 @@ def evaluate(ctx: EvalContext) -> EvalResult:
   if ds.dim > 1:
     half = d.size // 2
     scalars["d_real_mean"], scalars["d_fake_mean"] = float(d[:half].mean()), float(d[half:].mean())
-
-  from jaxgan.evaluators import figures  # matplotlib only when a figure is drawn
 
   mapping = None
   if ctx.gan.noise.dim == 1 and ds.dim == 1:

@@ -29,9 +29,6 @@ VALIDATION_STOP = 60_000
 
 
 def preflight(name, config, spec) -> None:
-  name = (
-    "parzen_valid" if name == "validation" else "parzen"
-  )  # the attribute -> the registered name
   if not spec.is_image:
     raise ConfigError(f"config.eval.metrics: {name} needs an image dataset, not {spec.name!r}.")
   if name == "parzen_valid":

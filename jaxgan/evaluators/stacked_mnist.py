@@ -17,6 +17,8 @@ import numpy as np
 from jaxgan.errors import ConfigError
 from jaxgan.evaluators import EvalContext, EvalResult
 from jaxgan.evaluators.common import generated
+from jaxgan.evaluators.feature_metrics import lenet_dir
+from jaxgan.feature_nets import lenet
 from jaxgan.metrics.modes import stacked_mnist_modes
 
 Classify = Callable[[np.ndarray], np.ndarray]  # [n, 28, 28, 1] in [0, 1] -> digits [n]
@@ -42,22 +44,14 @@ def preflight(name, config, spec) -> None:
       f"config.eval.metrics: {name} counts the digits of Stacked MNIST "
       f"(28x28x3); {spec.name!r} has shape {tuple(spec.shape)}."
     )
-  from jaxgan.evaluators.feature_metrics import _lenet_dir
-  from jaxgan.feature_nets import lenet
-
-  lenet.check_trained(_lenet_dir(config))
-  lenet.check_dataset(
-    _lenet_dir(config), "mnist", run_dataset=spec.name
-  )  # channels are MNIST digits
+  lenet.check_trained(lenet_dir(config))
+  lenet.check_dataset(lenet_dir(config), "mnist", run_dataset=spec.name)  # MNIST digits
 
 
 def evaluate(ctx: EvalContext) -> EvalResult:
-  from jaxgan.evaluators.feature_metrics import _lenet_dir
-  from jaxgan.feature_nets.lenet import LeNetFeatures
-
   if "stacked_lenet" not in ctx.shared:
-    ctx.shared["stacked_lenet"] = LeNetFeatures.load(
-      _lenet_dir(ctx.config), "mnist", run_dataset=ctx.dataset.spec.name
+    ctx.shared["stacked_lenet"] = lenet.LeNetFeatures.load(
+      lenet_dir(ctx.config), "mnist", run_dataset=ctx.dataset.spec.name
     )
   net = ctx.shared["stacked_lenet"]
   x, _ = generated(ctx)

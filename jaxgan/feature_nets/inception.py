@@ -58,6 +58,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from jaxgan import cli
 from jaxgan.errors import FeatureNetMismatchError, FeatureNetNotFoundError, UserError
 
 WEIGHTS_URL = (
@@ -408,7 +409,7 @@ class InceptionFeatures:
 def convert(pth_path: str, npz_path: str) -> int:
   """pytorch-fid's ``.pth`` state_dict -> the ``.npz`` this module loads; returns the count."""
   try:
-    import torch
+    import torch  # heavy and optional: only this one-off conversion needs it
   except ImportError as e:
     raise UserError(
       "converting the .pth needs PyTorch (`pip install torch`, CPU build is "
@@ -445,8 +446,6 @@ def main(argv: list[str] | None = None) -> None:
   p.add_argument("pth", help=f"path to {WEIGHTS_FILE}")
   p.add_argument("npz", help="output .npz path")
   args = parser.parse_args(argv)
-  from jaxgan import cli
-
   with cli.user_errors_exit():
     count = convert(args.pth, args.npz)
   print(f"wrote {args.npz}: {count} arrays of pytorch-fid's FIDInceptionV3 (fc dropped)")

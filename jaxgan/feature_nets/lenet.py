@@ -30,8 +30,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
+from absl import app, flags
 
 from jaxgan import cli
+from jaxgan.data import DATASETS
 from jaxgan.errors import FeatureNetMismatchError, FeatureNetNotFoundError
 
 FEATURES = 128
@@ -243,8 +245,6 @@ def save(workdir: str, params, info: dict) -> None:
 
 
 def main() -> None:
-  from absl import app, flags
-
   flags.DEFINE_string("workdir", None, "Where to save the classifier.")
   flags.DEFINE_string("dataset", "mnist", "mnist or fashion_mnist.")
   flags.DEFINE_string(
@@ -258,8 +258,6 @@ def main() -> None:
 
   def run(argv):
     cli.setup(argv)
-    from jaxgan.data import DATASETS
-
     with cli.user_errors_exit():
       train = DATASETS.get(FLAGS.dataset)(
         split="train", data_dir=FLAGS.data_dir, source_dir=FLAGS.source_dir
