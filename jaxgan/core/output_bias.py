@@ -58,7 +58,7 @@ def pixel_means(source: Any, *, per_channel: bool = False) -> np.ndarray:
   ``source`` as for ``training_examples``; only the examples training draws count.
   """
   dataset, positions = training_examples(source)
-  cached = getattr(dataset, "_all", None) is not None or getattr(dataset, "on_device", False)
+  cached = dataset.in_memory or dataset.on_device  # jaxgan.data.protocol.IndexedDataset
   if cached:  # already in memory (or about to be, for on-device data)
     x = dataset.load_all()["x"]
     total = (x if positions is None else x[positions]).sum(axis=0, dtype=np.float64)
