@@ -5,6 +5,7 @@ at the top of the first module pytest imports.
 """
 
 import os
+import shutil
 import tempfile
 
 _FLAG = "--xla_force_host_platform_device_count=4"
@@ -25,6 +26,8 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
+
+from jaxgan.config import load_config  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -56,8 +59,6 @@ def pytest_collection_modifyitems(config, items):
 def pytest_unconfigure(config):
   """The controller removes the session's compilation cache (workers and subprocesses are done)."""
   if os.environ.get("PYTEST_XDIST_WORKER") is None and _OWN_CACHE:
-    import shutil
-
     shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
@@ -74,8 +75,6 @@ def mnist_tfds_dir(tmp_path_factory) -> str:
 
 def experiment(name: str):
   """Loads ``experiments/<name>`` (with an optional ``:variant``)."""
-  from jaxgan.config import load_config
-
   return load_config(os.path.join(REPO, "experiments", name))
 
 

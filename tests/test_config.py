@@ -9,10 +9,13 @@ import pytest
 from conftest import REPO, experiment
 from jaxgan import config as config_lib
 from jaxgan.core import losses
-from jaxgan.data import DATASETS
+from jaxgan.core.gan import build_gan, choose_joint_d_pass
+from jaxgan.data import DATASETS, build_dataset
+from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError
+from jaxgan.experiment import build_experiment
 from jaxgan.methods import METHODS
-from jaxgan.models import MODELS
+from jaxgan.models import MODELS, Nets
 from jaxgan.registry import Registry
 
 EXPERIMENTS = sorted(f for f in os.listdir(os.path.join(REPO, "experiments")) if f.endswith(".py"))
@@ -168,9 +171,6 @@ def test_paper_code_ema_is_paper_code_plus_the_average_only():
 
 
 def test_every_zoo_variant_validates_and_builds():
-  from jaxgan.core.gan import build_gan
-  from jaxgan.data import build_dataset
-
   for data in ("ring", "grid"):
     for method in ("", *(f",{m}" for m in METHODS)):
       c = config_lib.validate(experiment(f"mixtures_2d.py:{data}{method}"))
@@ -198,9 +198,6 @@ def test_every_zoo_variant_validates_and_builds():
   ],
 )
 def test_combinations_that_cannot_work_fail_before_compiling(overrides, message):
-  from jaxgan.core.gan import build_gan
-  from jaxgan.data.spec import DataSpec
-
   c = experiment("mnist_dcgan.py:smoke")
   c.update_from_flattened_dict(overrides)
   config_lib.validate(c)
@@ -210,8 +207,6 @@ def test_combinations_that_cannot_work_fail_before_compiling(overrides, message)
 
 
 def test_diffaugment_on_toy_data_is_refused():
-  from jaxgan.experiment import build_experiment
-
   c = experiment("gaussian_1d.py:smoke")
   c.loss.augment = "translation"
   with pytest.raises(ConfigError) as e:
@@ -223,9 +218,6 @@ def test_diffaugment_on_toy_data_is_refused():
 
 
 def test_d_pass_auto_is_joint_for_mlps_and_separate_for_packs_and_conv_nets():
-  from jaxgan.core.gan import choose_joint_d_pass
-  from jaxgan.models import Nets
-
   mlp, conv = Nets(None, None), Nets(None, None, convolutional=True)
   assert choose_joint_d_pass("auto", mlp, 1) and not choose_joint_d_pass("auto", mlp, 2)
   assert not choose_joint_d_pass("auto", conv, 1) and choose_joint_d_pass("joint", conv, 1)
@@ -249,9 +241,6 @@ def test_auto_partner_table_covers_every_d_loss():
 
 @pytest.mark.parametrize("d,g", AUTO_PARTNERS)
 def test_generator_loss_auto_follows_the_discriminator_loss(d, g):
-  from jaxgan.core.gan import build_gan
-  from jaxgan.data import build_dataset
-
   c = experiment("mixtures_2d.py:smoke")
   c.loss.update(d=d, g="auto")
   gan = build_gan(config_lib.validate(c), build_dataset(c.data).spec)
@@ -311,8 +300,6 @@ def test_bad_zoo_settings_fail_with_the_choices(overrides, match):
 
 
 def test_pack_must_divide_the_per_device_batch():
-  from jaxgan.experiment import build_experiment
-
   c = experiment("gaussian_1d.py:smoke")  # batch 256 over 4 devices
   c.model.d_pack = 3
   with pytest.raises(

@@ -1,19 +1,34 @@
 """The TFDS data layer on mock data: determinism, resume position, per-process shards."""
 
+import contextlib
 import gzip
 import os
 import time
 
+import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from conftest import experiment, needs_mnist
-from jaxgan.data import build_dataset, resolve_pixel_range
+import jaxgan.data
+from conftest import MNIST_SKIP, experiment, needs_mnist
+from jaxgan.config import base_config
+from jaxgan.data import (
+  DATASETS,
+  build_dataset,
+  build_pipeline,
+  mnist_builder,
+  protocol,
+  resolve_pixel_range,
+)
 from jaxgan.data.image_pipeline import ImagePipeline
+from jaxgan.data.images import ImageDataset
+from jaxgan.data.mnist_builder import read_idx
 from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError, DatasetNotFoundError
+from jaxgan.registry import Registry
 
 N = 48
 
@@ -123,8 +138,6 @@ def test_unprepared_stock_dataset_fails_fast_saying_what_to_do(tmp_path):
 
 
 def test_missing_mnist_files_fail_fast_saying_where_to_put_them(tmp_path, monkeypatch):
-  from jaxgan.data import mnist_builder
-
   monkeypatch.delenv("JAXGAN_MNIST_DIR", raising=False)
   monkeypatch.setattr(mnist_builder, "host_reachable", lambda url, timeout=3.0: False)
   c = experiment("mnist_gan.py")
@@ -143,8 +156,6 @@ def test_missing_mnist_files_fail_fast_saying_where_to_put_them(tmp_path, monkey
 
 
 def test_idx_reader_checks_format_size_and_hash(tmp_path):
-  from jaxgan.data.mnist_builder import read_idx
-
   images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
   header = (0x0803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in images.shape)
   path = tmp_path / "x-idx3-ubyte"
@@ -182,8 +193,6 @@ class ArraySource:
 
 
 def toy_dataset(original):
-  from jaxgan.data.images import ImageDataset
-
   return ImageDataset(
     "toy", "train", ArraySource(original), shape=(4, 4, 1), num_classes=10, num_workers=1
   )
@@ -263,8 +272,6 @@ def test_train_range_errors_say_what_is_wrong(toy):
 
 
 def test_build_pipeline_passes_train_range_and_refuses_it_for_sampled_data(toy):
-  from jaxgan.data import build_pipeline
-
   c = experiment("mnist_gan.py:smoke")
   c.data.train_range = (10, 30)
   p = build_pipeline(c, toy, model_range=(0.0, 1.0))
@@ -325,20 +332,11 @@ DATASET_INPUTS = {
 
 
 def test_every_registered_dataset_has_protocol_test_inputs():
-  from jaxgan.data import DATASETS
-
   assert set(DATASET_INPUTS) == set(DATASETS)
 
 
 @pytest.mark.parametrize("name", sorted(DATASET_INPUTS))
 def test_every_dataset_meets_its_protocol(name, tmp_path, monkeypatch):
-  import contextlib
-
-  import jax
-
-  from jaxgan.config import base_config
-  from jaxgan.data import DATASETS, mnist_builder, protocol
-
   assert name in DATASETS, f"{name} is in DATASET_INPUTS but not registered"
   how, overrides = DATASET_INPUTS[name]
   data = base_config(model="mlp", data=name).data
@@ -416,11 +414,6 @@ class _NoSampler:
   ],
 )
 def test_a_dataset_missing_a_protocol_member_fails_in_one_line(builder, message, monkeypatch):
-  import ml_collections
-
-  import jaxgan.data
-  from jaxgan.registry import Registry
-
   registry = Registry("dataset")
   registry.register("mine")(builder)
   monkeypatch.setattr(jaxgan.data, "DATASETS", registry)
@@ -430,9 +423,6 @@ def test_a_dataset_missing_a_protocol_member_fails_in_one_line(builder, message,
 
 
 def test_the_mnist_skip_message_says_how_to_get_mnist():
-  from conftest import MNIST_SKIP
-  from jaxgan.data import mnist_builder
-
   assert "JAXGAN_MNIST_DIR" in MNIST_SKIP and mnist_builder.URLS["mnist"] in MNIST_SKIP
   for names in mnist_builder.FILES.values():
     for file in names:

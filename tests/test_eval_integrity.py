@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 
+import jax
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
@@ -131,8 +132,6 @@ def test_stats_cache_is_keyed_on_what_changes_the_real_features(tmp_path):
 @pytest.fixture(scope="module")
 def lenets(tmp_path_factory):
   """Untrained LeNet weights under lenet.json files that claim various datasets."""
-  import jax
-
   root = tmp_path_factory.mktemp("lenets")
   rng = np.random.default_rng(0)  # shapes from eval_shape: initialising for real takes seconds
   params = jax.tree.map(

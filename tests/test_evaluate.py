@@ -8,12 +8,15 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 from scipy import special
 from scipy.spatial.distance import cdist
 
 import jaxgan
 from conftest import experiment, needs_mnist, tiny_gaussian_config
 from jaxgan import evaluators
+from jaxgan.cli import plot_metric
+from jaxgan.data import build_dataset
 from jaxgan.data.mixtures import ring_2d
 from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError, FeatureNetNotFoundError, UserError
@@ -63,7 +66,7 @@ def test_each_evaluators_preflight_names_it_by_its_registered_name(name):
 
 
 def test_is_on_a_sample_file_of_rgb_images_names_is(tmp_path):
-  import tensorflow_datasets as tfds
+  import tensorflow_datasets as tfds  # slow to import: only this test needs it
 
   path = tmp_path / "rgb.npz"
   np.savez(path, samples=np.zeros((4, 32, 32, 3), np.float32))
@@ -185,8 +188,6 @@ def mnist_data_dir(mnist_tfds_dir):
 
 @needs_mnist
 def test_parzen_of_a_sample_file_agrees_with_independent_numpy(mnist_data_dir, tmp_path):
-  from jaxgan.data import build_dataset
-
   c = experiment("mnist_gan.py")
   c.data.data_dir = mnist_data_dir
   train = build_dataset(c.data).load_all()
@@ -216,8 +217,6 @@ def test_parzen_of_a_sample_file_agrees_with_independent_numpy(mnist_data_dir, t
 @pytest.fixture(scope="module")
 def quick_lenet(tmp_path_factory, mnist_data_dir):
   """A LeNet trained on 3,000 images for one epoch: enough to exercise the metrics."""
-  from jaxgan.data import build_dataset
-
   c = experiment("mnist_gan.py")
   c.data.data_dir = mnist_data_dir
   data = build_dataset(c.data).load_all()
@@ -253,8 +252,6 @@ def test_feature_metrics_on_a_real_mnist_run(quick_lenet, mnist_data_dir, tmp_pa
 
 @needs_mnist
 def test_real_test_images_score_as_real(quick_lenet, mnist_data_dir, tmp_path):
-  from jaxgan.data import build_dataset
-
   c = experiment("mnist_gan.py")
   c.data.data_dir = mnist_data_dir
   test = build_dataset(c.data, split="test").load_all()
@@ -313,9 +310,6 @@ def test_raw_metrics_score_g_own_weights_beside_its_ema(tmp_path):
   assert (tmp_path / "eval" / "20_raw.json").exists() and (tmp_path / "eval" / "20.json").exists()
   assert "raw/w1" not in raw["metrics"]  # evaluate runs the metrics it is given, once
   # The README's figure: each run's curve with G's raw weights dashed beside it.
-  from PIL import Image
-
-  from jaxgan.cli import plot_metric
 
   plain = plot_metric.plot(str(tmp_path), "w1", str(tmp_path / "plain.png"), mode="min")
   both = plot_metric.plot(

@@ -297,7 +297,7 @@ def test_convert_without_torch_says_so(tmp_path):
 
 def _regenerate_fixture() -> None:
   """Compute the fixture with pytorch-fid itself and check the resize; not run in CI."""
-  import torch
+  import torch  # heavy and optional: only regenerating the fixture needs torch
   import torch.nn.functional as F
   from pytorch_fid import inception as pfid
 

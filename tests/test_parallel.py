@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from jax import lax
 
-from conftest import tiny_gaussian_config
-from jaxgan.core import parallel
+from conftest import experiment, tiny_gaussian_config
+from jaxgan.config import base_config
+from jaxgan.core import parallel, penalties
 from jaxgan.experiment import build_experiment
 
 
@@ -90,9 +91,7 @@ def test_batch_that_does_not_split_over_devices_is_rejected():
 def test_cross_device_batch_norm_matches_single_device(mode, tmp_path):
   # DCGAN with batch norm in G and D, fed real image batches sharded over 4 devices. One step
   # (unrolled conv steps compile in proportion to their number) already normalises every layer.
-  import tensorflow_datasets as tfds
-
-  from conftest import experiment
+  import tensorflow_datasets as tfds  # slow to import: only the image-data tests need it
 
   with tfds.testing.mock_data(num_examples=64):
     config = experiment("cifar10_dcgan.py:smoke")
@@ -131,8 +130,6 @@ PENALTY_SPECS = {
 
 
 def test_the_zoo_run_covers_every_registered_penalty():
-  from jaxgan.core import penalties
-
   assert set(PENALTY_SPECS) == set(penalties.D_PENALTIES)
 
 
@@ -185,8 +182,6 @@ def assert_same_states(single, multi, rtol=2e-5, atol=2e-6):
 
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_zoo_terms_match_single_device(name, monkeypatch):
-  from jaxgan.core import penalties
-
   monkeypatch.setattr(penalties, "LECAM_START", 0)  # LeCam on from the first step
   config = zoo_config(name)
   single, m_single, _ = run(config)
@@ -213,9 +208,7 @@ def test_zoo_terms_match_single_device(name, monkeypatch):
 def test_diffaugment_matches_single_device(tmp_path):
   # Per-example augmentation parameters are drawn for the global batch and sliced
   # (the same collectives as the noise, tested under pmap by the zoo tests above).
-  import tensorflow_datasets as tfds
-
-  from jaxgan.config import base_config
+  import tensorflow_datasets as tfds  # slow to import: only the image-data tests need it
 
   with tfds.testing.mock_data(num_examples=64):
     config = base_config(model="mlp", data="cifar10")  # small nets: the images are what matter

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import MNIST_DIR, needs_mnist
 from jaxgan.cli import reference_samples
@@ -77,7 +78,6 @@ def test_cli_writes_a_kmeans_codebook_of_the_selected_mnist_images(tmp_path, mni
     "20 kmeans samples (28, 28, 1) from 300 mnist train images; the first 100 in "
     f"{tmp_path / 'kmeans.png'}"
   ) in proc.stdout
-  from PIL import Image
 
   assert Image.open(tmp_path / "kmeans.png").size == (2 * (10 * 30 + 2), 2 * (2 * 30 + 2))
   with np.load(out) as f:

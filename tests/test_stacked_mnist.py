@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import jaxgan
 from conftest import experiment, needs_mnist
 from jaxgan.data.stacked import StackedSource, triples
 from jaxgan.evaluators.stacked_mnist import digits_per_channel
@@ -76,8 +77,6 @@ def test_stacked_examples_are_three_digits_fixed_by_seed_and_index():
 @needs_mnist
 @pytest.mark.slow
 def test_two_seeds_of_the_smoke_config_train_on_real_stacked_mnist(tmp_path, mnist_tfds_dir):
-  import jaxgan
-
   c = experiment("stacked_mnist.py:smoke")
   c.data.update(data_dir=mnist_tfds_dir, split="test")  # 10,000 digits load faster than 60,000
   c.parallel = "none"
