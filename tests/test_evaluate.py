@@ -309,7 +309,7 @@ def test_raw_metrics_score_g_own_weights_beside_its_ema(tmp_path):
   assert raw["metrics"]["w1"] == last["raw/w1"] and raw["weights"] == "raw"
   assert (tmp_path / "eval" / "20_raw.json").exists() and (tmp_path / "eval" / "20.json").exists()
   assert "raw/w1" not in raw["metrics"]  # evaluate runs the metrics it is given, once
-  # The README's figure: each run's curve with G's raw weights dashed beside it.
+  # The results pages' figure: each run's curve with G's raw weights dashed beside it.
 
   plain = plot_metric.plot(str(tmp_path), "w1", str(tmp_path / "plain.png"), mode="min")
   both = plot_metric.plot(

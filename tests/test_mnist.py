@@ -60,7 +60,7 @@ def test_builder_prepares_real_mnist_offline(data_dir):
 
 
 def check_export(workdir, data_dir):
-  """jaxgan.export on a conditional run: unit-range samples with balanced labels."""
+  """jaxgan-export on a conditional run: unit-range samples with balanced labels."""
   env = dict(os.environ, TFDS_DATA_DIR=data_dir)
   env.pop("XLA_FLAGS", None)
   out = subprocess.run(
