@@ -16,6 +16,7 @@ import jaxgan
 from conftest import experiment, needs_mnist, tiny_gaussian_config
 from jaxgan import evaluators
 from jaxgan.cli import plot_metric
+from jaxgan.cli.export import export_samples
 from jaxgan.data import build_dataset
 from jaxgan.data.mixtures import ring_2d
 from jaxgan.data.spec import DataSpec
@@ -97,7 +98,7 @@ def test_a_missing_workdir_is_named_as_missing(tmp_path):
     f"--workdir {missing} does not exist; give the directory a run was trained in "
     f"(jaxgan-train --workdir=...)."
   )
-  for call in (evaluate.evaluate_run, evaluate.evaluate_best):
+  for call in (evaluate.evaluate_run, evaluate.evaluate_best, lambda w: export_samples(w, 10)):
     with pytest.raises(ConfigError) as e:
       call(missing)
     assert str(e.value) == message
