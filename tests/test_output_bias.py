@@ -1,14 +1,13 @@
 """config.model.g_output_bias='marginals': pylearn2's init_sigmoid_bias_from_marginals."""
 
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import experiment
+from conftest import experiment, needs_mnist
 from jaxgan.core import output_bias
 from jaxgan.core.state import GANState, PlayerState
 from jaxgan.data import build_dataset
@@ -18,10 +17,6 @@ from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError
 from jaxgan.models import MODELS
 
-MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
-needs_mnist = pytest.mark.skipif(
-  not os.path.isdir(MNIST_DIR), reason="needs real MNIST (JAXGAN_MNIST_DIR)"
-)
 LOGIT_EPS = np.log(1e-7 / (1 - 1e-7))  # -16.118
 
 
