@@ -206,8 +206,27 @@ def _check_train_range(train_range) -> None:
 def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Checks the whole config before anything expensive starts; returns it locked.
 
-  Raises ConfigError naming the key, the problem and the valid choices.
+  Raises ConfigError naming the key, the problem and the valid choices. Sections are
+  checked in a fixed order, so a config with several mistakes always names the same one.
   """
+  _check_schema(config)
+  _check_train(config.train)
+  _check_choices(config)
+  _check_loss_and_model(config)
+  _check_optimizers(config)
+  _check_eval(config)
+  pop = population.from_config(config)
+  for i in range(pop.size) if pop.swept else ():  # each member must be a valid run on its own
+    try:
+      validate(pop.member_config(config, i))
+    except ConfigError as e:
+      raise ConfigError(f"config.sweep member {pop.members[i].label}: {e}") from None
+  config.lock()  # from here on a typo'd attribute write raises instead of adding a key
+  return config
+
+
+def _check_schema(config: ml_collections.ConfigDict) -> None:
+  """Known names, known keys of the right types, and every key of data/model present."""
   for section in ("data", "model"):
     if "name" not in config.get(section, {}):
       raise ConfigError(f"config.{section}.name is missing.")
@@ -225,7 +244,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         f"experiment from jaxgan.config.base_config(...) so every key has a default."
       )
 
-  t = config.train
+
+def _check_train(t: ml_collections.ConfigDict) -> None:
   for key in (
     "steps",
     "batch_size",
@@ -261,6 +281,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     )
   _check_choice(t.d_pass, D_PASS_MODES, "config.train.d_pass")
   train_step.check_update_order(t.update_order, t.d_steps, t.g_steps)
+
+
+def _check_choices(config: ml_collections.ConfigDict) -> None:
   _check_choice(config.loss.d_reduction, tuple(losses.D_REDUCTIONS), "config.loss.d_reduction")
   _check_choice(config.model.g_output_bias, OUTPUT_BIAS_INITS, "config.model.g_output_bias")
   _check_train_range(config.data.train_range)
@@ -269,6 +292,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _check_choice(config.train.fusion, FUSION_MODES, "config.train.fusion")
   _check_choice(config.train.member_loop, population.MEMBER_LOOPS, "config.train.member_loop")
   _check_name(NOISE_DISTRIBUTIONS, config.noise.distribution, "config.noise.distribution")
+
+
+def _check_loss_and_model(config: ml_collections.ConfigDict) -> None:
   _check_name(losses.D_LOSSES, config.loss.d, "config.loss.d")
   if config.loss.g == "auto":
     losses.auto_partner(config.loss.d)  # a D loss registered without a partner: one line
@@ -288,6 +314,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     )
   if config.model.d_pack < 1:
     raise ConfigError(f"config.model.d_pack must be >= 1, got {config.model.d_pack}.")
+
+
+def _check_optimizers(config: ml_collections.ConfigDict) -> None:
   for who in ("g", "d"):
     where = f"config.optim.{who}"
     _check_name(optim.OPTIMIZERS, config.optim[who].name, f"{where}.name")
@@ -296,6 +325,10 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       optim.check_optimizer_config(config.optim[who], where)
     except ValueError as e:
       raise ConfigError(str(e)) from None
+
+
+def _check_eval(config: ml_collections.ConfigDict) -> None:
+  t = config.train
   for name in split_names(config.eval.metrics):
     _check_name(evaluators.EVALUATORS, name, "config.eval.metrics")
   if selection.parse(config.eval.select) is not None and not split_names(config.eval.metrics):
@@ -324,14 +357,6 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise ConfigError(f"config.noise.dim must be >= 1, got {config.noise.dim}.")
   if config.eval.every < 0 or config.eval.num_samples < 1:
     raise ConfigError("config.eval.every must be >= 0 and config.eval.num_samples >= 1.")
-  pop = population.from_config(config)
-  for i in range(pop.size) if pop.swept else ():  # each member must be a valid run on its own
-    try:
-      validate(pop.member_config(config, i))
-    except ConfigError as e:
-      raise ConfigError(f"config.sweep member {pop.members[i].label}: {e}") from None
-  config.lock()  # from here on a typo'd attribute write raises instead of adding a key
-  return config
 
 
 def from_stored(stored: dict[str, Any]) -> ml_collections.ConfigDict:
