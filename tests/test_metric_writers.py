@@ -1,6 +1,8 @@
 import io
 import json
 
+import jaxgan
+from conftest import tiny_gaussian_config
 from jaxgan.run import writers as metric_writers
 from jaxgan.run.writers import MetricWriter, Progress, TaskProgress, read_jsonl
 
@@ -63,3 +65,107 @@ def test_task_progress_shows_slow_rates_and_waits_two_seconds_in_logs(monkeypatc
     "k-means: 1/4 (0.33/s, ETA 9s)",
     "k-means: 4/4 (0.4/s, ETA 0s)",
   ]
+
+
+class Clock:
+  """A clock the test moves: ``clock.t = ...``."""
+
+  def __init__(self, t=0.0):
+    self.t = t
+
+  def __call__(self):
+    return self.t
+
+
+def test_each_task_counts_rate_and_eta_from_its_own_start():
+  # The second evaluation's 'generating samples' took one second, not the time since the first.
+  clock, log = Clock(100.0), io.StringIO()
+  progress = TaskProgress(stream=log, clock=clock)
+  for t, done in [(100.0, 0), (104.0, 1000), (110.0, 2500)]:
+    clock.t = t
+    progress("generating samples", done, 2500)
+  for t, done in [(500.0, 0), (502.5, 1000), (503.75, 2500)]:  # the next evaluation
+    clock.t = t
+    progress("generating samples", done, 2500)
+  assert log.getvalue().splitlines() == [
+    "generating samples: 1000/2500 (250/s, ETA 6s)",
+    "generating samples: 2500/2500 (250/s, ETA 0s)",
+    "generating samples: 1000/2500 (400/s, ETA 4s)",
+    "generating samples: 2500/2500 (667/s, ETA 0s)",
+  ]
+
+
+def test_a_task_that_starts_over_without_finishing_is_a_new_task():
+  clock, log = Clock(0.0), io.StringIO()
+  progress = TaskProgress(stream=log, clock=clock)
+  progress("k-means", 0, 10)
+  clock.t = 3.0
+  progress("k-means", 5, 10)  # abandoned half way
+  clock.t = 100.0
+  progress("k-means", 0, 10)  # the next one
+  clock.t = 104.0
+  progress("k-means", 2, 10)
+  assert log.getvalue().splitlines() == [
+    "k-means: 5/10 (1.7/s, ETA 3s)",
+    "k-means: 2/10 (0.5/s, ETA 16s)",
+  ]
+
+
+def test_a_heartbeat_line_comes_after_30_quiet_seconds_whatever_log_every_is():
+  clock, out = Clock(0.0), io.StringIO()
+  p = Progress(10_000, stream=out, clock=clock)
+  clock.t = 29.9
+  p.heartbeat(2_000, 100.0)  # 29.9 s since the progress began: nothing yet
+  clock.t = 30.0
+  p.heartbeat(3_000, 100.0)
+  clock.t = 45.0
+  p.update(4_000, {"d_loss": 1.25}, 100.0)  # a logged step resets the 30 s
+  clock.t = 74.0
+  p.heartbeat(5_000, 100.0)
+  clock.t = 75.0
+  p.heartbeat(6_000, 0.0)  # no rate yet: no ETA either
+  assert out.getvalue().splitlines() == [
+    "step  3000/10000 ( 30%) | 100.0 steps/s | ETA 0:01:10",
+    "step  4000/10000 ( 40%) | d_loss 1.2500 | 100.0 steps/s | ETA 0:01:00",
+    "step  6000/10000 ( 60%)",
+  ]
+
+
+def test_step_rate_leaves_paused_time_out():
+  clock = Clock(10.0)
+  rate = metric_writers.StepRate(100, clock=clock)
+  clock.t = 12.0
+  with rate.paused():  # an evaluation
+    clock.t = 20.0
+  clock.t = 22.0
+  assert rate.rate(100) == 0.0
+  assert rate.rate(500) == 100.0  # 400 steps in 4 s of training
+  rate.reset(500)
+  clock.t = 24.0
+  assert rate.rate(700) == 100.0
+
+
+def test_a_run_with_a_long_log_every_shows_heartbeats_and_logs_nothing_more(
+  tmp_path, monkeypatch, capfd
+):
+  clock = Clock(0.0)
+
+  def every_read_is_16_seconds_later():
+    clock.t += 16.0
+    return clock.t
+
+  monkeypatch.setattr(metric_writers, "now", every_read_is_16_seconds_later)
+  c = tiny_gaussian_config(steps=8, steps_per_call=2, log_every=1000, checkpoint_every=1000)
+  capfd.readouterr()
+  jaxgan.train(c, str(tmp_path), progress=True)
+  lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("step")]
+  assert [line.split(" | ")[0] for line in lines] == [
+    "step 2/8 ( 25%)",  # right after compiling: no rate yet
+    "step 4/8 ( 50%)",
+    "step 6/8 ( 75%)",
+    "step 8/8 (100%)",  # the logged step (train.steps)
+  ]
+  assert lines[0] == "step 2/8 ( 25%)"
+  assert all(" steps/s | ETA " in line for line in lines[1:3])
+  assert "d_loss" in lines[3] and "d_loss" not in "".join(lines[:3])
+  assert [r["step"] for r in read_jsonl(str(tmp_path / "metrics.jsonl"))] == [8]

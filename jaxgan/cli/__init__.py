@@ -1,6 +1,7 @@
-"""What every jaxgan command line shares: no stray arguments, quiet absl, user errors.
+"""What every jaxgan command line shares: no stray arguments, quiet absl, user errors, and
+orbax's noise filtered while it runs.
 
-Not in ``main.py``: importing that module defines its required flags.
+Not in a program's module (``jaxgan/cli/train.py``, ...): importing one defines its flags.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from absl import app, flags, logging
 
 from jaxgan.errors import UserError
+from jaxgan.run import orbax_noise
 
 
 def setup(argv: list[str], verbosity: int = logging.WARNING) -> None:
@@ -51,6 +53,14 @@ def user_errors_exit() -> Iterator[None]:
     yield
   except UserError as e:
     fail(str(e))
+
+
+@contextlib.contextmanager
+def program() -> Iterator[None]:
+  """What a program's work runs in: a ``UserError`` as one line (``user_errors_exit``), and
+  orbax's noise filtered until it exits (``jaxgan.run.orbax_noise``)."""
+  with orbax_noise.filtered(), user_errors_exit():
+    yield
 
 
 def moved_program(old: str, script: str, module: str, name: str) -> None:

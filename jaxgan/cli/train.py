@@ -21,6 +21,11 @@ from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from jaxgan import cli  # noqa: E402
+from jaxgan.errors import ConfigError  # noqa: E402
+
+# jaxgan.config, jaxgan.core and jaxgan.run.loop load JAX, so they are imported inside the
+# functions below: the console script (``run``) imports this module before it installs the
+# signal handler, and a signal while JAX loads must already be a stop request.
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config",
@@ -45,7 +50,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def _explain_override(argv: list[str]) -> str | None:
   """Which ``--config.a.b=v`` names no key, and what the valid keys there are."""
-  from jaxgan.config import load_config
+  from jaxgan.config import load_config  # loads JAX: see the imports above
 
   path = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
   try:
@@ -56,8 +61,7 @@ def _explain_override(argv: list[str]) -> str | None:
     if not arg.startswith("--config."):
       continue
     if arg.startswith("--config.sweep.") and config is not None:
-      from jaxgan.core import population
-      from jaxgan.errors import ConfigError
+      from jaxgan.core import population  # loads JAX: see the imports above
 
       key = arg[len("--config.sweep.") :].split("=", 1)[0]
       try:
@@ -96,8 +100,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
   The config file is loaded once first, so a missing file, a syntax error or an
   unknown variant is named plainly rather than in a traceback inside absl's.
   """
-  from jaxgan.config import load_config
-  from jaxgan.errors import ConfigError
+  from jaxgan.config import load_config  # loads JAX: see the imports above
 
   path = _config_arg(argv)
   if path:
@@ -122,7 +125,7 @@ def main(argv: list[str]) -> None:
   cli.setup(argv)
   try:
     _STOP.check("during start-up; nothing was written")
-    import jax
+    import jax  # after the signal handler (see the imports above)
 
     if _DISTRIBUTED.value:
       jax.distributed.initialize(
@@ -130,11 +133,12 @@ def main(argv: list[str]) -> None:
         num_processes=_NUM_PROCESSES.value,
         process_id=_PROCESS_ID.value,
       )
-    from jaxgan.run.loop import train
+    from jaxgan.run.loop import train  # after the signal handler (see the imports above)
 
-    with cli.user_errors_exit():
+    with cli.program():
       _STOP.check("during start-up; nothing was written")
-      train(_CONFIG.value, _WORKDIR.value, stop=_STOP)
+      command = ["jaxgan-train", *sys.argv[1:]]  # the summary repeats it to train on
+      train(_CONFIG.value, _WORKDIR.value, stop=_STOP, command=command)
   except stopping.StopRequested as e:
     print(f"jaxgan: stopped by {e}; re-run the same command to start or resume.", file=sys.stderr)
     sys.exit(130)

@@ -9,12 +9,14 @@ workdir (``environment.json``) and every evaluation in its JSON.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
 from typing import Any
 
 import jax
 
+FILE = "environment.json"  # in the workdir, written at each launch
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint")
 # The instruction-set flags that change what XLA:CPU compiles (of /proc/cpuinfo's many).
 CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "amx_tile")
@@ -71,3 +73,24 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
   return [
     f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)
   ]
+
+
+def stored(workdir: str) -> dict[str, Any] | None:
+  """The environment a run in ``workdir`` last launched on (None if unrecorded or unreadable)."""
+  try:
+    with open(os.path.join(workdir, FILE)) as f:
+      record = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return record if isinstance(record, dict) else None
+
+
+def change_note(workdir: str, old: dict[str, Any] | None, new: dict[str, Any]) -> str | None:
+  """One line saying how ``new`` differs from the environment the run last ran on, if it does."""
+  changes = differences(old, new) if old is not None else []
+  if not changes:
+    return None
+  return (
+    f"jaxgan: resuming on another environment than {os.path.join(workdir, FILE)} recorded "
+    f"({'; '.join(changes)}); digits can differ from a run that stayed on one."
+  )

@@ -9,17 +9,19 @@ step, and the state pytree holds everything else.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import ml_collections
 import numpy as np
+from absl import logging as absl_logging
 
 from jaxgan import config as config_lib
+from jaxgan import evaluators
 from jaxgan.core import population as population_lib
 from jaxgan.core.state import GANState
 from jaxgan.core.train_step import NEVER
@@ -27,9 +29,17 @@ from jaxgan.data import Prefetcher
 from jaxgan.errors import CheckpointMismatchError, ConfigError, NonFiniteLossError
 from jaxgan.evaluators.evaluate import evaluate_members
 from jaxgan.experiment import Experiment, build_experiment
-from jaxgan.run import checkpointing, selection, stopping, workdir_lock
+from jaxgan.run import (
+  checkpointing,
+  disk_full,
+  environment,
+  orbax_noise,
+  selection,
+  stopping,
+  workdir_lock,
+)
 from jaxgan.run import summary as run_summary
-from jaxgan.run.writers import MetricWriter, Progress, TaskProgress
+from jaxgan.run.writers import MetricWriter, Progress, StepRate, TaskProgress, write_json
 
 
 def plan_chunks(
@@ -104,6 +114,7 @@ def train(
   progress: bool = True,
   devices: list | None = None,
   stop: stopping.StopRequest | None = None,
+  command: Sequence[str] | None = None,
 ) -> GANState:
   """Trains (or resumes) the experiment in ``workdir`` and returns the final state.
 
@@ -112,18 +123,25 @@ def train(
   stop the run at the next safe point (``jaxgan.run.stopping``): before training,
   with nothing written; during it, after saving a checkpoint. ``stop``: a
   request already installed by the caller (the CLI installs one at start-up).
+  A full disk stops the run with one ``DiskFullError`` line (``jaxgan.run.disk_full``).
+  ``command``: the command line that launched the run, which the end-of-run summary
+  repeats with a larger ``--config.train.steps`` as the way to train on.
+
+  This is a program (``jaxgan-train``'s, and a notebook's): it filters orbax's noise
+  while it runs (``jaxgan.run.orbax_noise``).
   """
   own = stop is None
   stop = stopping.StopRequest() if own else stop
-  with stop if own else contextlib.nullcontext():
+  with stop if own else contextlib.nullcontext(), orbax_noise.filtered():
     workdir = os.path.abspath(workdir)
     check_workdir(workdir)
     exp = build_experiment(config, devices=devices)
     stop.check("while building the experiment; nothing was written")
     lead = jax.process_index() == 0
-    os.makedirs(workdir, exist_ok=True)
-    with workdir_lock.hold(workdir) if lead else contextlib.nullcontext():
-      return _train_locked(exp, workdir, progress=progress, lead=lead, stop=stop)
+    with disk_full.stops_the_run(workdir):
+      os.makedirs(workdir, exist_ok=True)
+      with workdir_lock.hold(workdir) if lead else contextlib.nullcontext():
+        return _train_locked(exp, workdir, progress=progress, lead=lead, stop=stop, command=command)
 
 
 def check_workdir(workdir: str) -> None:
@@ -142,24 +160,21 @@ def check_workdir(workdir: str) -> None:
 
 
 def _train_locked(
-  exp: Experiment, workdir: str, *, progress: bool, lead: bool, stop: stopping.StopRequest
+  exp: Experiment,
+  workdir: str,
+  *,
+  progress: bool,
+  lead: bool,
+  stop: stopping.StopRequest,
+  command: Sequence[str] | None,
 ) -> GANState:
-  config, runner, pipeline = exp.config, exp.runner, exp.pipeline
-  t = config.train
-  bound = t.get("divergence_bound", float("inf"))
+  config, t = exp.config, exp.config.train
   started = time.time()
   config_dict = config_lib.to_dict(config)
-  if lead:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      json.dump(config_dict, f, indent=2, sort_keys=True)
-    if exp.population.batched:
-      with open(os.path.join(workdir, "members.json"), "w") as f:
-        json.dump(exp.population.describe(), f, indent=2)
+  env_note = _write_launch_files(exp, workdir, config_dict) if lead else None
   bar = Progress(
     t.steps, enabled=progress and lead, d_output=exp.gan.d_loss.output, members=exp.population.size
   )
-  task_progress = TaskProgress(enabled=progress and lead)
-
   state = exp.init_state()
   batched = exp.population.batched
   bar.message(
@@ -172,139 +187,255 @@ def _train_locked(
   with checkpointing.Checkpointer(
     workdir, max_to_keep=t.max_to_keep, selection=select, members=members
   ) as ckpt:
-    target = checkpointing.abstract(state, runner.state_sharding())
-    found = ckpt.restore_latest_good(target, config_dict, warn=bar.message if bar.enabled else None)
-    start = last_saved = found.step if found else None  # damaged newer steps moved aside, warned
-    if start is not None:
-      changes = found.config_changes
-      moved = exp.population.layout_changes(changes) if exp.population.batched else []
-      if moved:
-        raise CheckpointMismatchError(
-          f"the checkpoint at step {start} in {workdir} holds other members than this config "
-          f"({'; '.join(moved)}); a run's seeds and swept values are fixed when it starts. "
-          f"Use a new --workdir, or restore the checkpoint's values."
-        )
-      state, position = found.state, found.data
-      if position.get("iteration") != start:
-        raise ConfigError(f"checkpoint {start} has data position {position}, expected {start}")
-      bar.message(
-        f"Resuming {workdir} from step {start}"
-        + (": config changes " + "; ".join(changes) if changes else ".")
-      )
+    start, state = _resume(exp, ckpt, state, config_dict, bar)
+    if start is not None and env_note is not None:  # resumed on another environment
+      (bar.message if bar.enabled else absl_logging.warning)(env_note)
     start = start or 0
     if start >= t.steps:
       bar.message(f"Already trained to step {start} >= train.steps={t.steps}; nothing to do.")
       return state
-
     stop.check(f"before step {start}; nothing new was written")
-    dstate = runner.place_state(state)
-    device_data = runner.place_device_data(pipeline.device_data())
-    chunks = plan_chunks(
-      start, t.steps, t.steps_per_call, [t.log_every, t.checkpoint_every, config.eval.every]
-    )
-    prefetch = Prefetcher(lambda s, n: runner.place_inputs(pipeline.host_inputs(s, n)), chunks)
-    last_eval: dict[str, Any] = {}
-    pending: list[
-      tuple[int, dict]
-    ] = []  # (steps, metrics) since the last log; also bounds dispatch
-    step = start
-    try:
-      with MetricWriter(workdir, resume_step=start, enabled=lead) as writer:
-        tick, tick_step, paused = time.time(), start, 0.0  # paused: eval/save time
-        for call, ((first, n), inputs) in enumerate(zip(chunks, prefetch)):
-          if stop.agreed(call, ckpt.reached_preemption):  # all processes, same call
-            raise stopping.StopRequested(stop.describe(step))
-          dstate, metrics = runner(dstate, inputs, device_data)
-          step = first + n
-          pending.append((n, runner.unreplicate(metrics)))
-          if len(pending) > 2:  # wait for the call before last, not this one: no bubble
-            jax.block_until_ready(pending[-3][1])
-          if first == start:  # the first call compiles; keep it out of steps/s
-            jax.block_until_ready(dstate)
-            bar.message(
-              f"Compiled and ran the first {n} step(s) in {time.time() - tick:.1f}s "
-              f"({runner.mode} on {runner.num_devices} device(s))."
-            )
-            tick, tick_step = time.time(), step
-          log = _is_boundary(step, t.log_every, t.steps)
-          ev = _is_boundary(step, config.eval.every, t.steps) and bool(config.eval.metrics)
-          # a selection metric needs a checkpoint at every evaluation to choose from
-          save = _is_boundary(step, t.checkpoint_every, t.steps) or (ev and select is not None)
-          if not (log or ev or save):
-            continue
-          pending = jax.device_get(pending)
-          _check_finite(pending, last_saved, workdir, exp.population, bound)
-          record: dict[str, Any] = {}
-          if log:
-            now = time.time()
-            rate = (step - tick_step) / max(now - tick - paused, 1e-9) if step > tick_step else 0.0
-            record.update(exp.population.summarize(_aggregate(pending)), steps_per_sec=rate)
-            bar.update(step, record, rate)
-            pending, tick, tick_step, paused = [], now, step, 0.0
-          pause_start = time.time()
-          chosen = bad_select = None  # this step's selection scalars, saved with its checkpoint
-          if ev and lead:
-            host_state = jax.device_get(runner.unreplicate(dstate))
-            result, _ = evaluate_members(exp, host_state, step, workdir, progress=task_progress)
-            record.update(result.scalars)
-            last_eval = result.scalars
-            writer.write_images(step, result.images)
-          if ev and select is not None:  # every process saves with the same metrics
-            chosen, bad_select = selection.shared_metrics(
-              select, last_eval if lead else None, members
-            )
-          if record:
-            writer.write_scalars(step, record)
-          if save:
-            ckpt.save(
-              step, runner.unreplicate(dstate), {"iteration": step}, config_dict, metrics=chosen
-            )
-            last_saved = step
-            writer.flush()
-          if bad_select:  # after the save: a misnamed metric loses no training
-            raise ConfigError(bad_select)
-          paused += time.time() - pause_start
+    with MetricWriter(workdir, resume_step=start, enabled=lead) as writer:
+      loop = _Loop(exp, workdir, ckpt, writer, bar, stop, lead, config_dict, select, start, state)
+      state = loop.run()
+      ckpt.wait()  # the summary names a complete checkpoint (a full disk stops it here)
       bar.finish()
       bar.message(
         run_summary.end_of_run(
           workdir,
-          step=step,
+          step=loop.step,
           wall_s=time.time() - started,
-          last_eval=last_eval,
-          last_checkpoint=last_saved,
+          last_eval=loop.last_eval,
+          last_checkpoint=loop.last_saved,
           members=exp.population.size,
           best=select and (select.metric, ckpt.best_steps()),
+          headlines=evaluators.headlines(config_lib.split_names(config.eval.metrics)),
+          command=command,
         )
       )
+  return state
+
+
+def _write_launch_files(exp: Experiment, workdir: str, config_dict: dict) -> str | None:
+  """config.json, members.json (a population) and environment.json, written at each launch.
+
+  Returns the line that says how the environment changed since the run last launched,
+  shown if it resumes; None if it did not change (or was not recorded).
+  """
+  path = os.path.join(workdir, "config.json")
+  with disk_full.writing(path, "config.json"):
+    write_json(path, config_dict, indent=2, sort_keys=True)
+  if exp.population.batched:
+    path = os.path.join(workdir, "members.json")
+    with disk_full.writing(path, "members.json"):
+      write_json(path, exp.population.describe(), indent=2)
+  old, new = environment.stored(workdir), environment.describe()
+  path = os.path.join(workdir, environment.FILE)
+  with disk_full.writing(path, environment.FILE):
+    write_json(path, new, indent=2)
+  return environment.change_note(workdir, old, new)
+
+
+def _resume(
+  exp: Experiment, ckpt: checkpointing.Checkpointer, state: GANState, config_dict: dict, bar
+) -> tuple[int | None, GANState]:
+  """(step, state) of the newest good checkpoint, or (None, ``state``) if there is none.
+
+  Damaged newer steps are moved aside and named (``checkpointing.recovery``); a
+  checkpoint that does not fit this config, or holds other population members, stops.
+  """
+  target = checkpointing.abstract(state, exp.runner.state_sharding())
+  found = ckpt.restore_latest_good(
+    target,
+    config_changes=lambda stored: config_lib.diff(stored, config_dict),
+    warn=bar.message if bar.enabled else None,
+  )
+  if found is None:
+    return None, state
+  changes = config_lib.diff(found.config, config_dict)
+  moved = exp.population.layout_changes(changes) if exp.population.batched else []
+  if moved:
+    raise CheckpointMismatchError(
+      f"the checkpoint at step {found.step} in {ckpt.workdir} holds other members than this "
+      f"config ({'; '.join(moved)}); a run's seeds and swept values are fixed when it starts. "
+      f"Use a new --workdir, or restore the checkpoint's values."
+    )
+  if found.data.get("iteration") != found.step:
+    raise ConfigError(
+      f"checkpoint {found.step} has data position {found.data}, expected {found.step}"
+    )
+  bar.message(
+    f"Resuming {ckpt.workdir} from step {found.step}"
+    + (": config changes " + "; ".join(changes) if changes else ".")
+  )
+  return found.step, found.state
+
+
+class _Loop:
+  """The compiled calls from ``start`` to ``train.steps`` and what happens between them.
+
+  At each call boundary (``_after_call``): a heartbeat line, or the periodic actions
+  in this order: check the losses are finite, log (``train.log_every``), evaluate and
+  select (``eval.every``), write the record, save (``train.checkpoint_every``, and
+  every evaluation of a selection run). ``_save`` is the one save path; an interrupt
+  saves through it too (``_save_on_interrupt``).
+  """
+
+  def __init__(
+    self,
+    exp: Experiment,
+    workdir: str,
+    ckpt: checkpointing.Checkpointer,
+    writer: MetricWriter,
+    bar: Progress,
+    stop: stopping.StopRequest,
+    lead: bool,
+    config_dict: dict,
+    select: selection.Selection | None,
+    start: int,
+    state: GANState,
+  ):
+    self.exp, self.runner, self.workdir = exp, exp.runner, workdir
+    self.ckpt, self.writer, self.bar, self.stop, self.lead = ckpt, writer, bar, stop, lead
+    self.tasks = TaskProgress(enabled=bar.enabled)
+    self.config_dict, self.select = config_dict, select
+    self.members = exp.population.size if exp.population.batched else 1
+    self.bound = exp.config.train.get("divergence_bound", float("inf"))
+    self.start = self.step = start
+    self.last_saved: int | None = start if start > 0 else None
+    self.last_eval: dict[str, Any] = {}
+    self.pending: list[tuple[int, dict]] = []  # (steps, metrics) since the last log
+    self.dstate = self.runner.place_state(state)
+
+  def run(self) -> GANState:
+    config, pipeline, t = self.exp.config, self.exp.pipeline, self.exp.config.train
+    device_data = self.runner.place_device_data(pipeline.device_data())
+    chunks = plan_chunks(
+      self.start, t.steps, t.steps_per_call, [t.log_every, t.checkpoint_every, config.eval.every]
+    )
+    prefetch = Prefetcher(lambda s, n: self.runner.place_inputs(pipeline.host_inputs(s, n)), chunks)
+    try:
+      self.rate, self.began = StepRate(self.start), time.time()
+      for call, ((first, n), inputs) in enumerate(zip(chunks, prefetch)):
+        if self.stop.agreed(call, self.ckpt.reached_preemption):  # all processes, same call
+          raise stopping.StopRequested(self.stop.describe(self.step))
+        self._call(first, n, inputs, device_data)
+        self._after_call()
     except KeyboardInterrupt:
-      restore_signals = stopping.ignore_signals()  # a second Ctrl-C must not break the save
-      try:  # keep the work done since the last checkpoint, if it is sound
-        _check_finite(jax.device_get(pending), last_saved, workdir, exp.population, bound)
-        if step not in (last_saved, start):
-          ckpt.save(step, runner.unreplicate(dstate), {"iteration": step}, config_dict)
-          last_saved = step
-        bar.message(
-          f"Interrupted: checkpoint at step {last_saved}; re-run the same command to resume."
-          if last_saved is not None
-          else "Interrupted before the first step; nothing was saved."
-        )
-        if not lead:  # the other processes say where they stopped too
-          print(
-            f"jaxgan: process {jax.process_index()} stopped at step {step}; checkpoint at step "
-            f"{last_saved}.",
-            file=sys.stderr,
-            flush=True,
-          )
-      except Exception as e:  # e.g. the state was donated to the interrupted call
-        bar.message(
-          f"Interrupted; step {step} could not be saved ({type(e).__name__}); "
-          f"the last checkpoint is step {last_saved}."
-        )
-      finally:
-        ckpt.wait()
-        restore_signals()
+      self._save_on_interrupt()
       raise
     finally:
       prefetch.close()
       pipeline.close()
-  return runner.unreplicate(dstate)
+    return self.runner.unreplicate(self.dstate)
+
+  def _call(self, first: int, n: int, inputs: Any, device_data: Any) -> None:
+    self.dstate, metrics = self.runner(self.dstate, inputs, device_data)
+    self.step = first + n
+    self.pending.append((n, self.runner.unreplicate(metrics)))
+    if len(self.pending) > 2:  # wait for the call before last, not this one: no bubble
+      jax.block_until_ready(self.pending[-3][1])
+    if first == self.start:  # the first call compiles; keep it out of steps/s
+      jax.block_until_ready(self.dstate)
+      self.bar.message(
+        f"Compiled and ran the first {n} step(s) in {time.time() - self.began:.1f}s "
+        f"({self.runner.mode} on {self.runner.num_devices} device(s))."
+      )
+      self.rate.reset(self.step)
+
+  def _after_call(self) -> None:
+    config, t, step = self.exp.config, self.exp.config.train, self.step
+    log = _is_boundary(step, t.log_every, t.steps)
+    evaluate = _is_boundary(step, config.eval.every, t.steps) and bool(config.eval.metrics)
+    # a selection metric needs a checkpoint at every evaluation to choose from
+    save = _is_boundary(step, t.checkpoint_every, t.steps) or (evaluate and self.select is not None)
+    if not log:
+      self.bar.heartbeat(step, self.rate.rate(step))
+    if not (log or evaluate or save):
+      return
+    self.pending = jax.device_get(self.pending)
+    self._check_finite(self.pending)
+    record = self._log() if log else {}
+    with self.rate.paused():
+      chosen, bad_select = self._evaluate(record) if evaluate else (None, None)
+      if record:
+        self.writer.write_scalars(step, record)
+      if save:
+        self._save(metrics=chosen)
+      if bad_select:  # after the save: a misnamed metric loses no training
+        raise ConfigError(bad_select)
+
+  def _check_finite(self, pending: list[tuple[int, dict]]) -> None:
+    _check_finite(pending, self.last_saved, self.workdir, self.exp.population, self.bound)
+
+  def _log(self) -> dict[str, Any]:
+    """The record of the steps since the last log: mean losses (per member) and steps/s."""
+    rate = self.rate.rate(self.step)
+    record = {**self.exp.population.summarize(_aggregate(self.pending)), "steps_per_sec": rate}
+    self.bar.update(self.step, record, rate)
+    self.pending = []
+    self.rate.reset(self.step)
+    return record
+
+  def _evaluate(self, record: dict[str, Any]) -> tuple[dict[str, float] | None, str | None]:
+    """Evaluates on process 0 (scalars into ``record``, images to TensorBoard); returns this
+    step's selection scalars, the same on every process, or the reason there are none."""
+    if self.lead:
+      host_state = jax.device_get(self.runner.unreplicate(self.dstate))
+      figures = os.path.join(self.workdir, "figures")
+      with disk_full.writing(figures, "a figure", prefer_filename=True):
+        result, _ = evaluate_members(
+          self.exp, host_state, self.step, self.workdir, progress=self.tasks
+        )
+      record.update(result.scalars)
+      self.last_eval = result.scalars
+      self.writer.write_images(self.step, result.images)
+    if self.select is None:
+      return None, None
+    return selection.shared_metrics(
+      self.select, self.last_eval if self.lead else None, self.members
+    )
+
+  def _save(self, metrics: dict[str, float] | None = None) -> None:
+    """The one save path: state, data position and config at this step (``metrics``: the
+    selection scalars saved with it); TensorBoard is flushed with it."""
+    self.ckpt.save(
+      self.step,
+      self.runner.unreplicate(self.dstate),
+      {"iteration": self.step},
+      self.config_dict,
+      metrics=metrics,
+    )
+    self.last_saved = self.step
+    self.writer.flush()
+
+  def _save_on_interrupt(self) -> None:
+    """Keeps the work done since the last checkpoint, if it is sound, and says where it is."""
+    restore_signals = stopping.ignore_signals()  # a second Ctrl-C must not break the save
+    saved = self.last_saved
+    try:
+      self._check_finite(jax.device_get(self.pending))
+      if self.step not in (self.last_saved, self.start):
+        self._save()
+        self.ckpt.wait()  # the message below names a complete checkpoint
+        saved = self.last_saved
+      self.bar.message(
+        f"Interrupted: checkpoint at step {saved}; re-run the same command to resume."
+        if saved is not None
+        else "Interrupted before the first step; nothing was saved."
+      )
+      if not self.lead:  # the other processes say where they stopped too
+        print(
+          f"jaxgan: process {jax.process_index()} stopped at step {self.step}; checkpoint at "
+          f"step {saved}.",
+          file=sys.stderr,
+          flush=True,
+        )
+    except Exception as e:  # e.g. the state was donated to the interrupted call
+      self.bar.message(
+        f"Interrupted; step {self.step} could not be saved ({type(e).__name__}); "
+        f"the last checkpoint is step {saved}."
+      )
+    finally:
+      self.ckpt.wait()
+      restore_signals()

@@ -12,7 +12,7 @@ from jaxgan import config as config_lib
 from jaxgan.core.state import GANState
 from jaxgan.errors import CheckpointMismatchError
 from jaxgan.experiment import build_experiment
-from jaxgan.run import checkpointing
+from jaxgan.run import checkpointing, orbax_noise
 
 
 def open_run(
@@ -24,8 +24,11 @@ def open_run(
 
   ``update`` overrides config keys that do not change shapes (dotted names,
   e.g. {'eval.feature_net': '/models/lenet'}).
+
+  A program (``jaxgan-evaluate``'s, ``jaxgan-export``'s, a notebook's): it filters
+  orbax's noise while it reads (``jaxgan.run.orbax_noise``).
   """
-  with checkpointing.Checkpointer(workdir, read_only=True) as ckpt:
+  with orbax_noise.filtered(), checkpointing.Checkpointer(workdir, read_only=True) as ckpt:
     steps = ckpt.all_steps()
     if not steps:
       raise CheckpointMismatchError(f"no checkpoints in {ckpt.directory}; train first.")

@@ -7,7 +7,7 @@ saved with its scalars as orbax checkpoint metrics, and the checkpoint manager
 keeps the best step by it as well as the newest ``train.max_to_keep`` steps.
 In a run of many members (``jaxgan.core.population``) each member's best step is
 kept (``<scalar>:<member>``), since seeds peak at different steps.
-``jaxgan.evaluate --best`` evaluates those steps.
+``jaxgan-evaluate --best`` evaluates those steps.
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
 
 from jaxgan.errors import ConfigError
 
@@ -90,9 +94,6 @@ def shared_metrics(
   """(metrics, error) the same on every process: process 0 evaluated (``scalars``; None on
   the others) and every process must save the step with the same metrics, or none (then
   ``error`` says why) so that no process waits alone in orbax's save."""
-  import jax
-  import numpy as np
-
   keys = metric_keys(selection, members)
   values, error = np.full(len(keys) + 1, np.nan), None
   if scalars is not None:
@@ -102,8 +103,6 @@ def shared_metrics(
     except ConfigError as e:
       error = str(e)
   if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-
     values = np.asarray(multihost_utils.broadcast_one_to_all(values.astype(np.float32)), np.float64)
   if values[0] != 1.0:
     return None, error or (
@@ -116,8 +115,9 @@ def shared_metrics(
 class KeepBest:
   """orbax preservation policy: keep each member's best checkpoint by ``selection``.
 
-  Implements orbax's ``PreservationPolicy`` protocol; combine it with ``LatestN``
-  in ``AnyPreservationPolicy`` so that resuming always finds the newest step.
+  Implements orbax's ``PreservationPolicy`` protocol; combined with ``LatestN``
+  (``jaxgan.run.checkpointing.store.preservation_policy``) so that resuming always finds
+  the newest step.
   """
 
   def __init__(self, selection: Selection, members: int):
@@ -130,16 +130,6 @@ class KeepBest:
       for m in ([None] if self.members == 1 else range(self.members))
     }
     return [info.step in keep for info in checkpoints]
-
-
-def preservation_policy(selection: Selection | None, members: int, max_to_keep: int):
-  """The orbax policy: the newest ``max_to_keep`` steps, plus each member's best."""
-  from orbax.checkpoint import checkpoint_managers as cm
-
-  latest = cm.LatestN(n=max_to_keep)
-  if selection is None:
-    return latest
-  return cm.AnyPreservationPolicy([latest, KeepBest(selection, members)])
 
 
 def best_steps(

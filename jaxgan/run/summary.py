@@ -7,7 +7,10 @@ all show the same thing.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shlex
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -57,6 +60,46 @@ def _latest_files(directory: str, limit: int = 8) -> list[str]:
   return [os.path.join(directory, f) for f in sorted(newest.values())][:limit]
 
 
+TENSORBOARD_INSTALL = "pip install tensorboard, or pip install -e '.[tensorboard]' in a clone"
+
+
+def tensorboard_installed() -> bool:
+  """Whether the ``tensorboard`` viewer is importable (jaxgan writes events without it)."""
+  return importlib.util.find_spec("tensorboard") is not None
+
+
+def _value(k: str, v: Any) -> str:
+  return f"{k} {v:.4g}" if isinstance(v, (float, np.floating)) else f"{k} {v}"
+
+
+def with_steps(command: Sequence[str], steps: int) -> list[str]:
+  """``command`` with ``--config.train.steps`` set to ``steps`` (replaced, or added)."""
+  out, skip = [], False
+  for arg in command:
+    if skip:
+      skip = False
+    elif arg == "--config.train.steps":
+      skip = True  # its value is the next argument
+    elif not arg.startswith("--config.train.steps="):
+      out.append(arg)
+  return [*out, f"--config.train.steps={steps}"]
+
+
+def next_commands(workdir: str, *, step: int, command: Sequence[str] | None) -> list[str]:
+  """What to do with a finished run: evaluate it, export samples, train on (it resumes)."""
+  more = max(2 * step, step + 1)
+  if command:
+    train_on = shlex.join(with_steps(command, more))
+  else:
+    train_on = f"jaxgan.train(config, {workdir!r}) after config.train.steps = {more}"
+  return [
+    "Next:",
+    f"  evaluate: jaxgan-evaluate --workdir={shlex.quote(workdir)}",
+    f"  export:   jaxgan-export --workdir={shlex.quote(workdir)} --num_samples=10000",
+    f"  train on: {train_on} (any larger train.steps resumes from step {step})",
+  ]
+
+
 def end_of_run(
   workdir: str,
   *,
@@ -66,23 +109,26 @@ def end_of_run(
   last_checkpoint: int | None,
   members: int = 1,
   best: tuple[str, list[int | None]] | None = None,
+  headlines: Sequence[str] = (),
+  command: Sequence[str] | None = None,
 ) -> str:
-  """Final step, wall time, last evaluation, figures, checkpoint and TensorBoard command."""
-  lines = [
-    f"Done: step {step:,} in {wall_s:,.1f}s wall time"
-    + (f" ({members} members)." if members > 1 else ".")
-  ]
-  shown = {
-    k: v for k, v in last_eval.items() if ":" not in k
-  }  # per-member columns stay in metrics.jsonl
-  if shown:
-    lines.append(
-      "Last evaluation: "
-      + ", ".join(
-        f"{k} {v:.4g}" if isinstance(v, (float, np.floating)) else f"{k} {v}"
-        for k, v in sorted(shown.items())
-      )
-    )
+  """The headline metric(s) first, then the rest of the last evaluation, figures,
+  checkpoint, metrics and TensorBoard, and the next commands.
+
+  ``headlines``: the experiment's headline scalars, in order (``jaxgan.evaluators.headlines``).
+  ``command``: the command line that ran training (argv), repeated with a larger
+  ``--config.train.steps`` as the way to train on; None outside the CLI.
+  """
+  shown = {k: v for k, v in last_eval.items() if ":" not in k}  # per member: in metrics.jsonl
+  lead = [h for h in headlines if h in shown]
+  done = f"Done: step {step:,} in {wall_s:,.1f}s wall time" + (
+    f" ({members} members)" if members > 1 else ""
+  )
+  lines = [done + (": " + ", ".join(_value(k, shown[k]) for k in lead) if lead else "") + "."]
+  rest = sorted(k for k in shown if k not in lead)
+  if rest:
+    label = "Other metrics of the last evaluation" if lead else "Last evaluation"
+    lines.append(f"{label}: " + ", ".join(_value(k, shown[k]) for k in rest))
   figures = _latest_files(os.path.join(workdir, "figures"))
   if not figures and members > 1:
     figures = _latest_files(os.path.join(workdir, "members", "0", "figures"))
@@ -100,8 +146,10 @@ def end_of_run(
     lines.append(
       f"Best by {metric} (kept): step {where}; jaxgan-evaluate --workdir={workdir} --best"
     )
-  lines.append(
-    f"Metrics: {os.path.join(workdir, 'metrics.jsonl')}; "
-    f"TensorBoard: tensorboard --logdir {os.path.join(workdir, 'tensorboard')}"
-  )
+  viewer = f"tensorboard --logdir {os.path.join(workdir, 'tensorboard')}"
+  if not tensorboard_installed():
+    viewer += f" (not installed: {TENSORBOARD_INSTALL})"
+  lines.append(f"Metrics: {os.path.join(workdir, 'metrics.jsonl')}; TensorBoard: {viewer}")
+  if last_checkpoint is not None:
+    lines += next_commands(workdir, step=last_checkpoint, command=command)
   return "\n".join(lines)
