@@ -25,6 +25,10 @@ import sys
 import threading
 from collections.abc import Callable
 
+# JAX and numpy are imported inside the functions that need them: ``jaxgan-train`` imports
+# this module to install the handler before JAX loads (a signal while it loads must
+# already be a request), and ``_process_count`` must not load JAX just to ask.
+
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
