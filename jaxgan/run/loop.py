@@ -305,6 +305,7 @@ class _Loop:
     self.last_saved: int | None = start if start > 0 else None
     self.last_eval: dict[str, Any] = {}
     self.pending: list[tuple[int, dict]] = []  # (steps, metrics) since the last log
+    self.rate = StepRate(start)  # steps/s of the calls, evaluation and saving left out
     self.dstate = self.runner.place_state(state)
 
   def run(self) -> GANState:
@@ -314,12 +315,12 @@ class _Loop:
       self.start, t.steps, t.steps_per_call, [t.log_every, t.checkpoint_every, config.eval.every]
     )
     prefetch = Prefetcher(lambda s, n: self.runner.place_inputs(pipeline.host_inputs(s, n)), chunks)
+    began = time.time()
     try:
-      self.rate, self.began = StepRate(self.start), time.time()
       for call, ((first, n), inputs) in enumerate(zip(chunks, prefetch)):
         if self.stop.agreed(call, self.ckpt.reached_preemption):  # all processes, same call
           raise stopping.StopRequested(self.stop.describe(self.step))
-        self._call(first, n, inputs, device_data)
+        self._call(first, n, inputs, device_data, began)
         self._after_call()
     except KeyboardInterrupt:
       self._save_on_interrupt()
@@ -329,7 +330,7 @@ class _Loop:
       pipeline.close()
     return self.runner.unreplicate(self.dstate)
 
-  def _call(self, first: int, n: int, inputs: Any, device_data: Any) -> None:
+  def _call(self, first: int, n: int, inputs: Any, device_data: Any, began: float) -> None:
     self.dstate, metrics = self.runner(self.dstate, inputs, device_data)
     self.step = first + n
     self.pending.append((n, self.runner.unreplicate(metrics)))
@@ -338,7 +339,7 @@ class _Loop:
     if first == self.start:  # the first call compiles; keep it out of steps/s
       jax.block_until_ready(self.dstate)
       self.bar.message(
-        f"Compiled and ran the first {n} step(s) in {time.time() - self.began:.1f}s "
+        f"Compiled and ran the first {n} step(s) in {time.time() - began:.1f}s "
         f"({self.runner.mode} on {self.runner.num_devices} device(s))."
       )
       self.rate.reset(self.step)
