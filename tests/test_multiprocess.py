@@ -20,8 +20,7 @@ import numpy as np
 import pytest
 
 import jaxgan
-
-MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
+from conftest import MNIST_DIR
 
 
 def free_port() -> int:

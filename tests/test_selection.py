@@ -9,18 +9,13 @@ import numpy as np
 import pytest
 
 import jaxgan
-from conftest import experiment, tiny_gaussian_config
+from conftest import experiment, needs_mnist, tiny_gaussian_config
 from jaxgan import config as config_lib
 from jaxgan import evaluators
 from jaxgan.cli import plot_metric
 from jaxgan.errors import ConfigError
 from jaxgan.evaluators import evaluate
 from jaxgan.run import checkpointing, selection
-
-MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
-needs_mnist = pytest.mark.skipif(
-  not os.path.isdir(MNIST_DIR), reason="needs real MNIST (JAXGAN_MNIST_DIR)"
-)
 
 
 def _save_all(workdir, planted, *, members=1, mode="max", max_to_keep=1):

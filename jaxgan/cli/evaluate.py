@@ -122,7 +122,7 @@ def _overrides() -> dict:
 
 def main(argv: list[str]) -> None:
   cli.setup(argv, logging.ERROR)
-  with cli.user_errors_exit():
+  with cli.program():
     if _SAMPLES.value:
       if not _DATASET.value or not _METRICS.value:
         raise app.UsageError("--samples needs --dataset and --metrics")

@@ -20,7 +20,6 @@ from absl import app, flags, logging
 from jaxgan import cli
 from jaxgan.core.sampling import Sampler
 from jaxgan.errors import ConfigError
-from jaxgan.evaluators.evaluate import check_workdir
 from jaxgan.run.reopen import open_run
 
 _WORKDIR = None
@@ -65,7 +64,6 @@ def export_samples(
   seed_index: int | None = None,
 ) -> str:
   """Writes the .npz and returns its path."""
-  check_workdir(workdir)
   exp, state = open_run(workdir, step)
   step = int(state.step)
   if exp.population.batched:
@@ -104,7 +102,7 @@ def export_samples(
 
 def main(argv: list[str]) -> None:
   cli.setup(argv, logging.ERROR)
-  with cli.user_errors_exit():
+  with cli.program():
     path = export_samples(
       _WORKDIR.value,
       _NUM.value,

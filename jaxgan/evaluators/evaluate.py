@@ -28,7 +28,7 @@ from jaxgan.data import build_dataset
 from jaxgan.errors import ConfigError
 from jaxgan.experiment import Experiment
 from jaxgan.run import checkpointing, environment, selection
-from jaxgan.run.reopen import open_run, read_config_json
+from jaxgan.run.reopen import open_run, read_config_json, require_run_dir
 from jaxgan.run.writers import TaskProgress
 
 WEIGHTS = ("ema", "raw")
@@ -148,7 +148,6 @@ def evaluate_run(
   """
   if weights not in WEIGHTS:
     raise ConfigError(f"weights={weights!r}: choose ema or raw.")
-  check_workdir(workdir)
   exp, state = open_run(workdir, step, update=update, preflight=True)
   if weights == "raw":
     if state.g_ema_params is None:
@@ -187,21 +186,10 @@ def evaluate_run(
   return _write(record, output)
 
 
-def check_workdir(workdir: str) -> None:
-  """A missing run directory is named as missing (not as one without checkpoints)."""
-  if not os.path.exists(workdir):
-    raise ConfigError(
-      f"--workdir {workdir} does not exist; give the directory a run was trained in "
-      f"(jaxgan-train --workdir=...)."
-    )
-  if not os.path.isdir(workdir):
-    raise ConfigError(f"--workdir {workdir} is a file, not a run directory.")
-
-
 def selected_steps(workdir: str) -> tuple[str, list[int], Any]:
   """(the selection spec, each member's best step, the run's population) of a run trained
   with ``eval.select``."""
-  check_workdir(workdir)
+  require_run_dir(workdir)
   config = config_lib.from_stored(read_config_json(workdir))
   select = selection.parse(config.eval.select)
   pop = population.from_config(config)

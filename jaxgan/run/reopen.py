@@ -10,9 +10,20 @@ import ml_collections
 
 from jaxgan import config as config_lib
 from jaxgan.core.state import GANState
-from jaxgan.errors import CheckpointMismatchError
+from jaxgan.errors import CheckpointMismatchError, ConfigError
 from jaxgan.experiment import build_experiment
 from jaxgan.run import checkpointing, orbax_noise
+
+
+def require_run_dir(workdir: str) -> None:
+  """A missing run directory is named as missing (not as one without checkpoints)."""
+  if not os.path.exists(workdir):
+    raise ConfigError(
+      f"--workdir {workdir} does not exist; give the directory a run was trained in "
+      f"(jaxgan-train --workdir=...)."
+    )
+  if not os.path.isdir(workdir):
+    raise ConfigError(f"--workdir {workdir} is a file, not a run directory.")
 
 
 def open_run(
@@ -28,6 +39,7 @@ def open_run(
   A program (``jaxgan-evaluate``'s, ``jaxgan-export``'s, a notebook's): it filters
   orbax's noise while it reads (``jaxgan.run.orbax_noise``).
   """
+  require_run_dir(workdir)
   with orbax_noise.filtered(), checkpointing.Checkpointer(workdir, read_only=True) as ckpt:
     steps = ckpt.all_steps()
     if not steps:
