@@ -227,9 +227,9 @@ def test_a_real_small_filesystem_fills_and_the_run_resumes_once_there_is_space(r
   flags = [
     "--config=experiments/gaussian_1d.py",
     f"--workdir={wd}",
-    "--config.train.steps=20000",
-    "--config.train.checkpoint_every=1000",
-    "--config.train.log_every=1000",
+    "--config.train.steps=6000",
+    "--config.train.checkpoint_every=500",
+    "--config.train.log_every=500",
     "--config.eval.metrics=",
   ]
   script = tmp_path / "small_fs.sh"
