@@ -186,3 +186,27 @@ def test_old_program_paths_name_the_new_command(repo_root, old, script, module):
   )
   with pytest.raises(ImportError, match=f"jaxgan.{old} moved: .*`{script}`"):
     __import__(f"jaxgan.{old}")
+
+
+@pytest.mark.parametrize(
+  "module,flag",
+  [
+    ("train", "--workdir"),
+    ("evaluate", "--best"),
+    ("export", "--num_samples"),
+    ("plot_metric", "--scalar"),
+    ("reference_samples", "--kind"),
+  ],
+)
+def test_console_scripts_help_shows_the_programs_own_flags(repo_root, module, flag):
+  """A console script's __main__ is a generated wrapper; --helpshort must still describe the
+  program (its docstring and flags), as ``python -m jaxgan.cli.<module> --helpshort`` does."""
+  wrapper = (
+    f"import sys; sys.argv = ['jaxgan-x', '--helpshort']; "
+    f"from jaxgan.cli.{module} import run; run()"
+  )
+  proc = subprocess.run(
+    [sys.executable, "-c", wrapper], cwd=repo_root, capture_output=True, text=True, timeout=120
+  )
+  own = __import__(f"jaxgan.cli.{module}", fromlist=["_"]).__doc__.splitlines()[0]
+  assert proc.stdout.startswith(own) and f"  {flag}" in proc.stdout, proc.stdout

@@ -63,11 +63,24 @@ def program() -> Iterator[None]:
     yield
 
 
-def moved_program(old: str, script: str, module: str, name: str) -> None:
+def show_as_main(module_name: str) -> None:
+  """absl's ``--help``/``--helpshort`` describe ``__main__``'s docstring and the flags of
+  ``sys.argv[0]``: for a console script both are a generated wrapper's. This points them
+  at ``module_name``, the program's own module."""
+  module, main = sys.modules[module_name], sys.modules["__main__"]
+  if main is module:
+    return
+  main.__doc__ = module.__doc__
+  for flag in flags.FLAGS.get_flags_for_module(module_name):
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+
+
+def moved_program(old: str, script: str, module: str, name: str, library: str = "") -> None:
   """An old program path: run as ``python -m`` it says where the program went (exit 2);
-  imported, it raises ImportError saying the same."""
+  imported, it raises ImportError naming the program and where its functions now live."""
   message = f"`python -m {old}` is now `{script}` (or `python -m {module}`), with the same flags."
   if name == "__main__":
     print(f"jaxgan: error: {message}", file=sys.stderr)
     sys.exit(2)
-  raise ImportError(f"{old} moved: {message}")
+  where = f"; its functions are in {library}" if library else ""
+  raise ImportError(f"{old} moved: {message[0].upper()}{message[1:-1]}{where}.")

@@ -118,6 +118,7 @@ def main(argv: list[str]) -> None:
 def run() -> None:
   """Console-script entry point (``jaxgan-export``)."""
   _define_flags()
+  cli.show_as_main(__name__)
   app.run(main)
 
 

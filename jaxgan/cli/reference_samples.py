@@ -194,6 +194,7 @@ def main(argv: list[str]) -> None:
 def run() -> None:
   """Console-script entry point (``jaxgan-reference-samples``)."""
   _define_flags()
+  cli.show_as_main(__name__)
   app.run(main)
 
 

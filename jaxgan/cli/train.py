@@ -1,4 +1,4 @@
-"""Command-line entry point.
+"""Train an experiment, or resume it from its workdir's latest checkpoint.
 
   jaxgan-train --config=experiments/gaussian_1d.py --workdir=/tmp/g1d \\
       --config.train.steps=5000
@@ -150,6 +150,7 @@ def main(argv: list[str]) -> None:
 def run() -> None:
   """Console-script entry point (``jaxgan-train``)."""
   _STOP.install()
+  cli.show_as_main(__name__)
   app.run(main, flags_parser=_parse_flags)
 
 

@@ -2,4 +2,10 @@
 
 from jaxgan.cli import moved_program
 
-moved_program("jaxgan.evaluate", "jaxgan-evaluate", "jaxgan.cli.evaluate", __name__)
+moved_program(
+  "jaxgan.evaluate",
+  "jaxgan-evaluate",
+  "jaxgan.cli.evaluate",
+  __name__,
+  "jaxgan.evaluators.evaluate",
+)

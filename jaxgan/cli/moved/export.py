@@ -2,4 +2,4 @@
 
 from jaxgan.cli import moved_program
 
-moved_program("jaxgan.export", "jaxgan-export", "jaxgan.cli.export", __name__)
+moved_program("jaxgan.export", "jaxgan-export", "jaxgan.cli.export", __name__, "jaxgan.cli.export")

@@ -2,4 +2,10 @@
 
 from jaxgan.cli import moved_program
 
-moved_program("jaxgan.main", "jaxgan-train", "jaxgan.cli.train", __name__)
+moved_program(
+  "jaxgan.main",
+  "jaxgan-train",
+  "jaxgan.cli.train",
+  __name__,
+  "jaxgan.run.loop (train; or jaxgan.train)",
+)

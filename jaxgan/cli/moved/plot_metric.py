@@ -2,4 +2,10 @@
 
 from jaxgan.cli import moved_program
 
-moved_program("jaxgan.plot_metric", "jaxgan-plot-metric", "jaxgan.cli.plot_metric", __name__)
+moved_program(
+  "jaxgan.plot_metric",
+  "jaxgan-plot-metric",
+  "jaxgan.cli.plot_metric",
+  __name__,
+  "jaxgan.cli.plot_metric",
+)
