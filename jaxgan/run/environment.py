@@ -2,21 +2,22 @@
 
 XLA:CPU compiles for the CPU it finds (vector width, kernels) and GAN training
 amplifies any difference in rounding, so the same command gives other digits on an
-AVX2 machine than on an AVX-512 one. Every run therefore records this in its
-workdir (``environment.json``) and every evaluation in its JSON.
+AVX2 machine than on an AVX-512 one. So every checkpoint records the environment it
+was saved on, ``<workdir>/environment.json`` holds that of the latest launch that
+trained, a resume from a checkpoint saved elsewhere says so in one line, and every
+evaluation record holds the environment it ran in.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import platform
 from typing import Any
 
 import jax
 
-FILE = "environment.json"  # in the workdir, written at each launch
+FILE = "environment.json"  # in the workdir: the latest launch that trained
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint")
 # The instruction-set flags that change what XLA:CPU compiles (of /proc/cpuinfo's many).
 CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "amx_tile")
@@ -75,22 +76,13 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
   ]
 
 
-def stored(workdir: str) -> dict[str, Any] | None:
-  """The environment a run in ``workdir`` last launched on (None if unrecorded or unreadable)."""
-  try:
-    with open(os.path.join(workdir, FILE)) as f:
-      record = json.load(f)
-  except (OSError, ValueError):
-    return None
-  return record if isinstance(record, dict) else None
-
-
-def change_note(workdir: str, old: dict[str, Any] | None, new: dict[str, Any]) -> str | None:
-  """One line saying how ``new`` differs from the environment the run last ran on, if it does."""
-  changes = differences(old, new) if old is not None else []
+def change_note(step: int, saved: dict[str, Any] | None, now: dict[str, Any]) -> str | None:
+  """One line saying how ``now`` differs from the environment checkpoint ``step`` was saved
+  on, if it does (None when it does not, or the checkpoint recorded none)."""
+  changes = differences(saved, now) if saved is not None else []
   if not changes:
     return None
   return (
-    f"jaxgan: resuming on another environment than {os.path.join(workdir, FILE)} recorded "
-    f"({'; '.join(changes)}); digits can differ from a run that stayed on one."
+    f"jaxgan: resuming from step {step}, saved on another environment ({'; '.join(changes)}); "
+    f"digits can differ from a run that stayed on one."
   )

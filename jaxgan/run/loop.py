@@ -171,7 +171,8 @@ def _train_locked(
   config, t = exp.config, exp.config.train
   started = time.time()
   config_dict = config_lib.to_dict(config)
-  env_note = _write_launch_files(exp, workdir, config_dict) if lead else None
+  if lead:
+    _write_launch_files(exp, workdir, config_dict)
   bar = Progress(
     t.steps, enabled=progress and lead, d_output=exp.gan.d_loss.output, members=exp.population.size
   )
@@ -188,12 +189,12 @@ def _train_locked(
     workdir, max_to_keep=t.max_to_keep, selection=select, members=members
   ) as ckpt:
     start, state = _resume(exp, ckpt, state, config_dict, bar)
-    if start is not None and env_note is not None:  # resumed on another environment
-      (bar.message if bar.enabled else absl_logging.warning)(env_note)
     start = start or 0
     if start >= t.steps:
       bar.message(f"Already trained to step {start} >= train.steps={t.steps}; nothing to do.")
       return state
+    if lead:
+      _record_environment(workdir, ckpt, start, bar)
     stop.check(f"before step {start}; nothing new was written")
     with MetricWriter(workdir, resume_step=start, enabled=lead) as writer:
       loop = _Loop(exp, workdir, ckpt, writer, bar, stop, lead, config_dict, select, start, state)
@@ -216,12 +217,8 @@ def _train_locked(
   return state
 
 
-def _write_launch_files(exp: Experiment, workdir: str, config_dict: dict) -> str | None:
-  """config.json, members.json (a population) and environment.json, written at each launch.
-
-  Returns the line that says how the environment changed since the run last launched,
-  shown if it resumes; None if it did not change (or was not recorded).
-  """
+def _write_launch_files(exp: Experiment, workdir: str, config_dict: dict) -> None:
+  """config.json and members.json (a population), written at each launch."""
   path = os.path.join(workdir, "config.json")
   with disk_full.writing(path, "config.json"):
     write_json(path, config_dict, indent=2, sort_keys=True)
@@ -229,11 +226,20 @@ def _write_launch_files(exp: Experiment, workdir: str, config_dict: dict) -> str
     path = os.path.join(workdir, "members.json")
     with disk_full.writing(path, "members.json"):
       write_json(path, exp.population.describe(), indent=2)
-  old, new = environment.stored(workdir), environment.describe()
+
+
+def _record_environment(
+  workdir: str, ckpt: checkpointing.Checkpointer, start: int, bar: Progress
+) -> None:
+  """environment.json of this launch, which trains; resuming from a checkpoint saved on
+  another environment says so in one line (a warning when there is no progress line)."""
+  now = environment.describe()
   path = os.path.join(workdir, environment.FILE)
   with disk_full.writing(path, environment.FILE):
-    write_json(path, new, indent=2)
-  return environment.change_note(workdir, old, new)
+    write_json(path, now, indent=2)
+  note = environment.change_note(start, ckpt.stored_environment(start), now) if start else None
+  if note is not None:
+    (bar.message if bar.enabled else absl_logging.warning)(note)
 
 
 def _resume(

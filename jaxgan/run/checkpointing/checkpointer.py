@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from jaxgan.core.state import PyTree
-from jaxgan.errors import ConfigError
+from jaxgan.errors import CheckpointDamagedError, ConfigError
+from jaxgan.run import environment
 from jaxgan.run import selection as selection_lib
 from jaxgan.run.checkpointing import compatibility, digests, recovery, store
 from jaxgan.run.checkpointing.recovery import Restored
@@ -77,6 +78,7 @@ class Checkpointer:
       "data": data_position,
       "config": config,
       "digest": digests.digest(state, data_position, config),
+      "environment": environment.describe(),
     }
     self._store.save(step, state, json_items, metrics)
 
@@ -94,6 +96,16 @@ class Checkpointer:
     if not self.read_only:
       self.wait()  # the newest step's metrics are written with it
     return selection_lib.best_steps(self.metrics, self.all_steps(), self.selection, self.members)
+
+  def stored_environment(self, step: int) -> dict[str, Any] | None:
+    """The environment ``step`` was saved on (``jaxgan.run.environment``); None for
+    checkpoints that predate the record, or an unreadable one (it is informational)."""
+    if not self._store.has(step, "environment"):
+      return None
+    try:
+      return self._store.read_json(step, "environment")
+    except CheckpointDamagedError:
+      return None
 
   # Reading. Every read of a step raises CheckpointDamagedError (never an orbax error)
   # when the step is incomplete, unreadable or does not match its digest.

@@ -1,6 +1,6 @@
 """The checkpoint files, through orbax's public API: a thin layer over ``CheckpointManager``.
 
-Layout: ``<workdir>/checkpoints/<step>/{state,data,config,digest}``; damaged steps are
+Layout: ``<workdir>/checkpoints/<step>/{state,data,config,digest,environment}``; damaged steps are
 moved to ``<workdir>/checkpoints_damaged/``. The manager is always closed (``Store`` is a
 context manager), so an in-flight async save is finished, or cleanly never committed,
 before the process exits: no half-written checkpoint is ever left as the latest one.
@@ -32,8 +32,8 @@ from jaxgan.run import selection as selection_lib
 
 CHECKPOINTS = "checkpoints"
 DAMAGED = "checkpoints_damaged"
-ITEMS = ("state", "data", "config")  # required; "digest" is absent from older checkpoints
-JSON_ITEMS = ("data", "config", "digest")
+ITEMS = ("state", "data", "config")  # required; "digest", "environment": not in older ones
+JSON_ITEMS = ("data", "config", "digest", "environment")
 
 
 def abstract(tree: PyTree, sharding: Any = None) -> PyTree:
