@@ -63,13 +63,13 @@ def inject(where: str, monkeypatch, step: int = 6) -> None:
       "add",
       lambda self, s, summary: enospc() if s == step else original_add(self, s, summary),
     )
-  elif where == "figure":
-    original_png = figures.save_png
+  elif where == "figure":  # PIL's write of the PNG, inside figures.save_png
+    original_png = figures.Image.Image.save
     monkeypatch.setattr(
-      figures,
-      "save_png",
-      lambda image, path: (
-        enospc() if path.endswith(f"{step:07d}.png") else original_png(image, path)
+      figures.Image.Image,
+      "save",
+      lambda self, path, *a, **k: (
+        enospc() if str(path).endswith(f"{step:07d}.png") else original_png(self, path, *a, **k)
       ),
     )
   elif where == "checkpoint":  # fails in orbax's save thread, as tensorstore's writes do
@@ -86,7 +86,7 @@ def inject(where: str, monkeypatch, step: int = 6) -> None:
 WHAT = {
   "metrics": ("metrics.jsonl", "metrics"),
   "tensorboard": ("tensorboard", "TensorBoard events"),
-  "figure": ("figures", "a figure"),
+  "figure": ("figures/density_1d_0000006.png", "a figure"),
   "checkpoint": ("checkpoints", "a checkpoint"),
 }
 

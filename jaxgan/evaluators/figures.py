@@ -7,19 +7,21 @@ import os
 import numpy as np
 from PIL import Image
 
+from jaxgan.run import disk_full
+
 
 def save_png(image: np.ndarray, path: str) -> str:
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  Image.fromarray(np.asarray(image, np.uint8)).save(path)
+  """Writes ``image`` (HWC uint8) as a PNG; a full disk there is named as this figure."""
+  with disk_full.writing(path, "a figure"):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    Image.fromarray(np.asarray(image, np.uint8)).save(path)
   return path
 
 
 def _canvas_to_array(fig) -> np.ndarray:
   fig.canvas.draw()
   image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-  import matplotlib.pyplot as plt  # heavy: imported only when a figure is drawn
-
-  plt.close(fig)
+  _pyplot().close(fig)
   return image
 
 

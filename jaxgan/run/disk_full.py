@@ -65,20 +65,9 @@ def errno_of(e: BaseException | None) -> int | None:
   return None
 
 
-def _filename(e: BaseException | None) -> str | None:
-  while e is not None:
-    if isinstance(e, OSError) and e.filename:
-      return os.fsdecode(e.filename)
-    e = e.__cause__ or e.__context__
-  return None
-
-
 @contextlib.contextmanager
-def writing(path: str, what: str, *, prefer_filename: bool = False) -> Iterator[None]:
-  """Turns a full disk met inside the block into ``DiskFull(path, what)``.
-
-  ``prefer_filename``: name the file the OSError names, when it names one (figures).
-  """
+def writing(path: str, what: str) -> Iterator[None]:
+  """Turns a full disk met inside the block into ``DiskFull(path, what)``."""
   try:
     yield
   except DiskFull:
@@ -87,7 +76,7 @@ def writing(path: str, what: str, *, prefer_filename: bool = False) -> Iterator[
     code = errno_of(e)
     if code is None:
       raise
-    raise DiskFull((prefer_filename and _filename(e)) or path, what, code) from e
+    raise DiskFull(path, what, code) from e
 
 
 def free_mib(path: str) -> float:

@@ -389,11 +389,9 @@ class _Loop:
     step's selection scalars, the same on every process, or the reason there are none."""
     if self.lead:
       host_state = jax.device_get(self.runner.unreplicate(self.dstate))
-      figures = os.path.join(self.workdir, "figures")
-      with disk_full.writing(figures, "a figure", prefer_filename=True):
-        result, _ = evaluate_members(
-          self.exp, host_state, self.step, self.workdir, progress=self.tasks
-        )
+      result, _ = evaluate_members(
+        self.exp, host_state, self.step, self.workdir, progress=self.tasks
+      )
       record.update(result.scalars)
       self.last_eval = result.scalars
       self.writer.write_images(self.step, result.images)

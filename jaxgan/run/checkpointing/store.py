@@ -169,12 +169,13 @@ class Store:
     self.close(after_error=exc_type is not None)
 
   def close(self, *, after_error: bool = False) -> None:
-    """Finishes the in-flight save and closes. ``after_error``: a full disk met while
-    finishing is not raised over the error already on its way (it is the same disk)."""
+    """Finishes the in-flight save and closes the manager, whatever the save did. A failed
+    save is raised after closing, except with ``after_error``: then nothing is raised over
+    the error already on its way (a full disk met again here is the same disk)."""
     failed = None
     try:
       self.wait()
-    except disk_full.DiskFull as e:
+    except Exception as e:  # the in-flight save failed: close the manager all the same
       failed = e
     if self._save_failed:
       self._let_save_threads_finish()
@@ -187,9 +188,11 @@ class Store:
         # (orbax 0.12.8); orbax 0.11.20 clears them in the constructor and has no such
         # method. Checked on both.
         await_cleanup = getattr(self._manager, "_maybe_await_cleanup_tmp_directory", None)
-        if await_cleanup is not None:
-          await_cleanup()
-        self._manager.close()
+        try:
+          if await_cleanup is not None:
+            await_cleanup()
+        finally:
+          self._manager.close()
     except disk_full.DiskFull as e:
       failed = failed or e
     if failed is not None and not after_error:
