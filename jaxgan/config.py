@@ -215,6 +215,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _check_loss_and_model(config)
   _check_optimizers(config)
   _check_eval(config)
+  if config.noise.dim < 1:
+    raise ConfigError(f"config.noise.dim must be >= 1, got {config.noise.dim}.")
   pop = population.from_config(config)
   for i in range(pop.size) if pop.swept else ():  # each member must be a valid run on its own
     try:
@@ -352,9 +354,6 @@ def _check_eval(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(
       f"config.eval.parzen_valid_samples must be >= 1, got {config.eval.parzen_valid_samples}."
     )
-
-  if config.noise.dim < 1:
-    raise ConfigError(f"config.noise.dim must be >= 1, got {config.noise.dim}.")
   if config.eval.every < 0 or config.eval.num_samples < 1:
     raise ConfigError("config.eval.every must be >= 0 and config.eval.num_samples >= 1.")
 

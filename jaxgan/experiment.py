@@ -20,6 +20,7 @@ from jaxgan import config as config_lib
 from jaxgan import evaluators
 from jaxgan.core import output_bias, parallel
 from jaxgan.core import population as population_lib
+from jaxgan.core.collectives import axis_name_for
 from jaxgan.core.gan import GAN, build_gan, init_state
 from jaxgan.core.sampling import Sampler
 from jaxgan.core.state import GANState
@@ -125,7 +126,7 @@ def _pipeline(config, population, dataset, gan: GAN) -> Pipeline:
 
 def _step(config, population, gan: GAN, pipeline: Pipeline):
   """The per-device fused step ``fn(state, inputs, device_data)``, over all members."""
-  axis = parallel.axis_name_for(config.parallel)
+  axis = axis_name_for(config.parallel)
 
   def fused_for(g: GAN):
     step = make_train_step(

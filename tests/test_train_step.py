@@ -304,8 +304,8 @@ def test_simultaneous_refuses_more_than_one_update_per_player():
   )
   gan, state = simultaneous_setup()
   with pytest.raises(ConfigError, match=r"needs d_steps=1 and g_steps=1 \(got 1 and 2\)"):
-    make_train_step(gan, g_steps=2, update_order="simultaneous")
+    make_train_step(gan, g_steps=2, update_order="simultaneous")(state, batch(1))
   with pytest.raises(ConfigError, match="update_order='sequential' is not valid"):
-    make_train_step(gan, update_order="sequential")
+    make_train_step(gan, update_order="sequential")(state, batch(1))
   with pytest.raises(ConfigError, match=r"needs d_steps=1 and g_steps=1 \(got 2 and 1\)"):
     make_train_step(gan, update_order="simultaneous")(state, batch(2))

@@ -13,6 +13,12 @@ import jax
 from jax import lax
 
 PyTree = Any
+AXIS = "batch"  # the device axis of every data-parallel mode (jaxgan.core.parallel)
+
+
+def axis_name_for(mode: str) -> str | None:
+  """``config.parallel`` -> the device axis the step reduces over (None on one device)."""
+  return None if mode == "none" else AXIS
 
 
 def pmean(tree: PyTree, axis_name: str | None) -> PyTree:

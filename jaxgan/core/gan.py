@@ -17,9 +17,8 @@ import ml_collections
 import optax
 
 from jaxgan.core import augment, losses, objectives, optim
-from jaxgan.core.collectives import device_key
+from jaxgan.core.collectives import axis_name_for, device_key
 from jaxgan.core.ema import EMA
-from jaxgan.core.parallel import axis_name_for
 from jaxgan.core.penalties import D_PENALTIES
 from jaxgan.core.state import GANState, PlayerState, PyTree
 from jaxgan.data.spec import DataSpec
@@ -67,8 +66,6 @@ class GAN:
     d_spectral_norm: divide D's weights by their spectral norms before D runs.
     d_pack: PacGAN's m, examples D judges together (1: none).
     augment, augment_strength: DiffAugment ops applied before D, and their strength.
-    d_traits: whether D normalises with batch statistics, and whether it mixes the
-      examples of its batch (``jaxgan.models.traits``), read off the module.
     joint_d_pass: D scores real and fake in one call (same math, fewer kernels);
       only for a D whose output per example depends on that example alone.
     ema: the moving average of G's weights used for sampling.
@@ -88,7 +85,6 @@ class GAN:
   d_pack: int = 1
   augment: tuple[str, ...] = ()
   augment_strength: float = 1.0
-  d_traits: BatchTraits = dataclasses.field(default_factory=BatchTraits)
   joint_d_pass: bool = False
   ema: EMA = dataclasses.field(default_factory=EMA)
 
@@ -204,7 +200,6 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
     d_pack=pack,
     augment=augment_ops,
     augment_strength=config.loss.augment_strength,
-    d_traits=traits,
     joint_d_pass=choose_joint_d_pass(t.d_pass, nets, pack, traits),
     ema=EMA(t.ema_decay, t.ema_kimg, t.ema_rampup, t.batch_size),
   )

@@ -23,15 +23,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, SingleDeviceSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxgan.core.collectives import AXIS
 from jaxgan.errors import ConfigError
 
 PyTree = Any
-AXIS = "batch"
 MODES = ("shard_map", "pmap", "none")
-
-
-def axis_name_for(mode: str) -> str | None:
-  return None if mode == "none" else AXIS
 
 
 class Runner:

@@ -388,11 +388,10 @@ def make_train_step(
   updates against the new D) or "simultaneous" (k = g_steps = 1, both players'
   gradients from one forward pass; see the module docstring).
   """
-  check_update_order(update_order, 1, g_steps)  # now, before tracing; k is known at trace time
 
   def train_step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
     d_steps = batch["x"].shape[0]
-    check_update_order(update_order, d_steps, g_steps)
+    check_update_order(update_order, d_steps, g_steps)  # k is known here, at trace time
     keys = streams.derive(
       streams.step_key(state.rng, state.step), step_stream_names(gan, d_steps, g_steps)
     )

@@ -11,7 +11,6 @@ ran on: ``jaxgan.run.environment``); the returned record also holds ``written_to
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import time
 from typing import Any
@@ -29,7 +28,7 @@ from jaxgan.errors import ConfigError
 from jaxgan.experiment import Experiment
 from jaxgan.run import checkpointing, environment, selection
 from jaxgan.run.reopen import open_run, read_config_json, require_run_dir
-from jaxgan.run.writers import TaskProgress
+from jaxgan.run.writers import TaskProgress, write_json
 
 WEIGHTS = ("ema", "raw")
 
@@ -344,6 +343,5 @@ def _write(record: dict, path: str) -> dict:
   """Writes ``record`` to ``path``; returns it with ``written_to`` (the absolute path)."""
   path = os.path.abspath(path)
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, "w") as f:
-    json.dump(record, f, indent=2, default=float)
+  write_json(path, record, indent=2, default=float)
   return {**record, "written_to": path}
