@@ -9,10 +9,14 @@ same. ``--leaves`` also prints each leaf's path and digest.
 
   python tools/state_digests.py --out=/tmp/digests_before.txt
   python tools/state_digests.py --out=/tmp/digests_after.txt && diff /tmp/digests_{before,after}.txt
+  # the code before a change, from a worktree of it, for runs added since:
+  python tools/state_digests.py --train="env PYTHONPATH=/path/to/old/tree python -m jaxgan.main"
 
 Digests hold only on one machine: XLA:CPU compiles for the CPU it finds (vector
 width, kernels) and GAN training amplifies any difference in rounding, so they
-are not a committed fixture. MNIST runs need ``JAXGAN_MNIST_DIR``.
+are not a committed fixture. MNIST runs need ``JAXGAN_MNIST_DIR``. The runs cover every
+experiment's ``:smoke`` variant except cifar10_dcgan's (CIFAR-10 must be prepared with TFDS
+first), plus zoo methods, populations (unrolled and vmapped) and 2-device shard_map and pmap.
 """
 
 from __future__ import annotations
@@ -65,6 +69,11 @@ RUNS: dict[str, tuple[str, tuple[str, ...], int]] = {
     1,
   ),
   "mixtures_2d:smoke@2dev": ("experiments/mixtures_2d.py:smoke", (), 2),
+  "mixtures_2d:smoke,pmap@2dev": (
+    "experiments/mixtures_2d.py:smoke",
+    ("--config.parallel=pmap",),
+    2,
+  ),
   "mnist_gan:smoke": ("experiments/mnist_gan.py:smoke", (), 1),
   "mnist_gan:paper_code_ema@20": (
     "experiments/mnist_gan.py:paper_code_ema",
@@ -84,13 +93,22 @@ RUNS: dict[str, tuple[str, tuple[str, ...], int]] = {
     1,
   ),
   "mnist_dcgan:smoke@2dev": ("experiments/mnist_dcgan.py:smoke", (), 2),
+  "mnist_dcgan:smoke,pmap@2dev": (
+    "experiments/mnist_dcgan.py:smoke",
+    ("--config.parallel=pmap",),
+    2,
+  ),
   "mnist_cgan:smoke": ("experiments/mnist_cgan.py:smoke", (), 1),
   "stacked_mnist:smoke": ("experiments/stacked_mnist.py:smoke", (), 1),
 }
 
 
 def leaf_digests(checkpoint_state_dir: str) -> list[tuple[str, str]]:
-  """(path, 'dtype[shape]:sha256') of every array in an orbax state item, read raw."""
+  """(path, 'dtype[shape]:sha256') of every array in an orbax state item, read raw.
+
+  Deliberately independent of jaxgan (its own restore and hash, not
+  jaxgan.run.checkpointing.digests): the same script must read the checkpoints of the
+  code before a refactor and after it."""
   with ocp.PyTreeCheckpointer() as ckptr:  # as numpy: no device layout to match
     meta = ckptr.metadata(checkpoint_state_dir)
     meta = getattr(meta, "item_metadata", meta)
@@ -123,11 +141,11 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--out", help="also write the lines here")
   parser.add_argument("--leaves", action="store_true", help="print every leaf's path and digest")
-  parser.add_argument("--only", default="", help="comma-separated run names (default: all)")
+  parser.add_argument("--only", default="", help="space-separated run names (default: all)")
   parser.add_argument("--jobs", type=int, default=2)
   parser.add_argument("--train", default="jaxgan-train", help="the training program")
   args = parser.parse_args()
-  names = [n for n in args.only.split(",") if n] or list(RUNS)
+  names = args.only.split() or list(RUNS)
   root = tempfile.mkdtemp(prefix="jaxgan_digests_")
   lines = []
   try:
