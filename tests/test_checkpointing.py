@@ -14,6 +14,7 @@ import pytest
 
 import jaxgan
 from conftest import tiny_gaussian_config
+from jaxgan.core import penalties
 from jaxgan.errors import CheckpointDamagedError, CheckpointMismatchError, NonFiniteLossError
 from jaxgan.run import checkpointing
 from jaxgan.run.writers import read_jsonl
@@ -74,7 +75,6 @@ def test_resume_is_bit_exact(tmp_path, mode, monkeypatch):
 def test_resume_is_bit_exact_with_term_state_spectral_norm_and_ema_half_life(tmp_path, monkeypatch):
   # LeCam's moving averages and SN's u vectors are state: a resume that lost them
   # (StudioGAN's PR #150) would diverge from the uninterrupted run.
-  from jaxgan.core import penalties
 
   monkeypatch.setattr(penalties, "LECAM_START", 2)  # averages decay, and the term is on, by step 4
 
@@ -406,3 +406,13 @@ def test_a_checkpoint_from_before_the_per_player_state_converts_on_restore(tmp_p
   config.train.steps = 6
   resumed = jaxgan.train(config, str(workdir), progress=False)
   assert int(resumed.step) == 6 and sorted(os.listdir(workdir / "checkpoints")) == ["4", "6"]
+  # The resumed state carries the converted parts on: the power-iteration vectors moved
+  # on, LeCam's anchors kept their structure, and step 6 reloads in today's layout.
+  sn = lambda s: jax.tree.leaves(s.d.collections["spectral_norm"])
+  assert len(sn(resumed)) == len(sn(state)) and any(
+    not np.array_equal(a, b) for a, b in zip(sn(resumed), sn(state))
+  )
+  assert set(resumed.d.term_state["lecam"]) == {"real", "fake"} and resumed.g.term_state == {}
+  _, reloaded = jaxgan.load_run(str(workdir))
+  for a, b in zip(jax.tree.leaves(reloaded), jax.tree.leaves(resumed), strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -3,12 +3,16 @@
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
 import jaxgan
+from jaxgan.run.stopping import StopRequest, StopRequested
 from jaxgan.run.writers import read_jsonl
 
 
@@ -96,9 +100,6 @@ def test_cli_bad_name_fails_before_compiling(repo_root, tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(repo_root, tmp_path):
-  import re
-  import signal
-  import time
 
   wd = tmp_path / "run"
   env = dict(os.environ)
@@ -142,10 +143,6 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(repo_root, tmp_path):
 
 
 def test_first_signal_requests_a_stop_and_the_second_interrupts():
-  import signal
-  import threading
-
-  from jaxgan.run.stopping import StopRequest, StopRequested
 
   if threading.current_thread() is not threading.main_thread():
     pytest.skip("signal handlers can only be installed from the main thread")

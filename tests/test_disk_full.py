@@ -245,6 +245,7 @@ def test_a_real_small_filesystem_fills_and_the_run_resumes_once_there_is_space(r
   assert full[-1] == "rc=2", full
   assert not [line for line in full if "Traceback" in line or "RESOURCE_EXHAUSTED" in line], full
   kept = sorted(int(s) for s in (tmp_path / "mnt.kept").read_text().split() if s.isdigit())
+  assert kept, f"the disk filled before the first checkpoint completed: {full}"
   assert re.fullmatch(
     rf"jaxgan: error: no space left on the device holding {re.escape(str(wd))}/\S+ "
     rf"\(\d+\.\d MiB free\) while writing [a-zA-Z ]+: free space there or use another "

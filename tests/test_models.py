@@ -1,11 +1,16 @@
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from conftest import experiment
-from jaxgan.core.gan import build_gan, init_state
+from jaxgan.core.gan import build_gan, choose_joint_d_pass, init_state
 from jaxgan.data import build_dataset
+from jaxgan.data.spec import DataSpec
+from jaxgan.errors import ConfigError
+from jaxgan.models import MODELS, Nets
+from jaxgan.models.traits import discriminator_traits, mark_mixes_examples
 
 
 def num_params(tree) -> int:
@@ -86,7 +91,6 @@ TRAIT_CASES = {
 
 
 def test_every_registered_model_has_trait_cases():
-  from jaxgan.models import MODELS
 
   assert sorted(TRAIT_CASES) == MODELS.names()
 
@@ -107,9 +111,6 @@ def _mixes_by_probe(d, x_shape) -> bool:
   "name,shape,kwargs", [(n, s, k) for n, cases in TRAIT_CASES.items() for s, k in cases]
 )
 def test_discriminator_traits_are_read_off_the_module_and_match_a_probe(name, shape, kwargs):
-  from jaxgan.data.spec import DataSpec
-  from jaxgan.models import MODELS
-  from jaxgan.models.traits import discriminator_traits
 
   nets = MODELS.get(name)(DataSpec(shape, is_image=len(shape) == 3), 0, None, **kwargs)
   traits = discriminator_traits(nets.discriminator, shape, 0)
@@ -118,12 +119,6 @@ def test_discriminator_traits_are_read_off_the_module_and_match_a_probe(name, sh
 
 
 def test_a_layer_that_mixes_examples_says_so_and_joint_passes_are_refused():
-  import flax.linen as nn
-
-  from jaxgan.core.gan import choose_joint_d_pass
-  from jaxgan.errors import ConfigError
-  from jaxgan.models import Nets
-  from jaxgan.models.traits import discriminator_traits, mark_mixes_examples
 
   class MinibatchStdD(nn.Module):
     @nn.compact

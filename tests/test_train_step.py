@@ -1,12 +1,25 @@
 """Semantics of the compiled step: Algorithm 1's k D updates, g_steps G updates, fusion."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from conftest import tiny_gaussian_config
-from jaxgan.core.train_step import NEVER, make_fused_step, make_train_step
+from jaxgan.core import streams
+from jaxgan.core.train_step import (
+  NEVER,
+  StepContext,
+  apply_gradients,
+  d_update,
+  g_update,
+  make_fused_step,
+  make_train_step,
+  step_stream_names,
+)
 from jaxgan.experiment import build_experiment
 
 
@@ -193,7 +206,6 @@ def labelled_batch(num_classes, n=8):
 
 @pytest.mark.parametrize("d_pass,num_classes", [("joint", 0), ("separate", 3)])
 def test_simultaneous_step_matches_a_hand_written_reference(d_pass, num_classes):
-  from jaxgan.core import streams
   from jaxgan.core.train_step import step_stream_names
 
   gan, state = simultaneous_setup(d_pass, num_classes)
@@ -309,3 +321,57 @@ def test_simultaneous_refuses_more_than_one_update_per_player():
     make_train_step(gan, update_order="sequential")(state, batch(1))
   with pytest.raises(ConfigError, match=r"needs d_steps=1 and g_steps=1 \(got 2 and 1\)"):
     make_train_step(gan, update_order="simultaneous")(state, batch(2))
+
+
+def _context(exp, state, d_steps=1, g_steps=1):
+
+  names = step_stream_names(exp.gan, d_steps, g_steps)
+  keys = streams.derive(streams.step_key(state.rng, state.step), names)
+  return StepContext(exp.gan, keys, state.step, None)
+
+
+def test_each_players_update_moves_only_that_player_and_the_step_is_their_composition():
+
+  exp, state = setup(d_steps=2)
+  real = batch(2)
+
+  def by_hand(state, real):
+    ctx = _context(exp, state, d_steps=2)
+    d, g = state.d, state.g
+    for i in range(2):
+      d, _ = d_update(ctx, d, g, {"x": real["x"][i]}, f"d{i}", state.step * 2 + i)
+    g, _ = g_update(ctx, g, d, {"x": real["x"][1]}, "g0", state.step)
+    return state.replace(step=state.step + 1, d=d, g=g)
+
+  composed = jax.jit(by_hand)(state, real)
+  stepped, _ = jax.jit(make_train_step(exp.gan))(state, real)
+  for a, b in zip(jax.tree.leaves(composed), jax.tree.leaves(stepped), strict=True):
+    np.testing.assert_array_equal(a, b)
+
+  ctx = _context(exp, state)
+  new_g, g_metrics = jax.jit(lambda s: g_update(ctx, s.g, s.d, {"x": real["x"][0]}, "g0", 0))(state)
+  new_d, d_metrics = jax.jit(lambda s: d_update(ctx, s.d, s.g, {"x": real["x"][0]}, "d0", 0))(state)
+  moved = lambda a, b: any(
+    bool(jnp.any(x != y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+  )
+  assert moved(new_g.params, state.g.params) and moved(new_d.params, state.d.params)
+  assert int(new_g.opt_state.count) == int(new_d.opt_state.count) == 1
+  assert {"g_loss", "g_loss/adv", "g_d_fake", "g_grad_norm", "lr/g"} <= set(g_metrics)
+  assert {"d_loss", "d_loss/adv", "d_real", "d_fake", "d_grad_norm", "lr/d"} <= set(d_metrics)
+  assert not any(k.startswith("d") for k in g_metrics if k != "g_d_fake")
+
+
+def test_apply_gradients_is_one_optimizer_step_with_the_players_term_state():
+  exp, state = setup()
+  gan = dataclasses.replace(exp.gan, d_tx=optax.inject_hyperparams(optax.sgd)(learning_rate=0.1))
+  ctx = StepContext(gan, {}, state.step, None)
+  d = state.d.replace(opt_state=gan.d_tx.init(state.d.params), term_state={"old": 1.0})
+  grads = jax.tree.map(jnp.ones_like, d.params)
+  new, metrics = apply_gradients(ctx, "d", d, grads, {"c": 2.0}, {"new": 3.0}, {})
+  for p, q in zip(jax.tree.leaves(d.params), jax.tree.leaves(new.params), strict=True):
+    np.testing.assert_allclose(q, p - 0.1, rtol=1e-6)
+  assert new.collections == {"c": 2.0} and new.term_state == {"old": 1.0, "new": 3.0}
+  n = sum(x.size for x in jax.tree.leaves(d.params))
+  np.testing.assert_allclose(metrics["d_grad_norm"], np.sqrt(n), rtol=1e-6)
+  np.testing.assert_allclose(metrics["d_update_norm"], 0.1 * np.sqrt(n), rtol=1e-6)
+  np.testing.assert_allclose(metrics["lr/d"], 0.1, rtol=1e-7)
