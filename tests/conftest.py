@@ -14,7 +14,7 @@ if _FLAG not in os.environ.get("XLA_FLAGS", ""):
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # One persistent compilation cache per test session, shared by the xdist workers and
 # the subprocesses they launch: many tests compile the same small programs, and on
-# this 2-core CPU compiling is a third of the suite's time. Keyed by the program,
+# a 2-core CPU compiling is a third of the suite's time. Keyed by the program,
 # flags and device count, so a hit is the same executable (results are unchanged).
 _run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
 _OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
@@ -31,8 +31,9 @@ from jaxgan.config import load_config  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Real MNIST: the tests that need it skip unless JAXGAN_MNIST_DIR names the raw files
-# (``jaxgan.data.mnist_builder`` prepares them offline; it names the same files and URL).
+# Real MNIST: the tests that need it skip unless JAXGAN_MNIST_DIR names the raw files.
+# The names and the URL repeat ``jaxgan.data.mnist_builder``'s (test_data checks they agree):
+# importing it here would load TensorFlow Datasets into every test process.
 MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR", "")
 MNIST_FILES = (
   "train-images-idx3-ubyte.gz",

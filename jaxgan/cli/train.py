@@ -15,7 +15,7 @@ from jaxgan.run import stopping
 
 _STOP = stopping.StopRequest()  # signals from start-up on become a flag, read at safe points
 if __name__ == "__main__":
-  _STOP.install()  # before absl, ml_collections and jax load: SIGINT there used to abort (exit 134)
+  _STOP.install()  # before absl, ml_collections and jax load: a SIGINT there must not abort
 
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402

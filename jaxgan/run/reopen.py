@@ -64,11 +64,11 @@ def open_run(
         )
       return built["target"]
 
-    if (
-      step is None
-    ):  # the newest good step; damaged newer ones are skipped (not moved), with a warning
+    # The newest good step (damaged newer ones are skipped, not moved, with a warning), or
+    # exactly ``step`` (CheckpointDamagedError if it is damaged).
+    if step is None:
       state = ckpt.restore_latest_good(target, warn=lambda m: print(m, file=sys.stderr)).state
-    else:  # exactly this step: CheckpointDamagedError if it is damaged
+    else:
       state, _ = ckpt.restore(step, target(ckpt.stored_config(step)))
   return built["exp"], state
 

@@ -1,8 +1,8 @@
 """What a run says when it starts (parameter counts) and when it ends (where things are).
 
-A run used to end silently: nothing said what the final metrics were or where
-the figures went. These are plain strings so the CLI, a notebook and a log file
-all show the same thing.
+The summary says what the final metrics are (the headline first), where the
+figures and the checkpoint went, and what to run next. These are plain strings so
+the CLI, a notebook and a log file all show the same thing.
 """
 
 from __future__ import annotations

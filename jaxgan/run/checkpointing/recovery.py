@@ -25,7 +25,6 @@ class Restored(NamedTuple):
   state: PyTree
   data: dict[str, Any]
   config: dict[str, Any]  # as stored in the checkpoint
-  warnings: list[str]  # one line per damaged step skipped (already shown through ``warn``)
 
 
 class Steps(Protocol):
@@ -63,10 +62,9 @@ def restore_latest_good(
     except CheckpointDamagedError as e:
       damaged.append((step, e.reason, None if store.read_only else store.move_aside(step)))
       continue
-    lines = [_skipped(store, s, reason, dest, step) for s, reason, dest in damaged]
-    for line in lines:
-      (warn or absl_logging.warning)(line)
-    return Restored(step, state, data, stored, warnings=lines)
+    for s, reason, dest in damaged:
+      (warn or absl_logging.warning)(_skipped(store, s, reason, dest, step))
+    return Restored(step, state, data, stored)
   if damaged:
     raise _all_damaged(store, damaged)
   return None
