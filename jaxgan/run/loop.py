@@ -193,8 +193,7 @@ def _train_locked(
     if start >= t.steps:
       bar.message(f"Already trained to step {start} >= train.steps={t.steps}; nothing to do.")
       return state
-    if lead:
-      _record_environment(workdir, ckpt, start, bar)
+    _record_environment(workdir, ckpt, start, bar, lead)
     stop.check(f"before step {start}; nothing new was written")
     with MetricWriter(workdir, resume_step=start, enabled=lead) as writer:
       loop = _Loop(exp, workdir, ckpt, writer, bar, stop, lead, config_dict, select, start, state)
@@ -229,15 +228,20 @@ def _write_launch_files(exp: Experiment, workdir: str, config_dict: dict) -> Non
 
 
 def _record_environment(
-  workdir: str, ckpt: checkpointing.Checkpointer, start: int, bar: Progress
+  workdir: str, ckpt: checkpointing.Checkpointer, start: int, bar: Progress, lead: bool
 ) -> None:
   """environment.json of this launch, which trains; resuming from a checkpoint saved on
-  another environment says so in one line (a warning when there is no progress line)."""
+  another environment says so in one line (a warning when there is no progress line).
+  Every process reads the checkpoint's record (orbax reads are collective); process 0
+  writes and speaks."""
+  saved = ckpt.stored_environment(start) if start else None
+  if not lead:
+    return
   now = environment.describe()
   path = os.path.join(workdir, environment.FILE)
   with disk_full.writing(path, environment.FILE):
     write_json(path, now, indent=2)
-  note = environment.change_note(start, ckpt.stored_environment(start), now) if start else None
+  note = environment.change_note(start, saved, now)
   if note is not None:
     (bar.message if bar.enabled else absl_logging.warning)(note)
 
