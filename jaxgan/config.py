@@ -20,7 +20,7 @@ from typing import Any
 import ml_collections
 
 from jaxgan import evaluators
-from jaxgan.core import augment, losses, objectives, optim, parallel, population, train_step
+from jaxgan.core import augment, ema, losses, objectives, optim, parallel, population, train_step
 from jaxgan.core.gan import NOISE_DISTRIBUTIONS
 from jaxgan.core.penalties import D_PENALTIES
 from jaxgan.data import DATASETS
@@ -93,6 +93,8 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
     ema_decay=0.0,  # >0 keeps an EMA of G's params, used for sampling
     ema_kimg=0.0,  # ...or by half-life in thousands of images (StyleGAN2)
     ema_rampup=0.0,  # with ema_kimg: half-life at most this x images seen (0: off)
+    ema_buffers="copy",  # copy: sample the EMA with G's own collections (StyleGAN2); average:
+    # keep a moving average of G's collections too (BigGAN's batch-norm statistics)
     log_every=100,
     checkpoint_every=1000,
     max_to_keep=3,
@@ -282,6 +284,7 @@ def _check_train(t: ml_collections.ConfigDict) -> None:
       "set one of them to 0."
     )
   _check_choice(t.d_pass, D_PASS_MODES, "config.train.d_pass")
+  _check_choice(t.ema_buffers, ema.BUFFERS, "config.train.ema_buffers")
   train_step.check_update_order(t.update_order, t.d_steps, t.g_steps)
 
 

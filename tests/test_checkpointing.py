@@ -388,7 +388,7 @@ def test_a_checkpoint_from_before_the_per_player_state_converts_on_restore(tmp_p
     (state.d.collections, raw["d_collections"]),
     (state.d.opt_state, raw["d_opt_state"]),
     (state.g.opt_state, raw["g_opt_state"]),
-    (state.g_ema_params, raw["g_ema_params"]),
+    (state.g_ema.params, raw["g_ema_params"]),
     (state.d.term_state, raw["objective_state"]["d"]),
     (state.rng, raw["rng"]),
   ]

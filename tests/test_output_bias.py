@@ -9,7 +9,7 @@ import pytest
 
 from conftest import experiment, needs_mnist
 from jaxgan.core import output_bias
-from jaxgan.core.state import GANState, PlayerState
+from jaxgan.core.state import EMAState, GANState, PlayerState
 from jaxgan.data import build_dataset
 from jaxgan.data.image_pipeline import ImagePipeline
 from jaxgan.data.images import ImageDataset
@@ -69,7 +69,7 @@ def g_state(nets, *, ema=True, members=0):
     g=PlayerState(params=g, collections=params, opt_state=(), term_state={}),
     d=PlayerState(params={}, collections={}, opt_state=(), term_state={}),
     rng=jax.random.PRNGKey(0),
-    g_ema_params=dict(g) if ema else None,
+    g_ema=EMAState(dict(g)) if ema else None,
   )
 
 
@@ -118,7 +118,7 @@ def test_marginal_bias_sets_mnist_mlps_output_bias_and_g_outputs_the_means(on_de
   keep = original < 20
   means = images[keep].astype(np.float64).mean(0) / 255
   expected = np.log(np.clip(means, 1e-7, 1 - 1e-7) / (1 - np.clip(means, 1e-7, 1 - 1e-7)))
-  for params in (out.g.params, out.g_ema_params):
+  for params in (out.g.params, out.g_ema.params):
     np.testing.assert_allclose(
       leaf(params, ("Dense_2", "bias")), expected.reshape(-1).astype(np.float32)
     )
@@ -142,7 +142,7 @@ def test_dcgan_gets_a_per_channel_tanh_bias():
   state = g_state(nets, ema=False)
   bias = output_bias.training_bias(nets, pipeline(ds), model_name="dcgan")
   out = output_bias.with_marginal_bias(state, nets, bias)
-  assert out.g_ema_params is None
+  assert out.g_ema is None
   channel_means = images.astype(np.float64).mean((0, 1, 2)) / 255
   np.testing.assert_allclose(
     np.tanh(leaf(out.g.params, ("ConvTranspose_1", "bias"))), 2 * channel_means - 1, atol=1e-6
@@ -156,7 +156,7 @@ def test_population_members_all_get_the_bias():
   assert not np.allclose(*leaf(stacked.g.params, ("Dense_0", "kernel"))[:2])  # members differ
   bias = output_bias.marginal_bias(output_bias.pixel_means(ds), (0.0, 1.0))
   out = output_bias.with_marginal_bias(stacked, nets, bias)
-  for params in (out.g.params, out.g_ema_params):
+  for params in (out.g.params, out.g_ema.params):
     got = leaf(params, ("Dense_1", "bias"))
     assert got.shape == (3, 16)
     for m in range(3):

@@ -125,10 +125,10 @@ def test_fused_step_reports_values_beyond_the_divergence_bound():
 
 def test_ema_tracks_generator():
   exp, state = setup(ema_decay=0.5)
-  assert state.g_ema_params is not None
+  assert state.g_ema.params is not None
   new, _ = jax.jit(make_train_step(exp.gan))(state, batch(1))
-  expected = jax.tree.map(lambda e, p: 0.5 * e + 0.5 * p, state.g_ema_params, new.g.params)
-  for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(new.g_ema_params)):
+  expected = jax.tree.map(lambda e, p: 0.5 * e + 0.5 * p, state.g_ema.params, new.g.params)
+  for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(new.g_ema.params)):
     np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
@@ -140,7 +140,7 @@ def test_ema_leaves_training_unchanged_bit_for_bit():
     exp, state = setup(ema_decay=decay, d_steps=2)
     fused = jax.jit(make_fused_step(make_train_step(exp.gan), exp.pipeline.materialize))
     state, _ = fused(state, exp.pipeline.host_inputs(0, 6), None)
-    outs.append(state.replace(g_ema_params=None))
+    outs.append(state.replace(g_ema=None))
   for a, b in zip(jax.tree.leaves(outs[0]), jax.tree.leaves(outs[1])):
     np.testing.assert_array_equal(a, b)
 

@@ -17,18 +17,29 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from jaxgan.core.state import EMAState, PlayerState, PyTree
+
 
 def _on(value) -> bool:
   """A positive setting, or a swept one (traced; sweeps never mix 0 with non-zero)."""
   return isinstance(value, jax.Array) or value > 0
 
 
+BUFFERS = ("copy", "average")
+
+
 @dataclasses.dataclass(frozen=True)
 class EMA:
+  """How the average moves (``decay`` or ``half_life_kimg``, ``rampup``), and what it does
+  with G's collections (``buffers``): ``copy`` samples with G's own (StyleGAN2 copies its
+  buffers into G_ema each step; nothing is stored twice), ``average`` keeps a moving
+  average of them as well (BigGAN-PyTorch's EMA averages batch-norm statistics)."""
+
   decay: float = 0.0
   half_life_kimg: float = 0.0
   rampup: float = 0.0
   batch_size: int = 1
+  buffers: str = "copy"
 
   @property
   def enabled(self) -> bool:
@@ -43,6 +54,16 @@ class EMA:
       nimg = jnp.minimum(nimg, step.astype(jnp.float32) * self.batch_size * self.rampup)
     return 0.5 ** (self.batch_size / jnp.maximum(nimg, 1e-8))
 
-  def update(self, ema_params, params, step: jax.Array):
+  def init(self, params: PyTree, collections: PyTree) -> EMAState:
+    """The average at step 0: a copy of G (and of its collections with ``average``)."""
+    cols = jax.tree.map(jnp.copy, collections) if self.buffers == "average" else None
+    return EMAState(jax.tree.map(jnp.copy, params), cols)
+
+  def update(self, ema: EMAState, g: PlayerState, step: jax.Array) -> EMAState:
+    """The average after training step ``step``, from G's new state."""
     beta = self.beta(step)
-    return jax.tree.map(lambda e, p: beta * e + (1.0 - beta) * p, ema_params, params)
+    average = lambda e, p: beta * e + (1.0 - beta) * p
+    cols = (
+      None if ema.collections is None else jax.tree.map(average, ema.collections, g.collections)
+    )
+    return EMAState(jax.tree.map(average, ema.params, g.params), cols)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxgan.core import augment, losses, objectives, optim
+from jaxgan.core import augment, losses, objectives, optim, streams
 from jaxgan.core.collectives import axis_name_for, device_key
 from jaxgan.core.ema import EMA
 from jaxgan.core.penalties import D_PENALTIES
@@ -51,7 +51,11 @@ class NoiseSpec:
   low: float = -1.0
   high: float = 1.0
 
-  def sample(self, key: jax.Array, n: int) -> jax.Array:
+  def sample(self, key: jax.Array, n: int, truncation: float = 0.0) -> jax.Array:
+    """n draws; ``truncation`` > 0 (normal prior only) truncates to [-t, t] (BigGAN's
+    truncation trick, at sampling time)."""
+    if truncation > 0:
+      return jax.random.truncated_normal(key, -truncation, truncation, (n, self.dim))
     return NOISE_DISTRIBUTIONS.get(self.distribution)(key, (n, self.dim), self.low, self.high)
 
 
@@ -68,6 +72,8 @@ class GAN:
     augment, augment_strength: DiffAugment ops applied before D, and their strength.
     joint_d_pass: D scores real and fake in one call (same math, fewer kernels);
       only for a D whose output per example depends on that example alone.
+    g_tracks_w_avg: G keeps an average of its intermediate latents (``w_avg`` among its
+      collections, StyleGAN's mapping network), so it can be truncated toward it.
     ema: the moving average of G's weights used for sampling.
   """
 
@@ -86,6 +92,7 @@ class GAN:
   augment: tuple[str, ...] = ()
   augment_strength: float = 1.0
   joint_d_pass: bool = False
+  g_tracks_w_avg: bool = False
   ema: EMA = dataclasses.field(default_factory=EMA)
 
   def terms(self, player: str) -> tuple[objectives.Term, ...]:
@@ -136,6 +143,37 @@ def choose_joint_d_pass(
   if d_pass == "auto":
     return safe and not nets.convolutional
   return d_pass == "joint"
+
+
+def tracks_w_avg(generator: Any, z_dim: int, num_classes: int) -> bool:
+  """Whether G's collections hold a ``w_avg`` (read off one abstract ``init``)."""
+  z = jnp.zeros((2, z_dim), jnp.float32)
+  y = jnp.zeros((2,), jnp.int32) if num_classes else None
+  key = jax.random.PRNGKey(0)
+  variables = jax.eval_shape(
+    lambda: generator.init({"params": key, **g_rngs(key)}, z, y, train=False)
+  )
+  paths = jax.tree_util.tree_flatten_with_path(
+    {k: v for k, v in variables.items() if k != "params"}
+  )[0]
+  return any("w_avg" in jax.tree_util.keystr(path) for path, _ in paths)
+
+
+def check_truncation(gan: GAN, psi: float, z_threshold: float) -> None:
+  """Sampling-time truncation that cannot work: one line, before anything compiles."""
+  if psi != 1.0 and not gan.g_tracks_w_avg:
+    raise ConfigError(
+      f"truncation_psi={psi:g} pulls G's latents toward their tracked average, but this "
+      f"generator tracks none (no w_avg, e.g. no mapping network); use 1.0, or "
+      f"truncation_z for a normal prior."
+    )
+  if z_threshold < 0:
+    raise ConfigError(f"truncation_z must be >= 0 (0: off), got {z_threshold:g}.")
+  if z_threshold > 0 and gan.noise.distribution != "normal":
+    raise ConfigError(
+      f"truncation_z={z_threshold:g} truncates a normal prior, but config.noise.distribution "
+      f"is {gan.noise.distribution!r}; use 0."
+    )
 
 
 def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
@@ -201,7 +239,8 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
     augment=augment_ops,
     augment_strength=config.loss.augment_strength,
     joint_d_pass=choose_joint_d_pass(t.d_pass, nets, pack, traits),
-    ema=EMA(t.ema_decay, t.ema_kimg, t.ema_rampup, t.batch_size),
+    g_tracks_w_avg=tracks_w_avg(nets.generator, noise.dim, num_classes),
+    ema=EMA(t.ema_decay, t.ema_kimg, t.ema_rampup, t.batch_size, t.ema_buffers),
   )
 
 
@@ -212,14 +251,55 @@ def split_variables(variables: PyTree) -> tuple[PyTree, dict]:
 
 
 def apply_net(
-  net, params: PyTree, collections: dict, *args, train: bool, rngs: dict | None = None
+  net,
+  params: PyTree,
+  collections: dict,
+  *args,
+  train: bool,
+  rngs: dict | None = None,
+  method: str | None = None,
+  **kwargs,
 ) -> tuple[jax.Array, dict]:
-  """Applies a flax module; returns (output, updated non-trainable collections)."""
+  """Applies a flax module (or its ``method``, e.g. a generator's ``mapping``); returns
+  (output, updated non-trainable collections)."""
   variables = {"params": params, **collections}
+  method = getattr(net, method) if method is not None else None
   if train and collections:
-    out, updated = net.apply(variables, *args, train=True, rngs=rngs, mutable=list(collections))
+    out, updated = net.apply(
+      variables, *args, train=True, rngs=rngs, mutable=list(collections), method=method, **kwargs
+    )
     return out, dict(updated)
-  return net.apply(variables, *args, train=train, rngs=rngs), collections
+  return net.apply(variables, *args, train=train, rngs=rngs, method=method, **kwargs), collections
+
+
+# The random inputs a generator may draw inside its module (``self.make_rng(name)``): per-layer
+# noise (StyleGAN), style mixing, dropout. Each is a named sub-stream of G's key in the step.
+G_RNG_STREAMS = ("noise", "mixing", "dropout")
+
+
+def g_rngs(key: jax.Array, axis_name: str | None = None) -> dict[str, jax.Array]:
+  """G's flax rngs from one key: a named sub-stream per ``G_RNG_STREAMS`` name, different on
+  each device (like dropout masks, they are drawn locally)."""
+  return {name: device_key(streams.sub(key, name), axis_name) for name in G_RNG_STREAMS}
+
+
+def g_forward(
+  gan: GAN,
+  params: PyTree,
+  collections: dict,
+  *args,
+  train: bool,
+  key: jax.Array | None = None,
+  axis_name: str | None = None,
+  method: str | None = None,
+  **kwargs,
+) -> tuple[jax.Array, dict]:
+  """G on ``args`` (``(z, y)``, or a method's inputs such as ``synthesis``'s ws), its random
+  inputs drawn from ``key``; returns the output and the collections as G left them."""
+  rngs = None if key is None else g_rngs(key, axis_name)
+  return apply_net(
+    gan.nets.generator, params, collections, *args, train=train, rngs=rngs, method=method, **kwargs
+  )
 
 
 def pack(x: jax.Array, m: int) -> jax.Array:
@@ -299,7 +379,7 @@ def init_state(gan: GAN, key: jax.Array) -> GANState:
       d_params, d_collections, gan.d_tx.init(d_params), objectives.init_states(gan.d_terms)
     ),
     rng=rng,
-    g_ema_params=jax.tree.map(jnp.copy, g_params) if gan.ema.enabled else None,
+    g_ema=gan.ema.init(g_params, g_collections) if gan.ema.enabled else None,
   )
 
 
@@ -317,8 +397,8 @@ def generate(
   z = gan.noise.sample(z_key, n)
   if gan.conditional and labels is None:
     labels = gan.sample_labels(y_key, n)
-  params = state.sampling_params() if use_ema else state.g.params
-  x, _ = apply_net(gan.nets.generator, params, state.g.collections, z, labels, train=False)
+  params, cols = state.sampling_variables() if use_ema else (state.g.params, state.g.collections)
+  x, _ = g_forward(gan, params, cols, z, labels, train=False, key=streams.sub(key, "g"))
   return x
 
 

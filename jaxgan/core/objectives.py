@@ -33,6 +33,7 @@ Array = jax.Array
 PyTree = Any
 Metrics = dict[str, Array]
 ApplyD = Callable[[Array, Array | None, Array], Array]  # d(x, y, key) -> raw outputs
+ApplyG = Callable[..., Array]  # g(z, y, key=..., method=None, **kwargs) -> G's output
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +44,11 @@ class TermContext:
     d: ``d(x, y, key) -> raw outputs``: D in training mode, with this update's
       weights (spectrally normalised if configured) and collections (not
       updated), dropout and augmentation drawn from ``key``. Differentiable in x.
+    g: ``g(*inputs, key=..., method=None, **kwargs) -> output``: G in training mode with
+      this update's weights (differentiated in G's update, fixed in D's), its random
+      inputs from ``key``; ``method`` calls a part (``mapping``, ``synthesis``).
+    params: the updating player's own parameters (differentiated), for terms on weights.
+    z: the update's noise (this device's share), the fake batch's input.
     real_x, real_y, fake_x, fake_y: the batches (labels None if unconditional).
     real_out, fake_out: D's raw outputs of the adversarial pass (None where that
       pass did not look at the batch, e.g. real in G's update for most losses).
@@ -62,6 +68,9 @@ class TermContext:
   fake_out: Array
   step: Array
   update: Array
+  g: ApplyG | None = None
+  params: PyTree = None
+  z: Array | None = None
   axis_name: str | None = None
   group: int = 1
   key: Array | None = None

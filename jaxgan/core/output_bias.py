@@ -142,8 +142,9 @@ def with_marginal_bias(
   path = _bias_path(nets, model_name)
   bias = np.asarray(bias)
   state = state.replace(g=state.g.replace(params=_set_leaf(state.g.params, path, bias)))
-  if state.g_ema_params is not None:
-    state = state.replace(g_ema_params=_set_leaf(state.g_ema_params, path, bias))
+  if state.g_ema is not None:
+    ema = state.g_ema.replace(params=_set_leaf(state.g_ema.params, path, bias))
+    state = state.replace(g_ema=ema)
   return state
 
 

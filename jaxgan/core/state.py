@@ -30,6 +30,16 @@ class PlayerState:
 
 
 @flax.struct.dataclass
+class EMAState:
+  """A moving average of G for sampling: its weights, and with ``train.ema_buffers=
+  'average'`` its collections too (BigGAN averages batch-norm statistics); otherwise
+  ``collections`` is None and sampling uses G's own (StyleGAN copies its buffers)."""
+
+  params: PyTree
+  collections: PyTree = None
+
+
+@flax.struct.dataclass
 class GANState:
   """Training state. Pure data: no modules or functions, so orbax saves it as arrays.
 
@@ -38,7 +48,7 @@ class GANState:
     g, d: the players' states (``PlayerState``).
     rng: the run's base PRNG key (raw uint32[2]); step s draws everything from
       ``fold_in(rng, s)`` by named streams (``jaxgan.core.streams``), so it never changes.
-    g_ema_params: a moving average of ``g.params`` (None when neither
+    g_ema: the moving average of G (``EMAState``; None when neither
       ``train.ema_decay`` nor ``train.ema_kimg`` is set). Sampling uses it when present.
     hparams: a population's swept hyperparameters ({'optim': {'d': {'lr': ...}}});
       None in a single run (``jaxgan.core.population``).
@@ -48,12 +58,16 @@ class GANState:
   g: PlayerState
   d: PlayerState
   rng: jax.Array
-  g_ema_params: PyTree = None
+  g_ema: EMAState | None = None
   hparams: PyTree = None
 
-  def sampling_params(self) -> PyTree:
-    """The generator weights to sample from: the EMA copy when there is one."""
-    return self.g.params if self.g_ema_params is None else self.g_ema_params
+  def sampling_variables(self) -> tuple[PyTree, PyTree]:
+    """(params, collections) of the G to sample from: the EMA when there is one, with its
+    own collections if it averages them, G's otherwise."""
+    if self.g_ema is None:
+      return self.g.params, self.g.collections
+    cols = self.g.collections if self.g_ema.collections is None else self.g_ema.collections
+    return self.g_ema.params, cols
 
 
 # Checkpoints written before the state was split per player hold these top-level keys.
@@ -77,7 +91,7 @@ def to_legacy(state: GANState) -> dict[str, PyTree]:
   out = {
     "step": state.step,
     "rng": state.rng,
-    "g_ema_params": state.g_ema_params,
+    "g_ema_params": None if state.g_ema is None else state.g_ema.params,
     "hparams": state.hparams,
     "objective_state": {"d": state.d.term_state, "g": state.g.term_state},
   }
@@ -107,7 +121,7 @@ def from_legacy(tree: dict[str, PyTree]) -> GANState:
   return GANState(
     step=tree["step"],
     rng=tree["rng"],
-    g_ema_params=tree.get("g_ema_params"),
+    g_ema=None if tree.get("g_ema_params") is None else EMAState(tree["g_ema_params"]),
     hparams=tree.get("hparams"),
     **players,
   )

@@ -39,7 +39,7 @@ from jax import lax
 
 from jaxgan.core import objectives, optim, streams
 from jaxgan.core.collectives import pmean, shard_of_global
-from jaxgan.core.gan import GAN, apply_net, d_augment, d_forward, d_weights
+from jaxgan.core.gan import GAN, d_augment, d_forward, d_weights, g_forward
 from jaxgan.core.state import GANState, PlayerState
 from jaxgan.errors import ConfigError
 
@@ -72,13 +72,15 @@ def step_stream_names(gan: GAN, d_steps: int, g_steps: int) -> list[str]:
 
   ``d{i}/...`` feed the i-th D update, ``g{j}/...`` the j-th G update: noise,
   fake labels, the real and fake passes (each sub-derives its dropout and
-  augmentation keys) and one stream per objective term.
+  augmentation keys), G's forward pass (its own random inputs) and one stream per
+  objective term.
   """
   names = []
   for player, updates in (("d", d_steps), ("g", g_steps)):
     for i in range(updates):
       prefix = f"{player}{i}"
       names += [f"{prefix}/noise", f"{prefix}/labels", f"{prefix}/real", f"{prefix}/fake"]
+      names += [f"{prefix}/g"]  # G's own random inputs (per-layer noise, style mixing)
       names += [f"{prefix}/term/{t.name}" for t in gan.terms(player)]
   return names
 
@@ -131,10 +133,27 @@ class StepContext:
 
     return d
 
+  def generator(self, params: Any, collections: dict) -> objectives.ApplyG:
+    """G for objective terms: these weights and collections in training mode (statistics
+    not updated), its random inputs from the key it is given; ``method`` calls a part
+    (e.g. ``mapping``, ``synthesis``)."""
+
+    def g(*args: Any, key: Array, method: str | None = None, **kwargs: Any) -> Array:
+      out, _ = g_forward(
+        self.gan, params, collections, *args, train=True, key=key,
+        axis_name=self.axis_name, method=method, **kwargs,
+      )  # fmt: skip
+      return out
+
+    return g
+
   def view(
     self,
     *,
     d: objectives.ApplyD,
+    g: objectives.ApplyG,
+    params: Any,
+    z: Array,
     real: Batch,
     fake: Array,
     y_fake: Array | None,
@@ -142,9 +161,13 @@ class StepContext:
     fake_out: Array,
     update: Array,
   ) -> objectives.TermContext:
-    """What a player's objective terms see of this update."""
+    """What a player's objective terms see of this update (``params``: the player's own,
+    differentiated in its update)."""
     return objectives.TermContext(
       d=d,
+      g=g,
+      params=params,
+      z=z,
       real_x=real["x"],
       real_y=real.get("y"),
       fake_x=fake,
@@ -264,21 +287,20 @@ def d_update(
   """One D update on ``real`` and a fresh fake batch from G (training mode, G's own
   statistics untouched); ``update``: D's update count, for lazy terms."""
   z, y_fake = ctx.fake_inputs(prefix, real["x"].shape[0])
-  fake, _ = apply_net(ctx.gan.nets.generator, g.params, g.collections, z, y_fake, train=True)
+  fake, _ = g_forward(
+    ctx.gan, g.params, g.collections, z, y_fake, train=True, key=ctx.keys[f"{prefix}/g"],
+    axis_name=ctx.axis_name,
+  )  # fmt: skip
   fake = lax.stop_gradient(fake)
+  generator = ctx.generator(g.params, g.collections)
 
   def loss_fn(params):
-    params, cols = d_weights(ctx.gan, params, d.collections, update=True)  # new power iterates
-    real_out, fake_out, cols = d_pass(ctx, params, cols, real, fake, y_fake, prefix)
+    weights, cols = d_weights(ctx.gan, params, d.collections, update=True)  # new power iterates
+    real_out, fake_out, cols = d_pass(ctx, weights, cols, real, fake, y_fake, prefix)
     view = ctx.view(
-      d=ctx.scorer(params, d.collections),
-      real=real,
-      fake=fake,
-      y_fake=y_fake,
-      real_out=real_out,
-      fake_out=fake_out,
-      update=update,
-    )
+      d=ctx.scorer(weights, d.collections), g=generator, params=params, z=z, real=real,
+      fake=fake, y_fake=y_fake, real_out=real_out, fake_out=fake_out, update=update,
+    )  # fmt: skip
     loss, metrics, new_states = objective(ctx, "d", view, prefix, d.term_state)
     return loss, (cols, metrics, new_states)
 
@@ -297,20 +319,18 @@ def g_update(
   score = ctx.scorer(d_params, d_cols)
 
   def loss_fn(params):
-    fake, cols = apply_net(gan.nets.generator, params, g.collections, z, y_fake, train=True)
+    fake, cols = g_forward(
+      gan, params, g.collections, z, y_fake, train=True, key=ctx.keys[f"{prefix}/g"],
+      axis_name=ctx.axis_name,
+    )  # fmt: skip
     fake_out = score(fake, y_fake, ctx.keys[f"{prefix}/fake"])
     real_out = (
       score(real["x"], real.get("y"), ctx.keys[f"{prefix}/real"]) if gan.g_loss.needs_real else None
     )
     view = ctx.view(
-      d=score,
-      real=real,
-      fake=fake,
-      y_fake=y_fake,
-      real_out=real_out,
-      fake_out=fake_out,
-      update=update,
-    )
+      d=score, g=ctx.generator(params, g.collections), params=params, z=z, real=real,
+      fake=fake, y_fake=y_fake, real_out=real_out, fake_out=fake_out, update=update,
+    )  # fmt: skip
     loss, metrics, new_states = objective(ctx, "g", view, prefix, g.term_state)
     return loss, (cols, metrics, new_states)
 
@@ -323,26 +343,27 @@ def simultaneous_update(
 ) -> tuple[PlayerState, PlayerState, Metrics, Metrics]:
   """One D and one G update from one forward pass (the 2014 released code): both gradients
   are pulled back from the same G(z) and the same D outputs (same dropout masks), so G's
-  gradient goes through the pre-update D. Streams: d0/* for noise, labels and the D pass,
-  d0/term/* for D's terms and g0/term/* for G's. Each player's update count is the step."""
+  gradient goes through the pre-update D. Streams: d0/* for noise, labels, G's forward and
+  the D pass, d0/term/* for D's terms and g0/term/* for G's. Each player's update count is
+  the step."""
   gan, update = ctx.gan, ctx.step
   z, y_fake = ctx.fake_inputs("d0", real["x"].shape[0])
 
   def losses(d_params, g_params):
-    fake, g_cols = apply_net(gan.nets.generator, g_params, g.collections, z, y_fake, train=True)
-    params, d_cols = d_weights(gan, d_params, d.collections, update=True)
-    real_out, fake_out, d_cols = d_pass(ctx, params, d_cols, real, fake, y_fake, "d0")
-    score = ctx.scorer(params, d.collections)
+    fake, g_cols = g_forward(
+      gan, g_params, g.collections, z, y_fake, train=True, key=ctx.keys["d0/g"],
+      axis_name=ctx.axis_name,
+    )  # fmt: skip
+    weights, d_cols = d_weights(gan, d_params, d.collections, update=True)
+    real_out, fake_out, d_cols = d_pass(ctx, weights, d_cols, real, fake, y_fake, "d0")
+    generator = ctx.generator(g_params, g.collections)
     d_view = ctx.view(
-      d=score,
-      real=real,
-      fake=fake,
-      y_fake=y_fake,
-      real_out=real_out,
-      fake_out=fake_out,
-      update=update,
+      d=ctx.scorer(weights, d.collections), g=generator, params=d_params, z=z, real=real,
+      fake=fake, y_fake=y_fake, real_out=real_out, fake_out=fake_out, update=update,
+    )  # fmt: skip
+    g_view = dataclasses.replace(
+      d_view, params=g_params, real_out=real_out if gan.g_loss.needs_real else None
     )
-    g_view = dataclasses.replace(d_view, real_out=real_out if gan.g_loss.needs_real else None)
     d_loss, d_metrics, d_new = objective(ctx, "d", d_view, "d0", d.term_state)
     g_loss, g_metrics, g_new = objective(ctx, "g", g_view, "g0", g.term_state)
     return (d_loss, g_loss), (d_cols, g_cols, d_metrics, g_metrics, d_new, g_new)
@@ -402,10 +423,10 @@ def make_train_step(
       d_metrics, g_metrics = [d_metrics], [g_metrics]
     else:
       d, g, d_metrics, g_metrics = alternating_updates(ctx, state.d, state.g, batch, g_steps)
-    ema = state.g_ema_params
+    ema = state.g_ema
     if ema is not None:
-      ema = gan.ema.update(ema, g.params, state.step)
-    new_state = state.replace(step=state.step + 1, d=d, g=g, g_ema_params=ema)
+      ema = gan.ema.update(ema, g, state.step)
+    new_state = state.replace(step=state.step + 1, d=d, g=g, g_ema=ema)
     metrics = {
       k: jnp.mean(jnp.stack([m[k] for m in ms]))
       for ms in (d_metrics, g_metrics)

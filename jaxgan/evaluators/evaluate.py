@@ -76,8 +76,8 @@ def evaluate_state(
     return evaluators.run_evaluators(names, ctx)
 
   result = run(names, state, workdir)
-  if raw_names and state.g_ema_params is not None:
-    raw = run(raw_names, state.replace(g_ema_params=None), workdir and os.path.join(workdir, "raw"))
+  if raw_names and state.g_ema is not None:
+    raw = run(raw_names, state.replace(g_ema=None), workdir and os.path.join(workdir, "raw"))
     result = result.merge(
       evaluators.EvalResult(
         {f"raw/{k}": v for k, v in raw.scalars.items()},
@@ -149,12 +149,12 @@ def evaluate_run(
     raise ConfigError(f"weights={weights!r}: choose ema or raw.")
   exp, state = open_run(workdir, step, update=update, preflight=True)
   if weights == "raw":
-    if state.g_ema_params is None:
+    if state.g_ema is None:
       raise ConfigError(
         f"{workdir} keeps no EMA of G, so its samples already come from G's own "
         f"weights: drop --weights=raw."
       )
-    state = state.replace(g_ema_params=None)
+    state = state.replace(g_ema=None)
   population.check_member_index(exp.population, seed_index)
   step = int(state.step)
   start = time.time()

@@ -1,0 +1,363 @@
+"""The array operations of StyleGAN2 (Karras et al. 2020), NHWC, as pure functions.
+
+Written from the semantics of NVlabs/stylegan2-ada-pytorch's ``torch_utils/ops`` and
+``training/networks.py`` (checked against them by ``tests/test_stylegan2.py``):
+
+* ``upfirdn2d``: upsample by inserting ``up - 1`` zeros after each pixel, pad (negative
+  padding crops), convolve with a 2-D FIR filter, keep every ``down``-th pixel. Padding is
+  ``(x_before, x_after, y_before, y_after)`` as in the official code, x being the width.
+* ``conv2d_resample``: a convolution with optional up/downsampling by a filter, padded once at
+  the start; ``flip_weight=False`` is a true convolution (the official up-convolutions),
+  ``True`` a correlation.
+* ``modulated_conv2d``: a per-sample modulated, optionally demodulated, convolution, as one
+  grouped convolution (``fused_modconv``) or as scale, convolve, scale.
+* ``bias_act``, ``normalize_2nd_moment`` and ``minibatch_std``.
+
+Kernels are HWIO (``[kh, kw, in, out]``); an official ``[out, in, kh, kw]`` weight is
+``w.transpose(2, 3, 1, 0)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+_DIMS = ("NHWC", "HWIO", "NHWC")
+
+# act -> (function of (x, alpha), default alpha, default gain), as the official bias_act.
+ACTIVATIONS = {
+  "linear": (lambda x, alpha: x, 0.0, 1.0),
+  "relu": (lambda x, alpha: jax.nn.relu(x), 0.0, float(np.sqrt(2))),
+  "lrelu": (lambda x, alpha: jnp.where(x > 0, x, x * alpha), 0.2, float(np.sqrt(2))),
+  "tanh": (lambda x, alpha: jnp.tanh(x), 0.0, 1.0),
+  "sigmoid": (lambda x, alpha: jax.nn.sigmoid(x), 0.0, 1.0),
+}
+
+
+def activation_gain(act: str) -> float:
+  """The default gain of ``act`` (√2 for relu and lrelu, 1 otherwise)."""
+  return _activation(act)[2]
+
+
+def _activation(act: str):
+  if act not in ACTIVATIONS:
+    raise ValueError(f"unknown activation {act!r}; valid: {', '.join(ACTIVATIONS)}.")
+  return ACTIVATIONS[act]
+
+
+def setup_filter(
+  f: Sequence[float] | np.ndarray | None = (1, 3, 3, 1),
+  *,
+  normalize: bool = True,
+  flip_filter: bool = False,
+  gain: float = 1.0,
+  separable: bool | None = None,
+) -> np.ndarray:
+  """A float32 FIR filter for ``upfirdn2d``: 1-D taps become their outer product (unless
+  ``separable``, by default for 8 taps or more), normalised to sum 1, times ``gain``."""
+  f = np.asarray(1.0 if f is None else f, np.float32)
+  if f.ndim == 0:
+    f = f[None]
+  if separable is None:
+    separable = f.ndim == 1 and f.size >= 8
+  if f.ndim == 1 and not separable:
+    f = np.outer(f, f)
+  if normalize:
+    f = f / f.sum()
+  if flip_filter:
+    f = f[(slice(None, None, -1),) * f.ndim]
+  return (f * np.float32(gain ** (f.ndim / 2))).astype(np.float32)
+
+
+def _pair(v) -> tuple[int, int]:
+  if isinstance(v, int):
+    return v, v
+  vx, vy = v
+  return int(vx), int(vy)
+
+
+def _padding(padding) -> tuple[int, int, int, int]:
+  if isinstance(padding, int):
+    return padding, padding, padding, padding
+  padding = tuple(int(p) for p in padding)
+  if len(padding) == 2:
+    px, py = padding
+    return px, px, py, py
+  return padding  # x0, x1, y0, y1
+
+
+def _filter_size(f) -> tuple[int, int]:
+  """(fw, fh) of a filter, (1, 1) for None."""
+  if f is None:
+    return 1, 1
+  f = np.asarray(f)
+  return f.shape[-1], f.shape[0]
+
+
+def upfirdn2d(
+  x: jax.Array,
+  f: np.ndarray | None,
+  up=1,
+  down=1,
+  padding=0,
+  flip_filter: bool = False,
+  gain: float = 1.0,
+) -> jax.Array:
+  """Pad, upsample, filter and downsample each channel of ``x`` [N, H, W, C] (module
+  docstring). ``f``: a 2-D filter [fh, fw], 1-D taps (separable) or None (identity)."""
+  upx, upy = _pair(up)
+  downx, downy = _pair(down)
+  px0, px1, py0, py1 = _padding(padding)
+  f = np.ones((1, 1), np.float32) if f is None else np.asarray(f, np.float32)
+  if f.ndim == 1:  # separable: the same taps along both axes, each with half the gain
+    f1 = f * np.float32(gain**0.5)
+    f = np.outer(f1, f1)
+  else:
+    f = f * np.float32(gain)
+  if not flip_filter:  # the official op convolves (correlation with the flipped filter)
+    f = f[::-1, ::-1]
+  channels = x.shape[-1]
+  zero = jnp.zeros((), x.dtype)
+  # Zero insertion (interior padding) and the trailing up - 1 zeros, then pad or crop.
+  x = lax.pad(
+    x, zero, [(0, 0, 0), (py0, py1 + upy - 1, upy - 1), (px0, px1 + upx - 1, upx - 1), (0, 0, 0)]
+  )
+  kernel = jnp.asarray(np.ascontiguousarray(f), x.dtype)[:, :, None, None]
+  kernel = jnp.tile(kernel, (1, 1, 1, channels))
+  return lax.conv_general_dilated(
+    x,
+    kernel,
+    window_strides=(downy, downx),
+    padding="VALID",
+    dimension_numbers=_DIMS,
+    feature_group_count=channels,
+  )
+
+
+def upsample2d(x: jax.Array, f: np.ndarray | None, up=2, padding=0, gain: float = 1.0) -> jax.Array:
+  """``upfirdn2d`` padded so that the output is ``up`` times the input."""
+  upx, upy = _pair(up)
+  px0, px1, py0, py1 = _padding(padding)
+  fw, fh = _filter_size(f)
+  p = (
+    px0 + (fw + upx - 1) // 2,
+    px1 + (fw - upx) // 2,
+    py0 + (fh + upy - 1) // 2,
+    py1 + (fh - upy) // 2,
+  )
+  return upfirdn2d(x, f, up=(upx, upy), padding=p, gain=gain * upx * upy)
+
+
+def downsample2d(x: jax.Array, f: np.ndarray | None, down=2, padding=0, gain: float = 1.0):
+  """``upfirdn2d`` padded so that the output is the input over ``down``."""
+  downx, downy = _pair(down)
+  px0, px1, py0, py1 = _padding(padding)
+  fw, fh = _filter_size(f)
+  p = (
+    px0 + (fw - downx + 1) // 2,
+    px1 + (fw - downx) // 2,
+    py0 + (fh - downy + 1) // 2,
+    py1 + (fh - downy) // 2,
+  )
+  return upfirdn2d(x, f, down=(downx, downy), padding=p, gain=gain)
+
+
+def _conv(x, w, *, stride=1, padding=((0, 0), (0, 0)), lhs_dilation=(1, 1), groups=1):
+  return lax.conv_general_dilated(
+    x,
+    w.astype(x.dtype),
+    window_strides=(stride, stride),
+    padding=padding,
+    lhs_dilation=lhs_dilation,
+    dimension_numbers=_DIMS,
+    feature_group_count=groups,
+  )
+
+
+def conv2d_resample(
+  x: jax.Array,
+  w: jax.Array,
+  f: np.ndarray | None = None,
+  up: int = 1,
+  down: int = 1,
+  padding=0,
+  groups: int = 1,
+  flip_weight: bool = True,
+  flip_filter: bool = False,
+) -> jax.Array:
+  """A convolution of ``x`` [N, H, W, I] with ``w`` [kh, kw, I/groups, O] with optional
+  upsampling (transposed convolution, then the filter) or downsampling (the filter, then a
+  strided convolution); ``padding`` is with respect to the upsampled image, applied once."""
+  kh, kw = w.shape[0], w.shape[1]
+  fw, fh = _filter_size(f)
+  px0, px1, py0, py1 = _padding(padding)
+  if up > 1:
+    px0 += (fw + up - 1) // 2
+    px1 += (fw - up) // 2
+    py0 += (fh + up - 1) // 2
+    py1 += (fh - up) // 2
+  if down > 1:
+    px0 += (fw - down + 1) // 2
+    px1 += (fw - down) // 2
+    py0 += (fh - down + 1) // 2
+    py1 += (fh - down) // 2
+  if not flip_weight:  # a convolution is a correlation with the flipped kernel
+    w = w[::-1, ::-1]
+
+  if kw == 1 and kh == 1 and down > 1 and up == 1:
+    x = upfirdn2d(x, f, down=down, padding=(px0, px1, py0, py1), flip_filter=flip_filter)
+    return _conv(x, w, groups=groups)
+  if kw == 1 and kh == 1 and up > 1 and down == 1:
+    x = _conv(x, w, groups=groups)
+    return upfirdn2d(x, f, up=up, padding=(px0, px1, py0, py1), gain=up**2, flip_filter=flip_filter)
+  if down > 1 and up == 1:
+    x = upfirdn2d(x, f, padding=(px0, px1, py0, py1), flip_filter=flip_filter)
+    return _conv(x, w, stride=down, groups=groups)
+  if up > 1:
+    # The transposed convolution, as a correlation of the zero-inserted input; it is cropped
+    # by (pxt, pyt) where the filter's padding would crop anyway.
+    px0 -= kw - 1
+    px1 -= kw - up
+    py0 -= kh - 1
+    py1 -= kh - up
+    pxt = max(min(-px0, -px1), 0)
+    pyt = max(min(-py0, -py1), 0)
+    x = _conv(
+      x,
+      w,
+      padding=((kh - 1 - pyt, kh - 1 - pyt), (kw - 1 - pxt, kw - 1 - pxt)),
+      lhs_dilation=(up, up),
+      groups=groups,
+    )
+    x = upfirdn2d(
+      x,
+      f,
+      padding=(px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt),
+      gain=up**2,
+      flip_filter=flip_filter,
+    )
+    if down > 1:
+      x = upfirdn2d(x, f, down=down, flip_filter=flip_filter)
+    return x
+  if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
+    return _conv(x, w, padding=((py0, py0), (px0, px0)), groups=groups)
+  x = upfirdn2d(x, None, padding=(px0, px1, py0, py1), flip_filter=flip_filter)
+  x = _conv(x, w, groups=groups)
+  if down > 1:
+    x = upfirdn2d(x, f, down=down, flip_filter=flip_filter)
+  return x
+
+
+def modulated_conv2d(
+  x: jax.Array,
+  weight: jax.Array,
+  styles: jax.Array,
+  noise: jax.Array | None = None,
+  up: int = 1,
+  down: int = 1,
+  padding=0,
+  resample_filter: np.ndarray | None = None,
+  demodulate: bool = True,
+  flip_weight: bool = True,
+  fused_modconv: bool = True,
+) -> jax.Array:
+  """x [N, H, W, I] convolved with ``weight`` [kh, kw, I, O] scaled per sample by ``styles``
+  [N, I] along its input axis, each output channel demodulated to unit norm
+  (rsqrt(Σ w² + 1e-8)) when ``demodulate``, and ``noise`` (broadcast to the output) added.
+
+  ``fused_modconv``: one grouped convolution with N groups over per-sample weights; otherwise
+  the activations are scaled before and after one shared convolution (what the official
+  training uses)."""
+  n = x.shape[0]
+  kh, kw, in_channels, out_channels = weight.shape
+  if styles.shape != (n, in_channels):
+    raise ValueError(f"styles {styles.shape} do not fit x {x.shape} and weight {weight.shape}.")
+  w = dcoefs = None
+  if demodulate or fused_modconv:
+    w = weight[None] * styles[:, None, None, :, None]  # [N, kh, kw, I, O]
+  if demodulate:
+    dcoefs = lax.rsqrt(jnp.sum(jnp.square(w), axis=(1, 2, 3)) + 1e-8)  # [N, O]
+  if demodulate and fused_modconv:
+    w = w * dcoefs[:, None, None, None, :]
+
+  if not fused_modconv:
+    x = x * styles.astype(x.dtype)[:, None, None, :]
+    x = conv2d_resample(
+      x, weight.astype(x.dtype), resample_filter, up, down, padding, 1, flip_weight
+    )
+    if demodulate:
+      x = x * dcoefs.astype(x.dtype)[:, None, None, :]
+    if noise is not None:
+      x = x + noise.astype(x.dtype)
+    return x
+
+  h, wd = x.shape[1], x.shape[2]
+  x = x.transpose(1, 2, 0, 3).reshape(1, h, wd, n * in_channels)  # sample-major channels
+  w = w.transpose(1, 2, 3, 0, 4).reshape(kh, kw, in_channels, n * out_channels)
+  x = conv2d_resample(x, w.astype(x.dtype), resample_filter, up, down, padding, n, flip_weight)
+  x = x.reshape(x.shape[1], x.shape[2], n, out_channels).transpose(2, 0, 1, 3)
+  if noise is not None:
+    x = x + noise.astype(x.dtype)
+  return x
+
+
+def bias_act(
+  x: jax.Array,
+  b: jax.Array | None = None,
+  act: str = "linear",
+  alpha: float | None = None,
+  gain: float | None = None,
+  clamp: float | None = None,
+) -> jax.Array:
+  """act(x + b) * gain, clamped to ±clamp; b is added along the last (channel) axis."""
+  func, def_alpha, def_gain = _activation(act)
+  alpha = def_alpha if alpha is None else float(alpha)
+  gain = def_gain if gain is None else float(gain)
+  if b is not None:
+    x = x + b.astype(x.dtype)
+  x = func(x, alpha)
+  if gain != 1:
+    x = x * gain
+  if clamp is not None and clamp >= 0:
+    x = jnp.clip(x, -clamp, clamp)
+  return x
+
+
+def normalize_2nd_moment(x: jax.Array, axis: int = -1, eps: float = 1e-8) -> jax.Array:
+  """x / sqrt(mean(x²) + eps) along ``axis``."""
+  return x * lax.rsqrt(jnp.mean(jnp.square(x), axis=axis, keepdims=True) + eps)
+
+
+def minibatch_std(x: jax.Array, group_size: int | None, num_channels: int = 1) -> jax.Array:
+  """Appends ``num_channels`` features to x [N, H, W, C]: the standard deviation over a group of
+  G = min(group_size, N) samples, averaged over pixels and C / num_channels channels.
+
+  Groups are strided: samples j, j + N/G, j + 2N/G, ... form group j (the official
+  ``x.reshape(G, -1, ...)``), and each sample gets its group's values."""
+  n, h, w, c = x.shape
+  g = n if group_size is None else min(group_size, n)
+  f = num_channels
+  if n % g or c % f:
+    raise ValueError(
+      f"minibatch std: the batch ({n}) must be a multiple of the group size ({g}) and the "
+      f"channels ({c}) of num_channels ({f})."
+    )
+  y = x.reshape(g, n // g, h, w, f, c // f)
+  y = y - jnp.mean(y, axis=0)
+  y = jnp.mean(jnp.square(y), axis=0)  # [n, H, W, F, c]
+  y = jnp.sqrt(y + 1e-8)
+  y = jnp.mean(y, axis=(1, 2, 4))  # [n, F]
+  y = jnp.tile(y, (g, 1))  # sample i gets group i % (N/G)
+  y = jnp.broadcast_to(y[:, None, None, :], (n, h, w, f))
+  return jnp.concatenate([x, y.astype(x.dtype)], axis=-1)
+
+
+def lerp(a: jax.Array, b: jax.Array, t) -> jax.Array:
+  """a + t (b - a), rounded as torch.lerp (from the nearer end)."""
+  if isinstance(t, int | float):
+    return a + t * (b - a) if t < 0.5 else b - (b - a) * (1 - t)
+  return jnp.where(t < 0.5, a + t * (b - a), b - (b - a) * (1 - t))
