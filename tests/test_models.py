@@ -87,6 +87,12 @@ TRAIT_CASES = {
     ((28, 28, 1), {"g_channels": (8, 4, 2), "d_channels": (4, 8), "d_batch_norm": bn})
     for bn in (True, False)
   ],
+  "stylegan2": [
+    (
+      (8, 8, 1),
+      {"z_dim": 4, "w_dim": 4, "mapping_layers": 1, "channel_base": 32, "channel_max": 4},
+    )
+  ],
 }
 
 

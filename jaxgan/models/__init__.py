@@ -203,6 +203,7 @@ def dcgan(
     g_output_bias_per_channel=True,
   )
 
+
 from jaxgan.models.stylegan2 import stylegan2 as _stylegan2  # noqa: E402  (it imports Nets)
 
 MODELS.register("stylegan2")(_stylegan2)

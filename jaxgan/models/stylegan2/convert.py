@@ -32,7 +32,7 @@ def _to_jaxgan(path: list[str], value: np.ndarray) -> np.ndarray:
     return value.transpose(2, 3, 1, 0)
   if value.ndim == 2 and len(path) > 1 and path[-2] == "fc":  # the epilogue's (C, H, W) flatten
     out_features, in_features = value.shape
-    res = int(round(np.sqrt(in_features / out_features)))
+    res = round(float(np.sqrt(in_features / out_features)))
     if res * res * out_features != in_features:
       raise ValueError(f"{'.'.join(path)}: {value.shape} is not [C, C·r·r].")
     w = value.reshape(out_features, out_features, res, res)  # [out, C, H, W]

@@ -78,13 +78,13 @@ class FullyConnectedLayer(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     in_features = x.shape[-1]
     lr = self.lr_multiplier
-    weight = self.param(
-      "weight", lambda k, s: _normal(k, s) / lr, (in_features, self.features)
-    )
+    weight = self.param("weight", lambda k, s: _normal(k, s) / lr, (in_features, self.features))
     x = x @ (weight * (lr / np.sqrt(in_features))).astype(x.dtype)
     b = None
     if self.use_bias:
-      b = self.param("bias", lambda k, s: jnp.full(s, self.bias_init, jnp.float32), (self.features,))
+      b = self.param(
+        "bias", lambda k, s: jnp.full(s, self.bias_init, jnp.float32), (self.features,)
+      )
       if lr != 1:
         b = b * lr
     return ops.bias_act(x, b, act=self.activation)
@@ -352,7 +352,9 @@ def synthesis_layout(
   _check_architecture(architecture)
   log2 = int(np.log2(img_resolution))
   if img_resolution < 4 or 2**log2 != img_resolution:
-    raise ValueError(f"StyleGAN2 needs a power-of-two resolution of 4 or more, got {img_resolution}.")
+    raise ValueError(
+      f"StyleGAN2 needs a power-of-two resolution of 4 or more, got {img_resolution}."
+    )
   resolutions = [2**i for i in range(2, log2 + 1)]
   channels = {r: block_channels(r, channel_base, channel_max) for r in resolutions}
   num_ws = sum(1 if r == 4 else 2 for r in resolutions) + 1  # the convs and the last ToRGB
