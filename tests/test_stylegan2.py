@@ -183,6 +183,7 @@ def _generator(cfg: dict) -> Generator:
     channel_base=cfg["channel_base"],
     channel_max=cfg["channel_max"],
     architecture=cfg["arch"],
+    conv_clamp=cfg["conv_clamp"],
   )
 
 
@@ -281,6 +282,7 @@ def test_discriminator_forward_and_gradients(name):
     mbstd_group_size=cfg["mbstd_group_size"],
     mbstd_num_channels=cfg["mbstd_num_channels"],
     mapping_layers=cfg["mapping_layers"],
+    conv_clamp=cfg["conv_clamp"],
   )
   state = {k: jnp.asarray(v) for k, v in _state(arrays).items()}
   img = jnp.asarray(nhwc(arrays["in/img"]))

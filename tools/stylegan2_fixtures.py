@@ -41,7 +41,7 @@ OUT_DIR = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "st
 # The tiny configuration: 16x16 RGB, channels 8 at 4 and 8, 4 at 16; z = w = 8; batches of 2
 # for G and 4 for D (minibatch std in strided groups of 2).
 RES, IMG_CHANNELS, CHANNEL_BASE, CHANNEL_MAX, Z_DIM, W_DIM = 16, 3, 64, 8, 8, 8
-G_BATCH, D_BATCH, NUM_CLASSES = 2, 4, 3
+G_BATCH, D_BATCH, NUM_CLASSES, G_CLAMP, D_CLAMP = 2, 4, 3, 2.0, 1.0
 # Inputs, weights and cotangents are drawn on the float16 grid and stored as float16 (exactly);
 # outputs and gradients are stored as float32.
 EXACT_F16 = ("state", "in", "cot")
@@ -67,12 +67,14 @@ def main(argv=None):
   os.makedirs(args.out, exist_ok=True)
   maker = Maker(torch, networks, upfirdn2d, conv2d_resample, bias_act, args.out)
   maker.ops()
+  # The resnet nets also clamp their convolutions' outputs (conv_clamp).
   for arch in ("orig", "skip", "resnet"):
-    maker.generator(arch, 0)
+    maker.generator(arch, 0, conv_clamp=G_CLAMP if arch == "resnet" else None)
   maker.generator("skip", NUM_CLASSES)
   for arch, group, channels in (("orig", 2, 1), ("skip", 2, 2), ("resnet", 8, 1)):
     for c_dim in (0, NUM_CLASSES):
-      maker.discriminator(arch, c_dim, group, channels)
+      clamp = D_CLAMP if arch == "resnet" else None
+      maker.discriminator(arch, c_dim, group, channels, conv_clamp=clamp)
   total = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
   print(f"wrote {len(os.listdir(args.out))} files, {total / 1024:.0f} KiB, to {args.out}")
 
@@ -332,7 +334,7 @@ class Maker:
   def _state(self, module):
     return {f"state/{k}": v.detach().float().numpy() for k, v in module.state_dict().items()}
 
-  def generator(self, arch: str, c_dim: int):
+  def generator(self, arch: str, c_dim: int, conv_clamp: float | None = None):
     torch = self.torch
     torch.manual_seed(10 + len(arch) + c_dim)
     G = self.networks.Generator(
@@ -343,7 +345,11 @@ class Maker:
       img_channels=IMG_CHANNELS,
       mapping_kwargs=dict(num_layers=2),
       synthesis_kwargs=dict(
-        channel_base=CHANNEL_BASE, channel_max=CHANNEL_MAX, num_fp16_res=0, architecture=arch
+        channel_base=CHANNEL_BASE,
+        channel_max=CHANNEL_MAX,
+        num_fp16_res=0,
+        architecture=arch,
+        conv_clamp=conv_clamp,
       ),
     )
     self._perturb(G)
@@ -403,11 +409,27 @@ class Maker:
       channel_base=CHANNEL_BASE,
       channel_max=CHANNEL_MAX,
       mapping_layers=2,
+      conv_clamp=conv_clamp,
       f32_error=_summary(err),
     )
+    if conv_clamp is not None:
+      unclamped = lambda g: g.synthesis(g.mapping(z, c), noise_mode="const", fused_modconv=False)
+      self._check_clamp_matters(G, unclamped, ref["out/img_const"])
     self._write(name, arrays, config)
 
-  def discriminator(self, arch: str, c_dim: int, group: int, channels: int):
+  def _check_clamp_matters(self, module, run, clamped):
+    m = copy.deepcopy(module)
+    for sub in m.modules():
+      if getattr(sub, "conv_clamp", None) is not None:
+        sub.conv_clamp = None
+    with self.torch.no_grad():
+      free = run(m.eval()).double().numpy()
+    change = _rel(clamped, free)
+    print(f"  conv_clamp changes the output by {change} (relative)")
+    if change < 1e-2:
+      raise RuntimeError("conv_clamp does not change the output: the fixture would not test it")
+
+  def discriminator(self, arch: str, c_dim: int, group: int, channels: int, conv_clamp=None):
     torch = self.torch
     torch.manual_seed(100 + len(arch) + c_dim)
     D = self.networks.Discriminator(
@@ -418,6 +440,7 @@ class Maker:
       channel_base=CHANNEL_BASE,
       channel_max=CHANNEL_MAX,
       num_fp16_res=0,
+      conv_clamp=conv_clamp,
       mapping_kwargs=dict(num_layers=2),
       epilogue_kwargs=dict(mbstd_group_size=group, mbstd_num_channels=channels),
     )
@@ -454,8 +477,11 @@ class Maker:
       mapping_layers=2,
       mbstd_group_size=group,
       mbstd_num_channels=channels,
+      conv_clamp=conv_clamp,
       f32_error=_summary(err),
     )
+    if conv_clamp is not None:
+      self._check_clamp_matters(D, lambda d: d(img, c), ref["out/logits"])
     self._write(name, arrays, config)
 
 
