@@ -22,7 +22,7 @@ import ml_collections
 from jaxgan import evaluators
 from jaxgan.core import augment, ema, losses, objectives, optim, parallel, population, train_step
 from jaxgan.core.gan import NOISE_DISTRIBUTIONS
-from jaxgan.core.penalties import D_PENALTIES
+from jaxgan.core.penalties import D_PENALTIES, G_PENALTIES
 from jaxgan.data import DATASETS
 from jaxgan.errors import ConfigError
 from jaxgan.models import MODELS
@@ -76,6 +76,7 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
     d_reduction="sum",  # sum: E[-log D(x)] + E[-log(1-D(G(z)))] = -V(D,G); mean: half that,
     # as the 2014 released code (jaxgan.core.losses.D_REDUCTIONS)
     d_penalties="",  # "name:weight[@every],...", e.g. "r1:10@16"; jaxgan.core.penalties
+    g_penalties="",  # G's regularizers, "name:weight[@every]", e.g. "pl:2@4"; jaxgan.core.penalties
     augment="",  # DiffAugment ops before D, e.g. "translation,cutout"; jaxgan.core.augment
     augment_strength=1.0,  # scales every augmentation op (0: identity)
   )
@@ -309,6 +310,7 @@ def _check_loss_and_model(config: ml_collections.ConfigDict) -> None:
     except UnknownNameError as e:
       raise ConfigError(f"config.loss.g: {e} Or auto: the D loss's usual partner.") from None
   objectives.parse_spec(config.loss.d_penalties, D_PENALTIES, "config.loss.d_penalties")
+  objectives.parse_spec(config.loss.g_penalties, G_PENALTIES, "config.loss.g_penalties")
   try:
     augment.parse(config.loss.augment)
   except UnknownNameError as e:

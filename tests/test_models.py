@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import experiment
-from jaxgan.core.gan import build_gan, choose_joint_d_pass, init_state
+from jaxgan.core.gan import apply_net, build_gan, choose_joint_d_pass, init_state, split_variables
 from jaxgan.data import build_dataset
 from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError
@@ -144,3 +144,21 @@ def test_a_layer_that_mixes_examples_says_so_and_joint_passes_are_refused():
     "config.train.d_pass='joint': D mixes the examples of its batch (e.g. minibatch standard "
     "deviation); use 'separate' or 'auto'."
   )
+
+
+def test_the_mixing_marker_is_not_state():
+  """What a mixing layer sows marks the module (traits); it never enters D's collections,
+  so a training step leaves their structure as it was."""
+
+  class MinibatchStdBN(nn.Module):
+    @nn.compact
+    def __call__(self, x, y=None, *, train=False):
+      mark_mixes_examples(self)
+      h = nn.BatchNorm(use_running_average=not train)(x)
+      return nn.Dense(1)(h + jnp.std(x, axis=0))[:, 0]
+
+  d, x = MinibatchStdBN(), jnp.ones((4, 3))
+  params, cols = split_variables(d.init(jax.random.PRNGKey(0), x))
+  assert set(cols) == {"batch_stats"}
+  _, after = apply_net(d, params, cols, x, train=True)
+  assert jax.tree.structure(after) == jax.tree.structure(cols)

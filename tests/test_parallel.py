@@ -200,7 +200,7 @@ def test_zoo_terms_match_single_device(name, monkeypatch):
     for penalty, (_, nonzero) in PENALTY_SPECS.items():
       assert f"d_loss/{penalty}" in m_single, penalty
       assert float(m_single[f"d_loss/{penalty}"]) != 0.0 or not nonzero, penalty
-    assert float(m_single["r1/grad_norm"]) != 0.0
+    assert float(m_single["d/r1/grad_norm"]) != 0.0
   else:
     assert max(float(np.abs(x).max()) for x in jax.tree.leaves(single.d.params)) <= 0.5
 

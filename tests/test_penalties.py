@@ -134,13 +134,13 @@ def test_lazy_term_runs_on_multiples_of_its_interval_scaled_by_it():
   def run(update):
     ctx = context(update=update)
     keys = {"adv": ctx.key, "r1": ctx.key}
-    return objectives.evaluate((adv, term), ctx, keys, {}, "d_loss")[:2]
+    return objectives.evaluate((adv, term), ctx, keys, {}, "d")[:2]
 
   for u in range(9):
     total, metrics = run(jnp.int32(u))
     expected = 2.0 * 4 * 3.0 if u % 4 == 0 else 0.0
     assert float(metrics["d_loss/r1"]) == expected, u
-    assert float(metrics["r1/seen"]) == (4.0 if u % 4 == 0 else 0.0)  # x N: the mean over N is 1
+    assert float(metrics["d/r1/seen"]) == (4.0 if u % 4 == 0 else 0.0)  # x N: the mean over N is 1
     assert float(total) == 0.5 + expected
     assert float(metrics["d_loss"]) == float(total)
 

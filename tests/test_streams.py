@@ -53,7 +53,7 @@ def test_a_new_penalty_stream_leaves_an_existing_run_unchanged():
   exp_b, b, metrics = run_steps(with_gp)
   names_a, names_b = step_stream_names(exp_a.gan, 2, 1), step_stream_names(exp_b.gan, 2, 1)
   assert set(names_b) - set(names_a) == {"d0/term/gp", "d1/term/gp"}
-  assert float(metrics["gp/grad_norm"]) > 0  # the penalty did run
+  assert float(metrics["d/gp/grad_norm"]) > 0  # the penalty did run
   for x, y in zip(
     jax.tree.leaves((a.g.params, a.d.params)), jax.tree.leaves((b.g.params, b.d.params))
   ):

@@ -19,12 +19,12 @@ import optax
 from jaxgan.core import augment, losses, objectives, optim, streams
 from jaxgan.core.collectives import axis_name_for, device_key
 from jaxgan.core.ema import EMA
-from jaxgan.core.penalties import D_PENALTIES
+from jaxgan.core.penalties import D_PENALTIES, G_PENALTIES
 from jaxgan.core.state import GANState, PlayerState, PyTree
 from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError
 from jaxgan.models import GENERAL_MODEL_KEYS, MODELS, Nets, spectral_norm
-from jaxgan.models.traits import BatchTraits, discriminator_traits
+from jaxgan.models.traits import MIXES_EXAMPLES, BatchTraits, discriminator_traits
 from jaxgan.registry import Registry
 
 INDEPENDENT = BatchTraits()  # a D that treats every example on its own
@@ -198,7 +198,20 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
     D_PENALTIES,
     "config.loss.d_penalties",
   )
-  g_terms = (objectives.Term("adv", lambda ctx: (g_loss(ctx.fake_out, ctx.real_out), {})),)
+  g_terms = objectives.build_terms(
+    lambda ctx: (g_loss(ctx.fake_out, ctx.real_out), {}),
+    config.loss.get("g_penalties", ""),
+    G_PENALTIES,
+    "config.loss.g_penalties",
+  )
+  parts = [t.name for t in g_terms if t.needs_g_parts]
+  missing = [m for m in ("mapping", "synthesis") if not hasattr(nets.generator, m)]
+  if parts and missing:
+    raise ConfigError(
+      f"config.loss.g_penalties: {', '.join(parts)} calls G's mapping and synthesis networks "
+      f"apart, and model {config.model.name!r}'s generator has no {' or '.join(missing)}; "
+      f"use a generator with a mapping network (e.g. stylegan2) or drop it."
+    )
   traits = discriminator_traits(
     nets.discriminator, packed_shape(data.shape, config.model.d_pack), num_classes, bn_axis
   )
@@ -245,8 +258,11 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
 
 
 def split_variables(variables: PyTree) -> tuple[PyTree, dict]:
+  """(params, the other collections) of a module's variables; the ``mixes_examples`` marker
+  that layers sow at init (``jaxgan.models.traits``) is not state and is left out."""
   variables = dict(variables)
   params = variables.pop("params")
+  variables.pop(MIXES_EXAMPLES, None)
   return params, variables
 
 

@@ -89,13 +89,26 @@ class TermContext:
 
 @dataclasses.dataclass(frozen=True)
 class Penalty:
-  """A registered regularizer. ``per_example``: it differentiates D's output of one
-  example with respect to that example, which batch statistics in D would mix."""
+  """A registered regularizer.
 
-  fn: Callable[[TermContext], tuple[Array, Metrics]]
+  Attributes:
+    fn: ``fn(ctx) -> (loss, metrics)``, or ``(loss, metrics, next state)`` with
+      ``updates_state`` (a term whose state comes out of the same computation as its
+      loss, e.g. path length's running mean; a lazy one keeps its state on skipped updates).
+    per_example: it differentiates D's output of one example with respect to that
+      example, which batch statistics in D would mix.
+    init_state, next_state: the term's persistent state, and (without
+      ``updates_state``) its update after every update of the player.
+    needs_g_parts: it calls G's ``mapping`` and ``synthesis`` apart (``ctx.g(...,
+      method=...)``); refused for a generator without them.
+  """
+
+  fn: Callable[[TermContext], tuple]
   per_example: bool = False
   init_state: Callable[[], PyTree] | None = None
   next_state: Callable[[TermContext], PyTree] | None = None
+  updates_state: bool = False
+  needs_g_parts: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,12 +116,14 @@ class Term:
   """A penalty (or the adversarial loss) with its weight and interval."""
 
   name: str
-  fn: Callable[[TermContext], tuple[Array, Metrics]]
+  fn: Callable[[TermContext], tuple]
   weight: float = 1.0
   every: int = 1
   init_state: Callable[[], PyTree] | None = None
   next_state: Callable[[TermContext], PyTree] | None = None
   per_example: bool = False
+  updates_state: bool = False
+  needs_g_parts: bool = False
 
 
 def parse_spec(spec: str, registry: Registry[Penalty], where: str) -> list[tuple[str, float, int]]:
@@ -165,7 +180,12 @@ def build_terms(
   terms = [Term("adv", adversarial)]
   for name, weight, every in parse_spec(spec, registry, where):
     p = registry.get(name)
-    terms.append(Term(name, p.fn, weight, every, p.init_state, p.next_state, p.per_example))
+    terms.append(
+      Term(
+        name, p.fn, weight, every, p.init_state, p.next_state, p.per_example, p.updates_state,
+        p.needs_g_parts,
+      )
+    )  # fmt: skip
   return tuple(terms)
 
 
@@ -178,13 +198,16 @@ def evaluate(
   ctx: TermContext,
   keys: dict[str, Array],
   states: dict[str, PyTree],
-  prefix: str,
+  player: str,
 ) -> tuple[Array, Metrics, dict[str, PyTree]]:
-  """(total loss, metrics, next term states). Metrics: ``{prefix}`` (the total),
-  ``{prefix}/{term}`` (each term's weighted contribution; 0 on updates a lazy term
-  skips, N x on the others, so the logged mean is its average contribution) and
-  each term's own metrics as ``{term}/{name}`` (for a lazy term also 0 or N x, so
-  that their mean over a log interval of whole multiples of N is the value)."""
+  """(total loss, metrics, next term states) of ``player``'s ('d' or 'g') objective.
+
+  Metrics: ``{player}_loss`` (the total), ``{player}_loss/{term}`` (each term's weighted
+  contribution; 0 on updates a lazy term skips, N x on the others, so the logged mean is
+  its average contribution) and each term's own metrics as ``{player}/{term}/{name}``
+  (for a lazy term also 0 or N x, so that their mean over a log interval of whole
+  multiples of N is the value).
+  """
   total = jnp.zeros((), jnp.float32)
   metrics: Metrics = {}
   next_states = {}
@@ -193,19 +216,26 @@ def evaluate(
     scale = term.weight * term.every
 
     def run(tctx=tctx, term=term, scale=scale):
-      loss, m = term.fn(tctx)  # a lazy term's metrics x N too: their mean over updates is the value
-      return scale * loss, jax.tree.map(lambda v: term.every * v, m)
+      out = term.fn(tctx)  # a lazy term's metrics x N too: their mean over updates is the value
+      new = out[2] if term.updates_state else None
+      return scale * out[0], jax.tree.map(lambda v: term.every * v, out[1]), new
 
     if term.every > 1:
       shapes = jax.eval_shape(run)
-      skip = lambda shapes=shapes: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-      contribution, m = lax.cond(ctx.update % term.every == 0, run, skip)
+
+      def skip(shapes=shapes, tctx=tctx):
+        contribution, m, _ = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+        return contribution, m, tctx.state if shapes[2] is not None else None
+
+      contribution, m, new = lax.cond(ctx.update % term.every == 0, run, skip)
     else:
-      contribution, m = run()
+      contribution, m, new = run()
     total = total + contribution
-    metrics[f"{prefix}/{term.name}"] = contribution
-    metrics.update({f"{term.name}/{k}": v for k, v in m.items()})
-    if term.next_state is not None:
+    metrics[f"{player}_loss/{term.name}"] = contribution
+    metrics.update({f"{player}/{term.name}/{k}": v for k, v in m.items()})
+    if term.updates_state:
+      next_states[term.name] = jax.lax.stop_gradient(new)
+    elif term.next_state is not None:
       next_states[term.name] = jax.lax.stop_gradient(term.next_state(tctx))
-  metrics[prefix] = total
+  metrics[f"{player}_loss"] = total
   return total, metrics, next_states

@@ -1,7 +1,10 @@
-"""Discriminator regularizers, by name, for ``loss.d_penalties = "name:weight[@every]"``.
+"""Regularizers by name: D's for ``loss.d_penalties``, G's for ``loss.g_penalties``, each
+``"name:weight[@every]"``.
 
-Each is a term of the D objective (see ``jaxgan.core.objectives``); ``weight`` multiplies
-the value below.
+Each is a term of its player's objective (see ``jaxgan.core.objectives``); ``weight``
+multiplies the value below.
+
+D (``D_PENALTIES``):
 
   gp            E (||grad D(x^)|| - 1)^2 on x^ = e x + (1 - e) G(z), e ~ U[0, 1)
                 per example (WGAN-GP, Gulrajani et al. 2017)
@@ -23,9 +26,24 @@ the value below.
 
 Gradients are taken with respect to D's input through augmentation (DiffAugment),
 and one norm is taken per D output (per pack of m examples under PacGAN).
+
+G (``G_PENALTIES``):
+  pl            E (|J_w^T y| - a)^2, StyleGAN2's path-length regularizer (Karras et al.
+                2020): w = G's mapping of the first 1/2 (PL_BATCH_SHRINK) of the
+                update's z, y ~ N(0, I) / sqrt(H W) an image-space direction,
+                |J_w^T y| = sqrt(mean over w's layers of the squared norm of
+                d sum(G_synthesis(w) y) / dw), and a its running mean (decay 0.01),
+                updated first and kept in the state. Needs a G with ``mapping`` and
+                ``synthesis``.
+  ortho         sum over G's weights W (matrices [out, in], conv kernels flattened;
+                label embeddings excluded) of 1/2 ||(W W^T) * (1 - I)||_F^2: BigGAN's
+                off-diagonal orthogonal regularization (Brock et al. 2019), whose
+                gradient 2 ((W W^T) * (1 - I)) W BigGAN-PyTorch adds to each weight's.
 """
 
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -36,15 +54,19 @@ from jaxgan.registry import Registry
 
 Array = jax.Array
 D_PENALTIES: Registry[Penalty] = Registry("discriminator penalty")
+G_PENALTIES: Registry[Penalty] = Registry("generator penalty")
+PENALTIES = {"d": D_PENALTIES, "g": G_PENALTIES}
 LECAM_DECAY = 0.99
 LECAM_START = 1000
+PL_DECAY = 0.01
+PL_BATCH_SHRINK = 2
 
 
-def penalty(name: str, **kwargs):
-  """Registers ``fn(ctx) -> (loss, metrics)`` as the penalty ``name``."""
+def penalty(name: str, player: str = "d", **kwargs):
+  """Registers ``fn(ctx) -> (loss, metrics)`` as ``player``'s penalty ``name``."""
 
   def register(fn):
-    D_PENALTIES.register(name)(Penalty(fn, **kwargs))
+    PENALTIES[player].register(name)(Penalty(fn, **kwargs))
     return fn
 
   return register
@@ -142,3 +164,49 @@ def _lecam(ctx: TermContext):
   )
   on = (ctx.step > LECAM_START).astype(reg.dtype)
   return on * reg, {"anchor_real": anchors["real"], "anchor_fake": anchors["fake"]}
+
+
+def _pl_init():
+  return {"mean": jnp.zeros((), jnp.float32)}
+
+
+def path_lengths(ctx: TermContext) -> Array:
+  """|J_w^T y| per example of the first 1/PL_BATCH_SHRINK of the update's z (``pl``)."""
+  n = max(ctx.z.shape[0] // PL_BATCH_SHRINK, 1)
+  y = None if ctx.fake_y is None else ctx.fake_y[:n]
+  ws = ctx.g(ctx.z[:n], y, key=streams.sub(ctx.key, "mapping"), method="mapping")
+  synthesize = lambda ws: ctx.g(ws, key=streams.sub(ctx.key, "synthesis"), method="synthesis")
+  shape = jax.eval_shape(synthesize, ws).shape
+  pixels = shape[1] * shape[2] if len(shape) == 4 else math.prod(shape[1:])
+  direction = jax.random.normal(streams.sub(ctx.key, "direction"), shape) / jnp.sqrt(pixels)
+  grads = jax.grad(lambda ws: jnp.sum(synthesize(ws) * direction))(ws)
+  sq = jnp.sum(jnp.square(grads), axis=-1)  # [n, num_ws] (or [n] for one w per example)
+  return jnp.sqrt(sq.mean(axis=1) if sq.ndim == 2 else sq)
+
+
+@penalty("pl", player="g", init_state=_pl_init, updates_state=True, needs_g_parts=True)
+def _pl(ctx: TermContext):
+  lengths = path_lengths(ctx)
+  old = ctx.state["mean"]
+  mean = old + (ctx.global_mean(lengths) - old) * PL_DECAY  # updated first, as released
+  penalty_ = jnp.mean(jnp.square(lengths - mean))
+  return penalty_, {"length": jnp.mean(lengths), "mean": mean}, {"mean": mean}
+
+
+def _ortho_weights(params) -> list[Array]:
+  """G's weights as [out, in] matrices, label embeddings (any path naming ``embed``) left out."""
+  leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+  return [
+    w.reshape(-1, w.shape[-1]).T
+    for path, w in leaves
+    if w.ndim >= 2 and "embed" not in jax.tree_util.keystr(path).lower()
+  ]
+
+
+@penalty("ortho", player="g")
+def _ortho(ctx: TermContext):
+  total = jnp.zeros((), jnp.float32)
+  for w in _ortho_weights(ctx.params):
+    gram = w @ w.T
+    total = total + 0.5 * jnp.sum(jnp.square(gram * (1.0 - jnp.eye(gram.shape[0]))))
+  return total, {}

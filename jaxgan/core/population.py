@@ -40,13 +40,15 @@ import numpy as np
 
 from jaxgan.core import optim
 from jaxgan.core.objectives import parse_spec
-from jaxgan.core.penalties import D_PENALTIES
+from jaxgan.core.penalties import PENALTIES
 from jaxgan.core.state import GANState, PyTree
 from jaxgan.errors import ConfigError
 
+PENALTY_KEYS = {f"loss.{who}_penalties": who for who in PENALTIES}  # swept specs -> player
 OPTIM_KEYS = ("lr", "b1", "b2", "eps", "weight_decay", "momentum", "decay", "decay_rate", "min_lr")
 SWEEPABLE = tuple(f"optim.{who}.{k}" for who in ("g", "d") for k in OPTIM_KEYS) + (
   "loss.d_penalties",
+  "loss.g_penalties",
   "train.ema_decay",
   "train.ema_kimg",
   "train.ema_rampup",
@@ -159,14 +161,15 @@ class Population:
 
   def hparams(self) -> dict:
     """The swept numbers as nested dicts of float32 [size] arrays (``GANState.hparams``);
-    a swept ``loss.d_penalties`` contributes one weight per penalty."""
+    a swept ``loss.d_penalties`` or ``loss.g_penalties`` contributes one weight per penalty."""
     out: dict = {}
     for key in self.swept:
       values = [m.values[key] for m in self.members]
-      if key == "loss.d_penalties":
-        specs = [parse_spec(v, D_PENALTIES, "config.sweep.loss.d_penalties") for v in values]
+      if key in PENALTY_KEYS:
+        registry = PENALTIES[PENALTY_KEYS[key]]
+        specs = [parse_spec(v, registry, f"config.sweep.{key}") for v in values]
         for j, (name, _, _) in enumerate(specs[0]):
-          out.setdefault("loss", {}).setdefault("d_penalties", {})[name] = np.asarray(
+          out.setdefault("loss", {}).setdefault(key.split(".")[1], {})[name] = np.asarray(
             [s[j][1] for s in specs], np.float32
           )
         continue
@@ -224,10 +227,11 @@ def from_config(config: ml_collections.ConfigDict) -> Population:
   sweep = {k: tuple(v) for k, v in _flat(config.sweep).items() if v not in ((), None)}
   for key, values in sweep.items():
     where = f"config.sweep.{key}"
-    if key == "loss.d_penalties":
+    if key in PENALTY_KEYS:
       if not all(isinstance(v, str) for v in values):
         raise ConfigError(f'{where} takes penalty specs, e.g. ("r1:1", "r1:10"); got {values!r}.')
-      shapes = {tuple((n, e) for n, _, e in parse_spec(v, D_PENALTIES, where)) for v in values}
+      registry = PENALTIES[PENALTY_KEYS[key]]
+      shapes = {tuple((n, e) for n, _, e in parse_spec(v, registry, where)) for v in values}
       if len(shapes) > 1:
         raise ConfigError(
           f"{where}: the specs must name the same penalties with the same intervals "
@@ -263,12 +267,13 @@ def member_gan(gan: Any, config: ml_collections.ConfigDict, hparams: dict | None
       for k, v in mine.items():
         cfg[k] = v
       changes[f"{who}_tx"] = optim.build_optimizer(cfg)
-  weights = {k.rsplit(".", 1)[1]: v for k, v in flat.items() if k.startswith("loss.d_penalties.")}
-  if weights:
-    changes["d_terms"] = tuple(
-      dataclasses.replace(t, weight=weights[t.name]) if t.name in weights else t
-      for t in gan.d_terms
-    )
+  for key, who in PENALTY_KEYS.items():
+    weights = {k.rsplit(".", 1)[1]: v for k, v in flat.items() if k.startswith(f"{key}.")}
+    if weights:
+      changes[f"{who}_terms"] = tuple(
+        dataclasses.replace(t, weight=weights[t.name]) if t.name in weights else t
+        for t in gan.terms(who)
+      )
   ema = {
     f: flat[k]
     for k, f in (

@@ -243,7 +243,7 @@ def objective(
   it: ``d_real``, ``d_fake`` in D's update, ``g_d_fake`` in G's."""
   terms = ctx.gan.terms(player)
   keys = {t.name: ctx.keys[f"{prefix}/term/{t.name}"] for t in terms}
-  loss, metrics, new_states = objectives.evaluate(terms, view, keys, term_state, f"{player}_loss")
+  loss, metrics, new_states = objectives.evaluate(terms, view, keys, term_state, player)
   read = ctx.gan.d_loss.read
   if player == "d":
     metrics["d_real"] = jnp.mean(read(view.real_out))
