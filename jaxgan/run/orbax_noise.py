@@ -9,12 +9,15 @@ Three kinds of output say nothing the run does not already say in one line:
 * with a selection metric, steps saved between evaluations carry no metrics on purpose,
   and orbax warns "Requested `tracked_metric`..." for each;
 * a full disk during an async save is logged by orbax's threads with a traceback each,
-  four or more per save (the run stops with one line: ``jaxgan.run.disk_full``).
+  four or more per save, and asyncio logs the failed write tasks when they are collected
+  (the run stops with one line: ``jaxgan.run.disk_full``).
 
 The filters are process-wide (a hook and a logger filter), so a library constructor must
 not install them: the programs do (``jaxgan-train``, and ``jaxgan.train``/``open_run``,
 which are the programs of a notebook), for their duration, and remove them on exit.
-Nesting is fine. Standard library only, so a program can enter it before JAX loads.
+Nesting is fine. A block left by a full disk keeps only the asyncio filter: the failed
+save's tasks may be collected as late as the interpreter's exit. Standard library only, so
+a program can enter it before JAX loads.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ class _DropReadNoise:
 
 
 class _DropLogNoise(logging.Filter):
-  """absl records of steps saved without metrics, and of a full disk in orbax's threads."""
+  """Records of steps saved without metrics, and of a full disk in orbax's threads or
+  tasks."""
 
   def filter(self, record: logging.LogRecord) -> bool:
     if str(record.msg).startswith(NO_METRICS):
@@ -56,6 +60,7 @@ class _DropLogNoise(logging.Filter):
 
 _depth = 0
 _log_filter = _DropLogNoise()
+_LOGGERS = ("absl", "asyncio")
 
 
 @contextlib.contextmanager
@@ -63,13 +68,17 @@ def filtered() -> Iterator[None]:
   """Drops orbax's noise (above) inside the block; the outermost exit removes the filters,
   after collecting the abandoned read coroutines so their tracebacks are dropped too."""
   global _depth
-  absl_logger = logging.getLogger("absl")
   if _depth == 0:
     sys.unraisablehook = _DropReadNoise(sys.unraisablehook)
-    absl_logger.addFilter(_log_filter)
+    for name in _LOGGERS:
+      logging.getLogger(name).addFilter(_log_filter)
   _depth += 1
+  full = False
   try:
     yield
+  except BaseException as e:
+    full = disk_full.errno_of(e) is not None
+    raise
   finally:
     _depth -= 1
     if _depth == 0:
@@ -77,7 +86,9 @@ def filtered() -> Iterator[None]:
       hook = sys.unraisablehook
       if isinstance(hook, _DropReadNoise):  # else someone wrapped it since: leave theirs be
         sys.unraisablehook = hook.chain
-      absl_logger.removeFilter(_log_filter)
+      logging.getLogger("absl").removeFilter(_log_filter)
+      if not full:
+        logging.getLogger("asyncio").removeFilter(_log_filter)
 
 
 def installed() -> bool:
