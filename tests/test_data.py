@@ -309,6 +309,22 @@ def test_train_range_on_real_mnist(mnist_tfds_dir):
     ranged(ds, (0, 70_000))
 
 
+@needs_mnist
+def test_padded_mnist_is_the_original_inside_zero_borders(mnist_tfds_dir):
+  c = experiment("mnist_gan.py")
+  c.data.data_dir = mnist_tfds_dir
+  plain = build_dataset(c.data).read(np.arange(5))["x"]
+  c.data.pad = 2
+  padded_ds = build_dataset(c.data)
+  assert padded_ds.spec.shape == (32, 32, 1)
+  padded = padded_ds.read(np.arange(5))["x"]
+  np.testing.assert_array_equal(padded[:, 2:30, 2:30], plain)
+  border = padded.copy()
+  border[:, 2:30, 2:30] = 0
+  assert not border.any()
+  assert padded_ds.other_split("test").spec.shape == (32, 32, 1)
+
+
 # --- the dataset protocol (jaxgan.data.protocol): every registered dataset meets it ---------
 
 

@@ -58,13 +58,16 @@ def mnist(
   on_device: bool = False,
   num_workers: int = 4,
   pixel_range: str = "auto",
+  pad: int = 0,
 ):
-  """MNIST from raw idx files in ``source_dir`` (or $JAXGAN_MNIST_DIR); no TensorFlow."""
+  """MNIST from raw idx files in ``source_dir`` (or $JAXGAN_MNIST_DIR); no TensorFlow.
+  ``pad``: zero pixels around each image (2: 32x32, for StyleGAN2)."""
   return images.open_idx(
     "mnist",
     split,
     data_dir=data_dir,
     source_dir=source_dir,
+    pad=pad,
     on_device=on_device,
     num_workers=num_workers,
     pixel_range=pixel_range,

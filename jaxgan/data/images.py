@@ -187,21 +187,36 @@ def center_crop_resize(size: int, crop: int | None = None) -> Preprocess:
   return fn
 
 
-def open_idx(name: str, split: str, *, data_dir: str, source_dir: str, **options) -> ImageDataset:
-  """MNIST-format data via ``mnist_builder`` (prepared on first use). ``options``:
-  on_device, num_workers, pixel_range."""
+def pad_borders(pad: int) -> Preprocess:
+  """Zero borders of ``pad`` pixels, the background's value: 28x28 MNIST to 32x32 for nets
+  that need a power of two (StyleGAN2)."""
+
+  def fn(image: np.ndarray) -> np.ndarray:
+    return np.pad(image, ((pad, pad), (pad, pad), (0, 0)))
+
+  return fn
+
+
+def open_idx(
+  name: str, split: str, *, data_dir: str, source_dir: str, pad: int = 0, **options
+) -> ImageDataset:
+  """MNIST-format data via ``mnist_builder`` (prepared on first use), ``pad`` zero pixels
+  around each image. ``options``: on_device, num_workers, pixel_range."""
   from jaxgan.data import mnist_builder  # imports tensorflow_datasets (slow): MNIST only
 
   data_dir = default_data_dir(data_dir)
   builder = mnist_builder.prepare(name, data_dir, source_dir)
-  reopen = lambda s: open_idx(name, s, data_dir=data_dir, source_dir=source_dir, **options)
+  if pad < 0:
+    raise ConfigError(f"config.data.pad must be >= 0, got {pad}.")
+  reopen = lambda s: open_idx(name, s, data_dir=data_dir, source_dir=source_dir, pad=pad, **options)
   return ImageDataset(
     name,
     split,
     builder.as_data_source(split=split),
-    shape=(28, 28, 1),
+    shape=(28 + 2 * pad, 28 + 2 * pad, 1),
     num_classes=10,
     reopen=reopen,
+    preprocess=pad_borders(pad) if pad else None,
     **options,
   )
 

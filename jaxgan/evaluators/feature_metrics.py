@@ -47,12 +47,20 @@ NOT_CONTENT_KEYS = frozenset(
 )
 
 
+# LeNet reads 28x28; MNIST padded for StyleGAN2 (config.data.pad=2) is read at its centre,
+# where the padded reals are exactly the originals.
+LENET_SHAPES = ((28, 28, 1), (32, 32, 1))
+
+
 def _kind(spec) -> str:
-  if tuple(spec.shape) == (28, 28, 1):
+  if tuple(spec.shape) in LENET_SHAPES:
     return "lenet"
   if spec.is_image and spec.shape[-1] == 3:
     return "inception"
-  raise ConfigError(f"feature metrics need 28x28x1 or RGB images, not {spec.name!r} {spec.shape}.")
+  raise ConfigError(
+    f"feature metrics need 28x28x1 (or 32x32x1 padded) or RGB images, not {spec.name!r} "
+    f"{spec.shape}."
+  )
 
 
 def lenet_dir(config) -> str:
@@ -100,7 +108,8 @@ class _Net:
     for i in range(0, len(images_0_1), chunk):
       x = images_0_1[i : i + chunk]
       if self.kind == "lenet":
-        f, p = self._net.features_and_probs(x)
+        off = (x.shape[1] - 28) // 2
+        f, p = self._net.features_and_probs(x[:, off : off + 28, off : off + 28])
         probs.append(p)
       else:
         f = self._net.features(x)
