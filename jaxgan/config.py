@@ -25,7 +25,7 @@ from jaxgan.core.gan import NOISE_DISTRIBUTIONS
 from jaxgan.core.penalties import D_PENALTIES, G_PENALTIES
 from jaxgan.data import DATASETS
 from jaxgan.errors import ConfigError
-from jaxgan.models import MODELS
+from jaxgan.models import MODELS, spectral_norm
 from jaxgan.registry import Registry, UnknownNameError
 from jaxgan.run import selection
 
@@ -64,6 +64,10 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
     name=model,
     conditional=False,
     d_spectral_norm=False,  # spectral normalisation of every D weight
+    g_spectral_norm=False,  # ... and of every G weight (BigGAN, SNGAN's G in StudioGAN)
+    spectral_norm_order="parametrization",  # parametrization | legacy | biggan: the power
+    # iteration of torch's parametrization, of torch's legacy spectral_norm (StudioGAN) or
+    # of BigGAN-PyTorch, with their evaluation modes (jaxgan.models.spectral_norm)
     d_pack=1,  # PacGAN: D judges this many examples together
     g_output_bias="zeros",  # zeros | marginals: G's output bias from the training
     # pixels' means (pylearn2 init_sigmoid_bias_from_marginals)
@@ -79,6 +83,9 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
     g_penalties="",  # G's regularizers, "name:weight[@every]", e.g. "pl:2@4"; jaxgan.core.penalties
     augment="",  # DiffAugment ops before D, e.g. "translation,cutout"; jaxgan.core.augment
     augment_strength=1.0,  # scales every augmentation op (0: identity)
+    lazy="folded",  # folded: a lazy term (name:w@N) joins every N-th update at N x w;
+    # separate: its own optimizer step after every N-th update, with lr and Adam's betas
+    # corrected by N/(N+1) (StyleGAN2's regularization phases; jaxgan.core.train_step)
   )
   c.optim = dict(g=default_optim(), d=default_optim())
   c.train = dict(
@@ -126,6 +133,9 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
     kid_subset_size=1000,
     pr_k=3,  # k of the k-NN manifolds for precision/recall
     mode_min_count=20,  # high-quality samples a 2-D mode needs to count as covered
+    truncation_psi=1.0,  # < 1: G's latents pulled toward its tracked w_avg (StyleGAN's psi)
+    # for every evaluator, figure and export of the run (1: off)
+    truncation_z=0.0,  # > 0: a normal prior truncated to [-t, t] (BigGAN's trick; 0: off)
   )
   return c
 
@@ -292,12 +302,47 @@ def _check_train(t: ml_collections.ConfigDict) -> None:
 def _check_choices(config: ml_collections.ConfigDict) -> None:
   _check_choice(config.loss.d_reduction, tuple(losses.D_REDUCTIONS), "config.loss.d_reduction")
   _check_choice(config.model.g_output_bias, OUTPUT_BIAS_INITS, "config.model.g_output_bias")
+  _check_choice(
+    config.model.spectral_norm_order, spectral_norm.ORDERS, "config.model.spectral_norm_order"
+  )
   _check_train_range(config.data.train_range)
   _check_choice(config.parallel, parallel.MODES, "config.parallel")
   _check_choice(config.batch_norm, BATCH_NORM_MODES, "config.batch_norm")
   _check_choice(config.train.fusion, FUSION_MODES, "config.train.fusion")
   _check_choice(config.train.member_loop, population.MEMBER_LOOPS, "config.train.member_loop")
   _check_name(NOISE_DISTRIBUTIONS, config.noise.distribution, "config.noise.distribution")
+
+
+LAZY_MODES = ("folded", "separate")
+
+
+def _check_lazy(config: ml_collections.ConfigDict) -> None:
+  """The penalty specs, and what a separate regularization step needs of them: one interval
+  per player, no term that reads the adversarial pass, alternating updates."""
+  _check_choice(config.loss.lazy, LAZY_MODES, "config.loss.lazy")
+  for player, registry in (("d", D_PENALTIES), ("g", G_PENALTIES)):
+    where = f"config.loss.{player}_penalties"
+    spec = objectives.parse_spec(config.loss[f"{player}_penalties"], registry, where)
+    lazy = [(name, every) for name, _, every in spec if every > 1]
+    if config.loss.lazy != "separate" or not lazy:
+      continue
+    if config.train.update_order == "simultaneous":
+      raise ConfigError(
+        "config.loss.lazy=separate takes regularization steps between alternating updates; "
+        "set config.train.update_order=alternating or config.loss.lazy=folded."
+      )
+    if len({every for _, every in lazy}) > 1:
+      raise ConfigError(
+        f"{where}: with config.loss.lazy=separate a player's lazy terms share one interval "
+        f"(one regularization step), got {', '.join(f'{n}@{e}' for n, e in lazy)}."
+      )
+    for name, _ in lazy:
+      if registry.get(name).reads_outputs:
+        raise ConfigError(
+          f"{where}: {name!r} reads D's outputs of the adversarial pass, which a separate "
+          f"regularization step does not make; drop its @interval or set "
+          f"config.loss.lazy=folded."
+        )
 
 
 def _check_loss_and_model(config: ml_collections.ConfigDict) -> None:
@@ -309,8 +354,7 @@ def _check_loss_and_model(config: ml_collections.ConfigDict) -> None:
       losses.G_LOSSES.get(config.loss.g)
     except UnknownNameError as e:
       raise ConfigError(f"config.loss.g: {e} Or auto: the D loss's usual partner.") from None
-  objectives.parse_spec(config.loss.d_penalties, D_PENALTIES, "config.loss.d_penalties")
-  objectives.parse_spec(config.loss.g_penalties, G_PENALTIES, "config.loss.g_penalties")
+  _check_lazy(config)
   try:
     augment.parse(config.loss.augment)
   except UnknownNameError as e:

@@ -21,7 +21,7 @@ from jaxgan import evaluators
 from jaxgan.core import output_bias, parallel
 from jaxgan.core import population as population_lib
 from jaxgan.core.collectives import axis_name_for
-from jaxgan.core.gan import GAN, build_gan, init_state
+from jaxgan.core.gan import GAN, build_gan, check_truncation, init_state
 from jaxgan.core.sampling import Sampler
 from jaxgan.core.state import GANState
 from jaxgan.core.train_step import make_fused_step, make_train_step, unroll_fused_steps
@@ -67,6 +67,12 @@ class Experiment:
     return population_lib.member_state(state, index) if self.population.batched else state
 
 
+def truncation(config: ml_collections.ConfigDict) -> tuple[float, float]:
+  """(psi, z threshold) of the run's sampling (``config.eval``; runs saved before these keys
+  existed sample untruncated)."""
+  return config.eval.get("truncation_psi", 1.0), config.eval.get("truncation_z", 0.0)
+
+
 def build_experiment(
   config: ml_collections.ConfigDict, *, devices: list | None = None, preflight: bool = True
 ) -> Experiment:
@@ -91,6 +97,7 @@ def build_experiment(
   )
   if config.model.get("g_output_bias", "zeros") == "marginals":
     output_bias.check(gan.nets, config.model.name)
+  check_truncation(gan, *truncation(config), where="config.eval.")
   if preflight:
     evaluators.preflight(
       config_lib.split_names(config.eval.metrics)
@@ -181,9 +188,12 @@ def sample(
   labels: np.ndarray | None = None,
   use_ema: bool = True,
   member: int | None = None,
+  truncation_psi: float | None = None,
+  truncation_z: float | None = None,
 ) -> np.ndarray:
   """n samples G(z) as numpy, drawn with PRNG seed ``seed``; ``member`` picks one member
-  of a run of many (``train.num_seeds``, ``config.sweep``; see ``members.json``)."""
+  of a run of many (``train.num_seeds``, ``config.sweep``; see ``members.json``);
+  truncation as ``config.eval.truncation_psi``/``truncation_z`` unless given."""
   pop = population_lib.from_config(config)
   if pop.batched:
     if member is None:
@@ -191,7 +201,12 @@ def sample(
     population_lib.check_member_index(pop, member, "member")
     state = population_lib.member_state(state, member)
   gan = build_gan(config, build_dataset(config.data).spec)
-  x, _ = Sampler(gan).sample(
+  psi, z_threshold = truncation(config)
+  x, _ = Sampler(
+    gan,
+    truncation_psi=psi if truncation_psi is None else truncation_psi,
+    truncation_z=z_threshold if truncation_z is None else truncation_z,
+  ).sample(
     state,
     jax.random.PRNGKey(seed),
     n,

@@ -327,6 +327,29 @@ def test_random_noise_comes_from_the_noise_stream():
   np.testing.assert_array_equal(run(silent, jax.random.PRNGKey(2)), run(silent, None, "none"))
 
 
+def test_style_mixing_takes_the_tail_of_ws_from_a_second_z_in_training_only():
+  g = _tiny_g(style_mixing_prob=1.0)
+  z = jax.random.normal(jax.random.PRNGKey(0), (4, 8))
+  variables = g.init({"params": jax.random.PRNGKey(1)}, z, method="mapping", train=False)
+  plain = g.apply(variables, z, method="mapping", train=False)
+  mixed_runs = []
+  for seed in range(6):
+    ws, _ = g.apply(
+      variables, z, method="mapping", train=True, mutable=["buffers"],
+      rngs={"mixing": jax.random.PRNGKey(seed)},
+    )  # fmt: skip
+    same = np.all(np.isclose(ws, plain), axis=(0, 2))  # per w index, all examples
+    cutoff = int(np.argmin(same))
+    assert 1 <= cutoff < g.num_ws and same[:cutoff].all() and not same[cutoff:].any()
+    mixed_runs.append(cutoff)
+    # the tail is one second z's ws for every example, the same w at each index
+    np.testing.assert_allclose(ws[:, cutoff:], ws[:, cutoff:][:, :1].repeat(g.num_ws - cutoff, 1))
+  assert len(set(mixed_runs)) > 1  # the cutoff is drawn
+  never = _tiny_g(style_mixing_prob=0.0)
+  ws, _ = never.apply(variables, z, method="mapping", train=True, mutable=["buffers"])
+  np.testing.assert_array_equal(ws, plain)  # and without a "mixing" rng
+
+
 def test_fused_modconv_is_chosen_by_mode():
   g = _tiny_g()
   ws = jnp.zeros((5, g.num_ws, 8))  # batch 5: no channel count of this G is 5

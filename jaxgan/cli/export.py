@@ -18,8 +18,10 @@ import numpy as np
 from absl import app, flags, logging
 
 from jaxgan import cli
+from jaxgan.core.gan import check_truncation
 from jaxgan.core.sampling import Sampler
 from jaxgan.errors import ConfigError
+from jaxgan.experiment import truncation
 from jaxgan.run.reopen import open_run
 
 _WORKDIR = None
@@ -49,6 +51,12 @@ def _define_flags() -> None:
     "In a run of many members (train.num_seeds, config.sweep): the member to "
     "sample from (see members.json); required there.",
   )
+  flags.DEFINE_float(
+    "truncation_psi", None, "Pull G's latents toward its tracked w_avg (default: the run's eval)."
+  )
+  flags.DEFINE_float(
+    "truncation_z", None, "Truncate a normal prior to [-t, t] (default: the run's eval)."
+  )
   flags.mark_flag_as_required("workdir")
 
 
@@ -62,8 +70,11 @@ def export_samples(
   chunk: int = 1000,
   progress: bool = True,
   seed_index: int | None = None,
+  truncation_psi: float | None = None,
+  truncation_z: float | None = None,
 ) -> str:
-  """Writes the .npz and returns its path."""
+  """Writes the .npz and returns its path; truncation as the run's ``config.eval`` unless
+  given."""
   exp, state = open_run(workdir, step)
   step = int(state.step)
   if exp.population.batched:
@@ -83,7 +94,13 @@ def export_samples(
       file=sys.stderr,
     )
 
-  samples, labels = Sampler(exp.gan, chunk=chunk).balanced(
+  psi, z_threshold = truncation(exp.config)
+  psi = psi if truncation_psi is None else truncation_psi
+  z_threshold = z_threshold if truncation_z is None else truncation_z
+  check_truncation(exp.gan, psi, z_threshold, where="--")
+  samples, labels = Sampler(
+    exp.gan, chunk=chunk, truncation_psi=psi, truncation_z=z_threshold
+  ).balanced(
     state,
     num_samples,
     noise_key=jax.random.PRNGKey(seed),
@@ -111,6 +128,8 @@ def main(argv: list[str]) -> None:
       seed=_SEED.value,
       chunk=_CHUNK.value,
       seed_index=_SEED_INDEX.value,
+      truncation_psi=flags.FLAGS.truncation_psi,
+      truncation_z=flags.FLAGS.truncation_z,
     )
   print(path)
 

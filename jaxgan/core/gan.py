@@ -67,13 +67,17 @@ class GAN:
     d_loss, g_loss: the adversarial losses (``jaxgan.core.losses``); ``d_loss`` also says
       how to read D's raw output (probability or critic value).
     d_terms, g_terms: the objectives, adversarial loss first, then penalties.
-    d_spectral_norm: divide D's weights by their spectral norms before D runs.
+    d_spectral_norm, g_spectral_norm: divide D's (G's) weights by their spectral norms
+      before it runs, with the power iteration of ``spectral_norm_order``.
     d_pack: PacGAN's m, examples D judges together (1: none).
     augment, augment_strength: DiffAugment ops applied before D, and their strength.
     joint_d_pass: D scores real and fake in one call (same math, fewer kernels);
       only for a D whose output per example depends on that example alone.
     g_tracks_w_avg: G keeps an average of its intermediate latents (``w_avg`` among its
       collections, StyleGAN's mapping network), so it can be truncated toward it.
+    lazy: ``folded`` (a lazy term, ``name:w@N``, joins every N-th update at N x its
+      weight) or ``separate`` (it takes its own optimizer step after every N-th update,
+      StyleGAN2's regularization phases; the optimizers carry the ``mb_ratio`` correction).
     ema: the moving average of G's weights used for sampling.
   """
 
@@ -88,16 +92,38 @@ class GAN:
   d_terms: tuple[objectives.Term, ...] = ()
   g_terms: tuple[objectives.Term, ...] = ()
   d_spectral_norm: bool = False
+  g_spectral_norm: bool = False
+  spectral_norm_order: str = spectral_norm.PARAMETRIZATION
   d_pack: int = 1
   augment: tuple[str, ...] = ()
   augment_strength: float = 1.0
   joint_d_pass: bool = False
   g_tracks_w_avg: bool = False
+  lazy: str = "folded"
   ema: EMA = dataclasses.field(default_factory=EMA)
 
   def terms(self, player: str) -> tuple[objectives.Term, ...]:
     """``player``'s ('d' or 'g') objective terms."""
     return {"d": self.d_terms, "g": self.g_terms}[player]
+
+  def main_terms(self, player: str) -> tuple[objectives.Term, ...]:
+    """The terms of ``player``'s main update: all of them, or without the lazy ones when
+    they take a separate step."""
+    if self.lazy == "folded":
+      return self.terms(player)
+    return tuple(t for t in self.terms(player) if not t.lazy)
+
+  def reg_terms(self, player: str) -> tuple[objectives.Term, ...]:
+    """The terms of ``player``'s separate regularization step (lazy ones with a weight)."""
+    if self.lazy == "folded":
+      return ()
+    return tuple(t for t in self.terms(player) if t.lazy and t.weight > 0)
+
+  def reg_interval(self, player: str) -> int:
+    """N of ``player``'s separate regularization step (0: none), from its lazy terms, those
+    of weight 0 too: StyleGAN2 corrects G's optimizer for a path-length interval even with
+    the path length off."""
+    return reg_interval(self.terms(player), self.lazy)
 
   def tx(self, player: str) -> optax.GradientTransformation:
     """``player``'s ('d' or 'g') optimizer."""
@@ -111,6 +137,13 @@ class GAN:
     if not self.conditional:
       return None
     return jax.random.randint(key, (n,), 0, self.num_classes)
+
+
+def reg_interval(terms: tuple[objectives.Term, ...], lazy: str) -> int:
+  """``GAN.reg_interval`` of these terms."""
+  if lazy == "folded":
+    return 0
+  return max((t.every for t in terms if t.lazy), default=0)
 
 
 def model_kwargs(model_config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -159,20 +192,21 @@ def tracks_w_avg(generator: Any, z_dim: int, num_classes: int) -> bool:
   return any("w_avg" in jax.tree_util.keystr(path) for path, _ in paths)
 
 
-def check_truncation(gan: GAN, psi: float, z_threshold: float) -> None:
-  """Sampling-time truncation that cannot work: one line, before anything compiles."""
+def check_truncation(gan: GAN, psi: float, z_threshold: float, where: str = "") -> None:
+  """Sampling-time truncation that cannot work: one line, before anything compiles
+  (``where`` prefixes the names, e.g. ``config.eval.``)."""
   if psi != 1.0 and not gan.g_tracks_w_avg:
     raise ConfigError(
-      f"truncation_psi={psi:g} pulls G's latents toward their tracked average, but this "
+      f"{where}truncation_psi={psi:g} pulls G's latents toward their tracked average, but this "
       f"generator tracks none (no w_avg, e.g. no mapping network); use 1.0, or "
       f"truncation_z for a normal prior."
     )
   if z_threshold < 0:
-    raise ConfigError(f"truncation_z must be >= 0 (0: off), got {z_threshold:g}.")
+    raise ConfigError(f"{where}truncation_z must be >= 0 (0: off), got {z_threshold:g}.")
   if z_threshold > 0 and gan.noise.distribution != "normal":
     raise ConfigError(
-      f"truncation_z={z_threshold:g} truncates a normal prior, but config.noise.distribution "
-      f"is {gan.noise.distribution!r}; use 0."
+      f"{where}truncation_z={z_threshold:g} truncates a normal prior, but "
+      f"config.noise.distribution is {gan.noise.distribution!r}; use 0."
     )
 
 
@@ -241,17 +275,24 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
     noise=noise,
     data=data,
     num_classes=num_classes,
-    g_tx=optim.build_optimizer(config.optim.g),
-    d_tx=optim.build_optimizer(config.optim.d),
+    g_tx=optim.build_optimizer(
+      optim.lazy_corrected(config.optim.g, reg_interval(g_terms, config.loss.lazy))
+    ),
+    d_tx=optim.build_optimizer(
+      optim.lazy_corrected(config.optim.d, reg_interval(d_terms, config.loss.lazy))
+    ),
     d_loss=d_loss,
     g_loss=g_loss,
     d_terms=d_terms,
     g_terms=g_terms,
     d_spectral_norm=config.model.d_spectral_norm,
+    g_spectral_norm=config.model.g_spectral_norm,
+    spectral_norm_order=config.model.spectral_norm_order,
     d_pack=pack,
     augment=augment_ops,
     augment_strength=config.loss.augment_strength,
     joint_d_pass=choose_joint_d_pass(t.d_pass, nets, pack, traits),
+    lazy=config.loss.lazy,
     g_tracks_w_avg=tracks_w_avg(nets.generator, noise.dim, num_classes),
     ema=EMA(t.ema_decay, t.ema_kimg, t.ema_rampup, t.batch_size, t.ema_buffers),
   )
@@ -313,9 +354,12 @@ def g_forward(
   """G on ``args`` (``(z, y)``, or a method's inputs such as ``synthesis``'s ws), its random
   inputs drawn from ``key``; returns the output and the collections as G left them."""
   rngs = None if key is None else g_rngs(key, axis_name)
-  return apply_net(
-    gan.nets.generator, params, collections, *args, train=train, rngs=rngs, method=method, **kwargs
+  params, collections = player_weights(gan, "g", params, collections, update=train)
+  module_cols = {k: v for k, v in collections.items() if k != spectral_norm.COLLECTION}
+  out, module_cols = apply_net(
+    gan.nets.generator, params, module_cols, *args, train=train, rngs=rngs, method=method, **kwargs
   )
+  return out, {**collections, **module_cols}
 
 
 def pack(x: jax.Array, m: int) -> jax.Array:
@@ -333,13 +377,19 @@ def packed_shape(shape: tuple[int, ...], m: int) -> tuple[int, ...]:
   return (*shape[:-1], m * shape[-1])
 
 
-def d_weights(gan: GAN, params: PyTree, collections: dict, *, update: bool) -> tuple[PyTree, dict]:
-  """D's effective weights: spectrally normalised when configured (``update``: one power
-  iteration, in training), with the collections holding the new ``u`` vectors."""
-  if not gan.d_spectral_norm:
+def player_weights(
+  gan: GAN, player: str, params: PyTree, collections: dict, *, update: bool
+) -> tuple[PyTree, dict]:
+  """``player``'s ('d' or 'g') effective weights: spectrally normalised when configured
+  (``update``: a training forward, one power iteration), with the collections holding the
+  iteration's new state. G's forward applies it itself (``g_forward``); D's callers do, so
+  that one D update's passes share one iteration."""
+  if not (gan.d_spectral_norm if player == "d" else gan.g_spectral_norm):
     return params, collections
-  params, us = spectral_norm.normalize(params, collections[spectral_norm.COLLECTION], update=update)
-  return params, {**collections, spectral_norm.COLLECTION: us}
+  params, states = spectral_norm.normalize(
+    params, collections[spectral_norm.COLLECTION], update=update, order=gan.spectral_norm_order
+  )
+  return params, {**collections, spectral_norm.COLLECTION: states}
 
 
 def d_forward(
@@ -384,7 +434,11 @@ def init_state(gan: GAN, key: jax.Array) -> GANState:
   )
   if gan.d_spectral_norm:
     d_collections[spectral_norm.COLLECTION] = spectral_norm.init(
-      d_params, jax.random.fold_in(d_key, 1)
+      d_params, jax.random.fold_in(d_key, 1), gan.spectral_norm_order
+    )
+  if gan.g_spectral_norm:
+    g_collections[spectral_norm.COLLECTION] = spectral_norm.init(
+      g_params, jax.random.fold_in(g_key, 1), gan.spectral_norm_order
     )
   return GANState(
     step=jnp.zeros((), jnp.int32),
@@ -423,7 +477,7 @@ def discriminate(
 ) -> jax.Array:
   """D's output on each example of x in eval mode, as the loss reads it: a probability for
   sigmoid losses (BCE), the raw critic value otherwise. A packed D (PacGAN) sees m copies."""
-  params, cols = d_weights(gan, state.d.params, state.d.collections, update=False)
+  params, cols = player_weights(gan, "d", state.d.params, state.d.collections, update=False)
   if gan.d_pack > 1:
     x = jnp.repeat(x, gan.d_pack, axis=0)
   raw, _ = d_forward(gan, params, cols, x, labels, train=False)

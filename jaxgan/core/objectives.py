@@ -12,7 +12,9 @@ other updates do not pay for it. A term may keep state in the ``GANState``
 it after each update.
 
 Config: ``loss.d_penalties = "r1:10,gp:10@16"``, i.e. comma-separated
-``name:weight[@every]``; see ``jaxgan.core.penalties`` for the names.
+``name:weight[@every]``; see ``jaxgan.core.penalties`` for the names. With
+``loss.lazy=separate`` the lazy terms leave the main update for a regularization step of
+their own (StyleGAN2's ``Dreg``/``Greg`` phases; ``jaxgan.core.train_step``).
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ class Penalty:
       ``updates_state``) its update after every update of the player.
     needs_g_parts: it calls G's ``mapping`` and ``synthesis`` apart (``ctx.g(...,
       method=...)``); refused for a generator without them.
+    reads_outputs: it reads D's outputs of the adversarial pass (``real_out``,
+      ``fake_out``), which a separate regularization step does not make.
   """
 
   fn: Callable[[TermContext], tuple]
@@ -109,6 +113,7 @@ class Penalty:
   next_state: Callable[[TermContext], PyTree] | None = None
   updates_state: bool = False
   needs_g_parts: bool = False
+  reads_outputs: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +129,11 @@ class Term:
   per_example: bool = False
   updates_state: bool = False
   needs_g_parts: bool = False
+  reads_outputs: bool = False
+
+  @property
+  def lazy(self) -> bool:
+    return self.every > 1
 
 
 def parse_spec(spec: str, registry: Registry[Penalty], where: str) -> list[tuple[str, float, int]]:
@@ -183,7 +193,7 @@ def build_terms(
     terms.append(
       Term(
         name, p.fn, weight, every, p.init_state, p.next_state, p.per_example, p.updates_state,
-        p.needs_g_parts,
+        p.needs_g_parts, p.reads_outputs,
       )
     )  # fmt: skip
   return tuple(terms)
@@ -199,6 +209,8 @@ def evaluate(
   keys: dict[str, Array],
   states: dict[str, PyTree],
   player: str,
+  *,
+  skip_lazy: bool = True,
 ) -> tuple[Array, Metrics, dict[str, PyTree]]:
   """(total loss, metrics, next term states) of ``player``'s ('d' or 'g') objective.
 
@@ -206,7 +218,8 @@ def evaluate(
   contribution; 0 on updates a lazy term skips, N x on the others, so the logged mean is
   its average contribution) and each term's own metrics as ``{player}/{term}/{name}``
   (for a lazy term also 0 or N x, so that their mean over a log interval of whole
-  multiples of N is the value).
+  multiples of N is the value). ``skip_lazy=False``: every term runs (a separate
+  regularization step, which is itself taken on every N-th update only), still N x.
   """
   total = jnp.zeros((), jnp.float32)
   metrics: Metrics = {}
@@ -220,7 +233,7 @@ def evaluate(
       new = out[2] if term.updates_state else None
       return scale * out[0], jax.tree.map(lambda v: term.every * v, out[1]), new
 
-    if term.every > 1:
+    if term.lazy and skip_lazy:
       shapes = jax.eval_shape(run)
 
       def skip(shapes=shapes, tctx=tctx):

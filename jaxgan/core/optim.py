@@ -7,6 +7,7 @@ makes k updates per training step, so its schedule runs k times faster.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +49,7 @@ def default_optim_config(**overrides) -> ml_collections.ConfigDict:
       # incoming weights) to at most this norm; pylearn2's constraint
       weight_clip=0.0,  # after each update, clip every parameter to [-c, c] (WGAN's
       # critic constraint, Arjovsky et al. 2017; 0 disables)
+      nan_to_num=False,  # gradients' NaN -> 0 and +-inf -> +-1e5 first (StyleGAN2 does, always)
     )
   )
   cfg.update(overrides)
@@ -160,11 +162,45 @@ def build_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformat
   tx = optax.flatten(OPTIMIZERS.get(cfg.name)(cfg, build_schedule(cfg)))
   if cfg.clip_norm > 0:
     tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), tx)
+  if cfg.nan_to_num:
+    tx = optax.chain(nan_to_num(), tx)
   if cfg.max_col_norm > 0:
     tx = optax.chain(tx, max_column_norm(cfg.max_col_norm))
   if cfg.weight_clip > 0:
     tx = optax.chain(tx, clip_weights(cfg.weight_clip))
   return tx
+
+
+NAN_TO_NUM_INF = 1e5
+
+
+def nan_to_num() -> optax.GradientTransformation:
+  """Gradients' NaN to 0 and +-inf to +-1e5, as StyleGAN2 treats every gradient before its
+  optimizer steps: one bad example does not poison Adam's averages."""
+
+  def clean(updates: Any, params: Any = None) -> Any:
+    del params
+    return jax.tree.map(
+      lambda g: jnp.nan_to_num(g, nan=0.0, posinf=NAN_TO_NUM_INF, neginf=-NAN_TO_NUM_INF), updates
+    )
+
+  return optax.stateless(clean)
+
+
+def lazy_corrected(cfg: ml_collections.ConfigDict, every: int) -> ml_collections.ConfigDict:
+  """StyleGAN2's correction for a separate regularization step every ``every`` updates
+  (``loss.lazy=separate``): the player takes every+1 optimizer steps per ``every`` updates,
+  so its learning rate is multiplied by ``mb_ratio = every / (every + 1)`` and Adam's betas
+  are raised to that power (their averages keep their horizon in updates). Returns a copy;
+  the values may be traced (swept)."""
+  if every <= 1:
+    return cfg
+  ratio = every / (every + 1)
+  out = ml_collections.ConfigDict(type_safe=False)
+  for k in cfg:
+    out[k] = cfg[k]
+  out.lr, out.b1, out.b2 = cfg.lr * ratio, cfg.b1**ratio, cfg.b2**ratio
+  return out
 
 
 def check_optimizer_config(cfg: ml_collections.ConfigDict, where: str) -> None:

@@ -156,7 +156,7 @@ def _lecam_next(ctx: TermContext):
   }
 
 
-@penalty("lecam", init_state=_lecam_init, next_state=_lecam_next)
+@penalty("lecam", init_state=_lecam_init, next_state=_lecam_next, reads_outputs=True)
 def _lecam(ctx: TermContext):
   anchors = _lecam_next(ctx)  # updated before use, as in the released code
   reg = jnp.mean(jnp.square(jax.nn.relu(ctx.real_out - anchors["fake"]))) + jnp.mean(

@@ -266,7 +266,7 @@ def member_gan(gan: Any, config: ml_collections.ConfigDict, hparams: dict | None
       cfg = ml_collections.ConfigDict(config.optim[who].to_dict(), type_safe=False)
       for k, v in mine.items():
         cfg[k] = v
-      changes[f"{who}_tx"] = optim.build_optimizer(cfg)
+      changes[f"{who}_tx"] = optim.build_optimizer(optim.lazy_corrected(cfg, gan.reg_interval(who)))
   for key, who in PENALTY_KEYS.items():
     weights = {k.rsplit(".", 1)[1]: v for k, v in flat.items() if k.startswith(f"{key}.")}
     if weights:

@@ -39,7 +39,7 @@ from jax import lax
 
 from jaxgan.core import objectives, optim, streams
 from jaxgan.core.collectives import pmean, shard_of_global
-from jaxgan.core.gan import GAN, d_augment, d_forward, d_weights, g_forward
+from jaxgan.core.gan import GAN, d_augment, d_forward, g_forward, player_weights
 from jaxgan.core.state import GANState, PlayerState
 from jaxgan.errors import ConfigError
 
@@ -241,7 +241,7 @@ def objective(
   """``player``'s objective (its terms, ``jaxgan.core.objectives``) on one update's view:
   (loss, metrics, the terms' next states). Metrics also show D's output as its loss reads
   it: ``d_real``, ``d_fake`` in D's update, ``g_d_fake`` in G's."""
-  terms = ctx.gan.terms(player)
+  terms = ctx.gan.main_terms(player)
   keys = {t.name: ctx.keys[f"{prefix}/term/{t.name}"] for t in terms}
   loss, metrics, new_states = objectives.evaluate(terms, view, keys, term_state, player)
   read = ctx.gan.d_loss.read
@@ -261,17 +261,21 @@ def apply_gradients(
   collections: dict,
   new_term_states: dict,
   metrics: Metrics,
+  label: str = "",
 ) -> tuple[PlayerState, Metrics]:
   """Averages ``grads`` over devices, takes one optimizer step and returns the player's next
   state (collections averaged over devices, term states updated); adds the norms and the
-  learning rate to ``metrics`` (``{player}_grad_norm``, ..., ``lr/{player}``)."""
+  learning rate to ``metrics`` (``{label}_grad_norm``, ..., ``lr/{player}``; ``label``
+  defaults to the player)."""
+  label = label or player
   grads = pmean(grads, ctx.axis_name)
   updates, opt_state = ctx.gan.tx(player).update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  metrics[f"{player}_grad_norm"] = optax.tree.norm(grads)
-  metrics[f"{player}_update_norm"] = optax.tree.norm(updates)
-  metrics[f"{player}_param_norm"] = optax.tree.norm(params)
-  metrics[f"lr/{player}"] = optim.learning_rate(opt_state)
+  metrics[f"{label}_grad_norm"] = optax.tree.norm(grads)
+  metrics[f"{label}_update_norm"] = optax.tree.norm(updates)
+  metrics[f"{label}_param_norm"] = optax.tree.norm(params)
+  if label == player:
+    metrics[f"lr/{player}"] = optim.learning_rate(opt_state)
   new = PlayerState(
     params=params,
     collections=pmean(collections, ctx.axis_name),
@@ -295,7 +299,8 @@ def d_update(
   generator = ctx.generator(g.params, g.collections)
 
   def loss_fn(params):
-    weights, cols = d_weights(ctx.gan, params, d.collections, update=True)  # new power iterates
+    # new power iterates
+    weights, cols = player_weights(ctx.gan, "d", params, d.collections, update=True)
     real_out, fake_out, cols = d_pass(ctx, weights, cols, real, fake, y_fake, prefix)
     view = ctx.view(
       d=ctx.scorer(weights, d.collections), g=generator, params=params, z=z, real=real,
@@ -305,7 +310,9 @@ def d_update(
     return loss, (cols, metrics, new_states)
 
   (_, (cols, metrics, new_states)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d.params)
-  return apply_gradients(ctx, "d", d, grads, cols, new_states, metrics)
+  d, metrics = apply_gradients(ctx, "d", d, grads, cols, new_states, metrics)
+  d, reg_metrics = reg_update(ctx, "d", d, g, real, z, y_fake, fake, prefix, update)
+  return d, {**metrics, **reg_metrics}
 
 
 def g_update(
@@ -315,7 +322,7 @@ def g_update(
   ``real`` is scored only for losses that compare with real data (``needs_real``)."""
   gan = ctx.gan
   z, y_fake = ctx.fake_inputs(prefix, real["x"].shape[0])
-  d_params, d_cols = d_weights(gan, d.params, d.collections, update=False)
+  d_params, d_cols = player_weights(gan, "d", d.params, d.collections, update=False)
   score = ctx.scorer(d_params, d_cols)
 
   def loss_fn(params):
@@ -332,10 +339,70 @@ def g_update(
       fake=fake, y_fake=y_fake, real_out=real_out, fake_out=fake_out, update=update,
     )  # fmt: skip
     loss, metrics, new_states = objective(ctx, "g", view, prefix, g.term_state)
-    return loss, (cols, metrics, new_states)
+    return loss, (cols, metrics, new_states, fake)
 
-  (_, (cols, metrics, new_states)), grads = jax.value_and_grad(loss_fn, has_aux=True)(g.params)
-  return apply_gradients(ctx, "g", g, grads, cols, new_states, metrics)
+  (_, (cols, metrics, new_states, fake)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+    g.params
+  )
+  g, metrics = apply_gradients(ctx, "g", g, grads, cols, new_states, metrics)
+  fake = lax.stop_gradient(fake)
+  g, reg_metrics = reg_update(ctx, "g", g, d, real, z, y_fake, fake, prefix, update)
+  return g, {**metrics, **reg_metrics}
+
+
+def reg_update(
+  ctx: StepContext,
+  player: str,
+  me: PlayerState,
+  other: PlayerState,
+  real: Batch,
+  z: Array,
+  y_fake: Array | None,
+  fake: Array,
+  prefix: str,
+  update: Array,
+) -> tuple[PlayerState, Metrics]:
+  """StyleGAN2's ``Dreg``/``Greg`` phase (``loss.lazy=separate``): after the player's main
+  update, on every N-th update, its lazy terms (N x their weight) take an optimizer step of
+  their own, on the main update's batches and noise, against the other player as it stands
+  (in training mode, its state untouched); D's outputs of the adversarial pass are not made
+  (``reads_outputs`` terms are refused). Metrics: ``{player}_reg_loss``, the terms' own,
+  ``{player}_reg_grad_norm``, ...; zeros on the updates it skips."""
+  gan = ctx.gan
+  terms = gan.reg_terms(player)
+  if not terms:
+    return me, {}
+  keys = {t.name: ctx.keys[f"{prefix}/term/{t.name}"] for t in terms}
+
+  def step(me: PlayerState) -> tuple[PlayerState, Metrics]:
+    def loss_fn(params):
+      if player == "d":
+        weights, _ = player_weights(gan, "d", params, me.collections, update=False)
+        d, g = ctx.scorer(weights, me.collections), ctx.generator(other.params, other.collections)
+      else:
+        d_params, d_cols = player_weights(gan, "d", other.params, other.collections, update=False)
+        d, g = ctx.scorer(d_params, d_cols), ctx.generator(params, me.collections)
+      view = ctx.view(
+        d=d, g=g, params=params, z=z, real=real, fake=fake, y_fake=y_fake, real_out=None,
+        fake_out=None, update=update,
+      )  # fmt: skip
+      loss, metrics, new_states = objectives.evaluate(
+        terms, view, keys, me.term_state, player, skip_lazy=False
+      )
+      metrics[f"{player}_reg_loss"] = metrics.pop(f"{player}_loss")
+      return loss, (metrics, new_states)
+
+    (_, (metrics, new_states)), grads = jax.value_and_grad(loss_fn, has_aux=True)(me.params)
+    return apply_gradients(
+      ctx, player, me, grads, me.collections, new_states, metrics, f"{player}_reg"
+    )
+
+  shapes = jax.eval_shape(step, me)[1]
+
+  def skip(me: PlayerState) -> tuple[PlayerState, Metrics]:
+    return me, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+  return lax.cond(update % terms[0].every == 0, step, skip, me)
 
 
 def simultaneous_update(
@@ -354,7 +421,7 @@ def simultaneous_update(
       gan, g_params, g.collections, z, y_fake, train=True, key=ctx.keys["d0/g"],
       axis_name=ctx.axis_name,
     )  # fmt: skip
-    weights, d_cols = d_weights(gan, d_params, d.collections, update=True)
+    weights, d_cols = player_weights(gan, "d", d_params, d.collections, update=True)
     real_out, fake_out, d_cols = d_pass(ctx, weights, d_cols, real, fake, y_fake, "d0")
     generator = ctx.generator(g_params, g.collections)
     d_view = ctx.view(

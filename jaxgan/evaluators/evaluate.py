@@ -25,7 +25,7 @@ from jaxgan.core.sampling import Sampler
 from jaxgan.core.state import GANState
 from jaxgan.data import build_dataset
 from jaxgan.errors import ConfigError
-from jaxgan.experiment import Experiment
+from jaxgan.experiment import Experiment, truncation
 from jaxgan.run import checkpointing, environment, selection
 from jaxgan.run.reopen import open_run, read_config_json, require_run_dir
 from jaxgan.run.writers import TaskProgress, write_json
@@ -56,7 +56,8 @@ def evaluate_state(
   )
   names = config_lib.split_names(exp.config.eval.metrics) if names is None else names
   if "sampler" not in exp.eval_shared:  # compiles G once per run, not once per evaluation
-    exp.eval_shared["sampler"] = Sampler(exp.gan)
+    psi, z_threshold = truncation(exp.config)
+    exp.eval_shared["sampler"] = Sampler(exp.gan, truncation_psi=psi, truncation_z=z_threshold)
 
   def run(names, state, workdir):
     ctx = evaluators.EvalContext(

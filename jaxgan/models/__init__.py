@@ -51,10 +51,19 @@ class Nets:
 
 MODELS: Registry[Callable[..., Nets]] = Registry("model")
 # Keys of config.model that are not builder hyperparameters: they apply to every model.
-#   d_spectral_norm: spectral normalisation of all D weights (jaxgan.models.spectral_norm)
+#   d_spectral_norm, g_spectral_norm, spectral_norm_order: spectral normalisation of all D
+#     (G) weights, and the power iteration's order (jaxgan.models.spectral_norm)
 #   d_pack: PacGAN's m, examples D judges together (Lin et al. 2018)
 #   g_output_bias: zeros | marginals (jaxgan.core.output_bias)
-GENERAL_MODEL_KEYS = ("name", "conditional", "d_spectral_norm", "d_pack", "g_output_bias")
+GENERAL_MODEL_KEYS = (
+  "name",
+  "conditional",
+  "d_spectral_norm",
+  "g_spectral_norm",
+  "spectral_norm_order",
+  "d_pack",
+  "g_output_bias",
+)
 
 
 def _check_layers(hidden: Sequence[int], activations: Sequence[str], what: str) -> None:

@@ -55,6 +55,7 @@ def stylegan2(
   d_mapping_layers: int = 8,
   cmap_dim: int | None = None,
   resample_filter: Sequence[float] = (1, 3, 3, 1),
+  style_mixing_prob: float = 0.0,
 ) -> Nets:
   """StyleGAN2's G and D for square power-of-two images of 8×8 or more (pad MNIST to 32).
 
@@ -65,7 +66,8 @@ def stylegan2(
   computes its 4 highest resolutions in float16 with ``conv_clamp`` 256; these nets are float32
   (``num_fp16_res`` must be 0, as with ``--fp32=1``), and ``conv_clamp`` is available.
   ``fused_modconv``: None is the official choice (the fused grouped convolution in evaluation,
-  the non-fused path in training); True or False forces one.
+  the non-fused path in training); True or False forces one. ``style_mixing_prob``: 0 as
+  ``cifar``; the other official configs use 0.9.
 
   G has no output nonlinearity: its images are unbounded and are trained against reals in
   [-1, 1]. ``output_range`` is (-1, 1) because that is where the pipeline puts real images
@@ -106,6 +108,7 @@ def stylegan2(
     conv_clamp=conv_clamp,
     use_noise=use_noise,
     fused_modconv=fused_modconv,
+    style_mixing_prob=style_mixing_prob,
   )
   d = Discriminator(
     img_resolution=height,

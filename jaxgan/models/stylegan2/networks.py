@@ -31,6 +31,7 @@ from jaxgan.models.stylegan2 import ops
 from jaxgan.models.traits import mark_mixes_examples
 
 BUFFERS = "buffers"
+MIXING_RNG = "mixing"  # style mixing's draws (the step's G stream "mixing")
 NOISE_RNG = "noise"
 ARCHITECTURES = ("orig", "skip", "resnet")
 NOISE_MODES = ("random", "const", "none")
@@ -442,6 +443,7 @@ class Generator(nn.Module):
   conv_clamp: float | None = None
   use_noise: bool = True
   fused_modconv: bool | None = None
+  style_mixing_prob: float = 0.0
 
   @property
   def num_ws(self) -> int:
@@ -484,16 +486,35 @@ class Generator(nn.Module):
     skip_w_avg_update: bool = False,
   ) -> jax.Array:
     """z [N, z_dim] (and labels) -> ws [N, num_ws, w_dim]. In training (``train``) it
-    updates ``w_avg`` (mutable ``"buffers"``) unless ``skip_w_avg_update``; ``truncation_psi``
-    moves the first ``truncation_cutoff`` ws (all for None) toward ``w_avg``."""
-    return self.mapping_network(
+    updates ``w_avg`` (mutable ``"buffers"``) unless ``skip_w_avg_update``, and mixes styles
+    with probability ``style_mixing_prob``; ``truncation_psi`` moves the first
+    ``truncation_cutoff`` ws (all for None) toward ``w_avg``."""
+    c = labels_matrix(y, self.num_classes)
+    ws = self.mapping_network(
       z,
-      labels_matrix(y, self.num_classes),
+      c,
       train=train,
       truncation_psi=truncation_psi,
       truncation_cutoff=truncation_cutoff,
       skip_w_avg_update=skip_w_avg_update,
     )
+    if train and self.style_mixing_prob > 0 and not self.is_initializing():
+      ws = self._mix_styles(ws, z, c)
+    return ws
+
+  def _mix_styles(self, ws: jax.Array, z: jax.Array, c: jax.Array | None) -> jax.Array:
+    """The official loss's style mixing (``run_G``), as part of G's training forward: with
+    probability ``style_mixing_prob`` (once per batch), the ws from a random cutoff in
+    [1, num_ws) on come from a second, standard normal z (not counted in ``w_avg``). Its
+    draws come from the ``"mixing"`` rng."""
+    k_cutoff, k_use, k_z = jax.random.split(self.make_rng(MIXING_RNG), 3)
+    num_ws = ws.shape[1]
+    cutoff = jax.random.randint(k_cutoff, (), 1, num_ws)
+    cutoff = jnp.where(jax.random.uniform(k_use, ()) < self.style_mixing_prob, cutoff, num_ws)
+    other = self.mapping_network(
+      jax.random.normal(k_z, z.shape, jnp.float32), c, train=True, skip_w_avg_update=True
+    )
+    return jnp.where(jnp.arange(num_ws)[None, :, None] >= cutoff, other, ws)
 
   def synthesis(
     self,
