@@ -20,7 +20,17 @@ from typing import Any
 import ml_collections
 
 from jaxgan import evaluators
-from jaxgan.core import augment, ema, losses, objectives, optim, parallel, population, train_step
+from jaxgan.core import (
+  ada,
+  augment,
+  ema,
+  losses,
+  objectives,
+  optim,
+  parallel,
+  population,
+  train_step,
+)
 from jaxgan.core.gan import NOISE_DISTRIBUTIONS
 from jaxgan.core.penalties import D_PENALTIES, G_PENALTIES
 from jaxgan.data import DATASETS
@@ -83,6 +93,12 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
     g_penalties="",  # G's regularizers, "name:weight[@every]", e.g. "pl:2@4"; jaxgan.core.penalties
     augment="",  # DiffAugment ops before D, e.g. "translation,cutout"; jaxgan.core.augment
     augment_strength=1.0,  # scales every augmentation op (0: identity)
+    ada="",  # StyleGAN2-ADA's pipeline before D, a preset: bgc, bg, blit, geom, color
+    # (jaxgan.core.ada); '' off
+    ada_p=0.0,  # ADA's starting probability (with ada_target=0: its fixed one)
+    ada_target=0.6,  # ADA's target for E[sign D(augmented real)]; 0: p stays fixed
+    ada_interval=4,  # steps between adjustments of p
+    ada_kimg=500.0,  # thousands of images for p to move by 1
     lazy="folded",  # folded: a lazy term (name:w@N) joins every N-th update at N x w;
     # separate: its own optimizer step after every N-th update, with lr and Adam's betas
     # corrected by N/(N+1) (StyleGAN2's regularization phases; jaxgan.core.train_step)
@@ -313,6 +329,18 @@ def _check_choices(config: ml_collections.ConfigDict) -> None:
   _check_name(NOISE_DISTRIBUTIONS, config.noise.distribution, "config.noise.distribution")
 
 
+def _check_ada(config: ml_collections.ConfigDict) -> None:
+  loss = config.loss
+  if not loss.ada:
+    return
+  _check_choice(loss.ada, tuple(sorted(ada.PRESETS)), "config.loss.ada")
+  if loss.ada_p < 0 or loss.ada_target < 0 or loss.ada_interval < 1 or loss.ada_kimg <= 0:
+    raise ConfigError(
+      f"config.loss.ada_p and ada_target must be >= 0, ada_interval >= 1 and ada_kimg > 0; "
+      f"got {loss.ada_p:g}, {loss.ada_target:g}, {loss.ada_interval} and {loss.ada_kimg:g}."
+    )
+
+
 LAZY_MODES = ("folded", "separate")
 
 
@@ -359,6 +387,7 @@ def _check_loss_and_model(config: ml_collections.ConfigDict) -> None:
     augment.parse(config.loss.augment)
   except UnknownNameError as e:
     raise ConfigError(f"config.loss.augment: {e}") from None
+  _check_ada(config)
   if config.loss.augment_strength < 0:
     raise ConfigError(
       f"config.loss.augment_strength must be >= 0, got {config.loss.augment_strength}."

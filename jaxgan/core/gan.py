@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxgan.core import augment, losses, objectives, optim, streams
+from jaxgan.core import ada, augment, losses, objectives, optim, streams
 from jaxgan.core.collectives import axis_name_for, device_key
 from jaxgan.core.ema import EMA
 from jaxgan.core.penalties import D_PENALTIES, G_PENALTIES
@@ -60,6 +60,34 @@ class NoiseSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class AdaSpec:
+  """ADA (Karras et al. 2020): the pipeline, the starting p, and how p adapts: every
+  ``interval`` steps, by ``sign(E[sign D(real)] - target) * batch * interval / (kimg * 1000)``
+  (``target`` 0: p stays fixed)."""
+
+  pipe: ada.AugmentPipe
+  p: float = 0.0
+  target: float = 0.6
+  interval: int = 4
+  kimg: float = 500.0
+  batch_size: int = 64
+
+  @property
+  def adaptive(self) -> bool:
+    return self.target > 0
+
+  def step(self, state: ada.AdaState, step: jax.Array, sign_mean: jax.Array, n: int):
+    """The state after a training step (``step`` done before it) whose D passes over reals
+    had mean sign ``sign_mean`` over ``n`` outputs."""
+    if not self.adaptive:
+      return state
+    state = state._replace(
+      sign_sum=state.sign_sum + sign_mean * n, count=state.count + jnp.int32(n)
+    )
+    return ada.ada_step(state, step + 1, self.batch_size, self.interval, self.target, self.kimg)
+
+
+@dataclasses.dataclass(frozen=True)
 class GAN:
   """Everything static about a GAN: what to apply, how to score it, how to update it.
 
@@ -75,6 +103,7 @@ class GAN:
       only for a D whose output per example depends on that example alone.
     g_tracks_w_avg: G keeps an average of its intermediate latents (``w_avg`` among its
       collections, StyleGAN's mapping network), so it can be truncated toward it.
+    ada: StyleGAN2-ADA's augmentation of D's inputs (``AdaSpec``; None: off).
     lazy: ``folded`` (a lazy term, ``name:w@N``, joins every N-th update at N x its
       weight) or ``separate`` (it takes its own optimizer step after every N-th update,
       StyleGAN2's regularization phases; the optimizers carry the ``mb_ratio`` correction).
@@ -100,6 +129,7 @@ class GAN:
   joint_d_pass: bool = False
   g_tracks_w_avg: bool = False
   lazy: str = "folded"
+  ada: AdaSpec | None = None
   ema: EMA = dataclasses.field(default_factory=EMA)
 
   def terms(self, player: str) -> tuple[objectives.Term, ...]:
@@ -269,6 +299,11 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
       f"config.loss.augment={config.loss.augment!r}: DiffAugment needs image data; "
       f"{data.name!r} is not. Set config.loss.augment=''."
     )
+  if config.loss.ada and not (data.is_image and data.shape[-1] in (1, 3)):
+    raise ConfigError(
+      f"config.loss.ada={config.loss.ada!r}: ADA's pipeline needs images with 1 or 3 "
+      f"channels; {data.name!r} has shape {tuple(data.shape)}. Set config.loss.ada=''."
+    )
   t = config.train
   return GAN(
     nets=nets,
@@ -293,6 +328,16 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
     augment_strength=config.loss.augment_strength,
     joint_d_pass=choose_joint_d_pass(t.d_pass, nets, pack, traits),
     lazy=config.loss.lazy,
+    ada=None
+    if not config.loss.ada
+    else AdaSpec(
+      ada.preset(config.loss.ada),
+      config.loss.ada_p,
+      config.loss.ada_target,
+      config.loss.ada_interval,
+      config.loss.ada_kimg,
+      t.batch_size,
+    ),
     g_tracks_w_avg=tracks_w_avg(nets.generator, noise.dim, num_classes),
     ema=EMA(t.ema_decay, t.ema_kimg, t.ema_rampup, t.batch_size, t.ema_buffers),
   )
@@ -413,8 +458,17 @@ def d_forward(
   return out, {**collections, **module_cols}
 
 
-def d_augment(gan: GAN, x: jax.Array, key: jax.Array, axis_name: str | None = None) -> jax.Array:
-  """DiffAugment of what D is about to see (identity when none is configured)."""
+def d_augment(
+  gan: GAN,
+  x: jax.Array,
+  key: jax.Array,
+  axis_name: str | None = None,
+  ada_p: jax.Array | None = None,
+) -> jax.Array:
+  """The augmentation of what D is about to see: ADA's pipeline with probability ``ada_p``,
+  then DiffAugment (identity when neither is configured). Differentiable in x."""
+  if gan.ada is not None:
+    x = ada.augment(x, streams.sub(key, "ada"), ada_p, gan.ada.pipe)
   if not gan.augment:
     return x
   return augment.augment(x, key, gan.augment, gan.augment_strength, axis_name)
@@ -450,6 +504,7 @@ def init_state(gan: GAN, key: jax.Array) -> GANState:
     ),
     rng=rng,
     g_ema=gan.ema.init(g_params, g_collections) if gan.ema.enabled else None,
+    ada=None if gan.ada is None else ada.ada_init(gan.ada.p),
   )
 
 

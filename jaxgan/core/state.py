@@ -52,6 +52,8 @@ class GANState:
       ``train.ema_decay`` nor ``train.ema_kimg`` is set). Sampling uses it when present.
     hparams: a population's swept hyperparameters ({'optim': {'d': {'lr': ...}}});
       None in a single run (``jaxgan.core.population``).
+    ada: ADA's augmentation probability and the signs of D(real) since its last
+      adjustment (``jaxgan.core.ada.AdaState``); None without ``loss.ada``.
   """
 
   step: jax.Array
@@ -60,6 +62,7 @@ class GANState:
   rng: jax.Array
   g_ema: EMAState | None = None
   hparams: PyTree = None
+  ada: PyTree = None
 
   def sampling_variables(self) -> tuple[PyTree, PyTree]:
     """(params, collections) of the G to sample from: the EMA when there is one, with its

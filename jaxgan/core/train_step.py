@@ -94,12 +94,14 @@ class StepContext:
     keys: the step's named random streams (``step_stream_names``).
     step: the training step being taken.
     axis_name: the device axis (None on one device).
+    ada_p: ADA's augmentation probability for this step (None without ADA).
   """
 
   gan: GAN
   keys: dict[str, Array]
   step: Array
   axis_name: str | None = None
+  ada_p: Array | None = None
 
   def fake_inputs(self, prefix: str, local_n: int) -> tuple[Array, Array | None]:
     """This device's share of the noise and (conditional GANs) fake labels of an update."""
@@ -118,7 +120,7 @@ class StepContext:
     dropout from the key it is given; batch statistics are not updated."""
 
     def d(x: Array, y: Array | None, key: Array) -> Array:
-      x = d_augment(self.gan, x, streams.sub(key, "augment"), self.axis_name)
+      x = d_augment(self.gan, x, streams.sub(key, "augment"), self.axis_name, self.ada_p)
       dropout = streams.sub(key, "dropout")
       return d_forward(
         self.gan,
@@ -194,8 +196,8 @@ def d_pass(
   (real_out, fake_out, D's collections as the pass left them)."""
   gan, axis = ctx.gan, ctx.axis_name
   k_real, k_fake = ctx.keys[f"{prefix}/real"], ctx.keys[f"{prefix}/fake"]
-  x_real = d_augment(gan, real["x"], streams.sub(k_real, "augment"), axis)
-  x_fake = d_augment(gan, fake, streams.sub(k_fake, "augment"), axis)
+  x_real = d_augment(gan, real["x"], streams.sub(k_real, "augment"), axis, ctx.ada_p)
+  x_fake = d_augment(gan, fake, streams.sub(k_fake, "augment"), axis, ctx.ada_p)
   y_real = real.get("y")
   if gan.joint_d_pass:  # one call; D treats examples independently (see choose_joint_d_pass)
     local_n = real["x"].shape[0]
@@ -248,6 +250,8 @@ def objective(
   if player == "d":
     metrics["d_real"] = jnp.mean(read(view.real_out))
     metrics["d_fake"] = jnp.mean(read(view.fake_out))
+    if ctx.gan.ada is not None:  # ADA's r_t: the sign of D's raw output on augmented reals
+      metrics["ada/real_sign"] = jnp.mean(jnp.sign(view.real_out))
   else:
     metrics["g_d_fake"] = jnp.mean(read(view.fake_out))
   return loss, metrics, new_states
@@ -483,7 +487,8 @@ def make_train_step(
     keys = streams.derive(
       streams.step_key(state.rng, state.step), step_stream_names(gan, d_steps, g_steps)
     )
-    ctx = StepContext(gan, keys, state.step, axis_name)
+    ada_p = None if state.ada is None else state.ada.p
+    ctx = StepContext(gan, keys, state.step, axis_name, ada_p)
     if update_order == "simultaneous":
       real = jax.tree.map(lambda a: a[0], batch)
       d, g, d_metrics, g_metrics = simultaneous_update(ctx, state.d, state.g, real)
@@ -493,14 +498,21 @@ def make_train_step(
     ema = state.g_ema
     if ema is not None:
       ema = gan.ema.update(ema, g, state.step)
-    new_state = state.replace(step=state.step + 1, d=d, g=g, g_ema=ema)
     metrics = {
       k: jnp.mean(jnp.stack([m[k] for m in ms]))
       for ms in (d_metrics, g_metrics)
       if ms
       for k in ms[0]
     }
-    return new_state, pmean(metrics, axis_name)
+    metrics = pmean(metrics, axis_name)
+    ada_state = state.ada
+    if ada_state is not None:  # every D pass over reals, on every device, counts
+      devices = 1 if axis_name is None else lax.psum(1, axis_name)
+      n = d_steps * batch["x"].shape[1] * devices // gan.d_pack
+      ada_state = gan.ada.step(ada_state, state.step, metrics["ada/real_sign"], n)
+      metrics["ada/p"] = ada_state.p
+    new_state = state.replace(step=state.step + 1, d=d, g=g, g_ema=ema, ada=ada_state)
+    return new_state, metrics
 
   return train_step
 
