@@ -170,6 +170,14 @@ def _pl_init():
   return {"mean": jnp.zeros((), jnp.float32)}
 
 
+def pl_direction(key: Array, shape: tuple[int, ...]) -> Array:
+  """The random image-space direction y of path length: N(0, I) / sqrt(pixels per channel),
+  as StyleGAN2's ``pl_noise`` (a function of its own, so a check against the official code
+  can pin it)."""
+  pixels = shape[1] * shape[2] if len(shape) == 4 else math.prod(shape[1:])
+  return jax.random.normal(key, shape) / jnp.sqrt(pixels)
+
+
 def path_lengths(ctx: TermContext) -> Array:
   """|J_w^T y| per example of the first 1/PL_BATCH_SHRINK of the update's z (``pl``)."""
   n = max(ctx.z.shape[0] // PL_BATCH_SHRINK, 1)
@@ -177,8 +185,7 @@ def path_lengths(ctx: TermContext) -> Array:
   ws = ctx.g(ctx.z[:n], y, key=streams.sub(ctx.key, "mapping"), method="mapping")
   synthesize = lambda ws: ctx.g(ws, key=streams.sub(ctx.key, "synthesis"), method="synthesis")
   shape = jax.eval_shape(synthesize, ws).shape
-  pixels = shape[1] * shape[2] if len(shape) == 4 else math.prod(shape[1:])
-  direction = jax.random.normal(streams.sub(ctx.key, "direction"), shape) / jnp.sqrt(pixels)
+  direction = pl_direction(streams.sub(ctx.key, "direction"), shape)
   grads = jax.grad(lambda ws: jnp.sum(synthesize(ws) * direction))(ws)
   sq = jnp.sum(jnp.square(grads), axis=-1)  # [n, num_ws] (or [n] for one w per example)
   return jnp.sqrt(sq.mean(axis=1) if sq.ndim == 2 else sq)
