@@ -240,6 +240,49 @@ def check_truncation(gan: GAN, psi: float, z_threshold: float, where: str = "") 
     )
 
 
+def _check_g_terms(config: ml_collections.ConfigDict, nets: Nets, g_terms) -> None:
+  """A G term that calls mapping and synthesis apart needs a G that has them."""
+  parts = [t.name for t in g_terms if t.needs_g_parts]
+  missing = [m for m in ("mapping", "synthesis") if not hasattr(nets.generator, m)]
+  if parts and missing:
+    raise ConfigError(
+      f"config.loss.g_penalties: {', '.join(parts)} calls G's mapping and synthesis networks "
+      f"apart, and model {config.model.name!r}'s generator has no {' or '.join(missing)}; "
+      f"use a generator with a mapping network (e.g. stylegan2) or drop it."
+    )
+
+
+def _check_d_terms(d_terms, traits: BatchTraits) -> None:
+  """Per-example gradient penalties need a D without batch statistics."""
+  per_example = [t.name for t in d_terms if t.per_example]
+  if traits.batch_stats and per_example:
+    verb = "takes" if len(per_example) == 1 else "take"
+    raise ConfigError(
+      f"config.loss.d_penalties: {', '.join(per_example)} {verb} D's gradient per example, "
+      f"which batch norm in D mixes across the batch; set config.model.d_batch_norm=False."
+    )
+
+
+def ada_spec(config: ml_collections.ConfigDict, data: DataSpec) -> AdaSpec | None:
+  """``config.loss.ada*`` as an ``AdaSpec`` (None: off); refused for data it cannot augment."""
+  loss = config.loss
+  if not loss.get("ada", ""):
+    return None
+  if not (data.is_image and data.shape[-1] in (1, 3)):
+    raise ConfigError(
+      f"config.loss.ada={loss.ada!r}: ADA's pipeline needs images with 1 or 3 "
+      f"channels; {data.name!r} has shape {tuple(data.shape)}. Set config.loss.ada=''."
+    )
+  return AdaSpec(
+    ada.preset(loss.ada),
+    loss.ada_p,
+    loss.ada_target,
+    loss.ada_interval,
+    loss.ada_kimg,
+    config.train.batch_size,
+  )
+
+
 def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
   """Builds the static GAN bundle. Call ``jaxgan.config.validate`` first for clear errors."""
   num_classes = data.num_classes if config.model.conditional else 0
@@ -268,25 +311,11 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
     G_PENALTIES,
     "config.loss.g_penalties",
   )
-  parts = [t.name for t in g_terms if t.needs_g_parts]
-  missing = [m for m in ("mapping", "synthesis") if not hasattr(nets.generator, m)]
-  if parts and missing:
-    raise ConfigError(
-      f"config.loss.g_penalties: {', '.join(parts)} calls G's mapping and synthesis networks "
-      f"apart, and model {config.model.name!r}'s generator has no {' or '.join(missing)}; "
-      f"use a generator with a mapping network (e.g. stylegan2) or drop it."
-    )
+  _check_g_terms(config, nets, g_terms)
   traits = discriminator_traits(
     nets.discriminator, packed_shape(data.shape, config.model.d_pack), num_classes, bn_axis
   )
-  if traits.batch_stats:
-    per_example = [t.name for t in d_terms if t.per_example]
-    if per_example:
-      verb = "takes" if len(per_example) == 1 else "take"
-      raise ConfigError(
-        f"config.loss.d_penalties: {', '.join(per_example)} {verb} D's gradient per example, "
-        f"which batch norm in D mixes across the batch; set config.model.d_batch_norm=False."
-      )
+  _check_d_terms(d_terms, traits)
   pack = config.model.d_pack
   if pack > 1 and num_classes:
     raise ConfigError(
@@ -298,11 +327,6 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
     raise ConfigError(
       f"config.loss.augment={config.loss.augment!r}: DiffAugment needs image data; "
       f"{data.name!r} is not. Set config.loss.augment=''."
-    )
-  if config.loss.ada and not (data.is_image and data.shape[-1] in (1, 3)):
-    raise ConfigError(
-      f"config.loss.ada={config.loss.ada!r}: ADA's pipeline needs images with 1 or 3 "
-      f"channels; {data.name!r} has shape {tuple(data.shape)}. Set config.loss.ada=''."
     )
   t = config.train
   return GAN(
@@ -328,16 +352,7 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
     augment_strength=config.loss.augment_strength,
     joint_d_pass=choose_joint_d_pass(t.d_pass, nets, pack, traits),
     lazy=config.loss.lazy,
-    ada=None
-    if not config.loss.ada
-    else AdaSpec(
-      ada.preset(config.loss.ada),
-      config.loss.ada_p,
-      config.loss.ada_target,
-      config.loss.ada_interval,
-      config.loss.ada_kimg,
-      t.batch_size,
-    ),
+    ada=ada_spec(config, data),
     g_tracks_w_avg=tracks_w_avg(nets.generator, noise.dim, num_classes),
     ema=EMA(t.ema_decay, t.ema_kimg, t.ema_rampup, t.batch_size, t.ema_buffers),
   )

@@ -1,7 +1,9 @@
 """StyleGAN2 (Karras et al. 2020) as in NVlabs/stylegan2-ada-pytorch: networks, ops, weights.
 
 ``stylegan2`` builds the pair for ``config.model.name='stylegan2'``; its defaults are the
-official ``cifar`` configuration at full precision (``--cfg=cifar --fp32=1``).
+official ``cifar`` configuration at full precision (``--cfg=cifar --fp32=1``);
+``num_fp16_res`` > 0 computes the highest resolutions in ``compute_dtype`` as the official
+mixed precision does (``networks`` says what is cast where).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from jaxgan.models import Nets
 from jaxgan.models.stylegan2.convert import variables_from_official
 from jaxgan.models.stylegan2.networks import (
   BUFFERS,
+  COMPUTE_DTYPES,
   NOISE_RNG,
   Discriminator,
   Generator,
@@ -22,6 +25,7 @@ from jaxgan.models.stylegan2.networks import (
 
 __all__ = [
   "BUFFERS",
+  "COMPUTE_DTYPES",
   "NOISE_RNG",
   "Discriminator",
   "Generator",
@@ -45,6 +49,7 @@ def stylegan2(
   channel_base: int = 32768,
   channel_max: int = 512,
   num_fp16_res: int = 0,
+  compute_dtype: str = "bfloat16",
   conv_clamp: float | None = None,
   g_architecture: str = "skip",
   d_architecture: str = "orig",
@@ -62,9 +67,16 @@ def stylegan2(
   The defaults are the official ``cifar`` config: 512 channels at every resolution up to 32
   (``channel_base`` 32768, ``channel_max`` 512), z = w = 512, a 2-layer mapping network with lr
   multiplier 0.01, G ``skip``, D ``orig``, minibatch std over groups of 32 with 1 channel, and
-  D's label mapping with 8 layers; ``cmap_dim`` None is D's 4×4 channels. The official run
-  computes its 4 highest resolutions in float16 with ``conv_clamp`` 256; these nets are float32
-  (``num_fp16_res`` must be 0, as with ``--fp32=1``), and ``conv_clamp`` is available.
+  D's label mapping with 8 layers; ``cmap_dim`` None is D's 4×4 channels.
+
+  Precision: the defaults are float32 throughout (``num_fp16_res`` 0, as ``--fp32=1``). The
+  official run computes its 4 highest resolutions (never 4×4) in float16 with ``conv_clamp``
+  256: ``num_fp16_res=4, conv_clamp=256`` does that, in G's synthesis and in D, computing in
+  ``compute_dtype`` ("bfloat16", the default: float32's range, native on TPUs and recent
+  GPUs; or "float16", the official) with float32 parameters, mapping network, ToRGB sum and
+  D epilogue. ``conv_clamp`` is not defaulted to 256 with ``num_fp16_res`` > 0 but required:
+  it clamps the float32 layers too (ToRGB, D's 4×4 conv), so it changes the function, not
+  just its rounding, and the config should say so.
   ``fused_modconv``: None is the official choice (the fused grouped convolution in evaluation,
   the non-fused path in training); True or False forces one. ``style_mixing_prob``: 0 as
   ``cifar``; the other official configs use 0.9.
@@ -85,9 +97,16 @@ def stylegan2(
       f"stylegan2 needs square power-of-two images of 8x8 or more; {data.name!r} images are "
       f"{height}x{width} (pad 28x28 images to 32x32)."
     )
-  if num_fp16_res != 0:
+  if compute_dtype not in COMPUTE_DTYPES:
     raise ValueError(
-      f"config.model.num_fp16_res={num_fp16_res}: jaxgan's StyleGAN2 runs in float32; use 0."
+      f"config.model.compute_dtype={compute_dtype!r}; valid: {', '.join(COMPUTE_DTYPES)}."
+    )
+  if num_fp16_res < 0:
+    raise ValueError(f"config.model.num_fp16_res={num_fp16_res}: use 0 (float32) or more.")
+  if num_fp16_res and conv_clamp is None:
+    raise ValueError(
+      f"config.model.num_fp16_res={num_fp16_res} computes in {compute_dtype} and needs "
+      "config.model.conv_clamp (the official 256)."
     )
   for arch, which in ((g_architecture, "g"), (d_architecture, "d")):
     if arch not in ("orig", "skip", "resnet"):
@@ -109,6 +128,8 @@ def stylegan2(
     use_noise=use_noise,
     fused_modconv=fused_modconv,
     style_mixing_prob=style_mixing_prob,
+    num_fp16_res=num_fp16_res,
+    compute_dtype=compute_dtype,
   )
   d = Discriminator(
     img_resolution=height,
@@ -123,5 +144,7 @@ def stylegan2(
     mbstd_num_channels=mbstd_num_channels,
     mapping_layers=d_mapping_layers,
     resample_filter=tuple(resample_filter),
+    num_fp16_res=num_fp16_res,
+    compute_dtype=compute_dtype,
   )
   return Nets(g, d, (-1.0, 1.0), convolutional=True)

@@ -1,4 +1,4 @@
-"""StyleGAN2's generator and discriminator as Flax modules (NHWC, float32).
+"""StyleGAN2's generator and discriminator as Flax modules (NHWC, float32 or mixed precision).
 
 The structure, constants and order of operations are those of NVlabs/stylegan2-ada-pytorch
 ``training/networks.py``; ``tests/test_stylegan2.py`` checks the modules against it. Every
@@ -16,6 +16,31 @@ Non-trainable state lives in the ``"buffers"`` collection: the mapping network's
 ``"buffers"`` be mutable) and each synthesis layer's ``noise_const``. The [1, 3, 3, 1]
 resampling filter is a constant, not stored. Per-layer random noise is drawn from the
 ``"noise"`` rng stream (``noise_mode="random"``).
+
+Mixed precision (``num_fp16_res`` > 0), as the official float16 blocks, in ``compute_dtype``
+(bfloat16, or float16 as the official) instead of float16. The blocks at resolutions of at
+least ``fp16_resolution`` = max(2^(log2(img_resolution) + 1 - num_fp16_res), 8), i.e. the
+``num_fp16_res`` highest ones but never 4×4, compute in the low dtype, in G and in D; the rest
+is float32. Parameters stay float32; only computation is low. The casts:
+
+* G: ws are float32, so the mapping network and every affine (styles), the noise and the
+  demodulation coefficients are float32. A low block casts its input ``x`` (or the learned
+  constant) to the low dtype; each convolution casts its weights (per-sample weights when
+  fused), styles, noise and demodulation coefficients to it; the demodulated convolutions of a
+  low block pre-normalise weight and styles by their max (against float16 overflow); bias_act
+  adds the bias rounded to the low dtype, then the activation, gain and clamp in float32,
+  rounded once (the official CUDA kernel). ToRGB computes in the block's dtype and its output
+  is cast to float32 before it is added to ``img``: ``img`` (and its upsampling) is float32.
+  With ``fused_modconv`` None a low block uses the fused convolution only in evaluation with a
+  batch of 1 (float32 blocks: in evaluation), as the official.
+* D: a low block casts its input ``x`` and, before FromRGB, ``img`` to the low dtype; its
+  convolutions compute there and its ``x`` (and, for ``skip``, the downsampled ``img``) leave
+  it in the low dtype. The 4×4 epilogue casts ``x`` and ``img`` to float32: minibatch std,
+  conv, fc, out and the projection are float32, and so is D's output.
+
+``conv_clamp`` (256 in the official runs) keeps float16 activations in range; the builder
+requires it with ``num_fp16_res`` > 0. ``force_fp32=True`` (G's synthesis, D) computes every
+block in float32 on the same parameters (the official PPL metric's choice).
 """
 
 from __future__ import annotations
@@ -35,6 +60,7 @@ MIXING_RNG = "mixing"  # style mixing's draws (the step's G stream "mixing")
 NOISE_RNG = "noise"
 ARCHITECTURES = ("orig", "skip", "resnet")
 NOISE_MODES = ("random", "const", "none")
+COMPUTE_DTYPES = ("bfloat16", "float16")
 
 
 def _normal(key, shape, dtype=jnp.float32):
@@ -44,6 +70,26 @@ def _normal(key, shape, dtype=jnp.float32):
 def _check_architecture(architecture: str) -> None:
   if architecture not in ARCHITECTURES:
     raise ValueError(f"architecture {architecture!r}; valid: {', '.join(ARCHITECTURES)}.")
+
+
+def check_precision(num_fp16_res: int, compute_dtype: str) -> None:
+  """Refuses a negative ``num_fp16_res`` or a ``compute_dtype`` other than bfloat16, float16."""
+  if compute_dtype not in COMPUTE_DTYPES:
+    raise ValueError(f"compute_dtype {compute_dtype!r}; valid: {', '.join(COMPUTE_DTYPES)}.")
+  if num_fp16_res < 0:
+    raise ValueError(f"num_fp16_res={num_fp16_res}: the number of low-precision resolutions.")
+
+
+def fp16_resolution(img_resolution: int, num_fp16_res: int) -> int:
+  """The lowest resolution computed in low precision (the official rule; never 4×4)."""
+  return max(2 ** (int(np.log2(img_resolution)) + 1 - num_fp16_res), 8)
+
+
+def block_dtype(resolution: int, img_resolution: int, num_fp16_res: int, compute_dtype: str) -> str:
+  """The dtype the block at ``resolution`` computes in: ``compute_dtype`` from
+  ``fp16_resolution`` up, float32 below (and everywhere for ``num_fp16_res`` 0)."""
+  low = num_fp16_res > 0 and resolution >= fp16_resolution(img_resolution, num_fp16_res)
+  return compute_dtype if low else "float32"
 
 
 def block_channels(resolution: int, channel_base: int, channel_max: int) -> int:
@@ -285,6 +331,7 @@ class SynthesisBlock(nn.Module):
   resample_filter: Sequence[float] = (1, 3, 3, 1)
   conv_clamp: float | None = None
   use_noise: bool = True
+  dtype: str = "float32"  # what the block computes in; ToRGB's output and img are float32
 
   @property
   def num_conv(self) -> int:
@@ -313,12 +360,14 @@ class SynthesisBlock(nn.Module):
     )
     kw = dict(noise_mode=noise_mode, fused_modconv=fused_modconv)
     res = self.resolution
+    dtype = jnp.dtype(self.dtype)
     w_iter = iter(ws[:, i] for i in range(ws.shape[1]))
     if self.in_channels == 0:
       const = self.param("const", _normal, (res, res, self.features))
-      x = jnp.broadcast_to(const[None], (ws.shape[0], *const.shape))
+      x = jnp.broadcast_to(const.astype(dtype)[None], (ws.shape[0], *const.shape))
       x = SynthesisLayer(self.features, name="conv1", **layer)(x, next(w_iter), **kw)
     elif self.architecture == "resnet":
+      x = x.astype(dtype)
       y = Conv2dLayer(
         self.features,
         1,
@@ -333,6 +382,7 @@ class SynthesisBlock(nn.Module):
       )
       x = y + x
     else:
+      x = x.astype(dtype)
       x = SynthesisLayer(self.features, up=2, name="conv0", **layer)(x, next(w_iter), **kw)
       x = SynthesisLayer(self.features, name="conv1", **layer)(x, next(w_iter), **kw)
 
@@ -341,7 +391,7 @@ class SynthesisBlock(nn.Module):
     if self.num_torgb:
       y = ToRGBLayer(self.img_channels, conv_clamp=self.conv_clamp, name="torgb")(
         x, next(w_iter), fused_modconv=fused_modconv
-      )
+      ).astype(jnp.float32)
       img = y if img is None else img + y
     return x, img
 
@@ -376,7 +426,9 @@ class SynthesisNetwork(nn.Module):
   resample_filter: Sequence[float] = (1, 3, 3, 1)
   conv_clamp: float | None = None
   use_noise: bool = True
-  fused_modconv: bool | None = None  # None: fused in evaluation, not in training (official)
+  fused_modconv: bool | None = None  # None: as the official (fused in float32 evaluation)
+  num_fp16_res: int = 0  # the highest resolutions computed in compute_dtype
+  compute_dtype: str = "bfloat16"
 
   @property
   def num_ws(self) -> int:
@@ -392,18 +444,23 @@ class SynthesisNetwork(nn.Module):
     train: bool = False,
     noise_mode: str = "random",
     fused_modconv: bool | None = None,
+    force_fp32: bool = False,
   ) -> jax.Array:
+    check_precision(self.num_fp16_res, self.compute_dtype)
     resolutions, channels, num_ws = synthesis_layout(
       self.img_resolution, self.channel_base, self.channel_max, self.architecture
     )
     if ws.ndim != 3 or ws.shape[1] != num_ws:
       raise ValueError(f"synthesis takes ws of shape [N, {num_ws}, w_dim], got {ws.shape}.")
-    fused = self.fused_modconv if fused_modconv is None else fused_modconv
-    fused = (not train) if fused is None else fused
+    forced = self.fused_modconv if fused_modconv is None else fused_modconv
     ws = ws.astype(jnp.float32)
     x = img = None
     w_idx = 0
     for res in resolutions:
+      dtype = "float32" if force_fp32 else self._block_dtype(res)
+      fused = forced
+      if fused is None:  # the official: low-precision blocks fuse only a batch of 1
+        fused = (not train) and (dtype == "float32" or ws.shape[0] == 1)
       block = SynthesisBlock(
         in_channels=channels[res // 2] if res > 4 else 0,
         features=channels[res],
@@ -414,12 +471,16 @@ class SynthesisNetwork(nn.Module):
         resample_filter=self.resample_filter,
         conv_clamp=self.conv_clamp,
         use_noise=self.use_noise,
+        dtype=dtype,
         name=f"b{res}",
       )
       block_ws = ws[:, w_idx : w_idx + block.num_conv + block.num_torgb]
       w_idx += block.num_conv
       x, img = block(x, img, block_ws, noise_mode=noise_mode, fused_modconv=fused)
     return img
+
+  def _block_dtype(self, res: int) -> str:
+    return block_dtype(res, self.img_resolution, self.num_fp16_res, self.compute_dtype)
 
 
 class Generator(nn.Module):
@@ -444,6 +505,8 @@ class Generator(nn.Module):
   use_noise: bool = True
   fused_modconv: bool | None = None
   style_mixing_prob: float = 0.0
+  num_fp16_res: int = 0
+  compute_dtype: str = "bfloat16"
 
   @property
   def num_ws(self) -> int:
@@ -462,6 +525,8 @@ class Generator(nn.Module):
       conv_clamp=self.conv_clamp,
       use_noise=self.use_noise,
       fused_modconv=self.fused_modconv,
+      num_fp16_res=self.num_fp16_res,
+      compute_dtype=self.compute_dtype,
       name="synthesis",
     )
     self.mapping_network = MappingNetwork(
@@ -523,11 +588,13 @@ class Generator(nn.Module):
     train: bool,
     noise_mode: str = "random",
     fused_modconv: bool | None = None,
+    force_fp32: bool = False,
   ) -> jax.Array:
-    """ws [N, num_ws, w_dim] -> images [N, H, W, C], about [-1, 1] (no output nonlinearity).
-    ``noise_mode="random"`` draws from the ``"noise"`` rng."""
+    """ws [N, num_ws, w_dim] -> float32 images [N, H, W, C], about [-1, 1] (no output
+    nonlinearity). ``noise_mode="random"`` draws from the ``"noise"`` rng; ``force_fp32``
+    computes the low-precision blocks in float32."""
     return self.synthesis_network(
-      ws, train=train, noise_mode=noise_mode, fused_modconv=fused_modconv
+      ws, train=train, noise_mode=noise_mode, fused_modconv=fused_modconv, force_fp32=force_fp32
     )
 
   def __call__(
@@ -540,11 +607,14 @@ class Generator(nn.Module):
     truncation_cutoff: int | None = None,
     noise_mode: str = "random",
     fused_modconv: bool | None = None,
+    force_fp32: bool = False,
   ) -> jax.Array:
     ws = self.mapping(
       z, y, train=train, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff
     )
-    return self.synthesis(ws, train=train, noise_mode=noise_mode, fused_modconv=fused_modconv)
+    return self.synthesis(
+      ws, train=train, noise_mode=noise_mode, fused_modconv=fused_modconv, force_fp32=force_fp32
+    )
 
 
 class DiscriminatorBlock(nn.Module):
@@ -558,6 +628,7 @@ class DiscriminatorBlock(nn.Module):
   activation: str = "lrelu"
   resample_filter: Sequence[float] = (1, 3, 3, 1)
   conv_clamp: float | None = None
+  dtype: str = "float32"  # what the block computes in; x (and img for skip) leave in it
 
   @nn.compact
   def __call__(
@@ -565,7 +636,11 @@ class DiscriminatorBlock(nn.Module):
   ) -> tuple[jax.Array, jax.Array | None]:
     _check_architecture(self.architecture)
     conv = dict(activation=self.activation, conv_clamp=self.conv_clamp)
+    dtype = jnp.dtype(self.dtype)
+    if x is not None:
+      x = x.astype(dtype)
     if self.in_channels == 0 or self.architecture == "skip":
+      img = img.astype(dtype)
       y = Conv2dLayer(self.tmp_channels, 1, name="fromrgb", **conv)(img)
       x = y if x is None else x + y
       skip_img = self.architecture == "skip"
@@ -615,7 +690,9 @@ class DiscriminatorEpilogue(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, img: jax.Array | None, cmap: jax.Array | None) -> jax.Array:
     _check_architecture(self.architecture)
+    x = x.astype(jnp.float32)  # always float32, as the official epilogue
     if self.architecture == "skip":
+      img = img.astype(jnp.float32)
       x = x + Conv2dLayer(self.in_channels, 1, activation=self.activation, name="fromrgb")(img)
     if self.mbstd_num_channels > 0:
       x = MinibatchStdLayer(self.mbstd_group_size, self.mbstd_num_channels, name="mbstd")(x)
@@ -634,7 +711,7 @@ class DiscriminatorEpilogue(nn.Module):
 class Discriminator(nn.Module):
   """StyleGAN2's D: blocks from the image resolution down to 8, then the 4×4 epilogue; with
   labels, a mapping network (z_dim 0, ``mapping_layers`` layers) maps them to ``cmap`` for the
-  projection. Returns logits [N]."""
+  projection. Returns float32 logits [N]; ``force_fp32`` computes every block in float32."""
 
   img_resolution: int
   img_channels: int
@@ -649,11 +726,21 @@ class Discriminator(nn.Module):
   mapping_layers: int = 8
   mapping_lr_multiplier: float = 0.01
   resample_filter: Sequence[float] = (1, 3, 3, 1)
+  num_fp16_res: int = 0  # the highest resolutions computed in compute_dtype
+  compute_dtype: str = "bfloat16"
 
   @nn.compact
-  def __call__(self, x: jax.Array, y: jax.Array | None = None, *, train: bool = False):
+  def __call__(
+    self,
+    x: jax.Array,
+    y: jax.Array | None = None,
+    *,
+    train: bool = False,
+    force_fp32: bool = False,
+  ) -> jax.Array:
     del train  # no batch statistics, no dropout: the same function in training and evaluation
     _check_architecture(self.architecture)
+    check_precision(self.num_fp16_res, self.compute_dtype)
     log2 = int(np.log2(self.img_resolution))
     if self.img_resolution < 8 or 2**log2 != self.img_resolution:
       raise ValueError(
@@ -671,6 +758,7 @@ class Discriminator(nn.Module):
 
     h, img = None, x.astype(jnp.float32)
     for res in resolutions:
+      dtype = block_dtype(res, self.img_resolution, self.num_fp16_res, self.compute_dtype)
       h, img = DiscriminatorBlock(
         in_channels=ch(res) if res < self.img_resolution else 0,
         tmp_channels=ch(res),
@@ -678,6 +766,7 @@ class Discriminator(nn.Module):
         architecture=self.architecture,
         resample_filter=self.resample_filter,
         conv_clamp=self.conv_clamp,
+        dtype="float32" if force_fp32 else dtype,
         name=f"b{res}",
       )(h, img)
     cmap = None

@@ -13,6 +13,9 @@ Written from the semantics of NVlabs/stylegan2-ada-pytorch's ``torch_utils/ops``
   grouped convolution (``fused_modconv``) or as scale, convolve, scale.
 * ``bias_act``, ``normalize_2nd_moment`` and ``minibatch_std``.
 
+Each op computes in the dtype of its activations ``x``, casting weights, filters, styles and
+biases to it, as the official ops do in its float16 blocks.
+
 Kernels are HWIO (``[kh, kw, in, out]``); an official ``[out, in, kh, kw]`` weight is
 ``w.transpose(2, 3, 1, 0)``.
 """
@@ -41,6 +44,11 @@ ACTIVATIONS = {
 def activation_gain(act: str) -> float:
   """The default gain of ``act`` (√2 for relu and lrelu, 1 otherwise)."""
   return _activation(act)[2]
+
+
+def is_low_precision(dtype) -> bool:
+  """Whether ``dtype`` is a floating type narrower than float32 (float16, bfloat16)."""
+  return jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32
 
 
 def _activation(act: str):
@@ -276,6 +284,13 @@ def modulated_conv2d(
   kh, kw, in_channels, out_channels = weight.shape
   if styles.shape != (n, in_channels):
     raise ValueError(f"styles {styles.shape} do not fit x {x.shape} and weight {weight.shape}.")
+  if demodulate and is_low_precision(x.dtype):
+    # The official pre-normalisation against float16 overflow (demodulation undoes it, but
+    # for the 1e-8): weight / (sqrt(I·k²) · max|w| per output), styles / max|s| per sample.
+    weight = weight * (
+      (1 / np.sqrt(in_channels * kh * kw)) / jnp.max(jnp.abs(weight), (0, 1, 2), keepdims=True)
+    )
+    styles = styles / jnp.max(jnp.abs(styles), axis=1, keepdims=True)
   w = dcoefs = None
   if demodulate or fused_modconv:
     w = weight[None] * styles[:, None, None, :, None]  # [N, kh, kw, I, O]
@@ -313,18 +328,25 @@ def bias_act(
   gain: float | None = None,
   clamp: float | None = None,
 ) -> jax.Array:
-  """act(x + b) * gain, clamped to ±clamp; b is added along the last (channel) axis."""
+  """act(x + b) * gain, clamped to ±clamp; b is added along the last (channel) axis.
+
+  A float16 or bfloat16 ``x`` (with ``b`` rounded to its dtype) is computed in float32 and
+  rounded once at the end, as the official CUDA kernel does for float16."""
   func, def_alpha, def_gain = _activation(act)
   alpha = def_alpha if alpha is None else float(alpha)
   gain = def_gain if gain is None else float(gain)
+  dtype = x.dtype
+  low = is_low_precision(dtype)
+  if low:
+    x = x.astype(jnp.float32)
   if b is not None:
-    x = x + b.astype(x.dtype)
+    x = x + (b.astype(dtype).astype(jnp.float32) if low else b.astype(dtype))
   x = func(x, alpha)
   if gain != 1:
     x = x * gain
   if clamp is not None and clamp >= 0:
     x = jnp.clip(x, -clamp, clamp)
-  return x
+  return x.astype(dtype) if low else x
 
 
 def normalize_2nd_moment(x: jax.Array, axis: int = -1, eps: float = 1e-8) -> jax.Array:
