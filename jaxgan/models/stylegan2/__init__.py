@@ -77,6 +77,7 @@ def stylegan2(
   D epilogue. ``conv_clamp`` is not defaulted to 256 with ``num_fp16_res`` > 0 but required:
   it clamps the float32 layers too (ToRGB, D's 4×4 conv), so it changes the function, not
   just its rounding, and the config should say so.
+
   ``fused_modconv``: None is the official choice (the fused grouped convolution in evaluation,
   the non-fused path in training); True or False forces one. ``style_mixing_prob``: 0 as
   ``cifar``; the other official configs use 0.9.

@@ -27,9 +27,11 @@ is float32. Parameters stay float32; only computation is low. The casts:
   demodulation coefficients are float32. A low block casts its input ``x`` (or the learned
   constant) to the low dtype; each convolution casts its weights (per-sample weights when
   fused), styles, noise and demodulation coefficients to it; the demodulated convolutions of a
-  low block pre-normalise weight and styles by their max (against float16 overflow); bias_act
-  adds the bias rounded to the low dtype, then the activation, gain and clamp in float32,
-  rounded once (the official CUDA kernel). ToRGB computes in the block's dtype and its output
+  low block pre-normalise weight and styles by their max (against float16 overflow). As in
+  PyTorch's half arithmetic, the per-sample scalings and the noise add are computed in float32
+  and rounded once (so their gradients' sums accumulate in float32), and bias_act adds the
+  bias rounded to the low dtype, then the activation, gain and clamp in float32, rounded once
+  (the official CUDA kernel). ToRGB computes in the block's dtype and its output
   is cast to float32 before it is added to ``img``: ``img`` (and its upsampling) is float32.
   With ``fused_modconv`` None a low block uses the fused convolution only in evaluation with a
   batch of 1 (float32 blocks: in evaluation), as the official.

@@ -300,14 +300,16 @@ def modulated_conv2d(
     w = w * dcoefs[:, None, None, None, :]
 
   if not fused_modconv:
-    x = x * styles.astype(x.dtype)[:, None, None, :]
+    x = _rounded_once(jnp.multiply, x, styles[:, None, None, :])
     x = conv2d_resample(
       x, weight.astype(x.dtype), resample_filter, up, down, padding, 1, flip_weight
     )
-    if demodulate:
-      x = x * dcoefs.astype(x.dtype)[:, None, None, :]
-    if noise is not None:
-      x = x + noise.astype(x.dtype)
+    if demodulate and noise is not None:  # the official fma
+      x = _rounded_once(lambda x, d, n: x * d + n, x, dcoefs[:, None, None, :], noise)
+    elif demodulate:
+      x = _rounded_once(jnp.multiply, x, dcoefs[:, None, None, :])
+    elif noise is not None:
+      x = _rounded_once(jnp.add, x, noise)
     return x
 
   h, wd = x.shape[1], x.shape[2]
@@ -315,9 +317,22 @@ def modulated_conv2d(
   w = w.transpose(1, 2, 3, 0, 4).reshape(kh, kw, in_channels, n * out_channels)
   x = conv2d_resample(x, w.astype(x.dtype), resample_filter, up, down, padding, n, flip_weight)
   x = x.reshape(x.shape[1], x.shape[2], n, out_channels).transpose(2, 0, 1, 3)
-  if noise is not None:
+  if noise is not None and is_low_precision(x.dtype):  # float32 noise added in place
+    x = (x.astype(jnp.float32) + noise.astype(jnp.float32)).astype(x.dtype)
+  elif noise is not None:
     x = x + noise.astype(x.dtype)
   return x
+
+
+def _rounded_once(op, x: jax.Array, *others: jax.Array) -> jax.Array:
+  """op(x, *others) in x's dtype, the others cast to it. For a float16 or bfloat16 x it is
+  computed in float32 and rounded once, as PyTorch's half arithmetic: then the sums over
+  broadcast axes in its gradient (styles', demodulation's, noise's) accumulate in float32,
+  where XLA would sum in x's dtype and lose a few % in bfloat16."""
+  if not is_low_precision(x.dtype):
+    return op(x, *(o.astype(x.dtype) for o in others))
+  f32 = jnp.float32
+  return op(x.astype(f32), *(o.astype(x.dtype).astype(f32) for o in others)).astype(x.dtype)
 
 
 def bias_act(
