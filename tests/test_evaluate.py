@@ -291,7 +291,9 @@ def test_missing_feature_net_fails_before_training(tmp_path, monkeypatch):
   # (shown on data that needs no files: fid has no feature net for 1-D samples).
   g = tiny_gaussian_config()
   g.eval.metrics = "fid"
-  with pytest.raises(ConfigError, match=r"feature metrics need 28x28x1 or RGB images"):
+  with pytest.raises(
+    ConfigError, match=re.escape("feature metrics need 28x28x1 (or 32x32x1 padded) or RGB images")
+  ):
     jaxgan.build_experiment(g)
 
 
