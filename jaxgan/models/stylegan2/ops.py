@@ -14,7 +14,13 @@ Written from the semantics of NVlabs/stylegan2-ada-pytorch's ``torch_utils/ops``
 * ``bias_act``, ``normalize_2nd_moment`` and ``minibatch_std``.
 
 Each op computes in the dtype of its activations ``x``, casting weights, filters, styles and
-biases to it, as the official ops do in its float16 blocks.
+biases to it, as the official ops do in its float16 blocks; ``upfirdn2d`` filters float16 and
+bfloat16 in float32 and rounds once, as the official CUDA kernel accumulates.
+
+On XLA:CPU, grouped (depthwise) and input-dilated convolutions are 10-50x slower than plain
+ones, so the FIR filters run as sums of strided slices and an upsampling convolution as one
+plain convolution with ``up**2`` phase kernels followed by depth-to-space: the same numbers
+(``tests/test_stylegan2.py``), about 3x faster training steps (``benchmarks/RESULTS.md``).
 
 Kernels are HWIO (``[kh, kw, in, out]``); an official ``[out, in, kh, kw]`` weight is
 ``w.transpose(2, 3, 1, 0)``.
@@ -106,6 +112,42 @@ def _filter_size(f) -> tuple[int, int]:
   return f.shape[-1], f.shape[0]
 
 
+def _separate(f: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+  """(taps_y, taps_x) with outer(taps_y, taps_x) == f up to float32 rounding, or None when f
+  has rank > 1. Split at the largest tap, by its square root, so that [1,3,3,1]'s outer
+  product gives back [1,3,3,1] / 8 exactly."""
+  f64 = f.astype(np.float64)
+  i, j = np.unravel_index(np.argmax(np.abs(f64)), f64.shape)
+  pivot = f64[i, j]
+  if pivot == 0:
+    return None
+  scale = np.sqrt(abs(pivot))
+  fy, fx = f64[:, j] / scale, f64[i, :] * (np.sign(pivot) / scale)
+  if not np.allclose(np.outer(fy, fx), f64, rtol=1e-6, atol=1e-7 * abs(pivot)):
+    return None
+  return fy.astype(np.float32), fx.astype(np.float32)
+
+
+def _fir_axis(x: jax.Array, taps: np.ndarray, axis: int, up: int, down: int, p0: int, p1: int):
+  """Along one axis of x: insert up - 1 zeros after each element, pad by (p0, p1) (negative
+  crops), correlate with ``taps`` and keep every ``down``-th element, as a sum of strided
+  slices times constants (XLA:CPU fuses it into one loop; its grouped convolutions are
+  ~50x slower)."""
+  cfg = [(0, 0, 0)] * x.ndim
+  cfg[axis] = (p0, p1 + up - 1, up - 1)
+  if any(c != (0, 0, 0) for c in cfg):
+    x = lax.pad(x, jnp.zeros((), x.dtype), cfg)
+  n = (x.shape[axis] - len(taps)) // down + 1
+  y = None
+  for k, t in enumerate(taps):
+    if t == 0:
+      continue
+    term = lax.slice_in_dim(x, k, k + down * (n - 1) + 1, down, axis)
+    term = term if t == 1 else term * jnp.asarray(t, x.dtype)
+    y = term if y is None else y + term
+  return jnp.zeros_like(lax.slice_in_dim(x, 0, n, 1, axis)) if y is None else y
+
+
 def upfirdn2d(
   x: jax.Array,
   f: np.ndarray | None,
@@ -116,34 +158,50 @@ def upfirdn2d(
   gain: float = 1.0,
 ) -> jax.Array:
   """Pad, upsample, filter and downsample each channel of ``x`` [N, H, W, C] (module
-  docstring). ``f``: a 2-D filter [fh, fw], 1-D taps (separable) or None (identity)."""
+  docstring). ``f``: a 2-D filter [fh, fw], 1-D taps (separable) or None (identity).
+
+  A separable filter (1-D taps, or a 2-D filter of rank 1 such as ``setup_filter``'s) runs as
+  two passes of strided slices, y then x; any other as one pass over its 2-D taps. Float16 and
+  bfloat16 are filtered in float32 and rounded once, as the official kernel accumulates."""
   upx, upy = _pair(up)
   downx, downy = _pair(down)
   px0, px1, py0, py1 = _padding(padding)
   f = np.ones((1, 1), np.float32) if f is None else np.asarray(f, np.float32)
   if f.ndim == 1:  # separable: the same taps along both axes, each with half the gain
     f1 = f * np.float32(gain**0.5)
-    f = np.outer(f1, f1)
+    taps = (f1, f1)
   else:
     f = f * np.float32(gain)
+    taps = _separate(f)
   if not flip_filter:  # the official op convolves (correlation with the flipped filter)
-    f = f[::-1, ::-1]
-  channels = x.shape[-1]
+    f = f[::-1, ::-1] if f.ndim == 2 else f[::-1]
+    taps = None if taps is None else (taps[0][::-1], taps[1][::-1])
+  dtype = x.dtype
+  if is_low_precision(dtype):
+    x = x.astype(jnp.float32)
+  if taps is not None:
+    x = _fir_axis(x, taps[0], 1, upy, downy, py0, py1)
+    x = _fir_axis(x, taps[1], 2, upx, downx, px0, px1)
+    return x.astype(dtype)
   zero = jnp.zeros((), x.dtype)
-  # Zero insertion (interior padding) and the trailing up - 1 zeros, then pad or crop.
   x = lax.pad(
     x, zero, [(0, 0, 0), (py0, py1 + upy - 1, upy - 1), (px0, px1 + upx - 1, upx - 1), (0, 0, 0)]
   )
-  kernel = jnp.asarray(np.ascontiguousarray(f), x.dtype)[:, :, None, None]
-  kernel = jnp.tile(kernel, (1, 1, 1, channels))
-  return lax.conv_general_dilated(
-    x,
-    kernel,
-    window_strides=(downy, downx),
-    padding="VALID",
-    dimension_numbers=_DIMS,
-    feature_group_count=channels,
-  )
+  fh, fw = f.shape
+  h = (x.shape[1] - fh) // downy + 1
+  w = (x.shape[2] - fw) // downx + 1
+  y = jnp.zeros((x.shape[0], h, w, x.shape[3]), x.dtype)
+  for i in range(fh):
+    for j in range(fw):
+      if f[i, j] != 0:
+        term = lax.slice(
+          x,
+          (0, i, j, 0),
+          (x.shape[0], i + downy * (h - 1) + 1, j + downx * (w - 1) + 1, x.shape[3]),
+          (1, downy, downx, 1),
+        )
+        y = y + term * jnp.asarray(f[i, j], x.dtype)
+  return y.astype(dtype)
 
 
 def upsample2d(x: jax.Array, f: np.ndarray | None, up=2, padding=0, gain: float = 1.0) -> jax.Array:
@@ -172,6 +230,64 @@ def downsample2d(x: jax.Array, f: np.ndarray | None, down=2, padding=0, gain: fl
     py1 + (fh - downy) // 2,
   )
   return upfirdn2d(x, f, down=(downx, downy), padding=p, gain=gain)
+
+
+def _corr_filter(f, gain: float, flip_filter: bool) -> np.ndarray:
+  """``upfirdn2d``'s filter as 2-D correlation taps, gain included."""
+  f = np.ones((1, 1), np.float32) if f is None else np.asarray(f, np.float32)
+  if f.ndim == 1:
+    f1 = f * np.float32(gain**0.5)
+    f = np.outer(f1, f1)
+  else:
+    f = f * np.float32(gain)
+  return f if flip_filter else f[::-1, ::-1]
+
+
+def _phases(kc: int, up: int, n: int, p0: int, p1: int) -> tuple[np.ndarray, int, int, int]:
+  """The polyphase split along one axis of a correlation with ``kc`` taps of the zero-inserted,
+  (p0, p1)-padded input (``upfirdn2d``'s ``up`` and padding): output ``up * q + r`` is
+  Σ_d taps[table[d, r]] · x[q + d + dmin] over the phases' common offsets, table -1 where
+  phase r has no tap. Returns (table [D, up], dmin, conv outputs Q, outputs M)."""
+  m = up * n + p0 + p1 - kc + 1
+  offsets = {
+    (r, s): (r + s - p0) // up for r in range(up) for s in range(kc) if (r + s - p0) % up == 0
+  }
+  dmin = min(offsets.values())
+  table = -np.ones((max(offsets.values()) - dmin + 1, up), np.int64)
+  for (r, s), d in offsets.items():
+    table[d - dmin, r] = s
+  return table, dmin, -(-m // up), m
+
+
+def _up_conv(x, w, f, up: int, padding, groups: int, flip_filter: bool) -> jax.Array:
+  """``upfirdn2d(transposed_conv(x, w, stride=up), f, up=up's padding, gain=up²)`` as one
+  ordinary convolution of x with up² phase kernels (the official transposed convolution
+  and filter, merged into one kernel [kh + fh - 1, kw + fw - 1] and split by output parity),
+  then depth-to-space: XLA:CPU's lhs-dilated convolution and depthwise filter are 10-50x
+  slower than a plain convolution with up² times the outputs. ``w`` is a correlation kernel."""
+  px0, px1, py0, py1 = padding
+  kh, kw, cin, cout = w.shape
+  g = _corr_filter(f, up**2, flip_filter)
+  ty, dy0, qy, my = _phases(kh + g.shape[0] - 1, up, x.shape[1], py0, py1)
+  tx, dx0, qx, mx = _phases(kw + g.shape[1] - 1, up, x.shape[2], px0, px1)
+  # a[a, b, ry, rx, t, u]: the weight of w[t, u] in phase (ry, rx)'s tap (a, b).
+  a = np.zeros((ty.shape[0], tx.shape[0], up, up, kh, kw), np.float32)
+  for (i, ry), sy in np.ndenumerate(ty):
+    for (j, rx), sx in np.ndenumerate(tx):
+      if sy >= 0 and sx >= 0:
+        for t in range(max(0, sy - g.shape[0] + 1), min(kh, sy + 1)):
+          for u in range(max(0, sx - g.shape[1] + 1), min(kw, sx + 1)):
+            a[i, j, ry, rx, t, u] = g[sy - t, sx - u]
+  og = cout // groups
+  k = jnp.einsum("abpqtu,tuio->abipqo", a, w.astype(jnp.float32))
+  k = k.reshape(*k.shape[:5], groups, og).transpose(0, 1, 2, 5, 3, 4, 6)
+  k = k.reshape(ty.shape[0], tx.shape[0], cin, groups * up * up * og)
+  pad_y = (-dy0, qy + ty.shape[0] - 1 - x.shape[1] + dy0)
+  pad_x = (-dx0, qx + tx.shape[0] - 1 - x.shape[2] + dx0)
+  x = _conv(x, k, padding=(pad_y, pad_x), groups=groups)
+  n = x.shape[0]
+  x = x.reshape(n, qy, qx, groups, up, up, og).transpose(0, 1, 4, 2, 5, 3, 6)
+  return x.reshape(n, qy * up, qx * up, cout)[:, :my, :mx]
 
 
 def _conv(x, w, *, stride=1, padding=((0, 0), (0, 0)), lhs_dilation=(1, 1), groups=1):
@@ -226,28 +342,7 @@ def conv2d_resample(
     x = upfirdn2d(x, f, padding=(px0, px1, py0, py1), flip_filter=flip_filter)
     return _conv(x, w, stride=down, groups=groups)
   if up > 1:
-    # The transposed convolution, as a correlation of the zero-inserted input; it is cropped
-    # by (pxt, pyt) where the filter's padding would crop anyway.
-    px0 -= kw - 1
-    px1 -= kw - up
-    py0 -= kh - 1
-    py1 -= kh - up
-    pxt = max(min(-px0, -px1), 0)
-    pyt = max(min(-py0, -py1), 0)
-    x = _conv(
-      x,
-      w,
-      padding=((kh - 1 - pyt, kh - 1 - pyt), (kw - 1 - pxt, kw - 1 - pxt)),
-      lhs_dilation=(up, up),
-      groups=groups,
-    )
-    x = upfirdn2d(
-      x,
-      f,
-      padding=(px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt),
-      gain=up**2,
-      flip_filter=flip_filter,
-    )
+    x = _up_conv(x, w, f, up, (px0, px1, py0, py1), groups, flip_filter)
     if down > 1:
       x = upfirdn2d(x, f, down=down, flip_filter=flip_filter)
     return x
