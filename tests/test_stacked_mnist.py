@@ -5,7 +5,10 @@ import pytest
 
 import jaxgan
 from conftest import experiment, needs_mnist
+from jaxgan.data import build_dataset
 from jaxgan.data.stacked import StackedSource, triples
+from jaxgan.errors import ConfigError
+from jaxgan.evaluators import stacked_mnist as stacked_evaluator
 from jaxgan.evaluators.stacked_mnist import digits_per_channel
 from jaxgan.metrics.modes import stacked_mnist_modes
 
@@ -40,6 +43,46 @@ def test_each_channel_is_classified_on_its_own():
 
   np.testing.assert_array_equal(digits_per_channel(images, classify, chunk=20), planted)
   assert all(s[1:] == (28, 28, 1) for s in seen) and sum(s[0] for s in seen) == 150
+
+
+def test_padded_images_are_classified_at_their_centre():
+  planted = np.random.default_rng(2).integers(0, 10, (20, 3))
+  images = np.ones((20, 32, 32, 3), np.float32)  # borders read as 10 if the crop were wrong
+  images[:, 2:30, 2:30] = planted[:, None, None, :] / 10.0
+
+  def classify(x):
+    assert x.shape[1:] == (28, 28, 1)
+    return np.rint(x.mean(axis=(1, 2, 3)) * 10).astype(int)
+
+  np.testing.assert_array_equal(digits_per_channel(images, classify), planted)
+
+
+def test_mode_counting_refuses_other_shapes_before_training():
+  c = experiment("stacked_mnist.py:smoke")
+  spec = jaxgan.data.DataSpec((30, 30, 3), num_classes=1000, is_image=True, name="stacked_mnist")
+  with pytest.raises(
+    ConfigError,
+    match=r"^config.eval.metrics: stacked_mnist_modes counts the digits of Stacked MNIST "
+    r"\(28x28x3, or 32x32x3 padded\); 'stacked_mnist' has shape \(30, 30, 3\)\.$",
+  ):
+    stacked_evaluator.preflight("stacked_mnist_modes", c, spec)
+
+
+@needs_mnist
+def test_padded_stacked_mnist_is_the_original_inside_zero_borders(mnist_tfds_dir):
+  c = experiment("stacked_mnist.py:smoke")
+  c.data.data_dir = mnist_tfds_dir
+  plain = build_dataset(c.data).read(np.arange(6))
+  c.data.pad = 2
+  padded_ds = build_dataset(c.data)
+  assert padded_ds.spec.shape == (32, 32, 3)
+  padded = padded_ds.read(np.arange(6))
+  np.testing.assert_array_equal(padded["x"][:, 2:30, 2:30], plain["x"])
+  np.testing.assert_array_equal(padded["y"], plain["y"])
+  border = padded["x"].copy()
+  border[:, 2:30, 2:30] = 0
+  assert not border.any()
+  assert padded_ds.other_split("test").spec.shape == (32, 32, 3)
 
 
 class _FakeMnist:

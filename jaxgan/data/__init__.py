@@ -107,14 +107,16 @@ def stacked_mnist(
   on_device: bool = True,
   num_workers: int = 4,
   pixel_range: str = "auto",
+  pad: int = 0,
 ):
   """Stacked MNIST (28x28x3, 1,000 modes): ``size`` examples, each three MNIST digits of
-  ``split`` chosen by (``seed``, index); see ``jaxgan.data.stacked``."""
+  ``split`` chosen by (``seed``, index); see ``jaxgan.data.stacked``. ``pad``: zero pixels
+  around each digit (2: 32x32x3, for StyleGAN2)."""
   return sm.open_stacked(
     split,
     size=size,
     seed=seed,
-    mnist_options=dict(data_dir=data_dir, source_dir=source_dir, num_workers=num_workers),
+    mnist_options=dict(data_dir=data_dir, source_dir=source_dir, num_workers=num_workers, pad=pad),
     on_device=on_device,
     num_workers=num_workers,
     pixel_range=pixel_range,

@@ -52,7 +52,7 @@ class StackedSource:
   def __getitem__(self, j: int) -> dict:
     data = self._digits()
     t = self.triples[j]
-    image = np.concatenate([data["x"][i] for i in t], axis=-1)  # [28, 28, 3]
+    image = np.concatenate([data["x"][i] for i in t], axis=-1)  # [H, W, 3]
     y = data["y"][t]
     return {"image": image, "label": int(100 * y[0] + 10 * y[1] + y[2]), "index": int(j)}
 
@@ -91,7 +91,7 @@ def open_stacked(
     "stacked_mnist",
     split,
     StackedSource(mnist, size, seed),
-    shape=(28, 28, 3),
+    shape=(*mnist.spec.shape[:2], 3),  # 28x28, or larger with mnist_options' pad
     num_classes=1000,
     reopen=reopen,
     **options,

@@ -27,7 +27,9 @@ Classify = Callable[[np.ndarray], np.ndarray]  # [n, 28, 28, 1] in [0, 1] -> dig
 def digits_per_channel(
   images_0_1: np.ndarray, classify: Classify, chunk: int = 2000, progress=None
 ) -> np.ndarray:
-  """[N, 28, 28, 3] -> [N, 3]: the digit ``classify`` reads in each channel."""
+  """[N, H, W, 3] -> [N, 3]: the digit ``classify`` reads in each channel's central 28x28."""
+  off = (images_0_1.shape[1] - 28) // 2
+  images_0_1 = images_0_1[:, off : off + 28, off : off + 28]
   n = len(images_0_1)
   out = np.zeros((n, images_0_1.shape[-1]), np.int64)
   for c in range(images_0_1.shape[-1]):
@@ -38,11 +40,16 @@ def digits_per_channel(
   return out
 
 
+# LeNet reads 28x28: Stacked MNIST padded for StyleGAN2 (config.data.pad=2) is read at its
+# centre, where the padded reals are exactly the originals.
+SHAPES = ((28, 28, 3), (32, 32, 3))
+
+
 def preflight(name, config, spec) -> None:
-  if tuple(spec.shape) != (28, 28, 3):
+  if tuple(spec.shape) not in SHAPES:
     raise ConfigError(
       f"config.eval.metrics: {name} counts the digits of Stacked MNIST "
-      f"(28x28x3); {spec.name!r} has shape {tuple(spec.shape)}."
+      f"(28x28x3, or 32x32x3 padded); {spec.name!r} has shape {tuple(spec.shape)}."
     )
   lenet.check_trained(lenet_dir(config))
   lenet.check_dataset(lenet_dir(config), "mnist", run_dataset=spec.name)  # MNIST digits
