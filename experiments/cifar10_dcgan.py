@@ -1,9 +1,10 @@
 r"""DCGAN on CIFAR-10 (32x32 RGB).
 
-  pip install -e '.[tf]' && tfds build cifar10 --file_format=array_record   # once, online
+  export JAXGAN_CIFAR10_DIR=~/cifar   # holds cifar-10-python.tar.gz, from the page below
   jaxgan-train --config=experiments/cifar10_dcgan.py --workdir=workdirs/cifar10_dcgan
 
-Preparing the stock TFDS cifar10 builder needs TensorFlow; training does not.
+The first run prepares CIFAR-10 offline, without TensorFlow, from the official tarball
+(https://www.cs.toronto.edu/~kriz/cifar.html; docs/data.md).
 G: z -> 4x4x512 -> transposed 4x4 convs, stride 2, to 256, 128 -> 3 (tanh);
 D: 4x4 stride-2 convs 64, 128, 256 -> logit. Adam(2e-4, beta1 = 0.5), batch 128.
 Variant ``conditional`` uses the labels; ``smoke`` is tiny, for tests on mock data.

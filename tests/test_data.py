@@ -350,6 +350,7 @@ DATASET_INPUTS = {
   "fashion_mnist": ("idx", {}),
   "stacked_mnist": ("idx", {"size": 16}),
   "cifar10": ("mock", {}),
+  "cifar100": ("mock", {"label": "coarse"}),
   "celeb_a": ("mock", {"image_size": 16, "crop": 32}),
   "tfds": ("mock", {"tfds_name": "cifar10"}),
 }

@@ -128,17 +128,43 @@ def cifar10(
   *,
   split: str = "train",
   data_dir: str = "",
+  source_dir: str = "",
   on_device: bool = False,
   num_workers: int = 4,
   pixel_range: str = "auto",
 ):
-  """CIFAR-10 (32x32x3, 10 classes) prepared by TFDS as array_record (needs the [tf] extra once)."""
-  return images.open_tfds(
+  """CIFAR-10 (32x32x3, 10 classes) from cifar-10-python.tar.gz in ``source_dir`` (or
+  $JAXGAN_CIFAR10_DIR), prepared once as array_record; no TensorFlow (``cifar_builder``)."""
+  return images.open_cifar(
     "cifar10",
     split,
     data_dir=data_dir,
-    shape=(32, 32, 3),
-    num_classes=10,
+    source_dir=source_dir,
+    on_device=on_device,
+    num_workers=num_workers,
+    pixel_range=pixel_range,
+  )
+
+
+@DATASETS.register("cifar100")
+def cifar100(
+  *,
+  split: str = "train",
+  label: str = "fine",
+  data_dir: str = "",
+  source_dir: str = "",
+  on_device: bool = False,
+  num_workers: int = 4,
+  pixel_range: str = "auto",
+):
+  """CIFAR-100 (32x32x3) from cifar-100-python.tar.gz in ``source_dir`` (or
+  $JAXGAN_CIFAR100_DIR); ``label``: 'fine' (100 classes) or 'coarse' (20 superclasses)."""
+  return images.open_cifar(
+    "cifar100",
+    split,
+    data_dir=data_dir,
+    source_dir=source_dir,
+    label=label,
     on_device=on_device,
     num_workers=num_workers,
     pixel_range=pixel_range,
