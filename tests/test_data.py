@@ -137,11 +137,11 @@ def _no_network(monkeypatch):
 
 def test_unprepared_stock_dataset_fails_fast_saying_what_to_do(tmp_path, monkeypatch):
   _no_network(monkeypatch)
-  c = experiment("cifar10_dcgan.py")
+  c = experiment("celeba_dcgan.py")
   c.data.data_dir = str(tmp_path)
   with pytest.raises(DatasetNotFoundError) as e:
     build_dataset(c.data)
-  assert "not prepared" in str(e.value) and "tfds build cifar10 --file_format=array_record" in str(
+  assert "not prepared" in str(e.value) and "tfds build celeb_a --file_format=array_record" in str(
     e.value
   )
 

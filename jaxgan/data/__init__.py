@@ -4,9 +4,9 @@ Each registered builder's keyword arguments are the other keys of
 ``config.data``; what it returns meets ``jaxgan.data.protocol`` (a
 ``SampledDataset`` or an ``IndexedDataset``), which ``build_dataset`` checks.
 Image datasets are read through ``tfds.data_source``;
-``mnist`` and ``fashion_mnist`` are prepared from raw idx files without
-TensorFlow (see ``mnist_builder``); other TFDS datasets need the ``[tf]``
-extra once, to prepare them.
+``mnist`` and ``fashion_mnist`` (raw idx files, ``mnist_builder``) and ``cifar10`` and
+``cifar100`` (the official python tarballs, ``cifar_builder``) are prepared without
+TensorFlow; other TFDS datasets need the ``[tf]`` extra once, to prepare them.
 """
 
 from __future__ import annotations
