@@ -216,3 +216,7 @@ def dcgan(
 from jaxgan.models.stylegan2 import stylegan2 as _stylegan2  # noqa: E402  (it imports Nets)
 
 MODELS.register("stylegan2")(_stylegan2)
+
+from jaxgan.models.sngan import sngan_resnet as _sngan_resnet  # noqa: E402  (it imports Nets)
+
+MODELS.register("sngan_resnet")(_sngan_resnet)

@@ -1,0 +1,55 @@
+r"""SNGAN (Miyato et al. 2018) with its ResNet, as PyTorch-StudioGAN trains it on CIFAR-10.
+
+  jaxgan-train --config=experiments/sngan.py:cifar --workdir=workdirs/sngan_cifar \
+      --config.eval.inception_weights=/path/to/pt_inception-2015-12-05.npz
+  jaxgan-train --config=experiments/sngan.py:cifar_uncond --workdir=workdirs/sngan_cifar_uncond
+  jaxgan-train --config=experiments/sngan.py:smoke --workdir=/tmp/sngan_smoke
+
+``cifar`` is StudioGAN's ``src/configs/CIFAR10/SNGAN.yaml`` over its ``config.py`` defaults:
+the ``resnet`` backbone at 32x32 with g/d_conv_dim 64 (``model.name=sngan_resnet``; G
+4,304,387 and D 1,055,105 parameters, as StudioGAN's), z of 128 from N(0, I), G conditioned by
+class-conditional batch norm and D by projection, spectral norm on every D layer by torch's
+legacy ``spectral_norm`` (``spectral_norm_order='legacy'``) and none in G; hinge loss;
+Adam(lr 2e-4, betas (0.5, 0.999), eps 1e-6) for both; batch 64; 5 D updates per G update
+(each on its own real batch), 100,000 steps; no EMA of G. ``cifar_uncond`` is the same without
+labels. CIFAR-10 is read from cifar-10-python.tar.gz in $JAXGAN_CIFAR10_DIR, prepared once
+without TensorFlow (docs/data.md). docs/sngan.md lists where the run differs from StudioGAN's
+(no random horizontal flips of the reals; one power iteration per D update).
+
+``smoke`` is tiny (g/d_conv_dim 2, batch 8, 2 D updates per step, 4 steps) on MNIST padded to
+32x32 (JAXGAN_MNIST_DIR), for tests and a first look on a CPU.
+"""
+
+from jaxgan.config import base_config, unknown_variant
+
+VARIANTS = ("cifar", "cifar_uncond", "smoke")
+
+
+def get_config(variant: str = "cifar"):
+  if variant in ("cifar", "cifar_uncond", "default"):
+    c = base_config(model="sngan_resnet", data="cifar10")
+  elif variant == "smoke":
+    c = base_config(model="sngan_resnet", data="mnist")
+    c.data.update(pad=2)
+  else:
+    raise unknown_variant(__file__, variant, VARIANTS)
+  c.model.update(
+    conditional=variant != "cifar_uncond", d_spectral_norm=True, spectral_norm_order="legacy"
+  )
+  c.noise.update(dim=128, distribution="normal")
+  c.loss.update(d="hinge", g="hinge")
+  for opt in (c.optim.g, c.optim.d):
+    opt.update(name="adam", lr=2e-4, b1=0.5, b2=0.999, eps=1e-6)
+  c.train.update(
+    steps=100_000, batch_size=64, d_steps=5, g_steps=1, steps_per_call=10, log_every=500,
+    checkpoint_every=5_000,
+  )  # fmt: skip
+  c.eval.update(metrics="samples,fid,is", every=10_000, num_samples=50_000)
+  if variant == "smoke":
+    c.model.update(g_conv_dim=2, d_conv_dim=2)
+    c.noise.dim = 8
+    c.train.update(
+      steps=4, batch_size=8, d_steps=2, steps_per_call=2, log_every=2, checkpoint_every=2
+    )
+    c.eval.update(metrics="samples", every=4, num_samples=64)
+  return c
