@@ -87,6 +87,9 @@ TRAIT_CASES = {
     ((28, 28, 1), {"g_channels": (8, 4, 2), "d_channels": (4, 8), "d_batch_norm": bn})
     for bn in (True, False)
   ],
+  "sngan_resnet": [
+    ((32, 32, 1), {"g_conv_dim": 1, "d_conv_dim": 1, "d_batch_norm": bn}) for bn in (True, False)
+  ],
   "stylegan2": [
     (
       (8, 8, 1),
