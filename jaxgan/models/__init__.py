@@ -220,3 +220,7 @@ MODELS.register("stylegan2")(_stylegan2)
 from jaxgan.models.sngan import sngan_resnet as _sngan_resnet  # noqa: E402  (it imports Nets)
 
 MODELS.register("sngan_resnet")(_sngan_resnet)
+
+from jaxgan.models.biggan import biggan as _biggan  # noqa: E402  (it imports Nets)
+
+MODELS.register("biggan")(_biggan)

@@ -1,0 +1,64 @@
+r"""BigGAN (Brock et al. 2019) for 32x32 images, as PyTorch-StudioGAN trains it on CIFAR-10.
+
+  jaxgan-train --config=experiments/biggan.py:cifar --workdir=workdirs/biggan_cifar \
+      --config.eval.inception_weights=/path/to/pt_inception-2015-12-05.npz
+  jaxgan-train --config=experiments/biggan.py:cifar_ortho --workdir=workdirs/biggan_cifar_ortho
+  jaxgan-train --config=experiments/biggan.py:smoke --workdir=/tmp/biggan_smoke
+
+``cifar`` is StudioGAN's ``src/configs/CIFAR10/BigGAN.yaml`` over its ``config.py`` defaults:
+the ``big_resnet`` backbone at 32x32 with g/d_conv_dim 96 (``model.name=biggan``; G 9,416,196
+and D 2,415,170 parameters, as StudioGAN's), z of 80 from N(0, I) split into 4 chunks of 20, a
+shared class embedding of 128, class-conditional batch norm in G, self-attention after G's
+second and D's first block, projection D, spectral norm on both nets by torch's legacy
+``spectral_norm`` (``spectral_norm_order='legacy'``); hinge loss; Adam(lr 2e-4, betas (0.5,
+0.999), eps 1e-6) for both; batch 64; 5 D updates per G update, 100,000 steps; an EMA of G
+with decay 0.9999 that averages its batch-norm running statistics too
+(``train.ema_buffers='average'``, as StudioGAN's ``Ema`` lerps its buffers). StudioGAN starts
+that EMA at step 1,000 (a copy of G before); jaxgan averages from step 0. CIFAR-10 is read
+from cifar-10-python.tar.gz in $JAXGAN_CIFAR10_DIR (docs/data.md). docs/biggan.md lists
+where the run differs from StudioGAN's.
+
+``cifar_ortho`` adds BigGAN's orthogonal regularization of G at BigGAN's strength 1e-4
+(``loss.g_penalties='ortho:1e-4'``; StudioGAN has the function but its configs leave it off).
+
+``smoke`` is tiny (g_conv_dim 2, d_conv_dim 4, z of 8, shared embedding of 4, batch 8, 2 D
+updates per step, 4 steps) on MNIST padded to 32x32 (JAXGAN_MNIST_DIR), for tests and a first
+look on a CPU.
+"""
+
+from jaxgan.config import base_config, unknown_variant
+
+VARIANTS = ("cifar", "cifar_ortho", "smoke")
+
+
+def get_config(variant: str = "cifar"):
+  if variant in ("cifar", "cifar_ortho", "default"):
+    c = base_config(model="biggan", data="cifar10")
+  elif variant == "smoke":
+    c = base_config(model="biggan", data="mnist")
+    c.data.update(pad=2)
+  else:
+    raise unknown_variant(__file__, variant, VARIANTS)
+  c.model.update(
+    conditional=True, d_spectral_norm=True, g_spectral_norm=True, spectral_norm_order="legacy",
+    g_conv_dim=96, d_conv_dim=96, g_shared_dim=128,
+  )  # fmt: skip
+  c.noise.update(dim=80, distribution="normal")
+  c.loss.update(d="hinge", g="hinge")
+  if variant == "cifar_ortho":
+    c.loss.g_penalties = "ortho:1e-4"
+  for opt in (c.optim.g, c.optim.d):
+    opt.update(name="adam", lr=2e-4, b1=0.5, b2=0.999, eps=1e-6)
+  c.train.update(
+    steps=100_000, batch_size=64, d_steps=5, g_steps=1, steps_per_call=10, log_every=500,
+    checkpoint_every=5_000, ema_decay=0.9999, ema_buffers="average",
+  )  # fmt: skip
+  c.eval.update(metrics="samples,fid,is", every=10_000, num_samples=50_000)
+  if variant == "smoke":
+    c.model.update(g_conv_dim=2, d_conv_dim=4, g_shared_dim=4)
+    c.noise.dim = 8
+    c.train.update(
+      steps=4, batch_size=8, d_steps=2, steps_per_call=2, log_every=2, checkpoint_every=2
+    )
+    c.eval.update(metrics="samples", every=4, num_samples=64)
+  return c

@@ -1,0 +1,307 @@
+"""jaxgan's BigGAN against PyTorch-StudioGAN's ``big_resnet`` backbone.
+
+The golden fixtures under tests/fixtures/biggan/ were made by tools/biggan_fixtures.py from
+StudioGAN's own modules (its docstring has the command): a tiny seeded conditional G and D with
+spectral norm on both, perturbed weights (the attention's gamma moved off 0), their inputs,
+outputs, buffers after a training forward (running statistics, spectral norm's u and v) and
+the gradients of sum(out * cot), in float64. Here jaxgan runs in float32 and must agree to a
+relative 1e-5: elementwise rtol 1e-5 plus an atol of 1e-5 x the array's largest reference
+value (for a bias, its layer's weight gradient's if larger: a conv bias just before batch norm
+has a true gradient of 0). StudioGAN's own float32 run is within 2e-7..4e-6 of the same
+references (``config['f32_error']``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import experiment
+from jaxgan.config import validate
+from jaxgan.core.gan import build_gan, init_state
+from jaxgan.core.penalties import G_PENALTIES, _ortho_weights
+from jaxgan.core.train_step import make_train_step
+from jaxgan.data.spec import DataSpec
+from jaxgan.models import MODELS, spectral_norm
+from jaxgan.models.biggan import (
+  BigGANDiscriminator,
+  BigGANGenerator,
+  SelfAttention,
+  biggan,
+  variables_from_studiogan,
+)
+from jaxgan.models.traits import discriminator_traits
+
+FIXTURES = Path(__file__).parent / "fixtures" / "biggan"
+RTOL = 1e-5
+LEGACY = spectral_norm.LEGACY
+# Compiling dominates this file's time: XLA's CPU backend at its lowest optimization level
+# compiles the gradient programs in about half the time (the same operations, run unfused).
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def pattern(shape: tuple[int, ...]) -> np.ndarray:
+  """The fixtures' cotangent (tools/biggan_fixtures.py): exact multiples of 1/8."""
+  n = int(np.prod(shape))
+  return ((np.arange(n) * 37 % 17 - 8) / 8.0).reshape(shape)
+
+
+def load(name: str) -> tuple[dict[str, np.ndarray], dict]:
+  """The file's arrays with its packs unpacked to their keys, and its config."""
+  with np.load(FIXTURES / f"{name}.npz") as z:
+    stored = {k: z[k] for k in z.files}
+  config = json.loads(str(stored.pop("config")))
+  arrays = {}
+  for pack, layout in config.pop("packed").items():
+    flat, offset = stored.pop(pack), 0
+    for key, shape in layout:
+      size = int(np.prod(shape))
+      arrays[f"{pack.split(':')[0]}/{key}"] = flat[offset : offset + size].reshape(shape)
+      offset += size
+  arrays.update(stored)
+  return {
+    k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in arrays.items()
+  }, config
+
+
+def group(arrays: dict, prefix: str) -> dict[str, np.ndarray]:
+  return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def close(actual, ref, scale: float | None = None, what: str = "") -> None:
+  """Equal to a relative 1e-5: rtol, and atol relative to the array's (or given) scale."""
+  actual, ref = np.asarray(actual, np.float64), np.asarray(ref, np.float64)
+  assert actual.shape == ref.shape, (what, actual.shape, ref.shape)
+  scale = float(np.max(np.abs(ref))) if scale is None else scale
+  np.testing.assert_allclose(actual, ref, rtol=RTOL, atol=RTOL * scale, err_msg=what)
+
+
+def grad_scale(grads: dict, key: str) -> float:
+  scale = float(np.max(np.abs(grads[key])))
+  layer = key.rsplit(".", 1)[0]
+  for name in ("weight", "weight_orig"):
+    if key.endswith(".bias") and f"{layer}.{name}" in grads:
+      scale = max(scale, float(np.max(np.abs(grads[f"{layer}.{name}"]))))
+  return scale
+
+
+def close_tree(actual, ref, what: str) -> None:
+  flat_a = dict(jax.tree_util.tree_leaves_with_path(actual))
+  flat_r = dict(jax.tree_util.tree_leaves_with_path(ref))
+  assert sorted(flat_a, key=str) == sorted(flat_r, key=str), what
+  for path, r in flat_r.items():
+    close(flat_a[path], r, what=f"{what} {jax.tree_util.keystr(path)}")
+
+
+def nhwc(x) -> np.ndarray:
+  return np.asarray(x).transpose(0, 2, 3, 1)
+
+
+def nchw(x) -> np.ndarray:
+  return np.asarray(x).transpose(0, 3, 1, 2)
+
+
+def shapes(tree) -> dict:
+  return jax.tree.map(lambda a: tuple(a.shape), tree)
+
+
+class Case:
+  """One fixture file, its module and its inputs."""
+
+  def __init__(self, name: str) -> None:
+    self.arrays, self.cfg = load(name)
+    self.state = group(self.arrays, "state/")
+    self.after = variables_from_studiogan({**self.state, **group(self.arrays, "after/")})
+    cfg = self.cfg
+    if name.startswith("g"):
+      self.module = BigGANGenerator(
+        (32, 32, 3), cfg["conv_dim"], cfg["num_classes"], cfg["shared_dim"]
+      )
+      self.inputs = (jnp.asarray(self.arrays["in/z"]), jnp.asarray(self.arrays["in/y"]))
+    else:
+      self.module = BigGANDiscriminator(cfg["conv_dim"], cfg["num_classes"])
+      self.inputs = (jnp.asarray(nhwc(self.arrays["in/x"])), jnp.asarray(self.arrays["in/y"]))
+    self.image_out = name.startswith("g")
+
+  def training(self):
+    """jaxgan's training forward, as ``jaxgan.core.gan.player_weights`` runs it (one legacy
+    power iteration), and the gradients of sum(out * cot) w.r.t. the fixture's weights and the
+    float input."""
+    ref_grads = group(self.arrays, "grad/")
+    weights = {k: jnp.asarray(v) for k, v in self.state.items() if k in ref_grads}
+    buffers = {k: v for k, v in self.state.items() if k not in weights}
+    cot = pattern(self.arrays["out/train"].shape)
+    cot = jnp.asarray(nhwc(cot) if self.image_out else cot)
+    y = self.inputs[1]
+
+    def loss(weights, x):
+      v = variables_from_studiogan({**weights, **buffers})
+      sn = v.pop(spectral_norm.COLLECTION)
+      v["params"], sn = spectral_norm.normalize(v["params"], sn, update=True, order=LEGACY)
+      out, cols = self.module.apply(v, x, y, train=True, mutable=["batch_stats"])
+      return jnp.sum(out * cot), (out, {**cols, spectral_norm.COLLECTION: sn})
+
+    grad = jax.jit(
+      jax.value_and_grad(loss, argnums=(0, 1), has_aux=True), compiler_options=FAST_COMPILE
+    )
+    (_, (out, cols)), (d_weights, d_in) = grad(weights, self.inputs[0])
+    return out, cols, d_weights, d_in, ref_grads
+
+
+@pytest.fixture(scope="module", params=["g_c10", "d_c10"])
+def case(request):
+  return request.param, Case(request.param)
+
+
+def test_converted_variables_have_the_module_layout(case):
+  _, c = case
+  init = jax.eval_shape(lambda: c.module.init({"params": jax.random.PRNGKey(0)}, *c.inputs))
+  v = variables_from_studiogan(c.state)
+  sn = v.pop(spectral_norm.COLLECTION)
+  assert shapes(v) == shapes(dict(init))
+  # jaxgan's own legacy state has StudioGAN's u, v shapes, and covers the same weights
+  # (all but G's shared embedding, stored flat for that reason).
+  ours = jax.eval_shape(
+    lambda p: spectral_norm.init(p, jax.random.PRNGKey(0), LEGACY), init["params"]
+  )
+  assert shapes(ours) == shapes(sn)
+
+
+def test_training_forward_gradients_and_state(case):
+  name, c = case
+  out, cols, d_weights, d_in, ref_grads = c.training()
+  close(nchw(out) if c.image_out else out, c.arrays["out/train"], what=f"{name} output")
+  for k in ref_grads:
+    close(d_weights[k], ref_grads[k], scale=grad_scale(ref_grads, k), what=f"{name} d/d{k}")
+  if c.image_out:
+    close(d_in, c.arrays["grad_in/z"], what=f"{name} d/dz")
+    close_tree(cols["batch_stats"], c.after["batch_stats"], f"{name} running stats")
+    assert "shared.weight" in ref_grads
+  else:  # the first image's: it depends on that image alone
+    n = c.arrays["grad_in/x"].shape[0]
+    close(nchw(d_in[:n]), c.arrays["grad_in/x"], what=f"{name} d/dx")
+    assert "batch_stats" not in cols
+  close_tree(cols[spectral_norm.COLLECTION], c.after[spectral_norm.COLLECTION], f"{name} u, v")
+  sigmas = [k for k in ref_grads if k.endswith(".sigma")]
+  assert sigmas and all(abs(float(c.state[k][0])) >= 0.5 for k in sigmas)  # attention is on
+  assert all(np.max(np.abs(ref_grads[k])) > 1e-3 for k in sigmas)
+
+
+def test_evaluation_uses_running_stats_and_stored_u_v(case):
+  name, c = case
+  n = c.arrays["out/eval"].shape[0]
+
+  def run(v, inputs):
+    v = dict(v)
+    sn = v.pop(spectral_norm.COLLECTION)
+    v["params"], same = spectral_norm.normalize(v["params"], sn, update=False, order=LEGACY)
+    return c.module.apply(v, *inputs, train=False), same
+
+  out, same = jax.jit(run, compiler_options=FAST_COMPILE)(c.after, [a[:n] for a in c.inputs])
+  jax.tree.map(np.testing.assert_array_equal, same, c.after[spectral_norm.COLLECTION])
+  close(nchw(out) if c.image_out else out, c.arrays["out/eval"], what=f"{name} evaluation")
+
+
+def test_attention_is_the_identity_at_init_and_per_example():
+  attn = SelfAttention()
+
+  def run(x):
+    v = attn.init(jax.random.PRNGKey(1), x)
+    on = {"params": {**v["params"], "sigma": jnp.ones((1,))}}
+    return v["params"]["sigma"], attn.apply(v, x), attn.apply(on, x), attn.apply(on, x.at[1].add(1))
+
+  x = np.random.default_rng(0).normal(size=(2, 4, 4, 16)).astype(np.float32)
+  sigma, fresh, out, moved = jax.jit(run, compiler_options=FAST_COMPILE)(x)
+  assert float(sigma[0]) == 0.0
+  np.testing.assert_array_equal(fresh, x)
+  assert not np.allclose(out, x)
+  np.testing.assert_allclose(moved[0], out[0], rtol=1e-6)
+
+
+# --- the builder, sizes, configs -----------------------------------------------------------
+
+
+def _count(tree) -> int:
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+def test_cifar_parameter_counts_equal_studiogan():
+  counts = json.loads((FIXTURES / "counts.json").read_text())
+  assert (counts["g_c10"], counts["d_c10"]) == (9_416_196, 2_415_170)
+  c = experiment("biggan.py:cifar")
+  nets = biggan(DataSpec((32, 32, 3), is_image=True), 10, None, g_conv_dim=c.model.g_conv_dim,
+                d_conv_dim=c.model.d_conv_dim, g_shared_dim=c.model.g_shared_dim)  # fmt: skip
+  z = jnp.zeros((2, c.noise.dim))
+  y = jnp.zeros((2,), jnp.int32)
+  key = jax.random.PRNGKey(0)
+  g = jax.eval_shape(lambda: nets.generator.init({"params": key}, z, y))
+  d = jax.eval_shape(lambda: nets.discriminator.init({"params": key}, jnp.zeros((2, 32, 32, 3)), y))
+  assert (_count(g["params"]), _count(d["params"])) == (counts["g_c10"], counts["d_c10"])
+  assert g["params"]["blocks_0"]["bn1"]["gain"]["kernel"].shape == (128 + 20, 384)
+  assert g["params"]["shared"]["embedding"].shape == (10 * 128,)
+  assert d["params"]["blocks_1"]["conv1x1_theta"]["kernel"].shape == (1, 1, 192, 24)
+
+
+def test_orthogonal_regularization_leaves_the_shared_embedding_out():
+  """The ``ortho`` G penalty (BigGAN's off-diagonal form) takes every G weight as an [out, in]
+  matrix but the shared embedding, as BigGAN does."""
+  assert "ortho" in G_PENALTIES.names()
+  g = BigGANGenerator((32, 32, 3), 2, 3, 4)
+  z, y = jnp.zeros((2, 8)), jnp.zeros((2,), jnp.int32)
+  params = jax.eval_shape(lambda: g.init(jax.random.PRNGKey(0), z, y))["params"]
+  weights = [w for w in jax.tree.leaves(params) if w.ndim >= 2]
+  got = sorted(m.shape for m in jax.eval_shape(_ortho_weights, params))
+  assert got == sorted((w.shape[-1], w.size // w.shape[-1]) for w in weights)
+  assert params["shared"]["embedding"].ndim == 1 and len(got) == 1 + 3 * 7 + 4 + 1
+
+
+def test_builder_registered_checks_its_data_and_d_traits():
+  assert MODELS.get("biggan") is biggan
+  with pytest.raises(ValueError, match="32x32"):
+    biggan(DataSpec((28, 28, 1), is_image=True), 0, None)
+  with pytest.raises(ValueError, match="attention"):
+    biggan(DataSpec((32, 32, 1), is_image=True), 0, None, d_conv_dim=2)
+  nets = biggan(DataSpec((32, 32, 1), is_image=True), 3, None, g_conv_dim=2, d_conv_dim=4)
+  traits = discriminator_traits(nets.discriminator, (32, 32, 1), 3)
+  assert not traits.batch_stats and not traits.mixes_examples
+  assert nets.output_range == (-1.0, 1.0) and nets.g_output_bias == ("conv2d5", "bias")
+
+
+def test_cifar_config_is_studiogan_biggan():
+  c = experiment("biggan.py:cifar")
+  assert c.model.name == "biggan" and c.model.conditional
+  assert (c.model.d_spectral_norm, c.model.g_spectral_norm) == (True, True)
+  assert c.model.spectral_norm_order == "legacy"
+  assert (c.model.g_conv_dim, c.model.d_conv_dim, c.model.g_shared_dim) == (96, 96, 128)
+  assert c.noise.dim == 80 and c.noise.distribution == "normal"
+  assert (c.loss.d, c.loss.g, c.loss.g_penalties) == ("hinge", "hinge", "")
+  for opt in (c.optim.g, c.optim.d):
+    assert (opt.name, opt.lr, opt.b1, opt.b2, opt.eps) == ("adam", 2e-4, 0.5, 0.999, 1e-6)
+  assert (c.train.batch_size, c.train.d_steps, c.train.g_steps) == (64, 5, 1)
+  assert c.train.steps == 100_000
+  assert (c.train.ema_decay, c.train.ema_buffers) == (0.9999, "average")
+  assert experiment("biggan.py:cifar_ortho").loss.g_penalties == "ortho:1e-4"
+
+
+def test_smoke_config_builds_and_its_step_traces():
+  """The smoke config's GAN, state and training step, traced (not compiled): legacy
+  spectral-norm state on both players (none for G's shared embedding), G's running
+  statistics and their EMA, a step that keeps the state's structure."""
+  c = validate(experiment("biggan.py:smoke"))
+  c.parallel = "none"
+  gan = build_gan(c, DataSpec((32, 32, 1), num_classes=10, is_image=True))
+  state = jax.eval_shape(lambda: init_state(gan, jax.random.PRNGKey(0)))
+  d_sn = state.d.collections[spectral_norm.COLLECTION]
+  g_sn = state.g.collections[spectral_norm.COLLECTION]
+  assert set(d_sn["linear1"]["kernel"]) == {"u", "v"} and "embedding" in d_sn
+  assert "shared" not in g_sn and set(g_sn["blocks_0"]["bn1"]["gain"]["kernel"]) == {"u", "v"}
+  assert "batch_stats" in state.g.collections and "batch_stats" not in state.d.collections
+  k, b = c.train.d_steps, c.train.batch_size
+  batch = {"x": jnp.zeros((k, b, 32, 32, 1)), "y": jnp.zeros((k, b), jnp.int32)}
+  new, metrics = jax.eval_shape(make_train_step(gan), state, batch)
+  assert shapes(new) == shapes(state) and {"d_loss", "g_loss"} <= set(metrics)
