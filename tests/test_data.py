@@ -353,6 +353,11 @@ DATASET_INPUTS = {
   "cifar100": ("mock", {"label": "coarse"}),
   "celeb_a": ("mock", {"image_size": 16, "crop": 32}),
   "tfds": ("mock", {"tfds_name": "cifar10"}),
+  # The PNGs of docs/ (the other files there skipped as bad), on mock data.
+  "image_folder": (
+    "mock",
+    {"source": os.path.join(os.path.dirname(__file__), "..", "docs"), "skip_bad": True},
+  ),
 }
 
 

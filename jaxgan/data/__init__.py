@@ -171,6 +171,42 @@ def cifar100(
   )
 
 
+@DATASETS.register("image_folder")
+def image_folder(
+  *,
+  source: str = "",
+  resolution: int = 64,
+  crop: str = "center",
+  channels: int = 3,
+  xflip: bool = False,
+  skip_bad: bool = False,
+  upscale: bool = False,
+  split: str = "train",
+  data_dir: str = "",
+  on_device: bool = False,
+  num_workers: int = 4,
+  pixel_range: str = "auto",
+):
+  """A folder or .zip of PNG/JPEG/WebP images (StyleGAN2-ADA's dataset_tool input),
+  prepared once as array_record at ``resolution`` (``crop``: center | pad; ``channels``:
+  3 | 1); labels from dataset.json or first-level folders; ``xflip`` doubles it with
+  mirror images; ``skip_bad`` skips unreadable files; ``upscale`` enlarges small ones."""
+  return images.open_image_folder(
+    split,
+    source=source,
+    data_dir=data_dir,
+    resolution=resolution,
+    crop=crop,
+    channels=channels,
+    xflip=xflip,
+    skip_bad=skip_bad,
+    upscale=upscale,
+    on_device=on_device,
+    num_workers=num_workers,
+    pixel_range=pixel_range,
+  )
+
+
 @DATASETS.register("celeb_a")
 def celeb_a(
   *,

@@ -254,3 +254,46 @@ def open_tfds(name: str, split: str, *, data_dir: str, **options) -> ImageDatase
   data_dir = default_data_dir(data_dir)
   reopen = lambda s: open_tfds(name, s, data_dir=data_dir, **options)
   return ImageDataset(name, split, tfds_source(name, split, data_dir), reopen=reopen, **options)
+
+
+def open_image_folder(
+  split: str,
+  *,
+  source: str,
+  data_dir: str,
+  resolution: int,
+  crop: str,
+  channels: int,
+  xflip: bool,
+  skip_bad: bool,
+  upscale: bool,
+  **options,
+) -> ImageDataset:
+  """A folder or .zip of images via ``folder_builder`` (prepared on first use; a source
+  that changed since is a one-line error saying to re-prepare). One split of images:
+  'test' reads the same images (metrics compare with the training set, as StyleGAN's
+  FID does), never flipped; 'train' with ``xflip`` doubles them with mirror images.
+  ``options``: on_device, num_workers, pixel_range."""
+  if split not in ("train", "test"):
+    raise ConfigError(f"image_folder has one split of images, 'train' (or 'test'), not {split!r}.")
+  from jaxgan.data import folder_builder  # imports tensorflow_datasets (slow): image data only
+
+  data_dir = default_data_dir(data_dir)
+  how = folder_builder.Options(resolution, crop, channels, skip_bad, upscale)
+  prepared = folder_builder.prepare(source, data_dir, how, new_source_ok=False)
+  data = prepared.builder.as_data_source(split="train")
+  if xflip and split == "train":
+    data = folder_builder.XFlipped(data)
+  num_classes = int(prepared.record["num_classes"])
+  kwargs = dict(source=source, data_dir=data_dir, resolution=resolution, crop=crop)
+  kwargs.update(channels=channels, xflip=xflip, skip_bad=skip_bad, upscale=upscale, **options)
+  return ImageDataset(
+    "image_folder",
+    split,
+    data,
+    shape=how.shape,
+    num_classes=num_classes,
+    label_key="label" if num_classes else "",
+    reopen=lambda s: open_image_folder(s, **kwargs),
+    **options,
+  )
