@@ -127,7 +127,7 @@ class Listing:
       infos = [i for i in self._zip.infolist() if not i.is_dir() and not _ignored(i.filename)]
       self.sizes = {i.filename: i.file_size for i in infos}
       stat = os.stat(source)
-      self.stamps = {i.filename: (i.file_size, i.date_time) for i in infos}
+      self.stamps = {i.filename: (i.file_size, i.date_time, i.CRC) for i in infos}
       self.stamps[""] = (stat.st_size, stat.st_mtime_ns)
     else:
       self.sizes, self.stamps = {}, {}
@@ -157,7 +157,8 @@ class Listing:
       self._zip.close()
 
   def fingerprint(self) -> str:
-    """SHA-256 of the names, sizes and mtimes: cheap, and decides whether to hash again."""
+    """SHA-256 of the names, sizes and mtimes (and a zip's CRC-32s): cheap, and decides
+    whether to hash again."""
     text = json.dumps(sorted(self.stamps.items()), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
