@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import PIL.Image
 import pytest
 import tensorflow_datasets as tfds
 
@@ -353,12 +354,17 @@ DATASET_INPUTS = {
   "cifar100": ("mock", {"label": "coarse"}),
   "celeb_a": ("mock", {"image_size": 16, "crop": 32}),
   "tfds": ("mock", {"tfds_name": "cifar10"}),
-  # The PNGs of docs/ (the other files there skipped as bad), on mock data.
-  "image_folder": (
-    "mock",
-    {"source": os.path.join(os.path.dirname(__file__), "..", "docs"), "skip_bad": True},
-  ),
+  "image_folder": ("folder", {"resolution": 8}),
 }
+
+
+def write_png_folder(directory, n=5):
+  """Tiny 12x10 RGB PNGs in two class folders; image i is filled with 40 * i."""
+  for i in range(n):
+    folder = os.path.join(directory, f"class{i % 2}")
+    os.makedirs(folder, exist_ok=True)
+    pixels = np.full((10, 12, 3), 40 * i, np.uint8)
+    PIL.Image.fromarray(pixels).save(os.path.join(folder, f"{i}.png"))
 
 
 def test_every_registered_dataset_has_protocol_test_inputs():
@@ -376,6 +382,9 @@ def test_every_dataset_meets_its_protocol(name, tmp_path, monkeypatch):
     monkeypatch.setattr(mnist_builder, "MNIST_SHA256", {})  # the files are not LeCun's
     write_idx_files(tmp_path / "idx")
     data.update(source_dir=str(tmp_path / "idx"), data_dir=str(tmp_path / "tfds"))
+  elif how == "folder":
+    write_png_folder(tmp_path / "images")
+    data.update(source=str(tmp_path / "images"), data_dir=str(tmp_path / "tfds"))
   elif how == "mock":
     data.data_dir = str(tmp_path / "tfds")
     context = tfds.testing.mock_data(num_examples=6)

@@ -87,6 +87,7 @@ TRAIT_CASES = {
     ((28, 28, 1), {"g_channels": (8, 4, 2), "d_channels": (4, 8), "d_batch_norm": bn})
     for bn in (True, False)
   ],
+  "biggan": [((32, 32, 1), {"g_conv_dim": 2, "d_conv_dim": 4})],
   "sngan_resnet": [
     ((32, 32, 1), {"g_conv_dim": 1, "d_conv_dim": 1, "d_batch_norm": bn}) for bn in (True, False)
   ],
