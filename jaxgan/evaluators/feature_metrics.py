@@ -165,32 +165,84 @@ def _split_size(ctx: EvalContext, split: str) -> int:
   return len(ds)
 
 
-def real_features(ctx: EvalContext, split: str = "test") -> dict[str, np.ndarray]:
-  """Features (and mean/covariance) of a real split, from the on-disk cache when present."""
-  name = f"real_features_{split}"
+def check_feature_net(config: ml_collections.ConfigDict, spec) -> str:
+  """The kind of network (``lenet`` or ``inception``) that reads ``spec``'s data, after
+  checking its weights are there: milliseconds, so a program fails before any work."""
+  kind = _kind(spec)
+  if kind == "lenet":
+    lenet.check_trained(lenet_dir(config), spec.name)
+    lenet.check_dataset(lenet_dir(config), spec.name)
+  else:
+    inception.check_weights(_inception_path(config))
+  return kind
+
+
+def stats_path(ctx: EvalContext, split: str = "test", count: int | None = None) -> tuple[str, dict]:
+  """Where ``real_features(ctx, split, count)`` caches its statistics, and their key."""
+  net = _net(ctx)
+  count = _split_size(ctx, split) if count is None else count
+  key = stats_key(ctx.config, split, count, net.kind, net.id)
+  cache_dir = os.path.expanduser(ctx.config.eval.stats_cache_dir or "~/.cache/jaxgan")
+  prefix = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{ctx.dataset.name}-{split}-{net.kind}")  # tfds "a/b"
+  return os.path.join(cache_dir, stats_file(key, prefix)), key
+
+
+def protocol(key: dict, shape: tuple[int, ...]) -> str:
+  """One line naming what reference statistics are, e.g.
+  ``mnist test 10000 28x28x1 lenet:9cbbea18``: dataset, split, count, the images' size
+  and how the network reads them, the network and its weights' digest. Numbers made
+  against different lines are not comparable."""
+  size = "x".join(str(int(d)) for d in shape)
+  if key["net"] == "lenet":
+    read = " centre 28x28" if tuple(shape[:2]) != (28, 28) else ""
+  else:
+    read = f" bilinear {inception.INPUT_SIZE}x{inception.INPUT_SIZE}"
+    read += " q8" if str(key["weights"]).endswith("-q8") else ""
+  return (
+    f"{key['dataset']} {key['split']} {key['count']} {size}{read} {key['net']}:{key['weights'][:8]}"
+  )
+
+
+def reference_protocol(ctx: EvalContext, split: str = "test") -> str | None:
+  """The protocol line of the reference statistics ``real_features`` used for ``split``
+  in this context (None before it ran): what a result's ``fid``/``kid``/``precision``
+  were measured against."""
+  return ctx.shared.get("reference_protocols", {}).get(split)
+
+
+def real_features(
+  ctx: EvalContext, split: str = "test", count: int | None = None
+) -> dict[str, np.ndarray]:
+  """Features (and mean/covariance) of a real split, from the on-disk cache when present.
+
+  ``count``: the split's first ``count`` images in file order (default: all of them, what
+  the evaluators compare against); it is part of the cache key.
+  """
+  size = None if count is None else _split_size(ctx, split)
+  partial = count is not None and count != size
+  name = f"real_features_{split}" + (f"_{count}" if partial else "")
   if name in ctx.shared:
     return ctx.shared[name]
   net = _net(ctx)
-  key = stats_key(ctx.config, split, _split_size(ctx, split), net.kind, net.id)
+  path, key = stats_path(ctx, split, count)
   key_json = _canonical(key)  # stored in the file too, and compared on reading
-  cache_dir = os.path.expanduser(ctx.config.eval.stats_cache_dir or "~/.cache/jaxgan")
-  prefix = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{ctx.dataset.name}-{split}-{net.kind}")  # tfds "a/b"
-  path = os.path.join(cache_dir, stats_file(key, prefix))
   stats = None
   if os.path.exists(path):
     with np.load(path) as f:
       if "key" in f and str(f["key"]) == key_json:  # else a hash collision: recompute
         stats = {k: f[k] for k in ("features", "mu", "sigma")}
   if stats is None:
-    images = real_split(ctx, split)["x"].astype(np.float32) / 255.0
+    images = real_split(ctx, split)["x"]
+    images = (images[:count] if partial else images).astype(np.float32) / 255.0
     feats, _ = net(images, ctx.progress, f"features of real {split} images")
     mu, sigma = frechet.gaussian_stats(feats)
     stats = {"features": feats, "mu": mu, "sigma": sigma}
-    os.makedirs(cache_dir, exist_ok=True)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path[:-4]}.{os.getpid()}.tmp.npz"  # whole files only, even if interrupted
     np.savez(tmp, key=np.asarray(key_json), **stats)
     os.replace(tmp, path)
   ctx.shared[name] = stats
+  ctx.shared.setdefault("reference_protocols", {})[split] = protocol(key, ctx.dataset.spec.shape)
   return stats
 
 
