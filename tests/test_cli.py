@@ -195,6 +195,7 @@ def test_old_program_paths_name_the_new_command(repo_root, old, script, module):
     ("plot_metric", "--scalar"),
     ("reference_samples", "--kind"),
     ("prepare", "--source"),
+    ("reference_stats", "--split"),
   ],
 )
 def test_console_scripts_help_shows_the_programs_own_flags(repo_root, module, flag):

@@ -249,6 +249,8 @@ def test_feature_metrics_on_a_real_mnist_run(quick_lenet, mnist_data_dir, tmp_pa
   assert sum(m[f"class_share_{i}"] for i in range(10)) == pytest.approx(1.0)
   cached = os.listdir(tmp_path / "cache")
   assert len(cached) == 1 and re.fullmatch(r"mnist-test-lenet-[0-9a-f]{16}\.npz", cached[0])
+  # The record names the reference its feature metrics were measured against.
+  assert re.fullmatch(r"mnist test 10000 28x28x1 lenet:[0-9a-f]{8}", record["references"]["test"])
 
 
 @needs_mnist

@@ -174,6 +174,8 @@ def evaluate_run(
     files=result.files,
     weights=weights,
   )
+  if exp.eval_shared.get("reference_protocols"):  # what fid, kid, precision were measured against
+    meta["references"] = dict(exp.eval_shared["reference_protocols"])
   if exp.population.batched:
     chosen = indices or list(range(exp.population.size))
     meta["members"] = [
