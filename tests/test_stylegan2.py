@@ -25,6 +25,7 @@ from jaxgan.models.stylegan2 import (
   BUFFERS,
   Discriminator,
   Generator,
+  networks,
   ops,
   stylegan2,
   variables_from_official,
@@ -350,7 +351,8 @@ def test_style_mixing_takes_the_tail_of_ws_from_a_second_z_in_training_only():
   np.testing.assert_array_equal(ws, plain)  # and without a "mixing" rng
 
 
-def test_fused_modconv_is_chosen_by_mode():
+def test_fused_modconv_is_chosen_by_mode(monkeypatch):
+  monkeypatch.setattr(networks, "grouped_convolutions_are_fast", lambda: True)  # a GPU or TPU
   g = _tiny_g()
   ws = jnp.zeros((5, g.num_ws, 8))  # batch 5: no channel count of this G is 5
   variables = jax.eval_shape(lambda: g.init({"params": jax.random.PRNGKey(0)}, ws[:, 0]))
@@ -361,6 +363,8 @@ def test_fused_modconv_is_chosen_by_mode():
   )
   assert "feature_group_count=5" in jaxpr(False)  # one group per sample
   assert "feature_group_count=5" not in jaxpr(True)
+  monkeypatch.setattr(networks, "grouped_convolutions_are_fast", lambda: False)  # XLA:CPU
+  assert "feature_group_count=5" not in jaxpr(False)
 
 
 def _count(tree) -> int:

@@ -79,7 +79,8 @@ def stylegan2(
   just its rounding, and the config should say so.
 
   ``fused_modconv``: None is the official choice (the fused grouped convolution in evaluation,
-  the non-fused path in training); True or False forces one. ``style_mixing_prob``: 0 as
+  the non-fused path in training), except on XLA:CPU, where the grouped convolution samples
+  ~20x slower and None never fuses; True or False forces one. ``style_mixing_prob``: 0 as
   ``cifar``; the other official configs use 0.9.
 
   G has no output nonlinearity: its images are unbounded and are trained against reals in

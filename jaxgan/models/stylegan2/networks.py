@@ -34,7 +34,7 @@ is float32. Parameters stay float32; only computation is low. The casts:
   (the official CUDA kernel). ToRGB computes in the block's dtype and its output
   is cast to float32 before it is added to ``img``: ``img`` (and its upsampling) is float32.
   With ``fused_modconv`` None a low block uses the fused convolution only in evaluation with a
-  batch of 1 (float32 blocks: in evaluation), as the official.
+  batch of 1 (float32 blocks: in evaluation), as the official, except on XLA:CPU (never).
 * D: a low block casts its input ``x`` and, before FromRGB, ``img`` to the low dtype; its
   convolutions compute there and its ``x`` (and, for ``skip``, the downsampled ``img``) leave
   it in the low dtype. The 4×4 epilogue casts ``x`` and ``img`` to float32: minibatch std,
@@ -414,6 +414,12 @@ def synthesis_layout(
   return resolutions, channels, num_ws
 
 
+def grouped_convolutions_are_fast() -> bool:
+  """False on XLA:CPU, where the fused (grouped) modulated convolution samples ~20x slower than
+  scale, convolve, scale; the two paths agree to float32 rounding (tests/test_stylegan2.py)."""
+  return jax.default_backend() != "cpu"
+
+
 class SynthesisNetwork(nn.Module):
   """ws [N, num_ws, w_dim] -> images [N, H, W, C], one block per resolution from 4.
 
@@ -463,6 +469,7 @@ class SynthesisNetwork(nn.Module):
       fused = forced
       if fused is None:  # the official: low-precision blocks fuse only a batch of 1
         fused = (not train) and (dtype == "float32" or ws.shape[0] == 1)
+        fused = fused and grouped_convolutions_are_fast()
       block = SynthesisBlock(
         in_channels=channels[res // 2] if res > 4 else 0,
         features=channels[res],
