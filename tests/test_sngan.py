@@ -40,6 +40,10 @@ RTOL = 1e-5
 LEGACY = spectral_norm.LEGACY
 
 
+# Each check compiles once; XLA's optimizations would cost more than they save here.
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
 def pattern(shape: tuple[int, ...]) -> np.ndarray:
   """The fixtures' cotangent (tools/sngan_fixtures.py): exact multiples of 1/8."""
   n = int(np.prod(shape))
@@ -142,9 +146,10 @@ def test_generator_training_forward_gradients_and_running_stats(g_case):
     )
     return jnp.sum(out * cot), (out, cols)
 
-  (_, (out, cols)), (d_weights, d_z) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
-    weights, z
+  grad = jax.jit(
+    jax.value_and_grad(loss, argnums=(0, 1), has_aux=True), compiler_options=FAST_COMPILE
   )
+  (_, (out, cols)), (d_weights, d_z) = grad(weights, z)
   close(nchw(out), arrays["out/train"], what=f"{name} output")
   close(d_z, arrays["grad_in/z"], what=f"{name} d/dz")
   close_grads(d_weights, ref_grads, name)
@@ -207,9 +212,10 @@ def test_discriminator_training_forward_gradients_and_state(case):
     out, cols = d.apply(v, x, y, train=True, mutable=["batch_stats"])
     return jnp.sum(out * cot), (out, {**cols, spectral_norm.COLLECTION: sn})
 
-  (_, (out, cols)), (d_weights, d_x) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
-    weights, x
+  grad = jax.jit(
+    jax.value_and_grad(loss, argnums=(0, 1), has_aux=True), compiler_options=FAST_COMPILE
   )
+  (_, (out, cols)), (d_weights, d_x) = grad(weights, x)
   close(out, arrays["out/train"], what=f"{case} logits")
   close_grads(d_weights, ref_grads, case)
   if "grad_in/x" in arrays:  # the first image's: it depends on that image alone
