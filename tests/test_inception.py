@@ -9,8 +9,6 @@ torchvision and pytorch-fid) with ``python tests/test_inception.py``.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -272,27 +270,32 @@ def test_wrong_shape_names_the_key(weights_npz, tmp_path):
   assert "unexpected: AuxLogits.fc.bias" in msg
 
 
-def test_convert_without_torch_says_so(tmp_path):
-  try:
-    import torch  # noqa: F401
+TORCH_FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "torch_checkpoint")
 
-    pytest.skip("torch is installed")
-  except ImportError:
-    pass
-  proc = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "jaxgan.feature_nets.inception",
-      "convert",
-      str(tmp_path / "in.pth"),
-      str(tmp_path / "out.npz"),
-    ],
-    capture_output=True,
-    text=True,
-  )
-  assert proc.returncode == 2
-  assert "needs PyTorch" in proc.stderr
+
+def test_convert_reads_the_pth_without_torch(weights_npz, tmp_path, monkeypatch, capsys):
+  """The .pth is read by torch_checkpoint (tests/test_torch_checkpoint.py); a wrong state
+  dict or a foreign pickle is one line and exit status 2, and nothing is written."""
+  out = tmp_path / "out.npz"
+  for name, message in (
+    ("state_zip.pth", "does not hold pytorch-fid's FIDInceptionV3 weights: "),
+    ("module_zip.pth", "its pickle names torch.nn.modules.linear.Linear, which is not a tensor"),
+  ):
+    with pytest.raises(SystemExit) as e:
+      inception.main(["convert", os.path.join(TORCH_FIXTURES, name), str(out)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+  assert not out.exists()
+  # The real file's contents: pytorch-fid's state dict, fc and num_batches_tracked included.
+  _, sd = weights_npz
+  extra = {"fc.weight": np.zeros((2, 2)), "Mixed_5b.branch1x1.bn.num_batches_tracked": np.array(3)}
+  monkeypatch.setattr(inception.torch_checkpoint, "load_state_dict", lambda p: {**sd, **extra})
+  assert inception.convert(os.path.join(TORCH_FIXTURES, "state_zip.pth"), str(out)) == len(sd)
+  with np.load(out) as npz:
+    assert sorted(npz.files) == sorted(sd)
+    for k, v in sd.items():
+      np.testing.assert_array_equal(npz[k], v)
 
 
 def _regenerate_fixture() -> None:

@@ -24,7 +24,8 @@ Input pipeline (what ``InceptionFeatures`` does, in this order):
 
 Weights are never downloaded. Get pytorch-fid's release file
 ``pt_inception-2015-12-05-6726825d.pth`` (``WEIGHTS_URL``: the ``fid_weights``
-release of mseitzer/pytorch-fid) and convert it once, with PyTorch installed::
+release of mseitzer/pytorch-fid) and convert it once (torch is not needed: the file is
+read by ``jaxgan.feature_nets.torch_checkpoint``, which runs nothing in it)::
 
   python -m jaxgan.feature_nets.inception convert pt_inception-2015-12-05-6726825d.pth \
       inception_fid.npz
@@ -59,7 +60,8 @@ import numpy as np
 from flax import traverse_util
 
 from jaxgan import cli
-from jaxgan.errors import FeatureNetMismatchError, FeatureNetNotFoundError, UserError
+from jaxgan.errors import FeatureNetMismatchError, FeatureNetNotFoundError
+from jaxgan.feature_nets import torch_checkpoint
 
 WEIGHTS_URL = (
   "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -328,8 +330,8 @@ def load_inception_params(path: str | os.PathLike) -> dict[str, Any]:
     where = f"not found at {path!r}" if path else "not given (empty path)"
     raise FeatureNetNotFoundError(
       f"Inception weights for FID {where}. Nothing is downloaded: get "
-      f"{WEIGHTS_FILE} from pytorch-fid's release ({WEIGHTS_URL}) and convert it once, "
-      f"with torch installed, by `{CONVERT_COMMAND}`, then point to the .npz. The .npz holds "
+      f"{WEIGHTS_FILE} from pytorch-fid's release ({WEIGHTS_URL}) and convert it once "
+      f"(no torch needed) by `{CONVERT_COMMAND}`, then point to the .npz. The .npz holds "
       "pytorch-fid's FIDInceptionV3 state_dict (keys such as Conv2d_1a_3x3.conv.weight in "
       "OIHW, Conv2d_1a_3x3.bn.{weight,bias,running_mean,running_var}; fc.* is ignored)."
     )
@@ -407,29 +409,20 @@ class InceptionFeatures:
 
 
 def convert(pth_path: str, npz_path: str) -> int:
-  """pytorch-fid's ``.pth`` state_dict -> the ``.npz`` this module loads; returns the count."""
-  try:
-    import torch  # heavy and optional: only this one-off conversion needs it
-  except ImportError as e:
-    raise UserError(
-      "converting the .pth needs PyTorch (`pip install torch`, CPU build is "
-      "enough); it is needed only for this one-off conversion."
-    ) from e
+  """pytorch-fid's ``.pth`` state_dict -> the ``.npz`` this module loads; returns the count.
+
+  Read without torch (``torch_checkpoint``: both of torch's file formats, no code in the
+  file is run); every array is checked before anything is written.
+  """
   if not os.path.isfile(pth_path):
     raise FeatureNetNotFoundError(
       f"{pth_path!r} not found; download {WEIGHTS_FILE} from {WEIGHTS_URL}."
     )
   try:
-    state = torch.load(pth_path, map_location="cpu", weights_only=True)
-  except Exception as e:  # torch raises several kinds for a corrupt or foreign file
-    raise FeatureNetMismatchError(f"cannot read {pth_path} with torch.load: {e}") from e
-  if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-    raise FeatureNetMismatchError(
-      f"{pth_path} is not a state_dict of tensors (got {type(state).__name__})."
-    )
-  arrays = {
-    k: v.detach().cpu().numpy().astype(np.float32) for k, v in state.items() if not _ignored(k)
-  }
+    state = torch_checkpoint.load_state_dict(pth_path)
+  except torch_checkpoint.TorchCheckpointError as e:
+    raise FeatureNetMismatchError(str(e)) from None
+  arrays = {k: v.astype(np.float32) for k, v in state.items() if not _ignored(k)}
   _to_variables(arrays, pth_path)  # check before writing anything
   os.makedirs(os.path.dirname(os.path.abspath(npz_path)), exist_ok=True)
   np.savez(npz_path, **arrays)
@@ -442,7 +435,9 @@ def main(argv: list[str] | None = None) -> None:
     description="Tools for the FID Inception-v3 weights.",
   )
   sub = parser.add_subparsers(dest="command", required=True)
-  p = sub.add_parser("convert", help=f"convert pytorch-fid's {WEIGHTS_FILE} to .npz (needs torch)")
+  p = sub.add_parser(
+    "convert", help=f"convert pytorch-fid's {WEIGHTS_FILE} to .npz (no torch needed)"
+  )
   p.add_argument("pth", help=f"path to {WEIGHTS_FILE}")
   p.add_argument("npz", help="output .npz path")
   args = parser.parse_args(argv)
