@@ -224,3 +224,7 @@ MODELS.register("sngan_resnet")(_sngan_resnet)
 from jaxgan.models.biggan import biggan as _biggan  # noqa: E402  (it imports Nets)
 
 MODELS.register("biggan")(_biggan)
+
+from jaxgan.models.r3gan import r3gan as _r3gan  # noqa: E402  (it imports Nets)
+
+MODELS.register("r3gan")(_r3gan)

@@ -1,0 +1,266 @@
+"""jaxgan's R3GAN networks against the official brownvc/R3GAN ``R3GAN/Networks.py``.
+
+The golden fixtures under tests/fixtures/r3gan/ were made by tools/r3gan_fixtures.py from the
+official modules (its docstring has the command): tiny seeded G and D (two stages, the 1x1
+transition convolutions, grouped convolutions; conditional and not) with every weight moved off
+its start (the zero last convolution of each block above all), their inputs, outputs and the
+gradients of sum(out * cot) w.r.t. the weights and the inputs, in float64. Here jaxgan runs in
+float32 and must agree to a relative 1e-5: elementwise rtol 1e-5 plus an atol of 1e-5 x the
+array's largest reference value. The official float32 run is within ~1e-7..1e-6 of the same
+references (``f32_error`` in each file's config; ``test_float32_spread`` prints both).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import experiment
+from jaxgan.config import validate
+from jaxgan.core.gan import build_gan, init_state
+from jaxgan.core.train_step import make_train_step
+from jaxgan.data.spec import DataSpec
+from jaxgan.errors import ConfigError
+from jaxgan.models import MODELS
+from jaxgan.models.r3gan import (
+  ACT_GAIN,
+  GenerativeBasis,
+  R3GANDiscriminator,
+  R3GANGenerator,
+  ResidualBlock,
+  r3gan,
+  variables_from_official,
+)
+from jaxgan.models.traits import discriminator_traits
+
+FIXTURES = Path(__file__).parent / "fixtures" / "r3gan"
+RTOL = 1e-5
+KEY = jax.random.PRNGKey(0)
+# Each check compiles once; XLA's optimizations would cost more than they save here.
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def pattern(shape: tuple[int, ...]) -> np.ndarray:
+  """The fixtures' cotangent (tools/r3gan_fixtures.py): exact multiples of 1/8."""
+  n = int(np.prod(shape))
+  return ((np.arange(n) * 37 % 17 - 8) / 8.0).reshape(shape)
+
+
+def load(name: str) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+  """Per case, its arrays with the packs unpacked to their keys; and the file's config."""
+  with np.load(FIXTURES / f"{name}.npz") as z:
+    stored = {k: z[k] for k in z.files}
+  config = json.loads(str(stored.pop("config")))
+  arrays: dict[str, np.ndarray] = {}
+  for pack, layout in config["packed"].items():
+    flat, offset = stored.pop(pack), 0
+    for key, shape in layout:
+      size = int(np.prod(shape))
+      arrays[f"{pack.split(':')[0]}/{key}"] = flat[offset : offset + size].reshape(shape)
+      offset += size
+  arrays.update(stored)
+  cases: dict[str, dict[str, np.ndarray]] = {}
+  for k, v in arrays.items():
+    case, _, key = k.partition("/")
+    cases.setdefault(case, {})[key] = v.astype(np.float32) if v.dtype == np.float16 else v
+  return cases, config
+
+
+def group(arrays: dict, prefix: str) -> dict[str, np.ndarray]:
+  return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def rel_error(actual, ref) -> float:
+  actual, ref = np.asarray(actual, np.float64), np.asarray(ref, np.float64)
+  return float(np.max(np.abs(actual - ref)) / max(float(np.max(np.abs(ref))), 1e-30))
+
+
+def close(actual, ref, what: str = "") -> None:
+  """Equal to a relative 1e-5: rtol, and atol relative to the array's scale."""
+  actual, ref = np.asarray(actual, np.float64), np.asarray(ref, np.float64)
+  assert actual.shape == ref.shape, (what, actual.shape, ref.shape)
+  scale = float(np.max(np.abs(ref)))
+  np.testing.assert_allclose(actual, ref, rtol=RTOL, atol=RTOL * scale, err_msg=what)
+
+
+def ours(x):
+  """A torch-layout array in jaxgan's layout (NCHW -> NHWC; others as they are)."""
+  return np.asarray(x).transpose(0, 2, 3, 1) if np.ndim(x) == 4 else np.asarray(x)
+
+
+def torch_layout(x):
+  """A jaxgan array in torch's layout (NHWC -> NCHW; others as they are)."""
+  return np.asarray(x).transpose(0, 3, 1, 2) if np.ndim(x) == 4 else np.asarray(x)
+
+
+def _arch(config: dict, num_classes: int) -> dict:
+  a = config["arch"]
+  return dict(
+    widths=tuple(a["widths"]),
+    blocks=tuple(a["blocks"]),
+    cardinality=tuple(a["cardinality"]),
+    expansion=a["expansion"],
+    num_classes=num_classes,
+  )
+
+
+G_CASES, G_CONFIG = load("g")
+D_CASES, D_CONFIG = load("d")
+ERRORS: dict[str, dict[str, float]] = {}  # jaxgan's float32 errors, for test_float32_spread
+
+
+def _check(name: str, module, arrays: dict, x_key: str) -> None:
+  """Forward, weight and input gradients of ``module`` from the converted official weights
+  against the case's float64 references."""
+  state = group(arrays, "state/")
+  x = jnp.asarray(ours(arrays[f"in/{x_key}"]))
+  y = jnp.asarray(arrays["in/y"]) if "in/y" in arrays else None
+  variables = variables_from_official(state)
+  init = jax.eval_shape(lambda: module.init({"params": jax.random.PRNGKey(0)}, x, y))
+  shapes = lambda tree: jax.tree.map(lambda a: tuple(a.shape), tree)
+  assert shapes(variables) == shapes(dict(init)), name  # the converter's names and shapes
+  weights = {k: jnp.asarray(v) for k, v in state.items()}
+  cot = jnp.asarray(ours(pattern(arrays["out"].shape)))
+
+  def loss(weights, x):
+    out = module.apply(variables_from_official(weights), x, y)
+    return jnp.sum(out * cot), out
+
+  grad = jax.jit(
+    jax.value_and_grad(loss, argnums=(0, 1), has_aux=True), compiler_options=FAST_COMPILE
+  )
+  (_, out), (d_weights, d_x) = grad(weights, x)
+  errors = ERRORS.setdefault(name, {})
+  close(torch_layout(out), arrays["out"], f"{name} output")
+  errors["out"] = rel_error(torch_layout(out), arrays["out"])
+  close(torch_layout(d_x), arrays[f"grad_in/{x_key}"], f"{name} d/d{x_key}")
+  errors[f"grad_in/{x_key}"] = rel_error(torch_layout(d_x), arrays[f"grad_in/{x_key}"])
+  ref_grads = group(arrays, "grad/")
+  assert set(ref_grads) == set(d_weights), name
+  for k, ref in ref_grads.items():
+    close(d_weights[k], ref, f"{name} d/d{k}")
+  errors["grad/worst"] = max(rel_error(d_weights[k], v) for k, v in ref_grads.items())
+
+
+@pytest.mark.parametrize("case", sorted(G_CASES))
+def test_generator_forward_and_gradients_equal_official(case):
+  arrays = G_CASES[case]
+  classes = 3 if "in/y" in arrays else 0
+  g = R3GANGenerator((8, 8, 3), **_arch(G_CONFIG, classes), embed_dim=G_CONFIG["arch"]["g_embed"])
+  _check(f"g {case}", g, arrays, "z")
+
+
+@pytest.mark.parametrize("case", sorted(D_CASES))
+def test_discriminator_forward_and_gradients_equal_official(case):
+  arrays = D_CASES[case]
+  classes = 3 if "in/y" in arrays else 0
+  d = R3GANDiscriminator(**_arch(D_CONFIG, classes), embed_dim=D_CONFIG["arch"]["d_embed"])
+  _check(f"d {case}", d, arrays, "x")
+
+
+def test_float32_spread():
+  """jaxgan's float32 against the references, beside the official float32 (printed with -s);
+  both well inside the tests' 1e-5."""
+  if len(ERRORS) < len(G_CASES) + len(D_CASES):
+    pytest.skip("needs the forward tests of this file to have run first")
+  for net, config in (("g", G_CONFIG), ("d", D_CONFIG)):
+    for case, info in config["cases"].items():
+      ours, official = ERRORS[f"{net} {case}"], info["f32_error"]
+      print(f"{net} {case}: jaxgan float32 {ours}; official float32 {official}")
+      assert max(official.values()) < 2e-6 and max(ours.values()) < 1e-5
+
+
+# --- initialization, builder, counts, configs -------------------------------------------------
+
+
+def _count(tree) -> int:
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+@pytest.mark.parametrize("num_classes", [10, 0])
+def test_cifar_parameter_counts_equal_official(num_classes):
+  counts = json.loads((FIXTURES / "counts.json").read_text())
+  assert (counts["g_c10"], counts["d_c10"]) == (20_781_952, 21_280_512)
+  nets = r3gan(DataSpec((32, 32, 3), is_image=True), num_classes, None)
+  assert nets.generator.cardinality == (96,) * 4  # 768 x 2 / 16
+  z = jnp.zeros((2, 64))
+  y = jnp.zeros((2,), jnp.int32) if num_classes else None
+  key = jax.random.PRNGKey(0)
+  g = jax.eval_shape(lambda: nets.generator.init({"params": key}, z, y))
+  d = jax.eval_shape(lambda: nets.discriminator.init({"params": key}, jnp.zeros((2, 32, 32, 3)), y))
+  want = (counts[f"g_c{num_classes}"], counts[f"d_c{num_classes}"])
+  assert (_count(g["params"]), _count(d["params"])) == want
+
+
+def test_initialization_is_fixup():
+  """A block starts as the identity (last convolution zero, biases zero), its first two
+  convolutions at N(0, (1.3868 L^(-1/4))^2 / fan_in); G's basis starts at N(0, 1)."""
+  fast_init = lambda module, x: jax.jit(module.init, compiler_options=FAST_COMPILE)(KEY, x)
+  x = jax.random.normal(jax.random.PRNGKey(1), (2, 4, 4, 32))
+  block = ResidualBlock(cardinality=4, expansion=2, kernel=3, num_blocks=4)
+  params = fast_init(block, x)["params"]
+  assert not np.any(params["LinearLayer3"]["conv"]["kernel"])
+  assert not np.any(params["NonLinearity1"]["bias"]) and not np.any(params["NonLinearity2"]["bias"])
+  np.testing.assert_array_equal(block.apply({"params": params}, x), x)
+  gain = ACT_GAIN * 4 ** (-1 / 4)
+  assert abs(ACT_GAIN - 1.3868) < 1e-4
+  for layer, fan_in in (("LinearLayer1", 32), ("LinearLayer2", 9 * 64 // 4)):
+    w = np.asarray(params[layer]["conv"]["kernel"])
+    assert abs(w.std() / (gain / math.sqrt(fan_in)) - 1) < 0.1, layer
+  basis = fast_init(GenerativeBasis(256), x[:, 0, 0])["params"]["Basis"]
+  assert basis.shape == (4, 4, 256) and abs(float(np.std(basis)) - 1) < 0.1
+
+
+def test_builder_registered_checks_its_config():
+  assert MODELS.get("r3gan") is r3gan
+  mnist = DataSpec((28, 28, 1), is_image=True)
+  with pytest.raises(ConfigError, match=r"4 stages makes 32x32 images; .* 28x28 .*data.pad=2"):
+    r3gan(mnist, 0, None)
+  spec = DataSpec((16, 16, 1), is_image=True)
+  with pytest.raises(ConfigError, match="group_width=16 does not divide width x expansion"):
+    r3gan(spec, 0, None, widths=(12, 12, 12))
+  with pytest.raises(ConfigError, match="one positive value per stage"):
+    r3gan(spec, 0, None, widths=(16, 16, 16), blocks=(1, 2))
+  nets = r3gan(spec, 3, None, widths=(16, 8, 8), blocks=(1,))
+  assert nets.generator.out_shape == (16, 16, 1) and nets.output_range == (-1.0, 1.0)
+  assert nets.g_output_bias is None
+  traits = discriminator_traits(nets.discriminator, (16, 16, 1), 3)
+  assert not traits.batch_stats and not traits.mixes_examples
+
+
+def test_cifar_config_is_the_official_preset():
+  c = experiment("r3gan.py:cifar")
+  assert c.model.name == "r3gan" and c.model.conditional
+  assert tuple(c.model.widths) == (768,) * 4 and tuple(c.model.blocks) == (2,)
+  assert (c.model.group_width, c.model.expansion, c.noise.dim) == (16, 2, 64)
+  assert (c.loss.d, c.loss.g, c.loss.d_penalties) == ("rpgan", "rpgan", "r1:0.05,r2:0.05")
+  assert c.noise.distribution == "normal" and not c.loss.ada and not c.loss.augment
+  for opt in (c.optim.g, c.optim.d):
+    assert (opt.name, opt.lr, opt.b1, opt.b2, opt.eps) == ("adam", 2e-4, 0.0, 0.9, 1e-8)
+    assert (opt.schedule, opt.min_lr, opt.decay_steps) == ("cosine", 5e-5, 39_063)
+  assert (c.train.batch_size, c.train.d_steps, c.train.g_steps) == (512, 1, 1)
+  assert c.train.steps == 39_063 and (c.train.ema_kimg, c.train.ema_rampup) == (5000.0, 0.25)
+
+
+def test_smoke_config_builds_and_its_step_traces():
+  """The smoke config's GAN, state and training step, traced (not compiled: an eager
+  ``init_state`` alone takes ~6 s on a 2-core CPU)."""
+  c = validate(experiment("r3gan.py:smoke"))
+  c.parallel = "none"
+  gan = build_gan(c, DataSpec((32, 32, 1), num_classes=10, is_image=True))
+  state = jax.eval_shape(lambda: init_state(gan, jax.random.PRNGKey(0)))
+  assert set(state.d.params) >= {"ExtractionLayer", "EmbeddingLayer", "MainLayers_3"}
+  assert state.g.params["MainLayers_0"]["Layers_1"]["LinearLayer2"]["conv"]["kernel"].shape == (
+    3, 3, 4, 16
+  )  # fmt: skip
+  b = c.train.batch_size
+  batch = {"x": jnp.zeros((1, b, 32, 32, 1)), "y": jnp.zeros((1, b), jnp.int32)}
+  new, metrics = jax.eval_shape(make_train_step(gan), state, batch)
+  shapes = lambda tree: jax.tree.map(lambda a: (a.shape, a.dtype), tree)
+  assert shapes(new) == shapes(state) and {"d_loss", "g_loss"} <= set(metrics)
