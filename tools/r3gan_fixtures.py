@@ -71,6 +71,19 @@ def _import_r3gan(root: str) -> tuple[types.ModuleType, types.ModuleType]:
   return networks, wrappers
 
 
+def in_dtype(module: Any, dtype: Any) -> Any:
+  """A copy of an official G or D that computes in ``dtype``: its stages' ``DataType`` (they
+  cast their input to it; float32 hard-coded) set, its resampling filters left in float32
+  (upfirdn2d's reference path asserts a float32 filter)."""
+  m = copy.deepcopy(module).to(dtype)
+  for stage in m.MainLayers:
+    stage.DataType = dtype
+  for sub in m.modules():
+    if hasattr(sub, "Kernel"):
+      sub.Kernel = sub.Kernel.float()
+  return m
+
+
 def _rel(a, b) -> float:
   """max |a - b| / max |b|, to two digits."""
   return float(f"{np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-30):.2g}")
@@ -83,14 +96,12 @@ class Maker:
   def f16(self, t: Any) -> Any:
     return t.half().to(t.dtype)
 
-  def generator(self, conditional: bool) -> Any:
-    a = TINY
+  def generator(self, conditional: bool, a: dict = TINY) -> Any:
     kw = dict(ConditionDimension=NUM_CLASSES, ConditionEmbeddingDimension=a["g_embed"])
     args = (Z_DIM, a["widths"], a["cardinality"], a["blocks"], a["expansion"])
     return self.networks.Generator(*args, **(kw if conditional else {}))
 
-  def discriminator(self, conditional: bool) -> Any:
-    a = TINY
+  def discriminator(self, conditional: bool, a: dict = TINY) -> Any:
     rev = lambda v: list(reversed(v))
     kw = dict(ConditionDimension=NUM_CLASSES, ConditionEmbeddingDimension=a["d_embed"])
     return self.networks.Discriminator(
@@ -117,12 +128,8 @@ class Maker:
     """(output, weight grads, float input grads) of a copy of ``module`` in ``dtype``;
     ``acts`` collects every leaky ReLU's input (x + bias)."""
     torch = self.torch
-    m = copy.deepcopy(module).to(dtype)
-    for stage in m.MainLayers:
-      stage.DataType = dtype  # the stages cast their input to it (float32 hard-coded)
+    m = in_dtype(module, dtype)
     for sub in m.modules():
-      if hasattr(sub, "Kernel"):
-        sub.Kernel = sub.Kernel.float()  # upfirdn2d's reference path asserts a float32 filter
       if type(sub).__name__.startswith("BiasedActivation"):
         sub.register_forward_pre_hook(
           lambda mod, inp: acts.append((inp[0] + mod.Bias.view(1, -1, 1, 1)).detach().double())
