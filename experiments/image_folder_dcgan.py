@@ -8,7 +8,11 @@ Training prepares the source on first use too (docs/data.md: labels, crops, bad 
 Add ``--config.data.xflip=True`` to double the data with mirror images,
 ``--config.data.channels=1`` for grey images, ``--config.model.conditional=True`` to use
 the labels. r64 is the pytorch/examples DCGAN (nz 100, ngf = ndf = 64, 4x4 kernels); r32
-drops its first G and last D stage. ``smoke`` is 16x16 and tiny, for tests.
+drops its first G and last D stage. ``smoke`` is 16x16 and tiny, for tests. Each sets
+``data.net_resolution`` to its side, so a folder prepared at another resolution is refused in
+one line before anything is prepared; StyleGAN2, SNGAN and BigGAN on folders:
+experiments/stylegan2.py (``folder32``, ``folder64``, ``folder256``), experiments/sngan.py and
+experiments/biggan.py (``folder32``).
 """
 
 from jaxgan.config import base_config, unknown_variant
@@ -44,4 +48,5 @@ def get_config(variant: str = "r64"):
     c.noise.dim = 8
     c.train.update(steps=2, batch_size=4, steps_per_call=1, log_every=1, checkpoint_every=2)
     c.eval.update(metrics="samples", every=2)
+  c.data.net_resolution = c.data.resolution
   return c

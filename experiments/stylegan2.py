@@ -10,8 +10,28 @@ r"""StyleGAN2-ADA (Karras et al. 2020), as NVlabs/stylegan2-ada-pytorch trains i
   jaxgan-train --config=experiments/stylegan2.py:stacked_mnist --workdir=workdirs/sg2_stacked
   jaxgan-train --config=experiments/stylegan2.py:smoke --workdir=/tmp/sg2_smoke
 
-CIFAR-10 is prepared once with TFDS (experiments/cifar10_dcgan.py says how); MNIST from the
-raw idx files (JAXGAN_MNIST_DIR), padded to 32x32 (``data.pad=2``).
+Your own images, a folder or .zip (docs/data.md), at 32, 64 or 256:
+
+  jaxgan-prepare --source=~/data/faces.zip --resolution=256     # once; checks every image
+  jaxgan-train --config=experiments/stylegan2.py:folder256 --workdir=workdirs/sg2_faces256 \
+      --config.data.source=~/data/faces.zip --config.eval.inception_weights=inception_fid.npz
+
+CIFAR-10 is read from cifar-10-python.tar.gz in $JAXGAN_CIFAR10_DIR, prepared on first use
+without TensorFlow (docs/data.md); MNIST from the raw idx files (JAXGAN_MNIST_DIR), padded to
+32x32 (``data.pad=2``).
+
+``folder32``, ``folder64`` and ``folder256`` are the official default for a dataset of your
+own, ``--cfg=auto`` on one GPU (``--gpus=1``), with ``--fp32=1``: batch min(4096 / res, 32)
+(32, 32, 16), minibatch std over 4, channel_base 16384 (512 channels up to 32, 256 at 64, 64
+at 256), a 2-layer mapping network, G ``skip``, D ``resnet``, lr 0.0025, R1 gamma 0.0002 *
+res^2 / batch (0.0064, 0.0256, 0.8192) every 16, path length weight 2 every 4, style mixing
+0.9, EMA of batch * 10 / 32 kimg (10, 10, 5) ramped up over 5%, ADA ``bgc`` to 0.6, 25,000
+kimg. Parameter counts equal the official modules': G 19,947,539 / D 21,507,073 at 32,
+22,243,608 / 23,407,361 at 64, 23,191,522 / 24,001,089 at 256 (with 10 classes: 20,215,315 /
+23,876,096, 22,511,384 / 25,776,384, 23,459,298 / 26,370,112). ``--config.data.xflip=True``
+is ``--mirror=1``; ``--config.model.conditional=True`` (``--cond=1``) uses the folder's labels.
+The folder is prepared at the variant's resolution (``data.net_resolution``); another
+``data.resolution`` is refused in one line before anything is prepared.
 
 ``cifar`` is the official ``--cfg=cifar --fp32=1`` (train.py's cfg_specs): G and D with 512
 channels at 4 to 32 (channel_base 32768), z = w = 512, a 2-layer mapping network (lr
@@ -44,8 +64,10 @@ tests.
 from jaxgan.config import base_config, unknown_variant
 
 VARIANTS = (
-  "cifar", "cifar_cond", "ffhq256", "mnist", "mnist_1k", "mnist_ada1k", "stacked_mnist", "smoke"
+  "cifar", "cifar_cond", "ffhq256", "folder32", "folder64", "folder256", "mnist", "mnist_1k",
+  "mnist_ada1k", "stacked_mnist", "smoke",
 )  # fmt: skip
+FOLDER_RESOLUTIONS = {"folder32": 32, "folder64": 64, "folder256": 256}
 
 
 def _stylegan2(c, *, gamma: float, pl_weight: float, lr: float, batch: int) -> None:
@@ -67,6 +89,26 @@ def _stylegan2(c, *, gamma: float, pl_weight: float, lr: float, batch: int) -> N
 
 def _ada(c, kimg: float = 500.0) -> None:
   c.loss.update(ada="bgc", ada_p=0.0, ada_target=0.6, ada_interval=4, ada_kimg=kimg)
+
+
+def _folder(res: int):
+  """train.py's ``--cfg=auto`` for one GPU at resolution ``res`` (its spec, computed the same)."""
+  batch = min(4096 // res, 32)
+  c = base_config(model="stylegan2", data="image_folder")
+  c.data.update(resolution=res, net_resolution=res)
+  c.model.update(
+    channel_base=16384, mapping_layers=2, d_architecture="resnet", mbstd_group_size=min(batch, 4),
+    style_mixing_prob=0.9,
+  )  # fmt: skip
+  _stylegan2(c, gamma=0.0002 * res**2 / batch, pl_weight=2.0, lr=0.0025, batch=batch)
+  _ada(c)
+  snapshot = 200_000 // batch  # the official metrics every 50 ticks of 4 kimg
+  c.train.update(
+    steps=25_000_000 // batch, ema_kimg=batch * 10 / 32, ema_rampup=0.05,
+    steps_per_call=10 if res <= 32 else 1, log_every=100, checkpoint_every=snapshot // 2,
+  )  # fmt: skip
+  c.eval.update(metrics="samples,fid", every=snapshot, num_samples=50_000)
+  return c
 
 
 def get_config(variant: str = "cifar"):
@@ -94,6 +136,8 @@ def get_config(variant: str = "cifar"):
       checkpoint_every=5_000,
     )  # fmt: skip
     c.eval.update(metrics="samples,fid", every=25_000, num_samples=50_000)
+  elif variant in FOLDER_RESOLUTIONS:
+    c = _folder(FOLDER_RESOLUTIONS[variant])
   elif variant in ("mnist", "mnist_1k", "mnist_ada1k", "stacked_mnist", "smoke"):
     c = base_config(
       model="stylegan2", data="stacked_mnist" if variant == "stacked_mnist" else "mnist"

@@ -7,18 +7,26 @@ grey images, and each kind of bad input with its exact one-line message.
 
 import json
 import os
+import runpy
 import subprocess
 import sys
 import zipfile
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
+from test_checkpointing import assert_states_equal, spy_on_restore
 
+import jaxgan
 from conftest import REPO, experiment
 from jaxgan.config import base_config
+from jaxgan.core.gan import model_kwargs
 from jaxgan.data import build_dataset, build_pipeline, folder_builder
+from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError, DatasetNotFoundError
+from jaxgan.models import MODELS
 
 SKIP = "fix or remove it, or skip bad files with --skip_bad (data.skip_bad=True)"
 
@@ -298,6 +306,8 @@ def test_prepare_command_prints_the_overrides(tmp_path, monkeypatch):
     "    --config.data.crop=center \\",
     "    --config.data.channels=3 \\",
     f"    --config.data.data_dir={tmp_path}/tfds",
+    "Other experiments made for 32x32: experiments/stylegan2.py:folder32, "
+    "experiments/sngan.py:folder32, experiments/biggan.py:folder32",
   ]
   monkeypatch.setattr(folder_builder, "read_examples", lambda *a, **k: pytest.fail("again"))
   ds = build_dataset(config(tmp_path / "src", tmp_path / "tfds", resolution=32))
@@ -333,3 +343,118 @@ def test_prepare_command_help_and_errors(tmp_path):
     f"file): give a folder or a .zip of PNG, JPEG or WebP images as data.source (--source)."
   )
   assert not (tmp_path / "tfds").exists()
+
+
+# --- experiments made for image folders ----------------------------------------------------
+
+
+def test_every_folder_experiment_is_in_the_table_at_its_resolution():
+  """folder_builder.EXPERIMENTS (what jaxgan-prepare names, and the refusals) against the
+  experiment files: each variant on image_folder is listed under its data.resolution and
+  sets data.net_resolution to it."""
+  found = {}
+  for file in sorted(f for f in os.listdir(os.path.join(REPO, "experiments")) if f.endswith(".py")):
+    path = os.path.join(REPO, "experiments", file)
+    with open(path) as f:
+      if '"image_folder"' not in f.read():
+        continue
+    for variant in runpy.run_path(path)["VARIANTS"]:
+      c = experiment(f"{file}:{variant}")
+      if c.data.name == "image_folder":
+        assert c.data.net_resolution == c.data.resolution, f"{file}:{variant}"
+        found.setdefault(c.data.resolution, []).append(f"{file}:{variant}")
+  table = folder_builder.EXPERIMENTS
+  assert {r: sorted(v) for r, v in found.items()} == {r: sorted(v) for r, v in table.items()}
+  assert folder_builder.experiments_for(16) == ()  # smoke variants are not offered
+
+
+def test_a_folder_at_another_resolution_than_the_net_is_refused_before_preparing(tmp_path):
+  c = experiment("sngan.py:folder32")
+  c.data.update(source=str(tmp_path / "src"), data_dir=str(tmp_path / "tfds"), resolution=64)
+  with pytest.raises(ConfigError) as e:
+    build_dataset(c.data)
+  assert str(e.value) == (
+    "config.data.resolution=64, but this experiment's nets are made for 32x32 images "
+    "(config.data.net_resolution=32): train at --config.data.resolution=32 (jaxgan-prepare "
+    "--resolution=32), or use an experiment made for 64x64: "
+    "experiments/image_folder_dcgan.py:r64, experiments/stylegan2.py:folder64."
+  )
+  c = experiment("stylegan2.py:folder64")
+  c.data.update(source=str(tmp_path / "src"), data_dir=str(tmp_path / "tfds"), resolution=128)
+  with pytest.raises(ConfigError, match=r"or set --config.data.net_resolution=0 to build these "):
+    build_dataset(c.data)
+  assert not (tmp_path / "tfds").exists()
+
+
+@pytest.mark.parametrize("file", ["sngan.py", "biggan.py"])
+def test_studiogan_nets_have_no_64_or_256_variant_and_say_what_to_use(file):
+  with pytest.raises(ConfigError) as e:
+    experiment(f"{file}:folder64")
+  assert "unknown variant 'folder64'" in str(e.value) and str(e.value).endswith(
+    "at 32x32, not its 64 to 256 forms; at 64 or 256 use experiments/stylegan2.py:folder64 or "
+    ":folder256, or experiments/image_folder_dcgan.py:r64)."
+  )
+
+
+def num_params(tree) -> int:
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+# The official networks.Generator/Discriminator at train.py's --cfg=auto --gpus=1 --fp32=1
+# (channel_base 16384, 2 mapping layers, D resnet, minibatch std 4), RGB, counted with torch
+# 2.13 from NVlabs/stylegan2-ada-pytorch by tools/stylegan2_auto_counts.py.
+OFFICIAL_AUTO_COUNTS = {
+  (32, 0): (19_947_539, 21_507_073),
+  (64, 0): (22_243_608, 23_407_361),
+  (256, 0): (23_191_522, 24_001_089),
+  (256, 10): (23_459_298, 26_370_112),
+}
+
+
+@pytest.mark.parametrize("resolution,classes", sorted(OFFICIAL_AUTO_COUNTS))
+def test_stylegan2_folder_nets_have_the_official_auto_parameter_counts(resolution, classes):
+  c = experiment(f"stylegan2.py:folder{resolution}")
+  spec = DataSpec((resolution, resolution, 3), is_image=True)
+  nets = MODELS.get(c.model.name)(spec, classes, None, **model_kwargs(c.model))
+  key, y = jax.random.PRNGKey(0), (jnp.zeros((2,), jnp.int32) if classes else None)
+  z, x = jnp.zeros((2, c.noise.dim)), jnp.zeros((2, *spec.shape))
+  g = jax.eval_shape(lambda: nets.generator.init({"params": key}, z, y))
+  d = jax.eval_shape(lambda: nets.discriminator.init({"params": key}, x, y))
+  counts = (num_params(g["params"]), num_params(d["params"]))
+  assert counts == OFFICIAL_AUTO_COUNTS[resolution, classes]
+
+
+@pytest.mark.parametrize("file,cifar", [("sngan.py", "cifar_uncond"), ("biggan.py", "cifar")])
+def test_studiogan_folder_variants_are_their_cifar_runs_on_a_folder(file, cifar):
+  """Same nets (whose counts tests/test_sngan.py and test_biggan.py check), losses,
+  optimizers and schedule; unconditional, FID without IS."""
+  folder, reference = experiment(f"{file}:folder32"), experiment(f"{file}:{cifar}")
+  assert folder.model.to_dict() == {**reference.model.to_dict(), "conditional": False}
+  for section in ("noise", "loss", "optim", "train"):
+    assert folder[section].to_dict() == reference[section].to_dict(), section
+  assert (folder.data.resolution, folder.data.net_resolution) == (32, 32)
+  assert folder.eval.metrics == "samples,fid"
+
+
+# --- a run on a prepared folder resumes bit-exactly ----------------------------------------
+
+
+def test_training_on_a_folder_resumes_bit_exactly(tmp_path, monkeypatch):
+  rng = np.random.default_rng(13)
+  for i in range(6):
+    save(tmp_path / "src" / f"{i}.png", rgb(rng, 20, 18))
+
+  def config(steps):
+    c = experiment("image_folder_dcgan.py:smoke")
+    c.data.update(source=str(tmp_path / "src"), data_dir=str(tmp_path / "tfds"))
+    c.parallel = "none"
+    c.train.update(steps=steps, checkpoint_every=2)
+    c.eval.metrics = ""
+    return c
+
+  restores = spy_on_restore(monkeypatch)
+  straight = jaxgan.train(config(4), str(tmp_path / "straight"), progress=False)
+  jaxgan.train(config(2), str(tmp_path / "resumed"), progress=False)
+  resumed = jaxgan.train(config(4), str(tmp_path / "resumed"), progress=False)
+  assert restores == [(2, 2)] and int(resumed.step) == 4
+  assert_states_equal(straight, resumed)

@@ -44,10 +44,12 @@ def _define_flags() -> None:
 
 
 def train_command(source: str, data_dir: str, options: folder_builder.Options) -> str:
-  """What to run to train on the copy: the experiment's variant for 32 or 64, else its
-  overrides with a config whose model fits the resolution."""
-  variant = {32: "r32", 64: "r64"}.get(options.resolution)
-  config = f"experiments/image_folder_dcgan.py:{variant}" if variant else "YOUR_CONFIG.py"
+  """What to run to train on the copy: the first experiment made for its resolution
+  (``folder_builder.EXPERIMENTS``), else its overrides with a config whose model fits."""
+  from jaxgan.data import folder_builder
+
+  made = folder_builder.experiments_for(options.resolution)
+  config = f"experiments/{made[0]}" if made else "YOUR_CONFIG.py"
   name = os.path.splitext(os.path.basename(source.rstrip("/")))[0] or "image_folder"
   lines = [f"jaxgan-train --config={config} --workdir=workdirs/{name}_{options.resolution}"]
   lines += options.overrides(source, data_dir)
@@ -85,6 +87,10 @@ def main(argv: list[str]) -> None:
     else:
       print(f"Already prepared: {r['images']:,} images ({classes}) in {prepared.directory}")
     print("Train on it with:\n  " + train_command(source, data_dir, options))
+    others = folder_builder.experiments_for(options.resolution)[1:]
+    if others:
+      side = f"{options.resolution}x{options.resolution}"
+      print(f"Other experiments made for {side}: " + ", ".join(f"experiments/{e}" for e in others))
 
 
 def run() -> None:

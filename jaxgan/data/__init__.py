@@ -176,6 +176,7 @@ def image_folder(
   *,
   source: str = "",
   resolution: int = 64,
+  net_resolution: int = 0,
   crop: str = "center",
   channels: int = 3,
   xflip: bool = False,
@@ -190,7 +191,12 @@ def image_folder(
   """A folder or .zip of PNG/JPEG/WebP images (StyleGAN2-ADA's dataset_tool input),
   prepared once as array_record at ``resolution`` (``crop``: center | pad; ``channels``:
   3 | 1); labels from dataset.json or first-level folders; ``xflip`` doubles it with
-  mirror images; ``skip_bad`` skips unreadable files; ``upscale`` enlarges small ones."""
+  mirror images; ``skip_bad`` skips unreadable files; ``upscale`` enlarges small ones.
+  ``net_resolution``: the side an experiment's nets are made for (0: any); another
+  ``resolution`` is refused before anything is prepared."""
+  from jaxgan.data import folder_builder  # imports tensorflow_datasets (slow): image data only
+
+  folder_builder.check_net_resolution(resolution, net_resolution)
   return images.open_image_folder(
     split,
     source=source,

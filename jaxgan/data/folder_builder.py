@@ -100,6 +100,46 @@ class Options:
     return out + ["--config.data.upscale=True"] * self.upscale
 
 
+# Experiments (experiments/<file>:<variant>) whose nets are made for image folders of one
+# resolution, which each sets as data.net_resolution; tests/test_image_folder.py checks this
+# table against the files. jaxgan-prepare names them; the first of each is the default.
+EXPERIMENTS: dict[int, tuple[str, ...]] = {
+  16: ("image_folder_dcgan.py:smoke",),
+  32: (
+    "image_folder_dcgan.py:r32", "stylegan2.py:folder32", "sngan.py:folder32",
+    "biggan.py:folder32",
+  ),
+  64: ("image_folder_dcgan.py:r64", "stylegan2.py:folder64"),
+  256: ("stylegan2.py:folder256",),
+}  # fmt: skip
+
+
+def experiments_for(resolution: int) -> tuple[str, ...]:
+  """The experiments made for ``resolution`` (not the tests' smoke variants)."""
+  return tuple(e for e in EXPERIMENTS.get(resolution, ()) if not e.endswith(":smoke"))
+
+
+def check_net_resolution(resolution: int, net_resolution: int) -> None:
+  """A folder prepared at another resolution than the experiment's nets are made for is one
+  ConfigError line, before anything is prepared (``net_resolution`` 0: any)."""
+  if not net_resolution or resolution == net_resolution:
+    return
+  others = experiments_for(resolution)
+  instead = (
+    f"use an experiment made for {resolution}x{resolution}: "
+    + ", ".join(f"experiments/{e}" for e in others)
+    if others
+    else f"set --config.data.net_resolution=0 to build these nets at {resolution}x{resolution} "
+    "where they allow it, hyperparameters unchanged"
+  )
+  raise ConfigError(
+    f"config.data.resolution={resolution}, but this experiment's nets are made for "
+    f"{net_resolution}x{net_resolution} images (config.data.net_resolution={net_resolution}): "
+    f"train at --config.data.resolution={net_resolution} (jaxgan-prepare "
+    f"--resolution={net_resolution}), or {instead}."
+  )
+
+
 # --- the source: a folder or a zip -------------------------------------------------------------
 
 

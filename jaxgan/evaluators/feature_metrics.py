@@ -43,7 +43,16 @@ STATS_VERSION = 2
 # they are read, and the range training scales them to (features always see uint8 / 255).
 # Any other key (image_size, crop, size, seed, tfds_name, ...) is part of the cache key.
 NOT_CONTENT_KEYS = frozenset(
-  {"name", "split", "data_dir", "source_dir", "on_device", "num_workers", "pixel_range"}
+  {
+    "name",
+    "split",
+    "data_dir",
+    "source_dir",
+    "on_device",
+    "num_workers",
+    "pixel_range",
+    "net_resolution",  # an image folder's check of the experiment's nets, not its images
+  }
 )
 
 
