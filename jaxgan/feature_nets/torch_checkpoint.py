@@ -251,9 +251,10 @@ def _load_legacy(path: str) -> Any:
       (numel,) = struct.unpack("<q", head)
       if numel != storage.numel:
         raise _Refused(f"storage {storage.key} holds {numel} elements, not {storage.numel}")
-      raw = f.read(numel * storage.dtype.itemsize)
-      if len(raw) != numel * storage.dtype.itemsize:
+      size = numel * storage.dtype.itemsize
+      if size > os.fstat(f.fileno()).st_size - f.tell():  # before allocating that much
         raise _Refused(f"it ends inside storage {storage.key} (truncated?)")
+      raw = f.read(size)
       storage.fill(raw)
     return obj
 
