@@ -13,6 +13,7 @@ import difflib
 import importlib.util
 import inspect
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,6 +29,7 @@ from jaxgan.core import (
   objectives,
   optim,
   parallel,
+  penalties,
   population,
   train_step,
 )
@@ -99,6 +101,14 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
     ada_target=0.6,  # ADA's target for E[sign D(augmented real)]; 0: p stays fixed
     ada_interval=4,  # steps between adjustments of p
     ada_kimg=500.0,  # thousands of images for p to move by 1
+    cr_augment="flip,translation_reflect",  # T of the cr, bcr_real and bcr_fake penalties:
+    # ops of jaxgan.core.penalties.CR_AUGMENTATIONS or DiffAugment's (StudioGAN's cr_aug)
+    zcr_radius=0.05,  # sigma of zcr's z' = z + sigma N(0, I) (D's and G's zcr penalties)
+    topk_gamma=1.0,  # top-k training (jaxgan.core.losses.TopK): k decays by this per epoch;
+    # 1: off (Sinha et al. 2020 use 0.99)
+    topk_nu=0.5,  # ...down to this fraction of the batch
+    topk_kimg=0.0,  # ...one epoch being this many thousand real images (the training set's
+    # size, e.g. 50 for CIFAR-10); needed with topk_gamma < 1
     lazy="folded",  # folded: a lazy term (name:w@N) joins every N-th update at N x w;
     # separate: its own optimizer step after every N-th update, with lr and Adam's betas
     # corrected by N/(N+1) (StyleGAN2's regularization phases; jaxgan.core.train_step)
@@ -373,6 +383,47 @@ def _check_lazy(config: ml_collections.ConfigDict) -> None:
         )
 
 
+def _check_consistency_and_topk(config: ml_collections.ConfigDict) -> None:
+  """The options of the consistency penalties and top-k training (jaxgan.core.penalties,
+  jaxgan.core.losses.TopK)."""
+  loss = config.loss
+  try:
+    ops = penalties.cr_ops(loss.cr_augment)
+  except UnknownNameError as e:
+    raise ConfigError(f"config.loss.cr_augment: {e}") from None
+  if not ops:
+    raise ConfigError(
+      f"config.loss.cr_augment is empty, and consistency regularization compares D on x and "
+      f"on an augmented x; name ops, e.g. {penalties.CR_AUGMENT!r} (StudioGAN's)."
+    )
+  if not loss.zcr_radius > 0:
+    raise ConfigError(f"config.loss.zcr_radius must be > 0, got {loss.zcr_radius:g}.")
+  if not (0 < loss.topk_gamma <= 1 and 0 < loss.topk_nu <= 1):
+    raise ConfigError(
+      f"config.loss.topk_gamma and topk_nu must be in (0, 1] (topk_gamma=1: top-k off), "
+      f"got {loss.topk_gamma:g} and {loss.topk_nu:g}."
+    )
+  if loss.topk_gamma == 1:
+    return
+  g = losses.generator_loss_name(loss.g, loss.d)
+  if losses.G_LOSSES.get(g).needs_real:
+    raise ConfigError(
+      f"config.loss.topk_gamma={loss.topk_gamma:g}: top-k training drops fakes from G's "
+      f"loss, and {g!r} pairs each fake with a real; use another loss or topk_gamma=1."
+    )
+  if not loss.topk_kimg > 0:
+    raise ConfigError(
+      f"config.loss.topk_gamma={loss.topk_gamma:g} decays k once per epoch: set "
+      f"config.loss.topk_kimg to the training set's size in thousands (e.g. 50 for CIFAR-10)."
+    )
+  outputs = config.train.batch_size // config.model.d_pack
+  if math.floor(outputs * loss.topk_nu) < 1:
+    raise ConfigError(
+      f"config.loss.topk_nu={loss.topk_nu:g} keeps int({outputs} x {loss.topk_nu:g}) = 0 of "
+      f"the batch's {outputs} D outputs at the end; raise topk_nu or the batch size."
+    )
+
+
 def _check_loss_and_model(config: ml_collections.ConfigDict) -> None:
   _check_name(losses.D_LOSSES, config.loss.d, "config.loss.d")
   if config.loss.g == "auto":
@@ -388,6 +439,7 @@ def _check_loss_and_model(config: ml_collections.ConfigDict) -> None:
   except UnknownNameError as e:
     raise ConfigError(f"config.loss.augment: {e}") from None
   _check_ada(config)
+  _check_consistency_and_topk(config)
   if config.loss.augment_strength < 0:
     raise ConfigError(
       f"config.loss.augment_strength must be >= 0, got {config.loss.augment_strength}."

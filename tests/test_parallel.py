@@ -126,11 +126,19 @@ PENALTY_SPECS = {
   "r1": ("1@2", True),  # lazy: on updates 0, 2, 4 of 3 steps x k=2
   "r2": ("1", True),
   "lecam": ("0.1", True),
+  "maxgp": ("1", True),
+  "zcr": ("1", True),
 }
 
 
 def test_the_zoo_run_covers_every_registered_penalty():
-  assert set(PENALTY_SPECS) == set(penalties.D_PENALTIES)
+  # Those that augment images run in the DiffAugment test below.
+  own = {
+    n
+    for n in penalties.D_PENALTIES
+    if penalties.D_PENALTIES.get(n).fn.__module__ == penalties.__name__
+  }
+  assert set(PENALTY_SPECS) == own - penalties.NEEDS_IMAGES["d"]
 
 
 ZOO = {
@@ -145,7 +153,14 @@ ZOO = {
   ),
   # PacGAN packing, least squares, EMA by half-life with ramp-up, weight clipping.
   "pack_lsgan_ema_clip": dict(
-    loss=dict(d="least_squares", g="least_squares"),
+    # Top-k over the global batch of packs: k = 8, 8, 4 of 8 D outputs (an epoch a step).
+    loss=dict(
+      d="least_squares",
+      g="least_squares",
+      g_penalties="zcr:0.5",
+      topk_gamma=0.5,
+      topk_kimg=0.032,
+    ),
     model=dict(d_pack=2),
     train=dict(ema_kimg=0.01, ema_rampup=0.05),
   ),
@@ -203,6 +218,7 @@ def test_zoo_terms_match_single_device(name, monkeypatch):
     assert float(m_single["d/r1/grad_norm"]) != 0.0
   else:
     assert max(float(np.abs(x).max()) for x in jax.tree.leaves(single.d.params)) <= 0.5
+    np.testing.assert_allclose(m_single["g/adv/k"], (8 + 8 + 4) / 3, rtol=1e-6)
 
 
 def test_diffaugment_matches_single_device(tmp_path):
@@ -223,6 +239,7 @@ def test_diffaugment_matches_single_device(tmp_path):
     )
     config.train.update(batch_size=8, steps=1)
     config.loss.augment = "color,translation,cutout"
+    config.loss.d_penalties = ",".join(f"{n}:1" for n in sorted(penalties.NEEDS_IMAGES["d"]))
     config.parallel = "none"
     single, m_single, _ = run(config, steps=1)
     config.parallel = "shard_map"

@@ -20,6 +20,7 @@ from jaxgan.core import ada, augment, losses, objectives, optim, streams
 from jaxgan.core.collectives import axis_name_for, device_key
 from jaxgan.core.ema import EMA
 from jaxgan.core.penalties import D_PENALTIES, G_PENALTIES
+from jaxgan.core.penalties import configure as configure_terms
 from jaxgan.core.state import GANState, PlayerState, PyTree
 from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError
@@ -305,12 +306,15 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
     D_PENALTIES,
     "config.loss.d_penalties",
   )
+  topk = losses.topk_schedule(config.loss, config.train.batch_size, config.train.d_steps)
   g_terms = objectives.build_terms(
-    lambda ctx: (g_loss(ctx.fake_out, ctx.real_out), {}),
+    losses.generator_term(g_loss, topk),
     config.loss.get("g_penalties", ""),
     G_PENALTIES,
     "config.loss.g_penalties",
   )
+  d_terms = configure_terms(d_terms, config.loss, data, "d", "config.loss.d_penalties")
+  g_terms = configure_terms(g_terms, config.loss, data, "g", "config.loss.g_penalties")
   _check_g_terms(config, nets, g_terms)
   traits = discriminator_traits(
     nets.discriminator, packed_shape(data.shape, config.model.d_pack), num_classes, bn_axis

@@ -20,6 +20,15 @@ raw value. All losses are *minimised*.
 RpGAN pairs the i-th real with the i-th fake example, as R3GAN does.
 ``loss.g = "auto"`` takes each D loss's usual partner (``AUTO_G``): the
 non-saturating loss for BCE, the same name otherwise.
+
+Top-k training (Sinha et al. 2020; ``loss.topk_gamma`` < 1) takes G's loss over the k fakes
+of the (global) batch that D scores highest only, k = int(max(n gamma^e, int(n nu))) of n D
+outputs, as StudioGAN: e counts the passes over the data before this step, one every
+``loss.topk_kimg`` thousand real images, i.e. every floor(1000 kimg / (batch k_D)) steps
+(StudioGAN's epoch of whole baskets of k_D batches), and k decays after the step that
+opens a pass: e = max(step - 1, 0) // steps_per_epoch (``TopK``). The loss is the sum over
+the chosen fakes divided by k; the others get no gradient. Refused for losses that pair
+fakes with reals (rpgan).
 """
 
 from __future__ import annotations
@@ -27,9 +36,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from jaxgan.errors import ConfigError
 from jaxgan.registry import Registry
@@ -183,3 +194,61 @@ G_LOSSES.register("least_squares")(GLoss(generator_least_squares, equilibrium=0.
 G_LOSSES.register("wasserstein")(GLoss(generator_critic))
 G_LOSSES.register("hinge")(GLoss(generator_critic))
 G_LOSSES.register("rpgan")(GLoss(generator_rpgan, needs_real=True, equilibrium=LOG2))
+
+
+@dataclasses.dataclass(frozen=True)
+class TopK:
+  """Top-k training's schedule: k of n D outputs at a step (see the module docstring)."""
+
+  gamma: float
+  nu: float
+  steps_per_epoch: int
+
+  def epoch(self, step: Array) -> Array:
+    """Passes over the data counted before ``step``'s G update (StudioGAN's ``epoch``)."""
+    return jnp.maximum(step - 1, 0) // self.steps_per_epoch
+
+  def k(self, n: int, step: Array) -> Array:
+    e = self.epoch(step).astype(jnp.float32)
+    decayed = n * jnp.power(jnp.float32(self.gamma), e)
+    return jnp.floor(jnp.maximum(decayed, math.floor(n * self.nu))).astype(jnp.int32)
+
+
+def topk_schedule(loss: Any, batch_size: int, d_steps: int) -> TopK | None:
+  """``config.loss``'s top-k schedule (None: off, ``topk_gamma`` = 1)."""
+  if loss.get("topk_gamma", 1.0) >= 1.0:
+    return None
+  images = round(1000 * loss.topk_kimg)
+  return TopK(loss.topk_gamma, loss.topk_nu, max(images // (batch_size * d_steps), 1))
+
+
+def top_k_mask(scores: Array, k: Array, axis_name: str | None) -> Array:
+  """Whether each of this device's ``scores`` is among the k largest of the global batch
+  (ties: the earlier example), as a one-device run would choose."""
+  every = scores if axis_name is None else lax.all_gather(scores, axis_name, tiled=True)
+  order = jnp.argsort(-every, stable=True)
+  rank = jnp.zeros(every.shape, jnp.int32).at[order].set(jnp.arange(every.shape[0]))
+  chosen = rank < k
+  if axis_name is None:
+    return chosen
+  n = scores.shape[0]
+  return lax.dynamic_slice_in_dim(chosen, lax.axis_index(axis_name) * n, n)
+
+
+def generator_term(g_loss: GLoss, topk: TopK | None = None) -> Callable:
+  """G's adversarial term ``fn(ctx) -> (loss, metrics)``: ``g_loss`` on D's fake outputs, or
+  with ``topk`` on the k highest only."""
+  if topk is None:
+    return lambda ctx: (g_loss(ctx.fake_out, ctx.real_out), {})
+
+  def term(ctx):
+    out = ctx.fake_out
+    n_local = out.shape[0]
+    per = jax.vmap(lambda o: g_loss(o[None]))(out)  # each output's loss: the losses are means
+    devices = 1 if ctx.axis_name is None else lax.axis_size(ctx.axis_name)
+    k = topk.k(n_local * devices, ctx.step)
+    chosen = top_k_mask(jax.lax.stop_gradient(out).reshape(n_local), k, ctx.axis_name)
+    loss = devices * jnp.sum(jnp.where(chosen, per, 0.0)) / k  # mean over devices: 1-device
+    return loss, {"k": k.astype(jnp.float32)}
+
+  return term

@@ -23,6 +23,25 @@ D (``D_PENALTIES``):
                 with decay 0 (the latest batch mean) until training step 1,000 and
                 0.99 after; the regularizer is added from step 1,001 on). The
                 averages live in the state.
+  maxgp         max over the batch of ||grad D(x^)||^2 on the WGAN-GP interpolates x^
+                (StudioGAN's maximum gradient penalty, its Lipschitz GAN config)
+  cr            E (D(x) - D(T(x)))^2 on real data, T a random augmentation
+                (``loss.cr_augment``): consistency regularization (Zhang et al. 2020);
+                D(x) is the adversarial pass's output, both sides get gradient
+  bcr_real      the same term (its own draw of T): balanced CR's real half
+  bcr_fake      E (D(G(z)) - D(T(G(z))))^2: balanced CR's fake half (Zhao et al. 2021);
+                bCR with lambda_real, lambda_fake is ``bcr_real:lambda_real,bcr_fake:lambda_fake``
+  zcr           E (D(G(z)) - D(G(z')))^2, z' = z + sigma n, n ~ N(0, I), sigma =
+                ``loss.zcr_radius``: latent consistency (ibid.), both sides get gradient
+
+Means are over all values (torch's ``MSELoss``, as StudioGAN). T for ``cr`` and ``bcr_*`` is
+a comma list of ops (``CR_AUGMENTATIONS`` or DiffAugment's, at strength 1), applied before
+D's own augmentation pipeline; StudioGAN's ``cr_aug`` is ``flip,translation_reflect``:
+
+  flip                 mirror each image left-right with probability 1/2
+  translation_reflect  shift rows and columns by t ~ U{-m..m} each, m = int(H/8) (int(W/8)),
+                       filling from the reflected image (StudioGAN's ``random_translation``;
+                       DiffAugment's ``translation`` fills with zeros and rounds m)
 
 Gradients are taken with respect to D's input through augmentation (DiffAugment),
 and one norm is taken per D output (per pack of m examples under PacGAN).
@@ -39,37 +58,84 @@ G (``G_PENALTIES``):
                 label embeddings excluded) of 1/2 ||(W W^T) * (1 - I)||_F^2: BigGAN's
                 off-diagonal orthogonal regularization (Brock et al. 2019), whose
                 gradient 2 ((W W^T) * (1 - I)) W BigGAN-PyTorch adds to each weight's.
+  zcr           -E (G(z) - G(z'))^2, z' = z + sigma n as D's ``zcr``: latent consistency's
+                generator side, which pushes G(z) and G(z') apart (Zhao et al. 2021);
+                mean over all values, both sides get gradient (StudioGAN's ``g_lambda``)
+
+Terms with options read them from ``config.loss`` (``OPTIONS``; bound by ``configure``), and
+those that augment images are refused for other data (``NEEDS_IMAGES``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
-from jaxgan.core import streams
-from jaxgan.core.objectives import Penalty, TermContext
-from jaxgan.registry import Registry
+from jaxgan.core import augment, streams
+from jaxgan.core.objectives import Penalty, Term, TermContext
+from jaxgan.data.spec import DataSpec
+from jaxgan.errors import ConfigError
+from jaxgan.registry import Registry, UnknownNameError
 
 Array = jax.Array
 D_PENALTIES: Registry[Penalty] = Registry("discriminator penalty")
 G_PENALTIES: Registry[Penalty] = Registry("generator penalty")
 PENALTIES = {"d": D_PENALTIES, "g": G_PENALTIES}
+# Per player: penalty name -> the ``config.loss`` keys its fn takes as keyword arguments.
+OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {"d": {}, "g": {}}
+# Per player: the penalties that augment images (refused for other data).
+NEEDS_IMAGES: dict[str, set[str]] = {"d": set(), "g": set()}
 LECAM_DECAY = 0.99
 LECAM_START = 1000
 PL_DECAY = 0.01
 PL_BATCH_SHRINK = 2
+CR_AUGMENT = "flip,translation_reflect"  # StudioGAN's cr_aug
+ZCR_RADIUS = 0.05  # StudioGAN's radius in its CIFAR-10 ICR configs
 
 
-def penalty(name: str, player: str = "d", **kwargs):
-  """Registers ``fn(ctx) -> (loss, metrics)`` as ``player``'s penalty ``name``."""
+def penalty(
+  name: str,
+  player: str = "d",
+  options: Sequence[str] = (),
+  needs_images: bool = False,
+  **kwargs,
+):
+  """Registers ``fn(ctx, **options) -> (loss, metrics)`` as ``player``'s penalty ``name``;
+  ``options``: the ``config.loss`` keys it takes (each with a default in fn)."""
 
   def register(fn):
     PENALTIES[player].register(name)(Penalty(fn, **kwargs))
+    OPTIONS[player][name] = tuple(options)
+    if needs_images:
+      NEEDS_IMAGES[player].add(name)
     return fn
 
   return register
+
+
+def configure(
+  terms: Sequence[Term], loss: Mapping, data: DataSpec, player: str, where: str
+) -> tuple[Term, ...]:
+  """``terms`` with their options bound from ``loss`` (``config.loss``); a term that augments
+  images on other data is a one-line ConfigError."""
+  images = [t.name for t in terms if t.name in NEEDS_IMAGES[player]]
+  if images and not (data.is_image and len(data.shape) == 3):
+    raise ConfigError(
+      f"{where}: {', '.join(images)} augment images (loss.cr_augment), and {data.name!r} "
+      f"has examples of shape {tuple(data.shape)}; drop them or train on image data."
+    )
+  out = []
+  for t in terms:
+    keys = OPTIONS[player].get(t.name, ()) if t.name != "adv" else ()
+    bound = {k: loss[k] for k in keys}
+    out.append(dataclasses.replace(t, fn=functools.partial(t.fn, **bound)) if bound else t)
+  return tuple(out)
 
 
 def input_gradients(ctx: TermContext, x: Array, y: Array | None) -> Array:
@@ -217,3 +283,116 @@ def _ortho(ctx: TermContext):
     gram = w @ w.T
     total = total + 0.5 * jnp.sum(jnp.square(gram * (1.0 - jnp.eye(gram.shape[0]))))
   return total, {}
+
+
+def _global_max(ctx: TermContext, v: Array) -> Array:
+  """max(v) over the global batch, differentiable through the one maximal entry: each device
+  contributes n_devices x its share, so the mean over devices (of values and gradients) is a
+  one-device run's."""
+  if ctx.axis_name is None:
+    return jnp.max(v)
+  every = lax.all_gather(lax.stop_gradient(v), ctx.axis_name, tiled=True)
+  n = v.shape[0]
+  mine = jnp.arange(n) + lax.axis_index(ctx.axis_name) * n == jnp.argmax(every)
+  return (every.shape[0] // n) * jnp.sum(jnp.where(mine, v, 0.0))
+
+
+@penalty("maxgp", per_example=True)
+def _maxgp(ctx: TermContext):
+  sq = jnp.sum(jnp.square(input_gradients(ctx, gp_points(ctx), ctx.real_y)), axis=1)
+  return _global_max(ctx, sq), {"grad_norm": jnp.mean(jnp.sqrt(sq))}
+
+
+def _flip(x: Array, key: Array, strength: float, draw) -> Array:
+  del strength
+  u = draw(lambda k, n: jax.random.uniform(k, (n, 1, 1, 1)), key)
+  return jnp.where(u < 0.5, x[:, :, ::-1, :], x)
+
+
+def _translation_reflect(x: Array, key: Array, strength: float, draw, ratio: float = 0.125):
+  del strength
+  _, h, w, _ = x.shape
+  mh, mw = int(h * ratio), int(w * ratio)
+  if mh == 0 and mw == 0:
+    return x
+  shift = lambda name, m: draw(
+    lambda k, n: jax.random.randint(k, (n,), -m, m + 1), streams.sub(key, name)
+  )
+  th, tw = shift("rows", mh), shift("cols", mw)
+  padded = jnp.pad(x, ((0, 0), (mh, mh), (mw, mw), (0, 0)), mode="reflect")
+  rows = jnp.arange(h)[None, :] + th[:, None] + mh
+  cols = jnp.arange(w)[None, :] + tw[:, None] + mw
+  x = jnp.take_along_axis(padded, rows[:, :, None, None], axis=1)
+  return jnp.take_along_axis(x, cols[:, None, :, None], axis=2)
+
+
+CR_AUGMENTATIONS = Registry("consistency augmentation")
+CR_AUGMENTATIONS.register("flip")(_flip)
+CR_AUGMENTATIONS.register("translation_reflect")(_translation_reflect)
+
+
+def cr_ops(spec: str) -> tuple[str, ...]:
+  """``loss.cr_augment`` -> its ops; an unknown one raises with the choices (this table's
+  and DiffAugment's)."""
+  names = tuple(n.strip() for n in spec.split(",") if n.strip())
+  known = CR_AUGMENTATIONS.names() + augment.AUGMENTATIONS.names()
+  for n in names:
+    if n not in known:
+      raise UnknownNameError(
+        f"unknown consistency augmentation {n!r}; valid choices: {', '.join(known)}."
+      )
+  return names
+
+
+def cr_transform(ctx: TermContext, x: Array, key: Array, spec: str) -> Array:
+  """T(x) of consistency regularization: ``spec``'s ops in order, each from a named
+  sub-stream of ``key``, drawn for the global batch and sliced (as DiffAugment)."""
+  for name in cr_ops(spec):
+    op = CR_AUGMENTATIONS.get(name) if name in CR_AUGMENTATIONS else augment.AUGMENTATIONS.get(name)
+    x = op(x, streams.sub(key, name), 1.0, ctx.draw)
+  return x
+
+
+def _consistency(ctx: TermContext, x: Array, y: Array | None, out: Array, spec: str):
+  t = cr_transform(ctx, x, streams.sub(ctx.key, "transform"), spec)
+  other = ctx.d(t, y, streams.sub(ctx.key, "d"))
+  return jnp.mean(jnp.square(out - other)), {}
+
+
+_CR = dict(options=("cr_augment",), needs_images=True, reads_outputs=True)
+
+
+@penalty("cr", **_CR)
+def _cr(ctx: TermContext, cr_augment: str = CR_AUGMENT):
+  return _consistency(ctx, ctx.real_x, ctx.real_y, ctx.real_out, cr_augment)
+
+
+@penalty("bcr_real", **_CR)
+def _bcr_real(ctx: TermContext, cr_augment: str = CR_AUGMENT):
+  return _consistency(ctx, ctx.real_x, ctx.real_y, ctx.real_out, cr_augment)
+
+
+@penalty("bcr_fake", **_CR)
+def _bcr_fake(ctx: TermContext, cr_augment: str = CR_AUGMENT):
+  return _consistency(ctx, ctx.fake_x, ctx.fake_y, ctx.fake_out, cr_augment)
+
+
+def perturbed_z(ctx: TermContext, radius: float) -> Array:
+  """zCR's z' = z + radius n, n ~ N(0, I), drawn for the global batch and sliced."""
+  z = ctx.z
+  n = ctx.draw(lambda k, m: jax.random.normal(k, (m, *z.shape[1:])), streams.sub(ctx.key, "z"))
+  return z + radius * n
+
+
+@penalty("zcr", options=("zcr_radius",), reads_outputs=True)
+def _zcr(ctx: TermContext, zcr_radius: float = ZCR_RADIUS):
+  fake = ctx.g(perturbed_z(ctx, zcr_radius), ctx.fake_y, key=streams.sub(ctx.key, "g"))
+  other = ctx.d(fake, ctx.fake_y, streams.sub(ctx.key, "d"))
+  return jnp.mean(jnp.square(ctx.fake_out - other)), {}
+
+
+@penalty("zcr", player="g", options=("zcr_radius",), reads_outputs=True)
+def _zcr_g(ctx: TermContext, zcr_radius: float = ZCR_RADIUS):
+  fake = ctx.g(perturbed_z(ctx, zcr_radius), ctx.fake_y, key=streams.sub(ctx.key, "g"))
+  distance = jnp.mean(jnp.square(ctx.fake_x - fake))
+  return -distance, {"distance": distance}
