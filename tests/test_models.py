@@ -91,6 +91,7 @@ TRAIT_CASES = {
   "sngan_resnet": [
     ((32, 32, 1), {"g_conv_dim": 1, "d_conv_dim": 1, "d_batch_norm": bn}) for bn in (True, False)
   ],
+  "r3gan": [((4, 4, 1), {"widths": (4,), "blocks": (1,), "group_width": 4})],
   "stylegan2": [
     (
       (8, 8, 1),

@@ -245,7 +245,7 @@ def test_builder_registered_checks_its_config():
 
 
 def test_cifar_config_is_the_official_preset():
-  c = experiment("r3gan.py:cifar")
+  c = validate(experiment("r3gan.py:cifar"))
   assert c.model.name == "r3gan" and c.model.conditional
   assert tuple(c.model.widths) == (768,) * 4 and tuple(c.model.blocks) == (2,)
   assert (c.model.group_width, c.model.expansion, c.noise.dim) == (16, 2, 64)
