@@ -452,6 +452,9 @@ def test_training_on_a_folder_resumes_bit_exactly(tmp_path, monkeypatch):
     c.eval.metrics = ""
     return c
 
+  options = folder_builder.Options(16)  # the smoke variant's
+  assert folder_builder.prepare(str(tmp_path / "src"), str(tmp_path / "tfds"), options).created
+  monkeypatch.setattr(folder_builder, "read_examples", lambda *a, **k: pytest.fail("again"))
   restores = spy_on_restore(monkeypatch)
   straight = jaxgan.train(config(4), str(tmp_path / "straight"), progress=False)
   jaxgan.train(config(2), str(tmp_path / "resumed"), progress=False)
