@@ -17,6 +17,14 @@ from jaxgan.data.spec import DataSpec
 from jaxgan.errors import ConfigError
 from jaxgan.experiment import build_experiment
 
+# Small programs, compiled once each without LLVM's expensive passes (compiling dominates).
+FAST = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def fast_jit(fn):
+  return jax.jit(fn, compiler_options=FAST)
+
+
 SHAPE = (6, 16, 16, 2)  # translation_reflect shifts by up to int(16 / 8) = 2 pixels
 W_IMG = np.random.default_rng(0).normal(size=SHAPE[1:]) * 0.3
 
@@ -68,7 +76,7 @@ def test_cr_is_the_squared_difference_under_studiogans_augmentation(name, side):
   t, flip, th, tw = studiogan_cr_aug_numpy(x, ctx.key, SHAPE[0])
   assert flip.any() and not flip.all() and (th != 0).any() and (tw != 0).any()
   expected = np.mean((d_img_numpy(x) - d_img_numpy(t)) ** 2)
-  value, _ = penalties.D_PENALTIES.get(name).fn(ctx)
+  value, _ = fast_jit(lambda: penalties.D_PENALTIES.get(name).fn(ctx))()
   np.testing.assert_allclose(float(value), expected, rtol=1e-5)
   assert expected > 1e-3
 
@@ -89,7 +97,7 @@ def test_cr_gradient_reaches_both_sides():
     d = lambda x, y, key: d_img(x, y, key, theta)
     return penalties.D_PENALTIES.get("cr").fn(image_context(d=d))[0]
 
-  v, g = jax.value_and_grad(value)(1.3)
+  v, g = fast_jit(jax.value_and_grad(value))(1.3)
   np.testing.assert_allclose(float(g), 2 * float(v) / 1.3, rtol=1e-5)
 
 
@@ -124,7 +132,7 @@ def zcr_numpy(key):
 def test_zcr_discriminator_term_is_the_squared_output_difference():
   ctx = vector_context()
   gz, gz2, d = zcr_numpy(ctx.key)
-  value, _ = penalties.D_PENALTIES.get("zcr").fn(ctx, zcr_radius=RADIUS)
+  value, _ = fast_jit(lambda: penalties.D_PENALTIES.get("zcr").fn(ctx, zcr_radius=RADIUS))()
   np.testing.assert_allclose(float(value), np.mean((d(gz) - d(gz2)) ** 2), rtol=1e-5)
 
   # Neither D(G(z)) nor D(G(z')) is detached (StudioGAN's MSE of both dicts' outputs).
@@ -132,14 +140,14 @@ def test_zcr_discriminator_term_is_the_squared_output_difference():
     ctx = vector_context(theta=theta)
     return penalties.D_PENALTIES.get("zcr").fn(ctx, zcr_radius=RADIUS)[0]
 
-  v, g = jax.value_and_grad(of_theta)(0.8)
+  v, g = fast_jit(jax.value_and_grad(of_theta))(0.8)
   np.testing.assert_allclose(float(g), 2 * float(v) / 0.8, rtol=1e-5)
 
 
 def test_zcr_generator_term_repels_with_gradient_through_both_images():
   ctx = vector_context()
   gz, gz2, _ = zcr_numpy(ctx.key)
-  value, metrics = penalties.G_PENALTIES.get("zcr").fn(ctx, zcr_radius=RADIUS)
+  value, metrics = fast_jit(lambda: penalties.G_PENALTIES.get("zcr").fn(ctx, zcr_radius=RADIUS))()
   distance = np.mean((gz - gz2) ** 2)  # over every value, as torch's MSELoss
   np.testing.assert_allclose(float(value), -distance, rtol=1e-5)
   np.testing.assert_allclose(float(metrics["distance"]), distance, rtol=1e-5)
@@ -148,7 +156,7 @@ def test_zcr_generator_term_repels_with_gradient_through_both_images():
   def of_a(a):
     return penalties.G_PENALTIES.get("zcr").fn(vector_context(a=a), zcr_radius=RADIUS)[0]
 
-  v, g = jax.value_and_grad(of_a)(1.5)
+  v, g = fast_jit(jax.value_and_grad(of_a))(1.5)
   np.testing.assert_allclose(float(g), 2 * float(v) / 1.5, rtol=1e-5)
   assert float(g) < 0
 
@@ -167,7 +175,7 @@ def studiogan_k_schedule(batch, gamma, nu, steps_per_epoch, steps):
 @pytest.mark.parametrize("gamma,nu", [(0.5, 0.25), (0.9, 0.3)])
 def test_topk_k_follows_studiogans_epoch_schedule(gamma, nu):
   topk = losses.TopK(gamma, nu, steps_per_epoch=3)
-  got = [int(topk.k(16, jnp.int32(s))) for s in range(40)]
+  got = np.asarray(fast_jit(jax.vmap(lambda s: topk.k(16, s)))(jnp.arange(40))).tolist()
   assert got == studiogan_k_schedule(16, gamma, nu, 3, 40)
   assert got[:4] == [16] * 4 and got[4] == int(16 * gamma) and got[-1] == int(16 * nu)
 
@@ -188,7 +196,8 @@ def test_only_the_top_k_fakes_get_gradient():
     step=jnp.int32(step), update=jnp.int32(0),
   )  # fmt: skip
   for step, k in ((0, 8), (3, 4), (9, 2)):
-    (value, metrics), grad = jax.value_and_grad(lambda o: term(ctx(o, step)), has_aux=True)(out)
+    run = fast_jit(jax.value_and_grad(lambda o: term(ctx(o, step)), has_aux=True))
+    (value, metrics), grad = run(out)
     o = np.asarray(out, np.float64)
     top = np.argsort(-o)[:k]
     softplus = lambda v: np.log1p(np.exp(v))
@@ -265,7 +274,8 @@ def test_smoke_config_trains_on_images_with_every_term_on():
   # gaussian_1d's smoke nets on 8x8 images: a step compiled once, three steps run.
   config = tiny_gaussian_config()
   config.loss.update(
-    d_penalties="cr:10,bcr_real:10,bcr_fake:10,zcr:20,maxgp:10",
+    d_penalties="cr:10,bcr_fake:10,zcr:20",  # bcr_real is cr's code; maxgp trains in the
+    # data-parallel zoo run (test_parallel.py)
     g_penalties="zcr:0.5",
     topk_gamma=0.5,
     topk_kimg=0.008,  # an epoch of 8 images, one batch: k = 8, 8, 4 (floor int(8 x 0.5))
@@ -273,7 +283,7 @@ def test_smoke_config_trains_on_images_with_every_term_on():
   config_lib.validate(config)
   gan = build_gan(config, DataSpec(shape=(8, 8, 1), is_image=True, name="mnist"))
   state = init_state(gan, jax.random.PRNGKey(0))
-  step = jax.jit(make_train_step(gan))
+  step = fast_jit(make_train_step(gan))
   x = jax.random.uniform(jax.random.PRNGKey(1), (1, 8, 8, 8, 1)) * 2 - 1
   ks = []
   for _ in range(3):
@@ -281,7 +291,7 @@ def test_smoke_config_trains_on_images_with_every_term_on():
     metrics = jax.device_get(metrics)
     ks.append(float(metrics["g/adv/k"]))
     assert all(np.isfinite(v) for v in metrics.values())
-    for term in ("cr", "bcr_real", "bcr_fake", "zcr", "maxgp"):
+    for term in ("cr", "bcr_fake", "zcr"):
       assert metrics[f"d_loss/{term}"] > 0, term
     assert metrics["g_loss/zcr"] < 0
   assert ks == [8, 8, 4]
