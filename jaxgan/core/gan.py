@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxgan.core import ada, augment, losses, objectives, optim, streams
+from jaxgan.core import ada, augment, conditioning, losses, objectives, optim, streams
 from jaxgan.core.collectives import axis_name_for, device_key
 from jaxgan.core.ema import EMA
 from jaxgan.core.penalties import D_PENALTIES, G_PENALTIES
@@ -109,6 +109,8 @@ class GAN:
       weight) or ``separate`` (it takes its own optimizer step after every N-th update,
       StyleGAN2's regularization phases; the optimizers carry the ``mb_ratio`` correction).
     ema: the moving average of G's weights used for sampling.
+    d_heads: D has a class head (``model.d_cond``, ``jaxgan.core.conditioning``) whose
+      outputs the adversarial passes collect for the objective terms.
   """
 
   nets: Nets
@@ -132,6 +134,7 @@ class GAN:
   lazy: str = "folded"
   ada: AdaSpec | None = None
   ema: EMA = dataclasses.field(default_factory=EMA)
+  d_heads: bool = False
 
   def terms(self, player: str) -> tuple[objectives.Term, ...]:
     """``player``'s ('d' or 'g') objective terms."""
@@ -316,6 +319,12 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
   d_terms = configure_terms(d_terms, config.loss, data, "d", "config.loss.d_penalties")
   g_terms = configure_terms(g_terms, config.loss, data, "g", "config.loss.g_penalties")
   _check_g_terms(config, nets, g_terms)
+  conditioning.check_terms(
+    {"d": [t.name for t in d_terms], "g": [t.name for t in g_terms]},
+    nets.discriminator,
+    num_classes,
+    config.model.name,
+  )
   traits = discriminator_traits(
     nets.discriminator, packed_shape(data.shape, config.model.d_pack), num_classes, bn_axis
   )
@@ -359,6 +368,7 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
     ada=ada_spec(config, data),
     g_tracks_w_avg=tracks_w_avg(nets.generator, noise.dim, num_classes),
     ema=EMA(t.ema_decay, t.ema_kimg, t.ema_rampup, t.batch_size, t.ema_buffers),
+    d_heads=bool(conditioning.head_outputs(nets.discriminator)),
   )
 
 
@@ -379,15 +389,18 @@ def apply_net(
   train: bool,
   rngs: dict | None = None,
   method: str | None = None,
+  capture: tuple[str, ...] = (),
   **kwargs,
 ) -> tuple[jax.Array, dict]:
   """Applies a flax module (or its ``method``, e.g. a generator's ``mapping``); returns
-  (output, updated non-trainable collections)."""
+  (output, updated non-trainable collections). ``capture``: collections the module sows
+  into (D's class heads), returned among the others."""
   variables = {"params": params, **collections}
   method = getattr(net, method) if method is not None else None
-  if train and collections:
+  mutable = [*collections, *capture] if train else list(capture)
+  if mutable:
     out, updated = net.apply(
-      variables, *args, train=True, rngs=rngs, mutable=list(collections), method=method, **kwargs
+      variables, *args, train=train, rngs=rngs, mutable=mutable, method=method, **kwargs
     )
     return out, dict(updated)
   return net.apply(variables, *args, train=train, rngs=rngs, method=method, **kwargs), collections
@@ -469,12 +482,36 @@ def d_forward(
 ) -> tuple[jax.Array, dict]:
   """D's raw outputs on (already augmented) x, packed when configured; returns the
   outputs and the collections as the module updated them (batch statistics)."""
+  out, _, cols = d_forward_heads(
+    gan, params, collections, x, y, train=train, dropout_key=dropout_key, axis_name=axis_name,
+    heads=False,
+  )  # fmt: skip
+  return out, cols
+
+
+def d_forward_heads(
+  gan: GAN,
+  params: PyTree,
+  collections: dict,
+  x: jax.Array,
+  y: jax.Array | None,
+  *,
+  train: bool,
+  dropout_key: jax.Array | None = None,
+  axis_name: str | None = None,
+  heads: bool = True,
+) -> tuple[jax.Array, dict | None, dict]:
+  """``d_forward`` that also returns the outputs of D's class head from the same call
+  (``jaxgan.core.conditioning``; None unless ``heads`` and ``gan.d_heads``)."""
+  heads = heads and gan.d_heads
   module_cols = {k: v for k, v in collections.items() if k != spectral_norm.COLLECTION}
   rngs = None if dropout_key is None else {"dropout": device_key(dropout_key, axis_name)}
   out, module_cols = apply_net(
-    gan.nets.discriminator, params, module_cols, pack(x, gan.d_pack), y, train=train, rngs=rngs
-  )
-  return out, {**collections, **module_cols}
+    gan.nets.discriminator, params, module_cols, pack(x, gan.d_pack), y, train=train, rngs=rngs,
+    capture=(conditioning.HEADS,) if heads else (),
+  )  # fmt: skip
+  found = module_cols.pop(conditioning.HEADS, {}) if heads else None
+  return out, None if found is None else dict(found), {**collections, **module_cols}
 
 
 def d_augment(

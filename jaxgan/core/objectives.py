@@ -54,6 +54,8 @@ class TermContext:
     real_x, real_y, fake_x, fake_y: the batches (labels None if unconditional).
     real_out, fake_out: D's raw outputs of the adversarial pass (None where that
       pass did not look at the batch, e.g. real in G's update for most losses).
+    real_heads, fake_heads: the outputs of D's class head in that pass, by name
+      (``jaxgan.core.conditioning``; None for a D without one or a batch it did not score).
     step: the training step; update: this player's update count (k per step for D).
     key: the term's own random stream, and state: the term's persistent state
       (None if it keeps none); both set per term by ``evaluate``.
@@ -77,6 +79,8 @@ class TermContext:
   group: int = 1
   key: Array | None = None
   state: PyTree = None
+  real_heads: dict[str, Array] | None = None
+  fake_heads: dict[str, Array] | None = None
 
   def draw(self, sample: Callable[[Array, int], PyTree], key: Array) -> PyTree:
     """This device's slice of ``sample(key, global_batch)``: per-example random values that

@@ -39,7 +39,7 @@ from jax import lax
 
 from jaxgan.core import objectives, optim, streams
 from jaxgan.core.collectives import pmean, shard_of_global
-from jaxgan.core.gan import GAN, d_augment, d_forward, g_forward, player_weights
+from jaxgan.core.gan import GAN, d_augment, d_forward_heads, g_forward, player_weights
 from jaxgan.core.state import GANState, PlayerState
 from jaxgan.errors import ConfigError
 
@@ -115,23 +115,19 @@ class StepContext:
     )
     return z, y
 
-  def scorer(self, params: Any, collections: dict) -> objectives.ApplyD:
+  def scorer(self, params: Any, collections: dict, heads: bool = False) -> objectives.ApplyD:
     """D for objective terms: these (effective) weights and collections, augmentation and
-    dropout from the key it is given; batch statistics are not updated."""
+    dropout from the key it is given; batch statistics are not updated. ``heads``: it
+    returns (outputs, D's class-head outputs or None), for G's adversarial pass."""
 
-    def d(x: Array, y: Array | None, key: Array) -> Array:
+    def d(x: Array, y: Array | None, key: Array) -> Any:
       x = d_augment(self.gan, x, streams.sub(key, "augment"), self.axis_name, self.ada_p)
       dropout = streams.sub(key, "dropout")
-      return d_forward(
-        self.gan,
-        params,
-        collections,
-        x,
-        y,
-        train=True,
-        dropout_key=dropout,
-        axis_name=self.axis_name,
-      )[0]
+      out, found, _ = d_forward_heads(
+        self.gan, params, collections, x, y, train=True, dropout_key=dropout,
+        axis_name=self.axis_name, heads=heads,
+      )  # fmt: skip
+      return (out, found) if heads else out
 
     return d
 
@@ -162,6 +158,8 @@ class StepContext:
     real_out: Array | None,
     fake_out: Array,
     update: Array,
+    real_heads: dict | None = None,
+    fake_heads: dict | None = None,
   ) -> objectives.TermContext:
     """What a player's objective terms see of this update (``params``: the player's own,
     differentiated in its update)."""
@@ -180,6 +178,8 @@ class StepContext:
       update=update,
       axis_name=self.axis_name,
       group=self.gan.d_pack,
+      real_heads=real_heads,
+      fake_heads=fake_heads,
     )
 
 
@@ -191,9 +191,10 @@ def d_pass(
   fake: Array,
   y_fake: Array | None,
   prefix: str,
-) -> tuple[Array, Array, dict]:
+) -> tuple[Array, Array, dict, dict | None, dict | None]:
   """D's adversarial pass on augmented real and fake batches, with D's effective weights:
-  (real_out, fake_out, D's collections as the pass left them)."""
+  (real_out, fake_out, D's collections as the pass left them, the outputs of D's class head
+  on real and on fake (None without one))."""
   gan, axis = ctx.gan, ctx.axis_name
   k_real, k_fake = ctx.keys[f"{prefix}/real"], ctx.keys[f"{prefix}/fake"]
   x_real = d_augment(gan, real["x"], streams.sub(k_real, "augment"), axis, ctx.ada_p)
@@ -202,7 +203,7 @@ def d_pass(
   if gan.joint_d_pass:  # one call; D treats examples independently (see choose_joint_d_pass)
     local_n = real["x"].shape[0]
     y = None if y_fake is None else jnp.concatenate([y_real, y_fake])
-    out, cols = d_forward(
+    out, heads, cols = d_forward_heads(
       gan,
       params,
       collections,
@@ -212,9 +213,17 @@ def d_pass(
       dropout_key=streams.sub(k_real, "dropout"),
       axis_name=axis,
     )
-    return out[:local_n], out[local_n:], cols
+    real_heads, fake_heads = (
+      (None, None)
+      if heads is None
+      else (
+        jax.tree.map(lambda a: a[:local_n], heads),
+        jax.tree.map(lambda a: a[local_n:], heads),
+      )
+    )
+    return out[:local_n], out[local_n:], cols, real_heads, fake_heads
   # two calls: D mixes examples (batch norm keeps real and fake apart; packs), or conv on CPU
-  real_out, cols = d_forward(
+  real_out, real_heads, cols = d_forward_heads(
     gan,
     params,
     collections,
@@ -224,7 +233,7 @@ def d_pass(
     dropout_key=streams.sub(k_real, "dropout"),
     axis_name=axis,
   )
-  fake_out, cols = d_forward(
+  fake_out, fake_heads, cols = d_forward_heads(
     gan,
     params,
     cols,
@@ -234,7 +243,7 @@ def d_pass(
     dropout_key=streams.sub(k_fake, "dropout"),
     axis_name=axis,
   )
-  return real_out, fake_out, cols
+  return real_out, fake_out, cols, real_heads, fake_heads
 
 
 def objective(
@@ -305,10 +314,13 @@ def d_update(
   def loss_fn(params):
     # new power iterates
     weights, cols = player_weights(ctx.gan, "d", params, d.collections, update=True)
-    real_out, fake_out, cols = d_pass(ctx, weights, cols, real, fake, y_fake, prefix)
+    real_out, fake_out, cols, real_heads, fake_heads = d_pass(
+      ctx, weights, cols, real, fake, y_fake, prefix
+    )
     view = ctx.view(
       d=ctx.scorer(weights, d.collections), g=generator, params=params, z=z, real=real,
       fake=fake, y_fake=y_fake, real_out=real_out, fake_out=fake_out, update=update,
+      real_heads=real_heads, fake_heads=fake_heads,
     )  # fmt: skip
     loss, metrics, new_states = objective(ctx, "d", view, prefix, d.term_state)
     return loss, (cols, metrics, new_states)
@@ -334,13 +346,16 @@ def g_update(
       gan, params, g.collections, z, y_fake, train=True, key=ctx.keys[f"{prefix}/g"],
       axis_name=ctx.axis_name,
     )  # fmt: skip
-    fake_out = score(fake, y_fake, ctx.keys[f"{prefix}/fake"])
+    fake_out, fake_heads = ctx.scorer(d_params, d_cols, heads=True)(
+      fake, y_fake, ctx.keys[f"{prefix}/fake"]
+    )
     real_out = (
       score(real["x"], real.get("y"), ctx.keys[f"{prefix}/real"]) if gan.g_loss.needs_real else None
     )
     view = ctx.view(
       d=score, g=ctx.generator(params, g.collections), params=params, z=z, real=real,
       fake=fake, y_fake=y_fake, real_out=real_out, fake_out=fake_out, update=update,
+      fake_heads=fake_heads,
     )  # fmt: skip
     loss, metrics, new_states = objective(ctx, "g", view, prefix, g.term_state)
     return loss, (cols, metrics, new_states, fake)
@@ -426,11 +441,14 @@ def simultaneous_update(
       axis_name=ctx.axis_name,
     )  # fmt: skip
     weights, d_cols = player_weights(gan, "d", d_params, d.collections, update=True)
-    real_out, fake_out, d_cols = d_pass(ctx, weights, d_cols, real, fake, y_fake, "d0")
+    real_out, fake_out, d_cols, real_heads, fake_heads = d_pass(
+      ctx, weights, d_cols, real, fake, y_fake, "d0"
+    )
     generator = ctx.generator(g_params, g.collections)
     d_view = ctx.view(
       d=ctx.scorer(weights, d.collections), g=generator, params=d_params, z=z, real=real,
       fake=fake, y_fake=y_fake, real_out=real_out, fake_out=fake_out, update=update,
+      real_heads=real_heads, fake_heads=fake_heads,
     )  # fmt: skip
     g_view = dataclasses.replace(
       d_view, params=g_params, real_out=real_out if gan.g_loss.needs_real else None

@@ -14,7 +14,8 @@ fixtures (``tests/test_biggan.py``, ``docs/biggan.md``). With ``g_conv_dim = c_g
   ReLU, 3x3 conv to the image channels, tanh.
 * D: SNGAN's ResNet D (``jaxgan.models.sngan``: an optimized block 3 -> 2c_d, then three
   pre-activation blocks, pooling in the first), self-attention after the first block, ReLU,
-  sum over positions, linear to one logit plus the projection ``<embed(y), h>``.
+  sum over positions, linear to one logit plus the projection ``<embed(y), h>`` (or instead a
+  class head on h, ``model.d_cond``: ``jaxgan.core.conditioning``).
 * Self-attention: 1x1 convs without bias to theta (c/8), phi (c/8) and g (c/2); phi and g
   max-pooled 2x2; ``softmax(theta phi^T)`` over the pooled positions weights g; a 1x1 conv
   back to c, scaled by a learned ``gamma`` (StudioGAN's ``sigma``) that starts at 0 and
@@ -43,6 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgan.core import conditioning
 from jaxgan.data.spec import DataSpec
 from jaxgan.models import Nets, sngan
 from jaxgan.models.sngan import (
@@ -168,6 +170,8 @@ class BigGANDiscriminator(nn.Module):
 
   conv_dim: int = 96
   num_classes: int = 0
+  d_cond: str = "projection"
+  d_embed_dim: int = 512
 
   @nn.compact
   def __call__(self, x: jax.Array, y: jax.Array | None = None, *, train: bool = False) -> jax.Array:
@@ -178,8 +182,10 @@ class BigGANDiscriminator(nn.Module):
       h = DiscBlock(ch, down, name=f"blocks_{i}")(h, train=train)
     h = jnp.sum(nn.relu(h), axis=(1, 2))
     out = nn.Dense(1, kernel_init=ORTHO, name="linear1")(h)[:, 0]
-    if self.num_classes:
+    if self.num_classes and self.d_cond == "projection":
       out = out + Projection(self.num_classes, name="embedding")(h, y)
+    else:  # a class head (jaxgan.core.conditioning): its outputs are sown, the logit stays
+      conditioning.apply_head(self, self.d_cond, h, y, self.num_classes, self.d_embed_dim)
     return out
 
 
@@ -191,6 +197,8 @@ def biggan(
   g_conv_dim: int = 96,
   d_conv_dim: int = 96,
   g_shared_dim: int = 128,
+  d_cond: str = "projection",
+  d_embed_dim: int = 512,
 ) -> Nets:
   """StudioGAN's ``big_resnet`` G and D for 32x32 images (the module docstring).
 
@@ -198,7 +206,10 @@ def biggan(
   must be at least 8 for the attention's c/8); ``g_shared_dim``: the width of G's shared class
   embedding. StudioGAN's BigGAN puts spectral norm on both nets
   (``model.g_spectral_norm=True``, ``d_spectral_norm=True``, ``spectral_norm_order='legacy'``).
+  ``d_cond``: D's class conditioning, projection or a class head (``jaxgan.core.conditioning``:
+  ac, tac, adc, d2dce; ``d_embed_dim`` is d2dce's embedding width).
   """
+  conditioning.check_d_cond(d_cond, num_classes)
   if tuple(data.shape[:2]) != (32, 32) or len(data.shape) != 3:
     raise ValueError(
       f"biggan makes 32x32 images; {data.name!r} has shape {tuple(data.shape)} "
@@ -207,7 +218,7 @@ def biggan(
   if min(4 * g_conv_dim, 2 * d_conv_dim) < 8:
     raise ValueError("biggan's self-attention needs 4 * g_conv_dim and 2 * d_conv_dim >= 8.")
   g = BigGANGenerator(tuple(data.shape), g_conv_dim, num_classes, g_shared_dim, bn_axis_name)
-  d = BigGANDiscriminator(d_conv_dim, num_classes)
+  d = BigGANDiscriminator(d_conv_dim, num_classes, d_cond, d_embed_dim)
   return Nets(
     g,
     d,

@@ -13,7 +13,8 @@
   shortcut: pooling, 1x1 conv), then three pre-activation blocks 2c -> 2c (ReLU, 3x3 conv,
   ReLU, 3x3 conv, pooling in the first only; shortcut: 1x1 conv then pooling in the first,
   identity in the others); ReLU, a SUM over positions, a linear map to one logit, plus the
-  projection ``<embed(y), h>`` when conditional (StudioGAN's ``PD``).
+  projection ``<embed(y), h>`` when conditional (StudioGAN's ``PD``), or instead a class
+  head on h (``model.d_cond``: ACGAN, TACGAN, ADCGAN, ReACGAN; ``jaxgan.core.conditioning``).
 
 Batch norm is torch's ``BatchNorm2d`` (eps 1e-4, momentum 0.1): batch statistics with the
 biased variance in training, running averages that take the *unbiased* variance (flax's own
@@ -47,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxgan.core import conditioning
 from jaxgan.data.spec import DataSpec
 from jaxgan.models import Nets
 
@@ -238,6 +240,8 @@ class SNGANDiscriminator(nn.Module):
   num_classes: int = 0
   batch_norm: bool = False
   bn_axis_name: str | None = None
+  d_cond: str = "projection"
+  d_embed_dim: int = 512
 
   @nn.compact
   def __call__(self, x: jax.Array, y: jax.Array | None = None, *, train: bool = False) -> jax.Array:
@@ -248,8 +252,10 @@ class SNGANDiscriminator(nn.Module):
       h = DiscBlock(ch, down, **kw, name=f"blocks_{i}")(h, train=train)
     h = jnp.sum(nn.relu(h), axis=(1, 2))
     out = nn.Dense(1, kernel_init=ORTHO, name="linear1")(h)[:, 0]
-    if self.num_classes:
+    if self.num_classes and self.d_cond == "projection":
       out = out + Projection(self.num_classes, name="embedding")(h, y)
+    else:  # a class head (jaxgan.core.conditioning): its outputs are sown, the logit stays
+      conditioning.apply_head(self, self.d_cond, h, y, self.num_classes, self.d_embed_dim)
     return out
 
 
@@ -261,20 +267,25 @@ def sngan_resnet(
   g_conv_dim: int = 64,
   d_conv_dim: int = 64,
   d_batch_norm: bool = False,
+  d_cond: str = "projection",
+  d_embed_dim: int = 512,
 ) -> Nets:
   """StudioGAN's ``resnet`` G and D for 32x32 images (the module docstring).
 
   ``g_conv_dim``/``d_conv_dim``: StudioGAN's (G has 4x, D 2x as many channels). With
   spectral norm on D (``model.d_spectral_norm=True``, ``spectral_norm_order='legacy'``) this
   is its SNGAN; ``d_batch_norm=True`` puts batch norm in D, its layout without spectral norm.
+  ``d_cond``: D's class conditioning, projection or a class head (``jaxgan.core.conditioning``:
+  ac, tac, adc, d2dce; ``d_embed_dim`` is d2dce's embedding width).
   """
+  conditioning.check_d_cond(d_cond, num_classes)
   if tuple(data.shape[:2]) != (32, 32) or len(data.shape) != 3:
     raise ValueError(
       f"sngan_resnet makes 32x32 images; {data.name!r} has shape {tuple(data.shape)} "
       "(pad 28x28 images with data.pad=2)."
     )
   g = SNGANGenerator(tuple(data.shape), g_conv_dim, num_classes, bn_axis_name)
-  d = SNGANDiscriminator(d_conv_dim, num_classes, d_batch_norm, bn_axis_name)
+  d = SNGANDiscriminator(d_conv_dim, num_classes, d_batch_norm, bn_axis_name, d_cond, d_embed_dim)
   return Nets(
     g,
     d,
