@@ -2,10 +2,15 @@
 from the papers' definitions, the augmentation they apply, their one-line refusals, and a
 short training run with all of them on."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import lax
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
 from conftest import tiny_gaussian_config
 from jaxgan import config as config_lib
@@ -25,7 +30,7 @@ def fast_jit(fn):
   return jax.jit(fn, compiler_options=FAST)
 
 
-SHAPE = (6, 16, 16, 2)  # translation_reflect shifts by up to int(16 / 8) = 2 pixels
+SHAPE = (8, 16, 16, 2)  # translation_reflect shifts by up to int(16 / 8) = 2 pixels
 W_IMG = np.random.default_rng(0).normal(size=SHAPE[1:]) * 0.3
 
 
@@ -206,6 +211,48 @@ def test_only_the_top_k_fakes_get_gradient():
     expected[top] = -1.0 / (1.0 + np.exp(o[top])) / k
     np.testing.assert_allclose(np.asarray(grad), expected, rtol=1e-5, atol=1e-9)
     assert float(metrics["k"]) == k
+
+
+def every_new_term(axis_name, real, fake, z, out):
+  """Each consistency term and the top-k loss (with its gradient in D's fake outputs) on this
+  device's share of the batch; values averaged over devices, as training averages them."""
+  images = dataclasses.replace(
+    image_context(), real_x=real, fake_x=fake, real_out=d_img(real, None, None),
+    fake_out=d_img(fake, None, None), axis_name=axis_name,
+  )  # fmt: skip
+  values = {n: penalties.D_PENALTIES.get(n).fn(images)[0] for n in penalties.NEEDS_IMAGES["d"]}
+  vec = vector_context(axis_name=axis_name)
+  g_z = vec.g(z)
+  vec = dataclasses.replace(vec, z=z, real_x=g_z, fake_x=g_z, fake_out=vec.d(g_z, None, None))
+  values["d/zcr"] = penalties.D_PENALTIES.get("zcr").fn(vec)[0]
+  values["g/zcr"] = penalties.G_PENALTIES.get("zcr").fn(vec)[0]
+  values["maxgp"] = penalties.D_PENALTIES.get("maxgp").fn(images)[0]
+  term = losses.generator_term(losses.G_LOSSES.get("hinge"), losses.TopK(0.5, 0.25, 2))
+  topk = lambda o: term(dataclasses.replace(vec, fake_out=o, step=jnp.int32(3)))[0]
+  values["topk"], grad = jax.value_and_grad(topk)(out)
+  return (values if axis_name is None else lax.pmean(values, axis_name)), grad
+
+
+def test_terms_on_four_devices_are_the_one_device_terms():
+  ctx = image_context()
+  z = jnp.asarray(np.random.default_rng(6).normal(size=(8, 4)), jnp.float32)
+  out = jnp.asarray(np.random.default_rng(7).permutation(8), jnp.float32)  # no ties
+  args = (ctx.real_x, ctx.fake_x, z, out)
+  single, g_single = fast_jit(lambda *a: every_new_term(None, *a))(*args)
+  mesh = Mesh(np.asarray(jax.devices()[:4]), ("batch",))
+  sharded = jax.shard_map(
+    lambda *a: every_new_term("batch", *a),
+    mesh=mesh,
+    in_specs=(P("batch"),) * 4,
+    out_specs=(P(), P("batch")),
+    check_vma=False,
+  )
+  multi, g_multi = fast_jit(sharded)(*args)
+  for name in single:
+    np.testing.assert_allclose(float(multi[name]), float(single[name]), rtol=1e-5, err_msg=name)
+  # Each device's gradient is 4 x its share (training averages gradients over devices).
+  np.testing.assert_allclose(np.asarray(g_multi) / 4, np.asarray(g_single), rtol=1e-6)
+  assert (np.asarray(g_single) != 0).sum() == 4  # k = 4 of 8 at step 3
 
 
 @pytest.mark.parametrize(
