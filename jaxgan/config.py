@@ -95,8 +95,8 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
     g_penalties="",  # G's regularizers, "name:weight[@every]", e.g. "pl:2@4"; jaxgan.core.penalties
     augment="",  # DiffAugment ops before D, e.g. "translation,cutout"; jaxgan.core.augment
     augment_strength=1.0,  # scales every augmentation op (0: identity)
-    ada="",  # StyleGAN2-ADA's pipeline before D, a preset: bgc, bg, blit, geom, color
-    # (jaxgan.core.ada); '' off
+    ada="",  # StyleGAN2-ADA's pipeline before D, a preset (bgc, bgcfnc, ...) and optional
+    # overrides, e.g. "bgc,hue=0.5,cutout=1" (jaxgan.core.ada.preset); '' off
     ada_p=0.0,  # ADA's starting probability (with ada_target=0: its fixed one)
     ada_target=0.6,  # ADA's target for E[sign D(augmented real)]; 0: p stays fixed
     ada_interval=4,  # steps between adjustments of p
@@ -343,7 +343,11 @@ def _check_ada(config: ml_collections.ConfigDict) -> None:
   loss = config.loss
   if not loss.ada:
     return
-  _check_choice(loss.ada, tuple(sorted(ada.PRESETS)), "config.loss.ada")
+  _check_choice(loss.ada.split(",")[0].strip(), tuple(sorted(ada.PRESETS)), "config.loss.ada")
+  try:
+    ada.preset(loss.ada)
+  except ValueError as e:
+    raise ConfigError(f"config.loss.ada={loss.ada!r}: {e}") from None
   if loss.ada_p < 0 or loss.ada_target < 0 or loss.ada_interval < 1 or loss.ada_kimg <= 0:
     raise ConfigError(
       f"config.loss.ada_p and ada_target must be >= 0, ada_interval >= 1 and ada_kimg > 0; "

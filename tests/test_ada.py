@@ -15,6 +15,7 @@ replayed on the official collector's sign sequence and must match bit for bit (f
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 
@@ -227,3 +228,164 @@ def test_ada_update_formula():
   assert float(ada.ada_update(0.5, 0.6, 64)) == 0.5
   assert float(ada.ada_update(0.0, -1.0, 64)) == 0.0
   assert float(ada.ada_update(1.0, 1.0, 64)) > 1.0
+
+
+# --- imgfilter, noise and cutout ----------------------------------------------------------------
+
+
+def fnc_draws(arrays: dict, case: str, cfg: dict, own: ada.Draws) -> ada.Draws:
+  """A case's draws: the official recorded ones, or (debug cases) ``own`` with the official
+  noise field, the one draw a debug percentile leaves random."""
+  draws = dict(own) if cfg["debug_percentile"] is not None else {}
+  parts: dict[str, dict[str, np.ndarray]] = {}
+  for i, name, part, shape in cfg["draws"]:
+    v = arrays[f"{case}/draw/{i:02d}"]
+    assert list(v.shape) == shape
+    if name == ada.NOISE_FIELD:
+      draws[name] = jnp.asarray(nhwc(v)), None
+      continue
+    v = v.reshape(v.shape[0], -1)
+    parts.setdefault(name, {})[part] = v[:, 0] if v.shape[1] == 1 else v
+  draws.update({k: (jnp.asarray(d["value"]), jnp.asarray(d["gate"])) for k, d in parts.items()})
+  return draws
+
+
+@functools.partial(jax.jit, static_argnums=4)
+def _run_pipe(x, draws, p, cot, pipe, debug_percentile=None):
+  out, vjp = jax.vjp(lambda x: ada.augment_with_draws(x, draws, p, pipe, debug_percentile), x)
+  return out, vjp(cot)[0]
+
+
+def test_filter_bank_is_the_official_one():
+  arrays, _ = load("augment_fnc_rgb")
+  np.testing.assert_array_equal(ada.filter_bank(), arrays["hz_fbank"])
+  total = ada.filter_bank().astype(np.float64).sum(0)  # the bands add up to the identity
+  np.testing.assert_allclose(total, np.eye(43)[21], atol=1e-6)
+
+
+FNC_PIPES = {
+  "bgcfnc": "bgcfnc",
+  "cfnc": "color,imgfilter=1,noise=1,cutout=1",
+  "filter_bands": "filter,imgfilter=0.8,imgfilter_bands=1:0:0.5:1,imgfilter_std=0.7",
+}
+
+
+@pytest.mark.parametrize("images", ["rgb", "gray"])
+def test_fnc_matches_official(images):
+  """The official bgcfnc pipe with recorded draws, its color, filter, noise and cutout ops
+  alone at debug percentiles and with recorded draws, and the filter alone with per-band
+  multipliers, each given as a ``loss.ada`` string, against the official pipe's float64
+  outputs and input gradients (24x28 RGB, 24x24 gray)."""
+  arrays, config = load(f"augment_fnc_{images}")
+  x, cot = jnp.asarray(nhwc(arrays["in/x"])), jnp.asarray(nhwc(arrays["cot"]))
+  n, h, w, channels = x.shape
+  for case, cfg in config["cases"].items():
+    pipe = ada.preset(FNC_PIPES[cfg["pipe"]])
+    assert pipe == ada.AugmentPipe(**cfg["spec"]), case
+    own = ada.draw(jax.random.key(0), n, pipe, channels, (h, w))
+    draws = fnc_draws(arrays, case, cfg, own)
+    assert set(draws) == set(own), case
+    p, q = jnp.float32(cfg["p"]), cfg["debug_percentile"]
+    out, grad = _run_pipe(x, draws, p, cot, pipe, None if q is None else jnp.float32(q))
+    what = f"{images}/{case}"
+    close(nchw(out), arrays[f"{case}/out"], f"{what}/out")
+    close(nchw(grad), arrays[f"{case}/grad_in"], f"{what}/grad_in")
+    margins = cfg["margins_f64"]
+    if pipe.xflip > 0:  # the geometric ops' padding, then the filter's (21 every side)
+      params = ada.op_params(draws, p, pipe)
+      margin = ada.geometric_margin(ada.geometric_matrix(params, n, h, w), h, w)
+      assert [margin.tolist(), [21] * 4] == margins == cfg["margins_f32"], what
+    else:
+      assert margins == [[21] * 4], what
+
+
+def test_presets_and_overrides():
+  """Every official augpipe_specs name is a preset; a preset's fields can be overridden in the
+  string, e.g. R3GAN's pipe (bgc with the color ops at 0.5, and cutout); bad strings fail in
+  one line."""
+  official = ("blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf")
+  assert set(official + ("bgcfn", "bgcfnc")) <= set(ada.PRESETS)
+  assert ada.PRESETS["bgcfnc"] == dataclasses.replace(BGC, imgfilter=1, noise=1, cutout=1)
+  r3gan = ada.preset(
+    "bgc, brightness=0.5,contrast=0.5,lumaflip=0.5,hue=0.5,saturation=0.5,cutout=1"
+  )
+  color = dict(brightness=0.5, contrast=0.5, lumaflip=0.5, hue=0.5, saturation=0.5)
+  assert r3gan == dataclasses.replace(BGC, **color, cutout=1.0)
+  assert ada.preset("filter,imgfilter_bands=1:0:2:1").imgfilter_bands == (1, 0, 2, 1)
+  assert ada.preset("bgc") is BGC
+  errors = {
+    "bgcx,cutout=1": "unknown ADA pipe 'bgcx'; valid: ",
+    "bgc,cutuot=1": "ADA pipe 'bgc,cutuot=1': 'cutuot=1' is not <field>=<number>; fields: xflip,",
+    "bgc,cutout": "ADA pipe 'bgc,cutout': 'cutout' is not <field>=<number>; fields: xflip,",
+    "bgc,cutout=-1": "ADA's probability multipliers must be >= 0; got cutout=-1.",
+    "filter,imgfilter_bands=1:1": "ADA's imgfilter_bands needs 4 multipliers, got 2.",
+  }
+  for spec, message in errors.items():
+    with pytest.raises(ValueError) as e:
+      ada.preset(spec)
+    assert str(e.value).startswith(message), (spec, str(e.value))
+
+
+def test_new_ops_keep_the_other_draws():
+  """The new ops draw from their own named streams: adding them to a pipe leaves its other
+  draws as they were (here blit's, with the same key)."""
+  key = jax.random.key(4)
+  blit = ada.draw(key, 3, ada.PRESETS["blit"])
+  full = ada.draw(key, 3, ada.preset("blit,imgfilter=1,noise=1,cutout=1"), 3, (5, 6))
+  bands = {f"imgfilter{i}" for i in range(4)}
+  assert set(full) - set(blit) == bands | {"noise", "cutout", ada.NOISE_FIELD}
+  for name, (value, gate) in blit.items():
+    np.testing.assert_array_equal(full[name][0], value)
+    np.testing.assert_array_equal(full[name][1], gate)
+  assert full[ada.NOISE_FIELD][0].shape == (3, 5, 6, 3)
+  with pytest.raises(ValueError, match=r"^ADA's noise needs the images' size \(H, W\)"):
+    ada.draw(key, 3, ada.PRESETS["noise"])
+
+
+def test_cutout_noise_and_filter_ops():
+  """Cutout zeroes a centred square of cutout_size (here 12x12 of 24x24 about the centre, 6x6
+  at a corner, clipped); at p = 0 filter, noise and cutout are the identity (the filter bank's
+  bands add up to it); at p = 1 on zeros, the noise is its field times |N(0, 1)| noise_std,
+  outside the cutout; the filter needs images wider than its padding."""
+  x = jnp.ones((2, 24, 24, 1))
+  out = ada.apply_cutout(x, jnp.asarray([[0.5, 0.5, 0.5], [0.0, 1.0, 0.5]]))
+  zero = np.asarray(out[..., 0]) == 0
+  assert zero[0].sum() == 144 and zero[0, 6:18, 6:18].all()
+  assert zero[1].sum() == 36 and zero[1, 18:, :6].all()
+  assert np.all(np.asarray(ada.apply_cutout(x, jnp.asarray([[0.5, 0.5, 0.0]] * 2))) == 1)
+  pipe = ada.preset("filter,noise=1,cutout=1,noise_std=0.3")
+  img = jax.random.normal(jax.random.key(0), (2, 24, 24, 3))
+  draws = ada.draw(jax.random.key(1), 2, pipe, 3, (24, 24))
+  run = jax.jit(lambda x, p: ada.augment_with_draws(x, draws, p, pipe))
+  np.testing.assert_allclose(run(img, jnp.float32(0)), img, atol=1e-5)
+  out = np.asarray(run(jnp.zeros_like(img), jnp.float32(1)))
+  u, centre = np.asarray(draws["noise"][0]), np.asarray(draws["cutout"][0])
+  noise = np.asarray(draws[ada.NOISE_FIELD][0]) * (np.abs(u) * np.float32(0.3))[:, None, None, None]
+  pixel = (np.arange(24) + 0.5) / 24
+  inside_x = np.abs(pixel[None, :] - centre[:, :1]) < 0.25  # [N, W]
+  inside_y = np.abs(pixel[None, :] - centre[:, 1:]) < 0.25  # [N, H]
+  cut = (inside_y[:, :, None] & inside_x[:, None, :])[..., None]
+  np.testing.assert_allclose(out, np.where(cut, 0, noise), rtol=1e-6)
+  assert cut.sum() > 0
+  with pytest.raises(ValueError, match=r"^ADA's imgfilter needs images of more than 21 pixels"):
+    ada.apply_imgfilter(jnp.zeros((1, 16, 30, 3)), jnp.ones((1, 4)))
+
+
+def test_config_accepts_presets_with_overrides():
+  """``loss.ada`` takes every preset and overrides (R3GAN's pipe); bad ones fail in one line."""
+  from jaxgan.config import base_config, validate
+  from jaxgan.errors import ConfigError
+
+  c = base_config()
+  for spec in (
+    "bgcfnc",
+    "bgc,brightness=0.5,contrast=0.5,lumaflip=0.5,hue=0.5,saturation=0.5,cutout=1",
+  ):
+    c.loss.ada = spec
+    validate(c)
+  c.loss.ada = "bgc,cutout=-1"
+  with pytest.raises(ConfigError) as e:
+    validate(c)
+  assert str(e.value) == (
+    "config.loss.ada='bgc,cutout=-1': ADA's probability multipliers must be >= 0; got cutout=-1."
+  )

@@ -113,8 +113,8 @@ def test_ada_on_data_that_are_not_images_fails_in_one_line():
     "config.loss.ada='bgc': ADA's pipeline needs images with 1 or 3 channels; 'gaussian_1d' "
     "has shape (1,). Set config.loss.ada=''."
   )
-  c.loss.ada = "bgcf"
-  with pytest.raises(ConfigError, match=r"^config.loss.ada='bgcf' is not valid\. Valid choices"):
+  c.loss.ada = "bgcx"
+  with pytest.raises(ConfigError, match=r"^config.loss.ada='bgcx' is not valid\. Valid choices"):
     validate(c)
 
 

@@ -3,7 +3,8 @@ Generative Adversarial Networks with Limited Data"), as pure functions on NHWC i
 
 Written from the semantics of NVlabs/stylegan2-ada-pytorch's ``training/augment.py``
 (``AugmentPipe``) and ``training/training_loop.py`` (the p heuristic), and checked against them
-by ``tests/test_ada.py`` (fixtures made by ``tools/ada_fixtures.py``).
+by ``tests/test_ada.py`` (fixtures made by ``tools/ada_fixtures.py`` and
+``tools/ada_fnc_fixtures.py``).
 
 * Each enabled op is applied to each sample with probability ``multiplier * p``; p is a traced
   scalar, so it adapts without recompiling. Rotation is a pre- and a post-rotation, each with
@@ -19,8 +20,16 @@ by ``tests/test_ada.py`` (fixtures made by ``tools/ada_fixtures.py``).
   sample on RGB. A 1-channel image is taken as gray RGB and the mean of the three output
   channels kept, as the official code does: brightness and contrast act as on RGB, lumaflip
   negates, hue and saturation (identities on gray) are not drawn.
-* Not implemented: the official imgfilter, noise and cutout ops (its 'filter', 'noise',
-  'cutout' and 'bgcf...' pipes).
+* Then, in the official order, the image-space ops on the result: ``imgfilter`` (a bank of
+  4 filters splitting the spectrum into octave bands, built from the ``sym2`` wavelet; each
+  band's gain, 2^N(0, imgfilter_std), applied with probability imgfilter times the band's
+  multiplier times p, the gains renormalised to keep a 1/f image's power; one separable
+  filter per sample, reflect padding by 21 pixels, so images need at least 22 pixels a side
+  as officially),
+  ``noise`` (additive Gaussian noise of std |N(0, noise_std)| per sample) and ``cutout`` (a
+  centred rectangle of ``cutout_size`` times the image size, at a uniform position, zeroed).
+* A pipe is a preset (the official ``train.py``'s ``augpipe_specs``), optionally followed by
+  overrides of ``AugmentPipe``'s fields: ``"bgc,brightness=0.5,cutout=1"`` (``preset``).
 
 In training (as StyleGAN2-ADA), D sees ``augment`` of both the reals and the fakes, each with
 its own key, and R1 is the gradient w.r.t. the un-augmented reals through the augmentation;
@@ -40,7 +49,8 @@ from jax import lax
 from jaxgan.core import streams
 from jaxgan.models.stylegan2 import ops
 
-# The official low-pass filter of the geometric ops (Daubechies' symlet 6).
+# The official low-pass filters: of the geometric ops (Daubechies' symlet 6) and of the
+# image-space filter bank (symlet 2).
 SYM6 = (
   0.015404109327027373,
   0.0034907120842174702,
@@ -55,8 +65,10 @@ SYM6 = (
   0.0017677118642428036,
   -0.007800708325034148,
 )
+SYM2 = (-0.12940952255092145, 0.22414386804185735, 0.836516303737469, 0.48296291314469025)
 GEOMETRIC = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac")
 COLOR = ("brightness", "contrast", "lumaflip", "hue", "saturation")
+NUM_BANDS = 4  # the image-space filter bank's bands, low to high
 _HIGHEST = lax.Precision.HIGHEST
 
 
@@ -86,18 +98,45 @@ class AugmentPipe:
   contrast_std: float = 0.5  # log2
   hue_max: float = 1.0  # 1 = full circle
   saturation_std: float = 1.0  # log2
+  imgfilter: float = 0.0  # image-space filtering
+  imgfilter_bands: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # multipliers of the 4 bands
+  imgfilter_std: float = 1.0  # log2 standard deviation of a band's gain
+  noise: float = 0.0  # additive Gaussian noise
+  cutout: float = 0.0
+  noise_std: float = 0.1  # scale of the noise's standard deviation
+  cutout_size: float = 0.5  # the cutout's side, relative to the image's
+
+  def __post_init__(self):
+    bands = tuple(float(b) for b in self.imgfilter_bands)
+    object.__setattr__(self, "imgfilter_bands", bands)
+    if len(bands) != NUM_BANDS:
+      raise ValueError(f"ADA's imgfilter_bands needs {NUM_BANDS} multipliers, got {len(bands)}.")
+    negative = [
+      f"{name}={getattr(self, name):g}" for name in _MULTIPLIERS if getattr(self, name) < 0
+    ]
+    if any(b < 0 for b in bands):
+      negative.append(f"imgfilter_bands={':'.join(f'{b:g}' for b in bands)}")
+    if negative:
+      raise ValueError(f"ADA's probability multipliers must be >= 0; got {', '.join(negative)}.")
 
 
+_MULTIPLIERS = (*GEOMETRIC, *COLOR, "imgfilter", "noise", "cutout")
 _BLIT = dict(xflip=1.0, rotate90=1.0, xint=1.0)
 _GEOM = dict(scale=1.0, rotate=1.0, aniso=1.0, xfrac=1.0)
 _COLOR = dict(brightness=1.0, contrast=1.0, lumaflip=1.0, hue=1.0, saturation=1.0)
-# The official train.py's augpipe_specs that these ops cover; b, g, c as the paper names them.
+# The official train.py's augpipe_specs; b, g, c as the paper names them.
 PRESETS: dict[str, AugmentPipe] = {
   "blit": AugmentPipe(**_BLIT),
   "geom": AugmentPipe(**_GEOM),
   "color": AugmentPipe(**_COLOR),
+  "filter": AugmentPipe(imgfilter=1.0),
+  "noise": AugmentPipe(noise=1.0),
+  "cutout": AugmentPipe(cutout=1.0),
   "bg": AugmentPipe(**_BLIT, **_GEOM),
   "bgc": AugmentPipe(**_BLIT, **_GEOM, **_COLOR),
+  "bgcf": AugmentPipe(**_BLIT, **_GEOM, **_COLOR, imgfilter=1.0),
+  "bgcfn": AugmentPipe(**_BLIT, **_GEOM, **_COLOR, imgfilter=1.0, noise=1.0),
+  "bgcfnc": AugmentPipe(**_BLIT, **_GEOM, **_COLOR, imgfilter=1.0, noise=1.0, cutout=1.0),
 }
 PRESETS.update(b=PRESETS["blit"], g=PRESETS["geom"], c=PRESETS["color"])
 
@@ -117,41 +156,84 @@ _DRAWS = {
   "lumaflip": ("lumaflip", "uniform", ()),
   "hue": ("hue", "uniform", ()),
   "saturation": ("saturation", "normal", ()),
+  **{f"imgfilter{i}": ("imgfilter", "normal", ()) for i in range(NUM_BANDS)},  # band gains
+  "noise": ("noise", "normal", ()),  # the noise's std
+  "cutout": ("cutout", "uniform", (2,)),  # the cutout's centre
 }
 # The value of each draw that leaves the image unchanged.
-_IDENTITY = {"scale": 1.0, "aniso": 1.0, "contrast": 1.0, "saturation": 1.0}
+_IDENTITY = {
+  "scale": 1.0,
+  "aniso": 1.0,
+  "contrast": 1.0,
+  "saturation": 1.0,
+  **{f"imgfilter{i}": 1.0 for i in range(NUM_BANDS)},
+}
+# The noise itself, [N, H, W, C] standard normal: a draw with no gate (None), drawn by the
+# official code even at a debug percentile.
+NOISE_FIELD = "noise_field"
 
-Draws = dict[str, tuple[jax.Array, jax.Array]]
+Draws = dict[str, tuple[jax.Array, jax.Array | None]]
 
 
 def preset(pipe: AugmentPipe | str) -> AugmentPipe:
-  """A pipe, or the preset of that name."""
+  """A pipe, or a preset's name optionally followed by comma-separated ``field=value``
+  overrides of ``AugmentPipe`` (``imgfilter_bands`` as 4 numbers joined by ``:``), e.g.
+  ``"bgc,brightness=0.5,contrast=0.5,lumaflip=0.5,hue=0.5,saturation=0.5,cutout=1"``."""
   if isinstance(pipe, AugmentPipe):
     return pipe
-  if pipe not in PRESETS:
-    raise ValueError(f"unknown ADA pipe {pipe!r}; valid: {', '.join(PRESETS)}.")
-  return PRESETS[pipe]
+  name, *overrides = [part.strip() for part in str(pipe).split(",")]
+  if name not in PRESETS:
+    raise ValueError(f"unknown ADA pipe {name!r}; valid: {', '.join(PRESETS)}.")
+  fields = [f.name for f in dataclasses.fields(AugmentPipe)]
+  changes: dict[str, object] = {}
+  for item in overrides:
+    field, _, value = item.partition("=")
+    field = field.strip()
+    try:
+      if field not in fields:
+        raise ValueError
+      number = [float(v) for v in value.split(":")] if field == "imgfilter_bands" else float(value)
+    except ValueError:
+      raise ValueError(
+        f"ADA pipe {pipe!r}: {item!r} is not <field>=<number>; fields: {', '.join(fields)}."
+      ) from None
+    changes[field] = number
+  return dataclasses.replace(PRESETS[name], **changes) if changes else PRESETS[name]
 
 
 def draw_names(pipe: AugmentPipe, num_channels: int) -> tuple[str, ...]:
-  """The draws the pipe makes: its enabled ops, less hue and saturation on 1-channel images."""
+  """The draws the pipe makes: its enabled ops, less hue and saturation on 1-channel images
+  (the noise field, ``NOISE_FIELD``, apart)."""
   gray_skips = ("hue", "saturation") if num_channels == 1 else ()
   return tuple(
     name for name, (op, _, _) in _DRAWS.items() if getattr(pipe, op) > 0 and name not in gray_skips
   )
 
 
-def draw(key: jax.Array, batch_size: int, pipe: AugmentPipe, num_channels: int = 3) -> Draws:
+def draw(
+  key: jax.Array,
+  batch_size: int,
+  pipe: AugmentPipe,
+  num_channels: int = 3,
+  size: tuple[int, int] | None = None,
+) -> Draws:
   """{draw: (value, gate)}: per sample a uniform or standard normal value (``[N]`` or ``[N, 2]``)
-  and a uniform gate ``[N]``, each from its own named stream of ``key``."""
+  and a uniform gate ``[N]``, each from its own named stream of ``key``; with noise, also
+  ``NOISE_FIELD``: (the noise [N, H, W, C], None), which needs the images' ``size`` (H, W)."""
   names = draw_names(pipe, num_channels)
-  keys = streams.derive(key, [f"{n}/{part}" for n in names for part in ("value", "gate")])
-  out = {}
+  parts = [f"{n}/{part}" for n in names for part in ("value", "gate")]
+  keys = streams.derive(key, parts + ([f"{NOISE_FIELD}/value"] if pipe.noise > 0 else []))
+  out: Draws = {}
   for name in names:
     _, kind, shape = _DRAWS[name]
     sample = jax.random.uniform if kind == "uniform" else jax.random.normal
     value = sample(keys[f"{name}/value"], (batch_size, *shape), jnp.float32)
     out[name] = value, jax.random.uniform(keys[f"{name}/gate"], (batch_size,), jnp.float32)
+  if pipe.noise > 0:
+    if size is None:
+      raise ValueError("ADA's noise needs the images' size (H, W) to draw the noise.")
+    shape = (batch_size, *size, num_channels)
+    out[NOISE_FIELD] = jax.random.normal(keys[f"{NOISE_FIELD}/value"], shape, jnp.float32), None
   return out
 
 
@@ -174,6 +256,14 @@ def _debug_value(name: str, pipe: AugmentPipe, q) -> jax.Array:
     "lumaflip": lambda: jnp.floor(q * 2),
     "hue": lambda: centred * np.pi * pipe.hue_max,
     "saturation": lambda: jnp.exp2(normal * pipe.saturation_std),
+    "noise": lambda: jax.scipy.special.erfinv(q) * pipe.noise_std,  # as official: not sqrt(2)
+    "cutout": lambda: jnp.stack([q, q, jnp.float32(pipe.cutout_size)]),
+    **{
+      f"imgfilter{i}": (
+        lambda band=band: jnp.exp2(normal * pipe.imgfilter_std) if band > 0 else jnp.float32(1)
+      )
+      for i, band in enumerate(pipe.imgfilter_bands)
+    },
   }[name]()
 
 
@@ -193,6 +283,9 @@ def _value(name: str, pipe: AugmentPipe, u: jax.Array) -> jax.Array:
     "lumaflip": lambda: jnp.floor(u * 2),
     "hue": lambda: (u * 2 - 1) * np.pi * pipe.hue_max,
     "saturation": lambda: jnp.exp2(u * pipe.saturation_std),
+    "noise": lambda: jnp.abs(u) * pipe.noise_std,
+    "cutout": lambda: jnp.concatenate([u, jnp.full_like(u[:, :1], pipe.cutout_size)], axis=1),
+    **{f"imgfilter{i}": lambda: jnp.exp2(u * pipe.imgfilter_std) for i in range(NUM_BANDS)},
   }[name]()
 
 
@@ -200,9 +293,11 @@ def op_params(
   draws: Draws, p, pipe: AugmentPipe, debug_percentile: float | None = None
 ) -> dict[str, tuple[jax.Array, jax.Array]]:
   """{draw: (parameter, applied)}: each op's per-sample parameter (its identity value where the
-  op is not applied) and whether it is applied (gate < multiplier * p). With
-  ``debug_percentile`` every parameter is that quantile instead (the post-rotation 0), for
-  every sample and whatever p, as in the official code."""
+  op is not applied) and whether it is applied (gate < multiplier * p; an imgfilter band's
+  multiplier is imgfilter times the band's). With ``debug_percentile`` every parameter is that
+  quantile instead (the post-rotation 0, a band of multiplier 0 its identity), for every
+  sample and whatever p, as in the official code. The cutout's parameter is [N, 3]: its
+  centre (x, y) and its relative size, 0 where not applied."""
   p = jnp.asarray(p, jnp.float32)
   p_rot = 1 - jnp.sqrt(jnp.clip(1 - pipe.rotate * p, 0, 1))  # P(pre or post) = p
   out = {}
@@ -210,10 +305,15 @@ def op_params(
     value, gate = draws[name]
     op = _DRAWS[name][0]
     chance = p_rot if op == "rotate" else getattr(pipe, op) * p
+    if op == "imgfilter":
+      chance = chance * pipe.imgfilter_bands[int(name[len(op) :])]
     applied = gate < chance
     param = _value(name, pipe, value)
-    mask = applied.reshape(applied.shape + (1,) * (param.ndim - 1))
-    param = jnp.where(mask, param, jnp.float32(_IDENTITY.get(name, 0.0)))
+    if name == "cutout":  # the centre is kept, the size zeroed
+      param = param.at[:, 2].set(jnp.where(applied, param[:, 2], 0))
+    else:
+      mask = applied.reshape(applied.shape + (1,) * (param.ndim - 1))
+      param = jnp.where(mask, param, jnp.float32(_IDENTITY.get(name, 0.0)))
     if debug_percentile is not None:
       param = jnp.broadcast_to(_debug_value(name, pipe, debug_percentile), param.shape)
     out[name] = param, applied
@@ -475,6 +575,79 @@ def apply_color(images: jax.Array, c: jax.Array) -> jax.Array:
   raise ValueError(f"ADA's color ops need RGB (3 channels) or L (1 channel) images, not {ch}.")
 
 
+def filter_bank() -> np.ndarray:
+  """The official ``Hz_fbank`` [4, 43], float32: one symmetric filter per octave band (row 0 the
+  lowest), from the half-band pair of ``sym2`` (its autocorrelation, low-pass, and that of its
+  mirror, high-pass): at each of three levels the bank is dilated by 2 and low-passed, and the
+  high-pass added to the next band; the rows sum to the identity."""
+  lo = np.asarray(SYM2, np.float64)
+  hi = lo * (-1.0) ** np.arange(lo.size)
+  lo2, hi2 = np.convolve(lo, lo[::-1]) / 2, np.convolve(hi, hi[::-1]) / 2
+  bank = np.zeros((NUM_BANDS, 1))
+  bank[0, 0] = 1
+  for band in range(1, NUM_BANDS):
+    dilated = np.zeros((NUM_BANDS, 2 * bank.shape[1] - 1))
+    dilated[:, ::2] = bank
+    bank = np.stack([np.convolve(row, lo2) for row in dilated])
+    start = (bank.shape[1] - hi2.size) // 2
+    bank[band, start : start + hi2.size] += hi2
+  return bank.astype(np.float32)
+
+
+# A 1/f image's share of power in each band, which the gains keep.
+_EXPECTED_POWER = (np.asarray([10, 1, 1, 1]) / 13).astype(np.float32)
+
+
+def filter_gains(params: dict[str, tuple[jax.Array, jax.Array]], batch: int) -> jax.Array:
+  """[N, 4]: the bands' gains, each band's drawn gain applied in turn and the gains divided
+  by the amplification of a 1/f spectrum's power, as the official code composes them."""
+  g = jnp.ones((batch, NUM_BANDS), jnp.float32)
+  for i in range(NUM_BANDS):
+    t = jnp.ones((batch, NUM_BANDS), jnp.float32).at[:, i].set(params[f"imgfilter{i}"][0])
+    t = t / jnp.sqrt((jnp.asarray(_EXPECTED_POWER) * jnp.square(t)).sum(-1, keepdims=True))
+    g = g * t
+  return g
+
+
+def apply_imgfilter(images: jax.Array, gains: jax.Array) -> jax.Array:
+  """Images [N, H, W, C] filtered, per sample, by the separable filter ``gains`` [N, 4] @ the
+  bank, after reflect padding by half its length (21 pixels), as the official code does."""
+  n, h, w, c = images.shape
+  bank = filter_bank()
+  pad = bank.shape[1] // 2
+  if min(h, w) <= pad:
+    raise ValueError(f"ADA's imgfilter needs images of more than {pad} pixels a side, not {h}x{w}.")
+  taps = jnp.matmul(gains, jnp.asarray(bank), precision=_HIGHEST)  # [N, taps]
+  x = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+  x = x.transpose(1, 2, 0, 3).reshape(1, h + 2 * pad, w + 2 * pad, n * c)  # samples as groups
+  kernel = jnp.repeat(taps, c, axis=0).T  # [taps, N * C]
+  for shape in ((1, -1, 1, n * c), (-1, 1, 1, n * c)):  # along x, then y
+    x = lax.conv_general_dilated(
+      x,
+      kernel.reshape(shape),
+      window_strides=(1, 1),
+      padding="VALID",
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      feature_group_count=n * c,
+      precision=_HIGHEST,
+    )
+  return x.reshape(h, w, n, c).transpose(2, 0, 1, 3)
+
+
+def apply_cutout(images: jax.Array, cutout: jax.Array) -> jax.Array:
+  """Images [N, H, W, C] zeroed inside each sample's rectangle (``cutout`` [N, 3]: centre x, y
+  and size, relative to the image; pixel centres strictly within half the size of the centre
+  along both axes)."""
+  _, h, w, _ = images.shape
+  cx = (jnp.arange(w, dtype=jnp.float32) + 0.5) / w
+  cy = (jnp.arange(h, dtype=jnp.float32) + 0.5) / h
+  half = cutout[:, 2, None] / 2
+  keep_x = jnp.abs(cx[None, :] - cutout[:, 0, None]) >= half  # [N, W]
+  keep_y = jnp.abs(cy[None, :] - cutout[:, 1, None]) >= half  # [N, H]
+  keep = keep_x[:, None, :] | keep_y[:, :, None]
+  return images * keep[..., None].astype(images.dtype)
+
+
 def augment_with_draws(
   images: jax.Array,
   draws: Draws,
@@ -492,6 +665,12 @@ def augment_with_draws(
     x = apply_geometric(x, geometric_matrix(params, n, h, w))
   if any(name in params for name in COLOR):
     x = apply_color(x, color_matrix(params, n))
+  if "imgfilter0" in params:
+    x = apply_imgfilter(x, filter_gains(params, n))
+  if "noise" in params:
+    x = x + draws[NOISE_FIELD][0] * params["noise"][0][:, None, None, None]
+  if "cutout" in params:
+    x = apply_cutout(x, params["cutout"][0])
   return x.astype(dtype)
 
 
@@ -508,7 +687,7 @@ def augment(
   every random parameter is its q-quantile (for all samples, whatever p), as in the official
   code, which makes the output deterministic."""
   pipe = preset(pipe)
-  draws = draw(key, images.shape[0], pipe, images.shape[-1])
+  draws = draw(key, images.shape[0], pipe, images.shape[-1], images.shape[1:3])
   return augment_with_draws(images, draws, p, pipe, debug_percentile)
 
 
@@ -593,12 +772,16 @@ __all__ = [
   "ada_step",
   "ada_update",
   "apply_color",
+  "apply_cutout",
   "apply_geometric",
+  "apply_imgfilter",
   "augment",
   "augment_with_draws",
   "color_matrix",
   "draw",
   "draw_names",
+  "filter_bank",
+  "filter_gains",
   "geometric_filter",
   "geometric_margin",
   "geometric_matrix",
