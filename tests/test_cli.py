@@ -12,13 +12,14 @@ import time
 import pytest
 
 import jaxgan
+from conftest import FAST_COMPILE_FLAGS
 from jaxgan.run.stopping import StopRequest, StopRequested
 from jaxgan.run.writers import read_jsonl
 
 
 def cli(repo_root, workdir, *flags):
   env = dict(os.environ)
-  env.pop("XLA_FLAGS", None)  # one CPU device, as a user has
+  env["XLA_FLAGS"] = FAST_COMPILE_FLAGS  # one CPU device, as a user has
   return subprocess.run(
     [
       sys.executable,
@@ -103,7 +104,7 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(repo_root, tmp_path):
 
   wd = tmp_path / "run"
   env = dict(os.environ)
-  env.pop("XLA_FLAGS", None)
+  env["XLA_FLAGS"] = FAST_COMPILE_FLAGS
   flags = [
     "--config=experiments/gaussian_1d.py",
     f"--workdir={wd}",

@@ -20,7 +20,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 import jaxgan
-from conftest import tiny_gaussian_config
+from conftest import FAST_COMPILE_FLAGS, tiny_gaussian_config
 from jaxgan.evaluators import figures
 from jaxgan.run import checkpointing, disk_full, writers
 from jaxgan.run.disk_full import DiskFullError
@@ -176,7 +176,7 @@ _DRIVER = textwrap.dedent("""
 
 def _env():
   env = dict(os.environ)
-  env.pop("XLA_FLAGS", None)  # one CPU device, as a user has
+  env["XLA_FLAGS"] = FAST_COMPILE_FLAGS  # one CPU device, as a user has
   return env
 
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import jaxgan
-from conftest import experiment, needs_mnist
+from conftest import FAST_COMPILE_FLAGS, experiment, needs_mnist
 from jaxgan.data import build_dataset
 from jaxgan.run import checkpointing
 from jaxgan.run.writers import read_jsonl
@@ -62,7 +62,7 @@ def test_builder_prepares_real_mnist_offline(data_dir):
 def check_export(workdir, data_dir):
   """jaxgan-export on a conditional run: unit-range samples with balanced labels."""
   env = dict(os.environ, TFDS_DATA_DIR=data_dir)
-  env.pop("XLA_FLAGS", None)
+  env["XLA_FLAGS"] = FAST_COMPILE_FLAGS
   out = subprocess.run(
     [
       sys.executable,

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import jaxgan
-from conftest import MNIST_DIR
+from conftest import FAST_COMPILE_FLAGS, MNIST_DIR
 
 
 def free_port() -> int:
@@ -32,7 +32,7 @@ def free_port() -> int:
 def launch(repo_root, workdir, overrides, *, devices, distributed=None, env_extra=None, log=None):
   env = dict(
     os.environ,
-    XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+    XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {FAST_COMPILE_FLAGS}",
     JAX_PLATFORMS="cpu",
     **(env_extra or {}),
   )

@@ -15,7 +15,7 @@ import sys
 import nbformat
 import pytest
 
-from conftest import REPO
+from conftest import FAST_COMPILE_FLAGS, REPO
 
 NOTEBOOK = os.path.join(REPO, "notebooks", "quickstart.ipynb")
 CELL_TIMEOUT_S = 300  # per cell; the whole notebook takes about a minute on 2 busy CPU cores
@@ -38,10 +38,11 @@ def test_notebook_is_stored_without_outputs():
 
 def kernel_env(tmp_path):
   env = dict(os.environ)
-  flags = [
+  flags = [  # and XLA's optimizations: the notebook's numbers are a user's
     f
     for f in env.get("XLA_FLAGS", "").split()
     if not f.startswith("--xla_force_host_platform_device_count")
+    and f not in FAST_COMPILE_FLAGS.split()
   ]
   env["XLA_FLAGS"] = " ".join(flags)
   env.pop("MPLBACKEND", None)  # let ipykernel choose the inline backend, as in Jupyter
