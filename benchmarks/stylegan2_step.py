@@ -2,9 +2,9 @@ r"""One StyleGAN2 training step: jaxgan against the official modules, as one JSO
 
   python benchmarks/stylegan2_step.py                                   # jaxgan
   python benchmarks/stylegan2_step.py --impl=torch \
-      --official=/work/refs/stylegan2-ada-pytorch                       # the official modules
+      --official=../refs/stylegan2-ada-pytorch                       # the official modules
   python benchmarks/stylegan2_step.py --compare --repeats=3 \
-      --official=/work/refs/stylegan2-ada-pytorch --torch-python=/work/venv-torch/bin/python
+      --official=../refs/stylegan2-ada-pytorch --torch-python=../venv-torch/bin/python
   python benchmarks/stylegan2_step.py --set model.channel_max=64 --set train.batch_size=16
 
 The config is ``experiments/stylegan2.py:mnist`` (``--config``; ``--set key=value`` overrides

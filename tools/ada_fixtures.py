@@ -34,11 +34,11 @@ previous mean) and one has a mean of exactly the target.
 
 Usage, with torch in its own environment and an official checkout outside the tree:
 
-  python3 -m venv /work/venv-torch && /work/venv-torch/bin/pip install torch==2.13.0 numpy scipy
-  mkdir -p /work/refs/stylegan2-ada-pytorch
+  python3 -m venv ../venv-torch && ../venv-torch/bin/pip install torch==2.13.0 numpy scipy
+  mkdir -p ../refs/stylegan2-ada-pytorch
   git -C <a clone of NVlabs/stylegan2-ada-pytorch> archive HEAD \
-    | tar -x -C /work/refs/stylegan2-ada-pytorch
-  /work/venv-torch/bin/python tools/ada_fixtures.py /work/refs/stylegan2-ada-pytorch
+    | tar -x -C ../refs/stylegan2-ada-pytorch
+  ../venv-torch/bin/python tools/ada_fixtures.py ../refs/stylegan2-ada-pytorch
 
 (``training/augment.py`` imports scipy.signal.) The files are written to tests/fixtures/ada/
 (``--out`` to change).

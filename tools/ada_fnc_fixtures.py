@@ -22,7 +22,7 @@ reference (max |f32 - f64| / max |f64|).
 
 Usage (see tools/ada_fixtures.py for the environment):
 
-  /work/venv-torch/bin/python tools/ada_fnc_fixtures.py /work/refs/stylegan2-ada-pytorch
+  ../venv-torch/bin/python tools/ada_fnc_fixtures.py ../refs/stylegan2-ada-pytorch
 
 The files are written to tests/fixtures/ada/ (``--out`` to change).
 """

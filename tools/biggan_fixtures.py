@@ -30,7 +30,7 @@ stored as float16 (exactly); references are float64 runs from them, stored as fl
 
 Usage, with torch in its own environment and a StudioGAN checkout outside the tree:
 
-  /work/venv-torch/bin/python tools/biggan_fixtures.py --studiogan=/work/refs/StudioGAN \
+  ../venv-torch/bin/python tools/biggan_fixtures.py --studiogan=../refs/StudioGAN \
       --out=tests/fixtures/biggan
 """
 

@@ -17,7 +17,7 @@ d_embed_dim 512 for D2DCE.
 
 Usage, with torch in its own environment and a StudioGAN checkout outside the tree:
 
-  /work/venv-torch/bin/python tools/conditioning_fixtures.py --studiogan=/work/refs/StudioGAN \
+  ../venv-torch/bin/python tools/conditioning_fixtures.py --studiogan=../refs/StudioGAN \
       --out=tests/fixtures/conditioning
 """
 

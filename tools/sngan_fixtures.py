@@ -30,8 +30,8 @@ packed into one array per dtype, its keys and shapes in ``config['packed']``.
 
 Usage, with torch in its own environment and a StudioGAN checkout outside the tree:
 
-  git -C <a clone of POSTECH-CVLab/PyTorch-StudioGAN> archive HEAD | tar -x -C /work/refs/StudioGAN
-  /work/venv-torch/bin/python tools/sngan_fixtures.py --studiogan=/work/refs/StudioGAN \
+  git -C <a clone of POSTECH-CVLab/PyTorch-StudioGAN> archive HEAD | tar -x -C ../refs/StudioGAN
+  ../venv-torch/bin/python tools/sngan_fixtures.py --studiogan=../refs/StudioGAN \
       --out=tests/fixtures/sngan
 """
 

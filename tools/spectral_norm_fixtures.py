@@ -21,7 +21,7 @@ and are recorded with the weight moving.
 
 Usage, with torch in its own environment and a BigGAN-PyTorch checkout outside the tree:
 
-  /work/venv-torch/bin/python tools/spectral_norm_fixtures.py /work/refs/BigGAN-PyTorch
+  ../venv-torch/bin/python tools/spectral_norm_fixtures.py ../refs/BigGAN-PyTorch
 """
 
 from __future__ import annotations

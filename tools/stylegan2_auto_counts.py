@@ -9,7 +9,7 @@ min(4096 / N, 32), minibatch std min(batch, 4), channel_base 16384, 2 mapping la
 
 Usage (torch in its own environment):
 
-  /work/venv-torch/bin/python tools/stylegan2_auto_counts.py ../refs/stylegan2-ada-pytorch
+  ../venv-torch/bin/python tools/stylegan2_auto_counts.py ../refs/stylegan2-ada-pytorch
 """
 
 from __future__ import annotations

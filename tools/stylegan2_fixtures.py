@@ -15,11 +15,11 @@ output, how far the official float32 run is from it (max |f32 - f64| / max |f64|
 
 Usage, with torch in its own environment and an official checkout outside the tree:
 
-  python3 -m venv /work/venv-torch && /work/venv-torch/bin/pip install torch==2.13.0 numpy requests
-  mkdir -p /work/refs/stylegan2-ada-pytorch
+  python3 -m venv ../venv-torch && ../venv-torch/bin/pip install torch==2.13.0 numpy requests
+  mkdir -p ../refs/stylegan2-ada-pytorch
   git -C <a clone of NVlabs/stylegan2-ada-pytorch> archive HEAD \
-    | tar -x -C /work/refs/stylegan2-ada-pytorch
-  /work/venv-torch/bin/python tools/stylegan2_fixtures.py /work/refs/stylegan2-ada-pytorch
+    | tar -x -C ../refs/stylegan2-ada-pytorch
+  ../venv-torch/bin/python tools/stylegan2_fixtures.py ../refs/stylegan2-ada-pytorch
 
 The files are written to tests/fixtures/stylegan2/ (``--out`` to change).
 """

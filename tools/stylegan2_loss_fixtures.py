@@ -40,7 +40,7 @@ weight gradients the worst).
 Usage, with torch in its own environment and an official checkout outside the tree (see
 ``tools/stylegan2_fixtures.py``; ``training/augment.py`` also imports scipy):
 
-  /work/venv-torch/bin/python tools/stylegan2_loss_fixtures.py /work/refs/stylegan2-ada-pytorch
+  ../venv-torch/bin/python tools/stylegan2_loss_fixtures.py ../refs/stylegan2-ada-pytorch
 
 The files are written to tests/fixtures/stylegan2/ (``--out`` to change).
 """

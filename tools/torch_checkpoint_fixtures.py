@@ -21,7 +21,7 @@ parameter (pickled with ``_rebuild_parameter``), float16 and empty tensors.
 
 Usage (torch in its own environment):
 
-  /work/venv-torch/bin/python tools/torch_checkpoint_fixtures.py \
+  ../venv-torch/bin/python tools/torch_checkpoint_fixtures.py \
       [--out=tests/fixtures/torch_checkpoint]
 """
 
