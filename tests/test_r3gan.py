@@ -211,6 +211,12 @@ def test_cifar_parameter_counts_equal_official(num_classes):
   d = jax.eval_shape(lambda: nets.discriminator.init({"params": key}, jnp.zeros((2, 32, 32, 3)), y))
   want = (counts[f"g_c{num_classes}"], counts[f"d_c{num_classes}"])
   assert (_count(g["params"]), _count(d["params"])) == want
+  if num_classes:  # an official checkpoint (the wrappers' state_dict) converts to this layout
+    layout = json.loads((FIXTURES / "cifar_state_dict.json").read_text())
+    shapes = lambda tree: jax.tree.map(lambda a: tuple(a.shape), tree)
+    for net, ref in (("g", g), ("d", d)):
+      state = {k: np.broadcast_to(np.float32(0), shape) for k, shape in layout[net]}
+      assert shapes(variables_from_official(state)) == shapes(ref), net
 
 
 def test_initialization_is_fixup():

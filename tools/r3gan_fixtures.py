@@ -22,7 +22,7 @@ Weights and inputs lie on the float16 grid and are stored as float16 (exactly); 
 float64 runs from them, stored as float32, each group packed into one array per dtype (keys and
 shapes in ``config['packed']``). ``counts.json``: parameter counts of the official
 ``training.networks`` modules with the ``CIFAR10`` preset of ``train.py``, with and without
-labels.
+labels; ``cifar_state_dict.json``: the keys and shapes of the conditional ones' ``state_dict``.
 
 Usage, with torch in its own environment and the checkout outside the tree:
 
@@ -237,9 +237,10 @@ class Maker:
 
 
 def counts(torch: Any, wrappers: Any, out: str) -> None:
-  """Parameters of the official modules with ``train.py``'s CIFAR10 preset."""
+  """Parameters of the official modules with ``train.py``'s CIFAR10 preset, and the keys and
+  shapes of the conditional ones' ``state_dict`` (what an official checkpoint holds)."""
   widths, blocks, cards = [3 * 1024 // 4] * 4, [2] * 4, [3 * 32] * 4
-  result = {}
+  result, layout = {}, {}
   for classes in (10, 0):
     g_kw = dict(NoiseDimension=64, WidthPerStage=widths, CardinalityPerStage=cards,
                 BlocksPerStage=blocks, ExpansionFactor=2, FP16Stages=[-1, -2, -3],
@@ -250,9 +251,15 @@ def counts(torch: Any, wrappers: Any, out: str) -> None:
     if classes:
       g_kw["ConditionEmbeddingDimension"], d_kw["ConditionEmbeddingDimension"] = 64, widths[0]
     for name, cls, kw in (("g", wrappers.Generator, g_kw), ("d", wrappers.Discriminator, d_kw)):
-      result[f"{name}_c{classes}"] = sum(p.numel() for p in cls(**kw).parameters())
+      module = cls(**kw)
+      result[f"{name}_c{classes}"] = sum(p.numel() for p in module.parameters())
+      if classes:
+        layout[name] = [[k, list(v.shape)] for k, v in module.state_dict().items()]
   with open(os.path.join(out, "counts.json"), "w") as f:
     json.dump(result, f, indent=1, sort_keys=True)
+    f.write("\n")
+  with open(os.path.join(out, "cifar_state_dict.json"), "w") as f:
+    json.dump(layout, f, sort_keys=True)
     f.write("\n")
   print(f"counts: {result}")
 
