@@ -280,7 +280,11 @@ def test_cifar_config_is_the_official_preset():
   assert tuple(c.model.widths) == (768,) * 4 and tuple(c.model.blocks) == (2,)
   assert (c.model.group_width, c.model.expansion, c.noise.dim) == (16, 2, 64)
   assert (c.loss.d, c.loss.g, c.loss.d_penalties) == ("rpgan", "rpgan", "r1:0.05,r2:0.05")
-  assert c.noise.distribution == "normal" and not c.loss.ada and not c.loss.augment
+  assert c.noise.distribution == "normal" and not c.loss.augment
+  assert c.loss.ada == (
+    "bgc,brightness=0.5,contrast=0.5,lumaflip=0.5,hue=0.5,saturation=0.5,cutout=1"
+  )  # the official --aug=1 pipe, at a fixed p (its schedule's mean)
+  assert (c.loss.ada_p, c.loss.ada_target) == (0.275, 0.0)
   for opt in (c.optim.g, c.optim.d):
     assert (opt.name, opt.lr, opt.b1, opt.b2, opt.eps) == ("adam", 2e-4, 0.0, 0.9, 1e-8)
     assert (opt.schedule, opt.min_lr, opt.decay_steps) == ("cosine", 5e-5, 39_063)
