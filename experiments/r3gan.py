@@ -15,9 +15,10 @@ interval), at the official starting gamma 0.05: R3GAN adds (gamma / 2) (||grad D
 the learning rate on the official cosine from 2e-4 to 5e-5 over 20 M images (39,063 updates
 of 512; optax's ``cosine_decay_schedule`` is the official ``cosine_decay_with_warmup`` without
 warm-up: base at 0, final from the end on); batch 512; one D update then one G update, each on
-its own real batch; the official augmentation pipe before D (below); 39,063 steps, the end of
-the official schedules (the official ``--kimg`` runs until stopped). CIFAR-10 is read from
-cifar-10-python.tar.gz in $JAXGAN_CIFAR10_DIR.
+its own real batch; the official augmentation pipe before D (below); G's last three stages and
+D's first three in bfloat16 (``low_precision_stages=3``, the official ``FP16Stages``, float32
+parameters); 39,063 steps, the end of the official schedules (the official ``--kimg`` runs
+until stopped). CIFAR-10 is read from cifar-10-python.tar.gz in $JAXGAN_CIFAR10_DIR.
 
 What jaxgan cannot yet follow, all scheduled over the same 20 M images by the official
 ``cosine_decay_with_warmup`` (a schedule for scalars other than the learning rate would cover
@@ -36,7 +37,6 @@ the first four):
 * x-flips of the dataset (``--mirror=1``);
 * G conditioned on the real batch's labels (``gen_c = real_c``): jaxgan draws fake labels
   uniformly, so RpGAN pairs reals and fakes of different classes;
-* bfloat16 in three stages of each net: jaxgan computes in float32.
 
 ``smoke`` is tiny (widths 8, 1 block per stage, groups of 4 channels, z of 8, batch 8, 4
 steps, no augmentation) on MNIST padded to 32x32 (JAXGAN_MNIST_DIR), conditional, for tests and
@@ -63,7 +63,7 @@ def get_config(variant: str = "cifar"):
     batch = 8
   else:
     raise unknown_variant(__file__, variant, VARIANTS)
-  c.model.update(conditional=True)
+  c.model.update(conditional=True, low_precision_stages=3 if variant != "smoke" else 0)
   c.noise.update(dim=64, distribution="normal", low=0.0, high=1.0)
   c.loss.update(d="rpgan", g="rpgan", d_penalties=f"r1:{GAMMA:g},r2:{GAMMA:g}")
   c.loss.update(ada=AUGMENT, ada_p=AUGMENT_P, ada_target=0.0)

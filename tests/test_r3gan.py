@@ -255,6 +255,25 @@ def test_grouped_convolution_by_shifts_equals_xla():
     close(a, b, what)
 
 
+def test_low_precision_stages_compute_in_bfloat16_with_float32_ends():
+  """``low_precision_stages=1`` of 2: G's 8x8 stage and D's 8x8 stage (and extraction) in
+  bfloat16, the rest float32; outputs float32, within bfloat16's rounding of the fixtures'
+  references and not equal to them."""
+  g_arrays, d_arrays = G_CASES["c3"], D_CASES["c3"]
+  g = R3GANGenerator((8, 8, 3), **_arch(G_CONFIG, 3), embed_dim=G_CONFIG["arch"]["g_embed"])
+  d = R3GANDiscriminator(**_arch(D_CONFIG, 3), embed_dim=D_CONFIG["arch"]["d_embed"])
+  for net, arrays, x_key in ((g, g_arrays, "z"), (d, d_arrays, "x")):
+    net = net.clone(low_precision_stages=1)
+    variables = variables_from_official(group(arrays, "state/"))
+    x, y = jnp.asarray(ours(arrays[f"in/{x_key}"])), jnp.asarray(arrays["in/y"])
+    out = jax.jit(net.apply, compiler_options=FAST_COMPILE)(variables, x, y)
+    assert out.dtype == jnp.float32, x_key
+    err = rel_error(torch_layout(out), arrays["out"])
+    assert 1e-4 < err < 3e-2, (x_key, err)
+  with pytest.raises(ConfigError, match=r"low_precision_stages=2: use 0 \(float32\) to 1"):
+    r3gan(DataSpec((8, 8, 3), is_image=True), 0, None, widths=(8, 8), low_precision_stages=2)
+
+
 def test_builder_registered_checks_its_config():
   assert MODELS.get("r3gan") is r3gan
   mnist = DataSpec((28, 28, 1), is_image=True)
@@ -279,6 +298,7 @@ def test_cifar_config_is_the_official_preset():
   assert c.model.name == "r3gan" and c.model.conditional
   assert tuple(c.model.widths) == (768,) * 4 and tuple(c.model.blocks) == (2,)
   assert (c.model.group_width, c.model.expansion, c.noise.dim) == (16, 2, 64)
+  assert (c.model.low_precision_stages, c.model.compute_dtype) == (3, "bfloat16")
   assert (c.loss.d, c.loss.g, c.loss.d_penalties) == ("rpgan", "rpgan", "r1:0.05,r2:0.05")
   assert c.noise.distribution == "normal" and not c.loss.augment
   assert c.loss.ada == (

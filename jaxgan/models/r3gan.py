@@ -27,7 +27,8 @@ golden fixtures (``tests/test_r3gan.py``, ``docs/r3gan.md``). A modernized ResNe
 ``widths``, ``blocks`` and ``cardinality`` are listed in G's order (4x4 first); D takes them
 reversed, as ``train.py`` builds it. Layout NHWC, kernels HWIO;
 ``variables_from_official`` converts the official ``state_dict``. The official run
-computes three stages of each net in bfloat16; jaxgan computes in float32. The grouped 3x3
+computes three stages of each net in bfloat16: ``low_precision_stages=3`` (float32 by
+default). The grouped 3x3
 convolutions run as XLA's grouped convolution on accelerators and as one einsum per kernel tap
 on CPU, where XLA's grouped convolutions are 5-30x slower (``conv2d``, ``model.grouped_conv``).
 """
@@ -67,12 +68,13 @@ def leaky(x: jax.Array) -> jax.Array:
 
 
 class BiasedActivation(nn.Module):
-  """A learned per-channel bias (starting at 0), then leaky ReLU with gain 1."""
+  """A learned per-channel bias (starting at 0), then leaky ReLU with gain 1; in float32 and
+  rounded once for low-precision ``x``, as the official ``bias_act`` CUDA kernel."""
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     bias = self.param("bias", nn.initializers.zeros, (x.shape[-1],), jnp.float32)
-    return leaky(x + bias.astype(x.dtype))
+    return leaky(x.astype(jnp.float32) + bias).astype(x.dtype)
 
 
 GROUPED_CONV = ("auto", "xla", "shifts")
@@ -205,9 +207,11 @@ class Stage(nn.Module):
   features: int
   num_blocks: int
   block: dict
+  dtype: str = "float32"  # the stage casts its input to it, as the official ``DataType``
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    x = x.astype(self.dtype)
     g = self.kind in ("basis", "up")
     offset = 1 if g else 0
     blocks = [
@@ -245,6 +249,8 @@ class R3GANGenerator(nn.Module):
   num_classes: int = 0
   embed_dim: int = 64
   grouped_conv: str = "auto"
+  low_precision_stages: int = 0  # the last ones, in compute_dtype
+  compute_dtype: str = "bfloat16"
 
   @nn.compact
   def __call__(self, z: jax.Array, y: jax.Array | None = None, *, train: bool = False) -> jax.Array:
@@ -258,10 +264,13 @@ class R3GANGenerator(nn.Module):
     h = z
     block = dict(expansion=self.expansion, kernel=self.kernel, num_blocks=sum(self.blocks))
     block.update(grouped_conv=self.grouped_conv)
+    low = len(self.widths) - self.low_precision_stages
     for i, (width, n, card) in enumerate(zip(self.widths, self.blocks, self.cardinality)):
       kind = "basis" if i == 0 else "up"
-      h = Stage(kind, width, n, dict(block, cardinality=card), name=f"MainLayers_{i}")(h)
-    return Convolution(self.out_shape[-1], name="AggregationLayer")(h)
+      dtype = self.compute_dtype if i >= low else "float32"
+      stage = Stage(kind, width, n, dict(block, cardinality=card), dtype, name=f"MainLayers_{i}")
+      h = stage(h)
+    return Convolution(self.out_shape[-1], name="AggregationLayer")(h).astype(jnp.float32)
 
 
 class R3GANDiscriminator(nn.Module):
@@ -276,6 +285,8 @@ class R3GANDiscriminator(nn.Module):
   num_classes: int = 0
   embed_dim: int = 0  # 0: the 4x4 width
   grouped_conv: str = "auto"
+  low_precision_stages: int = 0  # the first ones, in compute_dtype
+  compute_dtype: str = "bfloat16"
 
   @nn.compact
   def __call__(self, x: jax.Array, y: jax.Array | None = None, *, train: bool = False) -> jax.Array:
@@ -286,14 +297,19 @@ class R3GANDiscriminator(nn.Module):
     embed_dim = self.embed_dim or widths[-1]
     block = dict(expansion=self.expansion, kernel=self.kernel, num_blocks=sum(blocks))
     block.update(grouped_conv=self.grouped_conv)
-    h = Convolution(widths[0], name="ExtractionLayer")(x)
+    dtypes = [
+      self.compute_dtype if i < self.low_precision_stages else "float32" for i in range(len(blocks))
+    ]
+    h = Convolution(widths[0], name="ExtractionLayer")(x.astype(dtypes[0]))
     last = len(widths) - 1
     for i, (n, card) in enumerate(zip(blocks, cards)):
       if i < last:
         kind, out = "down", widths[i + 1]
       else:
         kind, out = "basis_d", embed_dim if self.num_classes else 1
-      h = Stage(kind, out, n, dict(block, cardinality=card), name=f"MainLayers_{i}")(h)
+      stage = Stage(kind, out, n, dict(block, cardinality=card), dtypes[i], name=f"MainLayers_{i}")
+      h = stage(h)
+    h = h.astype(jnp.float32)
     if not self.num_classes:
       return h[:, 0]
     onehot = _onehot(y, self.num_classes, h.dtype)
@@ -328,6 +344,8 @@ def r3gan(
   g_embed_dim: int = 64,
   d_embed_dim: int = 0,
   grouped_conv: str = "auto",
+  low_precision_stages: int = 0,
+  compute_dtype: str = "bfloat16",
 ) -> Nets:
   """R3GAN's G and D (the module docstring) for square images of 4 * 2^(stages - 1) pixels.
 
@@ -339,6 +357,12 @@ def r3gan(
   value stands for every stage. D takes the image's channels where the official hard-codes
   3, and so does G's output. ``grouped_conv``: how the grouped 3x3 convolutions run
   (``conv2d``: "auto" is XLA's grouped convolution on accelerators, one einsum per tap on CPU).
+
+  Precision: float32 by default. ``low_precision_stages=k`` computes G's last k stages and D's
+  first k (those at the highest resolutions; D's extraction layer too) in ``compute_dtype``
+  with float32 parameters, as the official ``FP16Stages`` (bfloat16 in its CIFAR10 run, k = 3);
+  G's output and D's logits are float32. The resampling filters accumulate in float32 and round
+  once (the official CUDA kernel's way; its CPU path filters in bfloat16).
 
   G has no output nonlinearity: ``output_range`` (-1, 1) is where the pipeline puts real
   images and where samples are clipped for figures and metrics, not a bound on G.
@@ -376,10 +400,18 @@ def r3gan(
     raise ConfigError(
       f"config.model.grouped_conv={grouped_conv!r}; valid: {', '.join(GROUPED_CONV)}."
     )
+  if not 0 <= low_precision_stages < n:
+    raise ConfigError(
+      f"config.model.low_precision_stages={low_precision_stages}: use 0 (float32) to "
+      f"{n - 1}; G's first stage and D's last stay float32 (the official CIFAR10 run: 3)."
+    )
+  if compute_dtype not in ("bfloat16", "float16"):
+    raise ConfigError(f"config.model.compute_dtype={compute_dtype!r}; valid: bfloat16, float16.")
   if kernel < 1 or kernel % 2 == 0:
     raise ConfigError(f"config.model.kernel={kernel}: use an odd size (the official 3).")
   arch = dict(widths=widths, blocks=blocks, cardinality=cardinality, expansion=expansion)
   arch.update(kernel=kernel, num_classes=num_classes, grouped_conv=grouped_conv)
+  arch.update(low_precision_stages=low_precision_stages, compute_dtype=compute_dtype)
   g = R3GANGenerator(tuple(data.shape), embed_dim=g_embed_dim, **arch)
   d = R3GANDiscriminator(embed_dim=d_embed_dim, **arch)
   return Nets(g, d, (-1.0, 1.0), convolutional=True)
