@@ -32,10 +32,8 @@ from jaxgan.errors import ConfigError
 from jaxgan.models import MODELS
 from jaxgan.models.r3gan import (
   ACT_GAIN,
-  GenerativeBasis,
   R3GANDiscriminator,
   R3GANGenerator,
-  ResidualBlock,
   conv2d,
   r3gan,
   variables_from_official,
@@ -220,22 +218,28 @@ def test_cifar_parameter_counts_equal_official(num_classes):
 
 
 def test_initialization_is_fixup():
-  """A block starts as the identity (last convolution zero, biases zero), its first two
-  convolutions at N(0, (1.3868 L^(-1/4))^2 / fan_in); G's basis starts at N(0, 1)."""
-  fast_init = lambda module, x: jax.jit(module.init, compiler_options=FAST_COMPILE)(KEY, x)
-  x = jax.random.normal(jax.random.PRNGKey(1), (2, 4, 4, 32))
-  block = ResidualBlock(cardinality=4, expansion=2, kernel=3, num_blocks=4)
-  params = fast_init(block, x)["params"]
-  assert not np.any(params["LinearLayer3"]["kernel"])
-  assert not np.any(params["NonLinearity1"]["bias"]) and not np.any(params["NonLinearity2"]["bias"])
-  np.testing.assert_array_equal(block.apply({"params": params}, x), x)
-  gain = ACT_GAIN * 4 ** (-1 / 4)
+  """At initialization every block is the identity (its last convolution and its biases zero)
+  and its first two convolutions are N(0, (1.3868 L^(-1/4))^2 / fan_in): G is its 4x4 basis
+  (N(0, 1)), scaled per channel by the linear map of z, through the aggregation alone."""
+  g = R3GANGenerator((4, 4, 3), (32,), (3,), (4,))  # L = 3 blocks
+  z = jax.random.normal(jax.random.PRNGKey(1), (2, 16))
+  out, variables = jax.jit(g.init_with_output, compiler_options=FAST_COMPILE)(KEY, z)
+  params = jax.tree.map(np.asarray, variables["params"]["MainLayers_0"])
+  gain = ACT_GAIN * 3 ** (-1 / 4)
   assert abs(ACT_GAIN - 1.3868) < 1e-4
-  for layer, fan_in in (("LinearLayer1", 32), ("LinearLayer2", 9 * 64 // 4)):
-    w = np.asarray(params[layer]["kernel"])
-    assert abs(w.std() / (gain / math.sqrt(fan_in)) - 1) < 0.1, layer
-  basis = fast_init(GenerativeBasis(256), x[:, 0, 0])["params"]["Basis"]
-  assert basis.shape == (4, 4, 256) and abs(float(np.std(basis)) - 1) < 0.1
+  for i in (1, 2, 3):
+    block = params[f"Layers_{i}"]
+    assert not np.any(block["LinearLayer3"]["kernel"])
+    assert not np.any(block["NonLinearity1"]["bias"]) and not np.any(block["NonLinearity2"]["bias"])
+    for layer, fan_in in (("LinearLayer1", 32), ("LinearLayer2", 9 * 64 // 4)):
+      w = block[layer]["kernel"]
+      assert abs(w.std() / (gain / math.sqrt(fan_in)) - 1) < 0.1, (i, layer)
+  basis = params["Layers_0"]["Basis"]
+  assert basis.shape == (4, 4, 32) and abs(basis.std() - 1) < 0.1
+  scale = np.asarray(z) @ params["Layers_0"]["LinearLayer"]["kernel"]
+  aggregation = np.asarray(variables["params"]["AggregationLayer"]["kernel"])[0, 0]
+  want = (basis[None] * scale[:, None, None, :]) @ aggregation
+  np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
 
 
 def test_grouped_convolution_by_shifts_equals_xla():
