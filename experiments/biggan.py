@@ -3,6 +3,7 @@ r"""BigGAN (Brock et al. 2019) for 32x32 images, as PyTorch-StudioGAN trains it 
   jaxgan-train --config=experiments/biggan.py:cifar --workdir=workdirs/biggan_cifar \
       --config.eval.inception_weights=/path/to/pt_inception-2015-12-05.npz
   jaxgan-train --config=experiments/biggan.py:cifar_ortho --workdir=workdirs/biggan_cifar_ortho
+  jaxgan-train --config=experiments/biggan.py:cifar_biggan_pytorch --workdir=workdirs/biggan_pt
   jaxgan-train --config=experiments/biggan.py:smoke --workdir=/tmp/biggan_smoke
 
 Your own images, a folder or .zip (docs/data.md), at 32x32:
@@ -27,6 +28,29 @@ where the run differs from StudioGAN's.
 ``cifar_ortho`` adds BigGAN's orthogonal regularization of G at BigGAN's strength 1e-4
 (``loss.g_penalties='ortho:1e-4'``; StudioGAN has the function but its configs leave it off).
 
+``cifar_biggan_pytorch`` is BigGAN-PyTorch's ``scripts/launch_cifar_ema.sh`` over its
+``utils.py`` defaults: ``arch[32]`` with G_ch = D_ch = 64, i.e. 256 channels in every G and D
+block (``g_conv_dim=64``, ``d_conv_dim=128``: jaxgan's G has 4x, D 2x), no attention
+(``G_attn 0``, ``D_attn 0``), no shared embedding and no hierarchical z (``G_shared``,
+``hier`` off: G's class-conditional batch norms take per-class gain and bias tables, all of z,
+128 from N(0, I), goes to the first linear map), batch norm eps 1e-5, D's pre-activation
+shortcuts on the unrectified input, N(0, 0.02) weights (``--G_init N02 --D_init N02``),
+projection D, BigGAN-PyTorch's ``SN`` on every conv and linear of both nets and D's embedding
+(``spectral_norm_order='biggan'``; not on G's class tables); G 4,304,387 and D 4,207,361
+parameters, as its modules (``jaxgan.models.biggan.VARIANTS['biggan_pytorch']``). Hinge loss;
+Adam(lr 2e-4, betas (0.0, 0.999), eps 1e-8) for both; batch 50; 4 D updates per G update;
+500 epochs of 50,000 images at 200 per G step (50 x 4 D steps) = 125,000 steps; an EMA of G
+with decay 0.9999 that averages its running statistics too, used for sampling (``--ema
+--use_ema``); checkpoints every 2,000 steps, FID/IS every 5,000. What jaxgan does not follow:
+the EMA's start (``--ema_start 1000`` copies G until step 1,000; jaxgan averages from step 0);
+its sampling (``G_eval_mode`` off: BigGAN-PyTorch samples, for IS/FID too, with G in training
+mode, so batch statistics and a moving ``u``; jaxgan samples with running statistics and the
+stored ``u``); ``--parallel`` on two GPUs (DataParallel: each GPU's batch norm sees its own 25
+images; jaxgan normalises over the whole batch); G's ``u`` and running statistics move once per
+step, in G's update (BigGAN-PyTorch's G is in training mode when it makes D's fakes too, 5
+moves per step); spectral norm divides by ``||.|| + 1e-12``, not ``max(||.||, 1e-8)``;
+``--num_best_copies``/``--num_save_copies``; the seed's random numbers.
+
 ``folder32`` is ``cifar`` on an image folder prepared at 32x32, unconditional (no shared
 embedding, no projection) unless ``--config.model.conditional=True`` uses the folder's labels.
 The port has the ``big_resnet`` backbone at 32x32 only: StudioGAN defines its 64 to 512 forms
@@ -41,8 +65,9 @@ look on a CPU.
 """
 
 from jaxgan.config import base_config, unknown_variant
+from jaxgan.models.biggan import VARIANTS as NETS
 
-VARIANTS = ("cifar", "cifar_ortho", "folder32", "smoke")
+VARIANTS = ("cifar", "cifar_ortho", "cifar_biggan_pytorch", "folder32", "smoke")
 # The port builds StudioGAN's 32x32 net only: a folder64 or folder256 gets this in its one line.
 VARIANT_CHOICES = (
   f"{', '.join(VARIANTS)} (folder32 only: jaxgan builds StudioGAN's big_resnet at 32x32, "
@@ -52,7 +77,7 @@ VARIANT_CHOICES = (
 
 
 def get_config(variant: str = "cifar"):
-  if variant in ("cifar", "cifar_ortho", "default"):
+  if variant in ("cifar", "cifar_ortho", "cifar_biggan_pytorch", "default"):
     c = base_config(model="biggan", data="cifar10")
   elif variant == "folder32":
     c = base_config(model="biggan", data="image_folder")
@@ -79,6 +104,14 @@ def get_config(variant: str = "cifar"):
   c.eval.update(metrics="samples,fid,is", every=10_000, num_samples=50_000)
   if variant == "folder32":  # IS measures ImageNet classes: not a folder's images
     c.eval.metrics = "samples,fid"
+  if variant == "cifar_biggan_pytorch":
+    c.model.update(spectral_norm_order="biggan", g_conv_dim=64, d_conv_dim=128)
+    c.model.update(NETS["biggan_pytorch"])
+    c.noise.dim = 128
+    for opt in (c.optim.g, c.optim.d):
+      opt.update(b1=0.0, eps=1e-8)
+    c.train.update(steps=125_000, batch_size=50, d_steps=4, checkpoint_every=2_000)
+    c.eval.every = 5_000
   if variant == "smoke":
     c.model.update(g_conv_dim=2, d_conv_dim=4, g_shared_dim=4)
     c.noise.dim = 8

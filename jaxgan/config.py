@@ -162,6 +162,11 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
     truncation_psi=1.0,  # < 1: G's latents pulled toward its tracked w_avg (StyleGAN's psi)
     # for every evaluator, figure and export of the run (1: off)
     truncation_z=0.0,  # > 0: a normal prior truncated to [-t, t] (BigGAN's trick; 0: off)
+    bn_stats="running",  # G's batch-norm statistics when sampling (jaxgan.core.sampling):
+    # running (kept in training), standing (averaged over standing_steps training-mode
+    # passes, BigGAN's standing statistics) or batch (each batch's own, training mode)
+    bn_batch=64,  # examples per training-mode pass of standing and batch
+    standing_steps=16,  # standing: passes averaged
   )
   return c
 
@@ -490,6 +495,14 @@ def _check_eval(config: ml_collections.ConfigDict) -> None:
     )
   if config.eval.every < 0 or config.eval.num_samples < 1:
     raise ConfigError("config.eval.every must be >= 0 and config.eval.num_samples >= 1.")
+  from jaxgan.core.sampling import BN_STATS
+
+  _check_choice(config.eval.bn_stats, BN_STATS, "config.eval.bn_stats")
+  if config.eval.bn_batch < 2 or config.eval.standing_steps < 1:
+    raise ConfigError(
+      f"config.eval.bn_batch must be >= 2 and config.eval.standing_steps >= 1, got "
+      f"{config.eval.bn_batch} and {config.eval.standing_steps}."
+    )
 
 
 def from_stored(stored: dict[str, Any]) -> ml_collections.ConfigDict:

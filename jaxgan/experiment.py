@@ -22,7 +22,7 @@ from jaxgan.core import output_bias, parallel
 from jaxgan.core import population as population_lib
 from jaxgan.core.collectives import axis_name_for
 from jaxgan.core.gan import GAN, build_gan, check_truncation, init_state
-from jaxgan.core.sampling import Sampler
+from jaxgan.core.sampling import Sampler, bn_stats_of, check_bn_stats
 from jaxgan.core.state import GANState
 from jaxgan.core.train_step import make_fused_step, make_train_step, unroll_fused_steps
 from jaxgan.data import Pipeline, build_dataset, build_pipeline
@@ -98,6 +98,7 @@ def build_experiment(
   if config.model.get("g_output_bias", "zeros") == "marginals":
     output_bias.check(gan.nets, config.model.name)
   check_truncation(gan, *truncation(config), where="config.eval.")
+  check_bn_stats(gan, bn_stats_of(config))
   if preflight:
     evaluators.preflight(
       config_lib.split_names(config.eval.metrics)
@@ -206,6 +207,7 @@ def sample(
     gan,
     truncation_psi=psi if truncation_psi is None else truncation_psi,
     truncation_z=z_threshold if truncation_z is None else truncation_z,
+    bn_stats=bn_stats_of(config),
   ).sample(
     state,
     jax.random.PRNGKey(seed),

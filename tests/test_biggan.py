@@ -27,17 +27,23 @@ from jaxgan.core.gan import build_gan, init_state
 from jaxgan.core.penalties import G_PENALTIES, _ortho_weights
 from jaxgan.core.train_step import make_train_step
 from jaxgan.data.spec import DataSpec
+from jaxgan.errors import ConfigError
 from jaxgan.models import MODELS, spectral_norm
 from jaxgan.models.biggan import (
+  VARIANTS,
   BigGANDiscriminator,
   BigGANGenerator,
   SelfAttention,
+  _bias_init,
+  _weight_init,
   biggan,
+  variables_from_biggan_pytorch,
   variables_from_studiogan,
 )
 from jaxgan.models.traits import discriminator_traits
 
 FIXTURES = Path(__file__).parent / "fixtures" / "biggan"
+PT_FIXTURES = Path(__file__).parent / "fixtures" / "biggan_pytorch"
 RTOL = 1e-5
 LEGACY = spectral_norm.LEGACY
 # Compiling dominates this file's time: XLA's CPU backend at its lowest optimization level
@@ -51,9 +57,9 @@ def pattern(shape: tuple[int, ...]) -> np.ndarray:
   return ((np.arange(n) * 37 % 17 - 8) / 8.0).reshape(shape)
 
 
-def load(name: str) -> tuple[dict[str, np.ndarray], dict]:
+def load(name: str, folder: Path = FIXTURES) -> tuple[dict[str, np.ndarray], dict]:
   """The file's arrays with its packs unpacked to their keys, and its config."""
-  with np.load(FIXTURES / f"{name}.npz") as z:
+  with np.load(folder / f"{name}.npz") as z:
     stored = {k: z[k] for k in z.files}
   config = json.loads(str(stored.pop("config")))
   arrays = {}
@@ -221,6 +227,171 @@ def test_attention_is_the_identity_at_init_and_per_example():
   np.testing.assert_array_equal(fresh, x)
   assert not np.allclose(out, x)
   np.testing.assert_allclose(moved[0], out[0], rtol=1e-6)
+
+
+# --- BigGAN-PyTorch's 32x32 net (model switches VARIANTS['biggan_pytorch']) ------------------
+# tests/fixtures/biggan_pytorch/ by tools/biggan_pytorch_fixtures.py from BigGAN-PyTorch's own
+# BigGAN.py/layers.py with launch_cifar_ema.sh's settings (no attention, no shared embedding, no
+# hierarchical z, SN with one iteration, BN eps 1e-5), 8 channels in G and D, in float64.
+
+BIGGAN = spectral_norm.BIGGAN
+
+
+@pytest.fixture(scope="module", params=["g_c10", "d_c10"])
+def pt_case(request):
+  """(name, arrays, config, module from ``biggan()`` with the variant's switches, inputs)."""
+  arrays, cfg = load(request.param, PT_FIXTURES)
+  # BigGAN-PyTorch's ch=2 gives 4 * 2 channels in G and D: jaxgan's G has 4x, D 2x conv_dim.
+  nets = biggan(DataSpec((32, 32, 3), is_image=True), cfg["num_classes"], None, g_conv_dim=2,
+                d_conv_dim=4, **VARIANTS["biggan_pytorch"])  # fmt: skip
+  if request.param.startswith("g"):
+    module, x = nets.generator, jnp.asarray(arrays["in/z"])
+  else:
+    module, x = nets.discriminator, jnp.asarray(nhwc(arrays["in/x"]))
+  return request.param, arrays, cfg, module, (x, jnp.asarray(arrays["in/y"]))
+
+
+def test_biggan_pytorch_variables_have_the_module_layout(pt_case):
+  _, arrays, _, module, inputs = pt_case
+  init = jax.eval_shape(lambda: module.init({"params": jax.random.PRNGKey(0)}, *inputs))
+  v = variables_from_biggan_pytorch(group(arrays, "state/"))
+  sn = v.pop(spectral_norm.COLLECTION)
+  assert shapes(v) == shapes(dict(init))
+  # jaxgan's own biggan-order state covers the same weights with BigGAN-PyTorch's u0 shapes
+  # (every conv, linear and D's embedding; not G's per-class batch-norm tables).
+  ours = jax.eval_shape(
+    lambda p: spectral_norm.init(p, jax.random.PRNGKey(0), BIGGAN), init["params"]
+  )
+  assert shapes(ours) == shapes(sn)
+
+
+def test_biggan_pytorch_training_evaluation_gradients_and_state(pt_case):
+  """One compiled program: the training forward as ``jaxgan.core.gan.player_weights`` runs it
+  (one ``biggan``-order power iteration per weight), its gradients w.r.t. the fixture's
+  weights and float input, the buffers after it, and an evaluation forward from those buffers
+  (running statistics, one iteration from the stored u, not kept)."""
+  name, arrays, _, module, inputs = pt_case
+  state, ref_grads = group(arrays, "state/"), group(arrays, "grad/")
+  weights = {k: jnp.asarray(v) for k, v in state.items() if k in ref_grads}
+  buffers = {k: v for k, v in state.items() if k not in weights}
+  image_out = name.startswith("g")
+  cot = pattern(arrays["out/train"].shape)
+  cot = jnp.asarray(nhwc(cot) if image_out else cot)
+  y, n = inputs[1], arrays["out/eval"].shape[0]
+
+  def loss(weights, x):
+    v = variables_from_biggan_pytorch({**weights, **buffers})
+    sn = v.pop(spectral_norm.COLLECTION)
+    v["params"], sn = spectral_norm.normalize(v["params"], sn, update=True, order=BIGGAN)
+    out, cols = module.apply(v, x, y, train=True, mutable=["batch_stats"])
+    return jnp.sum(out * cot), (out, {**cols, spectral_norm.COLLECTION: sn})
+
+  def run(weights, x):
+    (_, (out, cols)), grads = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(weights, x)
+    v = variables_from_biggan_pytorch(state)
+    v.update(cols)
+    sn = v.pop(spectral_norm.COLLECTION)
+    v["params"], same = spectral_norm.normalize(v["params"], sn, update=False, order=BIGGAN)
+    ev = module.apply(v, x[:n], y[:n], train=False)
+    return out, cols, grads, ev, same
+
+  out, cols, (d_weights, d_in), ev, same = jax.jit(run, compiler_options=FAST_COMPILE)(
+    weights, inputs[0]
+  )
+  after = variables_from_biggan_pytorch({**state, **group(arrays, "after/")})
+  close(nchw(out) if image_out else out, arrays["out/train"], what=f"{name} output")
+  assert set(d_weights) == set(ref_grads)
+  for k in ref_grads:
+    close(d_weights[k], ref_grads[k], scale=grad_scale(ref_grads, k), what=f"{name} d/d{k}")
+  close_tree(cols[spectral_norm.COLLECTION], after[spectral_norm.COLLECTION], f"{name} u")
+  jax.tree.map(np.testing.assert_array_equal, same, cols[spectral_norm.COLLECTION])
+  close(nchw(ev) if image_out else ev, arrays["out/eval"], what=f"{name} evaluation")
+  if image_out:
+    close(d_in, arrays["grad_in/z"], what=f"{name} d/dz")
+    close_tree(cols["batch_stats"], after["batch_stats"], f"{name} running stats")
+    assert "blocks.0.0.bn1.gain.weight" in ref_grads  # the per-class tables are trained
+  else:
+    m = arrays["grad_in/x"].shape[0]
+    close(nchw(d_in[:m]), arrays["grad_in/x"], what=f"{name} d/dx")
+    assert "batch_stats" not in cols
+
+
+def test_biggan_pytorch_parameter_counts_and_config():
+  """launch_cifar_ema.sh's nets at full size, by jax.eval_shape, equal BigGAN-PyTorch's own
+  counts (counts.json, its modules' ``parameters()``); the config holds the script's settings."""
+  counts = json.loads((PT_FIXTURES / "counts.json").read_text())
+  assert (counts["g_c10"], counts["d_c10"]) == (4_304_387, 4_207_361)
+  c = experiment("biggan.py:cifar_biggan_pytorch")
+  m = c.model
+  assert {k: m[k] for k in VARIANTS["biggan_pytorch"]} == VARIANTS["biggan_pytorch"]
+  kw = {k: m[k] for k in ("g_conv_dim", "d_conv_dim", *VARIANTS["biggan_pytorch"])}
+  nets = biggan(DataSpec((32, 32, 3), is_image=True), 10, None, **kw)
+  z, y, key = jnp.zeros((2, c.noise.dim)), jnp.zeros((2,), jnp.int32), jax.random.PRNGKey(0)
+  g = jax.eval_shape(lambda: nets.generator.init({"params": key}, z, y))
+  d = jax.eval_shape(lambda: nets.discriminator.init({"params": key}, jnp.zeros((2, 32, 32, 3)), y))
+  assert (_count(g["params"]), _count(d["params"])) == (counts["g_c10"], counts["d_c10"])
+  assert g["params"]["linear0"]["kernel"].shape == (128, 4 * 4 * 256)
+  assert g["params"]["blocks_0"]["bn1"]["gain"]["embedding"].shape == (10 * 256,)
+  assert "blocks_2" not in g["params"] and "blocks_1" not in d["params"]
+  assert d["params"]["embedding"]["kernel"].shape == (256, 10)
+  assert m.conditional and (m.d_spectral_norm, m.g_spectral_norm) == (True, True)
+  assert m.spectral_norm_order == "biggan" and c.noise.dim == 128
+  assert (c.loss.d, c.loss.g, c.loss.g_penalties) == ("hinge", "hinge", "")
+  for opt in (c.optim.g, c.optim.d):
+    assert (opt.name, opt.lr, opt.b1, opt.b2, opt.eps) == ("adam", 2e-4, 0.0, 0.999, 1e-8)
+  assert (c.train.batch_size, c.train.d_steps, c.train.g_steps) == (50, 4, 1)
+  assert c.train.steps == 125_000
+  assert (c.train.ema_decay, c.train.ema_buffers) == (0.9999, "average")
+  validate(c)
+
+
+def test_n02_init_draws_biggan_pytorch_distributions():
+  """``weights_init='n02'``: weights N(0, 0.02) (convs, linears, the per-class tables), biases
+  torch's default uniform in +-1/sqrt(fan_in) (the initializers every layer takes); ``ortho``
+  keeps zero biases."""
+  key = jax.random.PRNGKey(0)
+  w = np.asarray(_weight_init("n02")(key, (3, 3, 32, 32)))
+  assert abs(w.std() - 0.02) < 0.001 and abs(w.mean()) < 0.001
+  b, bound = np.asarray(_bias_init("n02", 9 * 32)(key, (256,))), 1 / np.sqrt(9 * 32)
+  assert np.all(np.abs(b) <= bound) and np.abs(b).max() > 0.9 * bound
+  assert not np.any(_bias_init("ortho", 9)(key, (8,)))
+
+
+@pytest.mark.parametrize(
+  "switches, message",
+  [
+    (
+      dict(weights_init="xavier"),
+      "config.model.weights_init must be one of ortho, n02; got 'xavier'.",
+    ),
+    (dict(d_shortcut="relu"), "config.model.d_shortcut must be one of rectified, raw; got 'relu'."),
+    (
+      dict(g_shared_dim=0),
+      "config.model.g_hierarchical_z feeds z chunks to the batch norms beside a shared class "
+      "embedding: set model.g_shared_dim > 0 or model.g_hierarchical_z=False.",
+    ),
+    (dict(g_bn_eps=0.0), "config.model.g_bn_eps must be > 0; got 0.0."),
+  ],
+)
+def test_variant_switches_refuse_bad_values_in_one_line(switches, message):
+  with pytest.raises(ConfigError) as e:
+    biggan(DataSpec((32, 32, 3), is_image=True), 10, None, **switches)
+  assert str(e.value) == message
+
+
+def test_switches_compose_studiogan_without_attention_or_hierarchy():
+  """The switches mix: StudioGAN's net with the shared embedding but neither hierarchical z
+  nor attention conditions its batch norms on shared(y) alone, all of z to the first linear."""
+  nets = biggan(DataSpec((32, 32, 3), is_image=True), 10, None, g_conv_dim=2, d_conv_dim=4,
+                g_hierarchical_z=False, g_attention=False, d_attention=False)  # fmt: skip
+  z, y = jnp.zeros((2, 12)), jnp.zeros((2,), jnp.int32)
+  g = jax.eval_shape(lambda: nets.generator.init(jax.random.PRNGKey(0), z, y))["params"]
+  assert g["linear0"]["kernel"].shape == (12, 4 * 4 * 8)
+  assert g["blocks_0"]["bn1"]["gain"]["kernel"].shape == (128, 8) and "blocks_2" not in g
+  unconditional = biggan(DataSpec((32, 32, 3), is_image=True), 0, None, g_conv_dim=2,
+                         **VARIANTS["biggan_pytorch"])  # fmt: skip
+  g = jax.eval_shape(lambda: unconditional.generator.init(jax.random.PRNGKey(0), z))["params"]
+  assert set(g["blocks_0"]["bn1"]) == {"scale", "bias"}  # plain batch norm, its own affine
 
 
 # --- the builder, sizes, configs -----------------------------------------------------------

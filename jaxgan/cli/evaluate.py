@@ -11,8 +11,11 @@ run's ``config.eval.metrics``; long computations show their progress. ``--best``
 evaluates the checkpoint kept as best by the run's ``config.eval.select`` (each
 member's own best step in a run of many; ``eval/best.json``). A run that keeps an
 EMA of G is sampled from the EMA; ``--weights=raw`` samples G's own weights
-instead (records get a ``_raw`` suffix). ``--samples`` takes the evaluators that
-need no GAN (``jaxgan.evaluators.without_gan``).
+instead (records get a ``_raw`` suffix). ``--bn_stats=standing`` (or ``batch``) samples a
+G with batch norm with standing or batch statistics instead of its running ones
+(``config.eval.bn_stats``; records get a ``_standing`` or ``_batch`` suffix and name the
+statistics under ``bn_stats``). ``--samples`` takes the evaluators that need no GAN
+(``jaxgan.evaluators.without_gan``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from absl import app, flags, logging
 
 from jaxgan import cli
 from jaxgan.config import split_names
+from jaxgan.core.sampling import BN_STATS
 from jaxgan.evaluators.evaluate import (
   WEIGHTS,
   evaluate_best,
@@ -46,6 +50,9 @@ _OUTPUT = None
 _SEED_INDEX = None
 _BEST = None
 _WEIGHTS = None
+_BN_STATS = None
+_BN_BATCH = None
+_STANDING_STEPS = None
 
 
 def _define_flags() -> None:
@@ -65,7 +72,10 @@ def _define_flags() -> None:
     _OUTPUT, \
     _SEED_INDEX, \
     _BEST, \
-    _WEIGHTS
+    _WEIGHTS, \
+    _BN_STATS, \
+    _BN_BATCH, \
+    _STANDING_STEPS
   _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory to evaluate.")
   _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
   _METRICS = flags.DEFINE_string(
@@ -103,6 +113,18 @@ def _define_flags() -> None:
     WEIGHTS,
     "G's weights to sample: ema (the run's EMA of G, when it keeps one) or raw (G's own weights).",
   )
+  _BN_STATS = flags.DEFINE_enum(
+    "bn_stats",
+    None,
+    BN_STATS,
+    "G's batch-norm statistics: running, standing or batch (default: the run's config.eval).",
+  )
+  _BN_BATCH = flags.DEFINE_integer(
+    "bn_batch", None, "Examples per training-mode pass of standing and batch statistics."
+  )
+  _STANDING_STEPS = flags.DEFINE_integer(
+    "standing_steps", None, "Training-mode passes averaged into standing statistics."
+  )
 
 
 def _overrides() -> dict:
@@ -117,6 +139,13 @@ def _overrides() -> dict:
     out["eval.inception_weights"] = _INCEPTION.value
   if _STATS_CACHE.value is not None:
     out["eval.stats_cache_dir"] = _STATS_CACHE.value
+  for key, flag in (
+    ("bn_stats", _BN_STATS),
+    ("bn_batch", _BN_BATCH),
+    ("standing_steps", _STANDING_STEPS),
+  ):
+    if flag.value is not None:
+      out[f"eval.{key}"] = flag.value
   return out
 
 

@@ -5,6 +5,9 @@
 Array ``samples``: for image datasets float32 images in [0, 1] (whatever the
 model's output range), NHWC; for toy data the raw values. Array ``labels``
 (conditional models only): int32 class of each sample, balanced over classes.
+A G with batch norm samples with the statistics of the run's ``config.eval.bn_stats``
+(``--bn_stats`` overrides: running, standing or batch; ``jaxgan.core.sampling``), the file
+name then ending in ``_standing`` or ``_batch``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from absl import app, flags, logging
 
 from jaxgan import cli
 from jaxgan.core.gan import check_truncation
-from jaxgan.core.sampling import Sampler
+from jaxgan.core.sampling import BN_STATS, Sampler, bn_stats_of, check_bn_stats
 from jaxgan.errors import ConfigError
 from jaxgan.experiment import truncation
 from jaxgan.run.reopen import open_run
@@ -57,6 +60,9 @@ def _define_flags() -> None:
   flags.DEFINE_float(
     "truncation_z", None, "Truncate a normal prior to [-t, t] (default: the run's eval)."
   )
+  flags.DEFINE_enum(
+    "bn_stats", None, BN_STATS, "G's batch-norm statistics (default: the run's eval)."
+  )
   flags.mark_flag_as_required("workdir")
 
 
@@ -72,10 +78,13 @@ def export_samples(
   seed_index: int | None = None,
   truncation_psi: float | None = None,
   truncation_z: float | None = None,
+  bn_stats: str | None = None,
 ) -> str:
-  """Writes the .npz and returns its path; truncation as the run's ``config.eval`` unless
-  given."""
+  """Writes the .npz and returns its path; truncation and batch-norm statistics as the run's
+  ``config.eval`` unless given."""
   exp, state = open_run(workdir, step)
+  bn = bn_stats_of(exp.config, bn_stats)
+  check_bn_stats(exp.gan, bn, where="--")
   step = int(state.step)
   if exp.population.batched:
     if seed_index is None:
@@ -99,7 +108,7 @@ def export_samples(
   z_threshold = z_threshold if truncation_z is None else truncation_z
   check_truncation(exp.gan, psi, z_threshold, where="--")
   samples, labels = Sampler(
-    exp.gan, chunk=chunk, truncation_psi=psi, truncation_z=z_threshold
+    exp.gan, chunk=chunk, truncation_psi=psi, truncation_z=z_threshold, bn_stats=bn
   ).balanced(
     state,
     num_samples,
@@ -108,6 +117,7 @@ def export_samples(
     progress=report if progress else None,
   )
   member = "" if seed_index is None or not exp.population.batched else f"_member{seed_index}"
+  member += "" if bn.mode == "running" else f"_{bn.mode}"
   output = output or os.path.join(workdir, "samples", f"samples_{step}_{num_samples}{member}.npz")
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
   arrays = {"samples": samples.astype(np.float32)}
@@ -130,6 +140,7 @@ def main(argv: list[str]) -> None:
       seed_index=_SEED_INDEX.value,
       truncation_psi=flags.FLAGS.truncation_psi,
       truncation_z=flags.FLAGS.truncation_z,
+      bn_stats=flags.FLAGS.bn_stats,
     )
   print(path)
 

@@ -5,7 +5,9 @@ at each evaluation); ``evaluate_members`` does it member by member for a
 population; ``evaluate_run`` and ``evaluate_best`` reopen a run's checkpoint and
 write ``<workdir>/eval/<step>.json``; ``evaluate_samples`` scores a ``.npz`` with the
 evaluators that need no GAN. Each written record holds ``environment`` (what it
-ran on: ``jaxgan.run.environment``); the returned record also holds ``written_to``.
+ran on: ``jaxgan.run.environment``) and ``bn_stats``, the batch-norm statistics G sampled
+with (``jaxgan.core.sampling.BNStats``; null for a G without batch norm); the returned
+record also holds ``written_to``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 from jaxgan import config as config_lib
 from jaxgan import evaluators
 from jaxgan.core import population
-from jaxgan.core.sampling import Sampler
+from jaxgan.core.sampling import Sampler, bn_stats_of
 from jaxgan.core.state import GANState
 from jaxgan.data import build_dataset
 from jaxgan.errors import ConfigError
@@ -57,7 +59,9 @@ def evaluate_state(
   names = config_lib.split_names(exp.config.eval.metrics) if names is None else names
   if "sampler" not in exp.eval_shared:  # compiles G once per run, not once per evaluation
     psi, z_threshold = truncation(exp.config)
-    exp.eval_shared["sampler"] = Sampler(exp.gan, truncation_psi=psi, truncation_z=z_threshold)
+    exp.eval_shared["sampler"] = Sampler(
+      exp.gan, truncation_psi=psi, truncation_z=z_threshold, bn_stats=bn_stats_of(exp.config)
+    )
 
   def run(names, state, workdir):
     ctx = evaluators.EvalContext(
@@ -144,7 +148,9 @@ def evaluate_run(
   the record's metrics are the mean, ``:std`` and ``:<member>`` values, and
   ``members`` lists each member's values and metrics. ``seed_index`` picks one
   (written to ``eval/<step>_member<i>.json``). ``weights="raw"`` samples G's own
-  weights where the run keeps an EMA (``eval/<step>_raw.json``).
+  weights where the run keeps an EMA (``eval/<step>_raw.json``). Batch-norm statistics
+  other than running ones (``config.eval.bn_stats``) add their name
+  (``eval/<step>_standing.json``).
   """
   if weights not in WEIGHTS:
     raise ConfigError(f"weights={weights!r}: choose ema or raw.")
@@ -173,6 +179,7 @@ def evaluate_run(
     num_samples=exp.config.eval.num_samples,
     files=result.files,
     weights=weights,
+    bn_stats=exp.eval_shared["sampler"].bn_record(),
   )
   if exp.eval_shared.get("reference_protocols"):  # what fid, kid, precision were measured against
     meta["references"] = dict(exp.eval_shared["reference_protocols"])
@@ -184,6 +191,7 @@ def evaluate_run(
   record = _record(result.scalars, names, **meta)
   suffix = "" if seed_index is None or not exp.population.batched else f"_member{seed_index}"
   suffix += "_raw" if weights == "raw" else ""
+  suffix += _bn_suffix(exp.config)
   output = output or os.path.join(workdir, "eval", f"{step}{suffix}.json")
   return _write(record, output)
 
@@ -219,8 +227,9 @@ def evaluate_best(
   each member at its own best step (``evaluate_run`` with its ``seed_index``, then mean,
   ``:std`` and ``:<member>`` as usual), written to ``eval/best.json``."""
   spec, steps, pop = selected_steps(workdir)
+  bn = _bn_suffix(config_lib.from_stored(read_config_json(workdir)), update)
   output = output or os.path.join(
-    workdir, "eval", "best_raw.json" if weights == "raw" else "best.json"
+    workdir, "eval", f"best{'_raw' if weights == 'raw' else ''}{bn}.json"
   )
   if len(steps) == 1 or seed_index is not None:
     member = None if len(steps) == 1 else seed_index
@@ -244,6 +253,7 @@ def evaluate_best(
     seconds=sum(r["seconds"] for r in records),
     num_samples=records[0]["num_samples"],
     weights=weights,
+    bn_stats=records[0]["bn_stats"],
     members=[{**r["members"][0], "step": step} for r, step in zip(records, steps)],
   )
   return _write(record, output)
@@ -330,6 +340,13 @@ def evaluate_samples(
     files=result.files,
   )
   return _write(record, output) if output else record
+
+
+def _bn_suffix(config, update: dict | None = None) -> str:
+  """``_<mode>`` for batch-norm statistics other than running ones, so that records of
+  different protocols never overwrite each other."""
+  mode = (update or {}).get("eval.bn_stats", config.eval.get("bn_stats", "running"))
+  return "" if mode == "running" else f"_{mode}"
 
 
 def _record(scalars: dict, names: list[str], **meta) -> dict:
