@@ -32,6 +32,15 @@ Batch norm is torch's (``jaxgan.models.sngan.BatchNorm``: eps 1e-4, momentum 0.1
 running variance). Layout NHWC, kernels HWIO; G's first linear emits (h, w, c) where torch
 reshapes (c, h, w) (``variables_from_studiogan`` permutes). Weights start orthogonal and
 biases at zero, as StudioGAN's ``ortho`` init.
+
+Switches of ``biggan()`` (``VARIANTS``) turn the same net into BigGAN-PyTorch's at resolution
+32 (``arch[32]``, as its ``launch_cifar_ema.sh`` runs it; ``tests/fixtures/biggan_pytorch/``):
+no attention, no shared embedding (each conditional batch norm then has per-class gain and bias
+tables, stored flat like the shared embedding: BigGAN-PyTorch leaves them plain
+``nn.Embedding``), no hierarchical z (all of z to the first linear map), batch-norm eps 1e-5,
+D's pre-activation shortcuts on the unrectified input, N(0, 0.02) weights with torch's default
+biases; spectral norm in the ``biggan`` order. ``variables_from_biggan_pytorch`` loads its
+weights.
 """
 
 from __future__ import annotations
