@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import jaxgan
 from conftest import experiment, tiny_gaussian_config
 from jaxgan import config as config_lib
 from jaxgan.cli.export import export_samples
@@ -246,5 +247,9 @@ def test_evaluation_records_and_exports_name_the_statistics(tmp_path):
   assert record["bn_stats"] == {"mode": "standing", "batch": 4, "steps": 2, "seed": 0}
   saved = json.loads((tmp_path / "run" / "eval" / "0_standing.json").read_text())
   assert saved["bn_stats"] == record["bn_stats"] and saved["metrics"] == record["metrics"]
+  state = exp.init_state()
+  standing = jaxgan.sample(exp.config, state, 3)  # jaxgan.sample: the config's statistics
+  exp.config.eval.bn_stats = "running"
+  assert np.abs(standing - jaxgan.sample(exp.config, state, 3)).max() > 1e-3
   out = export_samples(work, 5, progress=False, bn_stats="batch")
   assert out.endswith("samples_0_5_batch.npz") and np.load(out)["samples"].shape == (5, 16, 16, 3)
