@@ -490,6 +490,8 @@ def variables_from_biggan_pytorch(state: Mapping[str, Any]) -> dict[str, dict]:
     if name == "sv0":
       continue
     if module[0] == "blocks":  # blocks.<i>.0.<layer>[.gain|.bias]
+      if module[2] != "0":
+        raise ValueError(f"{key}: attention; only BigGAN-PyTorch's net without it converts.")
       module = [names[int(module[1])], layers.get(module[3], module[3]), *module[4:]]
     elif module == ["output_layer", "0"]:
       module = ["bn4"]
