@@ -31,6 +31,7 @@ from jaxgan.core import (
   parallel,
   penalties,
   population,
+  schedules,
   train_step,
 )
 from jaxgan.core.gan import NOISE_DISTRIBUTIONS
@@ -97,7 +98,8 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
     augment_strength=1.0,  # scales every augmentation op (0: identity)
     ada="",  # StyleGAN2-ADA's pipeline before D, a preset (bgc, bgcfnc, ...) and optional
     # overrides, e.g. "bgc,hue=0.5,cutout=1" (jaxgan.core.ada.preset); '' off
-    ada_p=0.0,  # ADA's starting probability (with ada_target=0: its fixed one)
+    ada_p=optim.schedulable(0.0),  # ADA's starting probability (with ada_target=0: its
+    # fixed one, or a schedule, e.g. "cosine(0,0.55,kimg=20000)"; jaxgan.core.schedules)
     ada_target=0.6,  # ADA's target for E[sign D(augmented real)]; 0: p stays fixed
     ada_interval=4,  # steps between adjustments of p
     ada_kimg=500.0,  # thousands of images for p to move by 1
@@ -125,7 +127,8 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
     fusion="auto",  # scan | unroll | auto (unroll conv nets on CPU, else scan)
     d_pass="auto",  # joint | separate | auto: D scores real+fake in one call or two
     ema_decay=0.0,  # >0 keeps an EMA of G's params, used for sampling
-    ema_kimg=0.0,  # ...or by half-life in thousands of images (StyleGAN2)
+    ema_kimg=optim.schedulable(0.0),  # ...or by half-life in thousands of images (StyleGAN2),
+    # or a schedule of it, e.g. "cosine(0,5000,kimg=20000)" (R3GAN; jaxgan.core.schedules)
     ema_rampup=0.0,  # with ema_kimg: half-life at most this x images seen (0: off)
     ema_buffers="copy",  # copy: sample the EMA with G's own collections (StyleGAN2); average:
     # keep a moving average of G's collections too (BigGAN's batch-norm statistics)
@@ -179,6 +182,15 @@ def split_names(names: str) -> list[str]:
   return [n.strip() for n in names.split(",") if n.strip()]
 
 
+# Keys that take a number or a schedule string (jaxgan.core.schedules); penalty weights take
+# one inside their spec (loss.d_penalties="r1:cosine(0.05,0.005,kimg=20000)").
+SCHEDULABLE = (
+  *(f"config.optim.{who}.{key}" for who in ("g", "d") for key in optim.SCHEDULABLE),
+  "config.train.ema_kimg",
+  "config.loss.ada_p",
+)
+
+
 def _check_keys(cfg: ml_collections.ConfigDict, allowed: dict[str, Any], where: str) -> None:
   """Unknown keys and type mismatches against a schema of default values."""
   for key in cfg:
@@ -201,6 +213,8 @@ def _check_keys(cfg: ml_collections.ConfigDict, allowed: dict[str, Any], where: 
           f"config key {where}.{key} must be a section like the default {default!r}."
         )
       _check_keys(value, dict(default.items()), f"{where}.{key}")
+    elif isinstance(value, str) and f"{where}.{key}" in SCHEDULABLE:
+      schedules.parse(value, f"{where}.{key}")  # a malformed schedule: one line, now
     elif not _type_ok(default, value):
       raise ConfigError(
         f"config key {where}.{key} must be of type {type(default).__name__} "
@@ -259,6 +273,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _check_loss_and_model(config)
   _check_optimizers(config)
   _check_eval(config)
+  _check_swept_schedules(config)
   if config.noise.dim < 1:
     raise ConfigError(f"config.noise.dim must be >= 1, got {config.noise.dim}.")
   pop = population.from_config(config)
@@ -311,16 +326,17 @@ def _check_train(t: ml_collections.ConfigDict) -> None:
     )
   if not 0.0 <= t.ema_decay < 1.0:
     raise ConfigError(f"config.train.ema_decay must be in [0, 1), got {t.ema_decay}.")
-  if t.ema_kimg < 0 or t.ema_rampup < 0:
+  ema_kimg = schedules.bounds(t.ema_kimg, "config.train.ema_kimg")
+  if ema_kimg[0] < 0 or t.ema_rampup < 0:
     raise ConfigError(
       f"config.train.ema_kimg and ema_rampup must be >= 0, got {t.ema_kimg} and {t.ema_rampup}."
     )
-  if t.ema_rampup > 0 and t.ema_kimg == 0:
+  if t.ema_rampup > 0 and ema_kimg[1] == 0:
     raise ConfigError(
       "config.train.ema_rampup works with a half-life: set config.train.ema_kimg "
       "too (e.g. 10), or ema_rampup=0."
     )
-  if t.ema_decay > 0 and t.ema_kimg > 0:
+  if t.ema_decay > 0 and ema_kimg[1] > 0:
     raise ConfigError(
       "config.train.ema_decay and config.train.ema_kimg both set the EMA of G; "
       "set one of them to 0."
@@ -353,10 +369,20 @@ def _check_ada(config: ml_collections.ConfigDict) -> None:
     ada.preset(loss.ada)
   except ValueError as e:
     raise ConfigError(f"config.loss.ada={loss.ada!r}: {e}") from None
-  if loss.ada_p < 0 or loss.ada_target < 0 or loss.ada_interval < 1 or loss.ada_kimg <= 0:
+  if schedules.is_schedule(loss.ada_p):
+    schedules.check_range(loss.ada_p, "config.loss.ada_p", 0.0, math.inf)
+    if loss.ada_target != 0:
+      raise ConfigError(
+        f"config.loss.ada_p={loss.ada_p!r} schedules p, which ADA's target would also move; "
+        f"set config.loss.ada_target=0 (or write ada_p as a number)."
+      )
+    ada_p = 0.0
+  else:
+    ada_p = loss.ada_p
+  if ada_p < 0 or loss.ada_target < 0 or loss.ada_interval < 1 or loss.ada_kimg <= 0:
     raise ConfigError(
       f"config.loss.ada_p and ada_target must be >= 0, ada_interval >= 1 and ada_kimg > 0; "
-      f"got {loss.ada_p:g}, {loss.ada_target:g}, {loss.ada_interval} and {loss.ada_kimg:g}."
+      f"got {ada_p:g}, {loss.ada_target:g}, {loss.ada_interval} and {loss.ada_kimg:g}."
     )
 
 
@@ -468,6 +494,37 @@ def _check_optimizers(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(str(e)) from None
 
 
+def _check_swept_schedules(config: ml_collections.ConfigDict) -> None:
+  """A sweep holds numbers per member; it cannot sweep a schedule or rebuild an optimizer
+  whose schedule counts kimg (the member's build has no batch size)."""
+  sweep = config.get("sweep", {})
+  for who, registry in (("d", D_PENALTIES), ("g", G_PENALTIES)):
+    key = f"{who}_penalties"
+    for spec in sweep.get("loss", {}).get(key, ()) or ():
+      where = f"config.sweep.loss.{key}"
+      if any(
+        isinstance(w, schedules.Schedule)
+        for _, w, _ in objectives.parse_spec(spec, registry, where)
+      ):
+        raise ConfigError(
+          f"{where}: {spec!r} has a scheduled weight, and a sweep takes numbers; launch one run "
+          f"per schedule instead."
+        )
+  for who in ("g", "d"):
+    swept = [k for k, v in sweep.get("optim", {}).get(who, {}).items() if v not in ((), None)]
+    kimg = [
+      k
+      for k in optim.SCHEDULABLE
+      if isinstance(config.optim[who][k], str)
+      and schedules.parse(config.optim[who][k], f"config.optim.{who}.{k}").unit == "kimg"
+    ]
+    if swept and kimg:
+      raise ConfigError(
+        f"config.sweep.optim.{who} rebuilds the optimizer per member, and config.optim.{who}."
+        f"{kimg[0]} is scheduled in kimg; write its schedule in steps= instead."
+      )
+
+
 def _check_eval(config: ml_collections.ConfigDict) -> None:
   t = config.train
   for name in split_names(config.eval.metrics):
@@ -481,8 +538,9 @@ def _check_eval(config: ml_collections.ConfigDict) -> None:
   for name in raw_metrics:
     _check_name(evaluators.EVALUATORS, name, "config.eval.raw_metrics")
   swept_ema = config.get("sweep", {}).get("train", {})
+  ema_kimg = schedules.bounds(t.ema_kimg, "config.train.ema_kimg")[1]
   if raw_metrics and not (
-    t.ema_decay > 0 or t.ema_kimg > 0 or swept_ema.get("ema_decay") or swept_ema.get("ema_kimg")
+    t.ema_decay > 0 or ema_kimg > 0 or swept_ema.get("ema_decay") or swept_ema.get("ema_kimg")
   ):
     raise ConfigError(
       f"config.eval.raw_metrics={config.eval.raw_metrics!r} compares G's own weights "

@@ -91,3 +91,28 @@ def test_learning_rate_is_read_from_the_optimizer_state():
   )
   _, state = run_updates(cfg, 4)
   assert float(optim.learning_rate(state)) == pytest.approx(1.0 - 3 / 10)  # the 4th update's
+
+
+def test_scheduled_lr_and_beta2_follow_their_schedules():
+  plain = optim.default_optim_config(lr=1e-3, b1=0.0, b2=0.9)
+  scheduled = optim.default_optim_config(
+    lr="cosine(1e-3,1e-4,steps=4)", b1=0.0, b2="linear(0.9,0.99,steps=4)"
+  )
+  _, a = run_updates(plain, 3)
+  _, b = run_updates(scheduled, 3)
+  # the same float32 hyperparameters; a schedule adds its own count (inject_hyperparams'
+  # hyperparams_states), so the state is a different pytree from a constant's
+  assert {k: v.dtype for k, v in hyper(a).items()} == {k: v.dtype for k, v in hyper(b).items()}
+  # inject_hyperparams holds the values of the latest update (count 2 of 4)
+  assert float(hyper(b)["b2"]) == pytest.approx(0.945, rel=1e-6)
+  assert float(hyper(b)["learning_rate"]) == pytest.approx(1e-4 + 9e-4 * 0.5, rel=1e-6)
+  assert optim.varying(scheduled) == ("lr", "b2") and optim.varying(plain) == ()
+
+
+def test_lazy_correction_applies_to_scheduled_values():
+  cfg = optim.default_optim_config(lr="linear(1,0.5,steps=2)", b1=0.5, b2="constant(0.81)")
+  out = optim.lazy_corrected(cfg, 3)  # mb_ratio 3/4
+  lr = optim.build_schedule(optim.lazy_corrected(cfg, 3))
+  assert [float(lr(n)) for n in (0, 2)] == pytest.approx([0.75, 0.375])
+  assert out.b1 == pytest.approx(0.5**0.75)
+  assert float(out.b2(jnp.int32(0))) == pytest.approx(0.81**0.75, rel=1e-6)

@@ -8,6 +8,9 @@ Two ways to set it (``config.train``):
     r x the images seen so far, so the average forgets its random start early.
     Images are counted as step x batch_size (StyleGAN2's ``cur_nimg`` when
     d_steps = g_steps = 1).
+  * ``ema_kimg = "cosine(0,5000,kimg=20000)"``: a scheduled half-life
+    (``jaxgan.core.schedules``, counted in training steps), R3GAN's ``ema_scheduler``:
+    beta = 0.5 ** (batch_size / max(1000 H(step), 1e-8)), so H = 0 copies G.
 """
 
 from __future__ import annotations
@@ -17,11 +20,15 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from jaxgan.core import schedules
 from jaxgan.core.state import EMAState, PlayerState, PyTree
 
 
 def _on(value) -> bool:
-  """A positive setting, or a swept one (traced; sweeps never mix 0 with non-zero)."""
+  """A positive setting, a schedule with a positive value, or a swept one (traced; sweeps
+  never mix 0 with non-zero)."""
+  if schedules.is_schedule(value):
+    return schedules.bounds(value, "train.ema_kimg")[1] > 0
   return isinstance(value, jax.Array) or value > 0
 
 
@@ -36,10 +43,16 @@ class EMA:
   average of them as well (BigGAN-PyTorch's EMA averages batch-norm statistics)."""
 
   decay: float = 0.0
-  half_life_kimg: float = 0.0
+  half_life_kimg: float | str = 0.0  # or a schedule
   rampup: float = 0.0
   batch_size: int = 1
   buffers: str = "copy"
+
+  @property
+  def varies(self) -> bool:
+    """A scheduled half-life (its beta is logged as ``ema/beta``)."""
+    s = schedules.of(self.half_life_kimg, "train.ema_kimg")
+    return s is not None and s.varies
 
   @property
   def enabled(self) -> bool:
@@ -49,7 +62,11 @@ class EMA:
     """The decay applied after training step ``step`` (0-based)."""
     if _on(self.decay):
       return jnp.asarray(self.decay, jnp.float32)
-    nimg = jnp.asarray(self.half_life_kimg * 1000.0, jnp.float32)
+    scheduled = schedules.of(self.half_life_kimg, "train.ema_kimg")
+    if scheduled is not None:
+      nimg = scheduled(step, self.batch_size) * jnp.float32(1000.0)
+    else:
+      nimg = jnp.asarray(self.half_life_kimg * 1000.0, jnp.float32)
     if _on(self.rampup):
       nimg = jnp.minimum(nimg, step.astype(jnp.float32) * self.batch_size * self.rampup)
     return 0.5 ** (self.batch_size / jnp.maximum(nimg, 1e-8))

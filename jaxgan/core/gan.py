@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxgan.core import ada, augment, conditioning, losses, objectives, optim, streams
+from jaxgan.core import ada, augment, conditioning, losses, objectives, optim, schedules, streams
 from jaxgan.core.collectives import axis_name_for, device_key
 from jaxgan.core.ema import EMA
 from jaxgan.core.penalties import D_PENALTIES, G_PENALTIES
@@ -77,9 +77,19 @@ class AdaSpec:
   def adaptive(self) -> bool:
     return self.target > 0
 
+  @property
+  def initial_p(self) -> Any:
+    """p at step 0: ``p``, or its schedule's first value (``loss.ada_p="cosine(...)"``)."""
+    s = schedules.of(self.p, "config.loss.ada_p")
+    return self.p if s is None else s(jnp.int32(0), self.batch_size)
+
   def step(self, state: ada.AdaState, step: jax.Array, sign_mean: jax.Array, n: int):
     """The state after a training step (``step`` done before it) whose D passes over reals
-    had mean sign ``sign_mean`` over ``n`` outputs."""
+    had mean sign ``sign_mean`` over ``n`` outputs; a scheduled p becomes its value at the
+    next step."""
+    s = schedules.of(self.p, "config.loss.ada_p")
+    if s is not None:
+      return state._replace(p=s(step + 1, self.batch_size))
     if not self.adaptive:
       return state
     state = state._replace(
@@ -135,6 +145,7 @@ class GAN:
   ada: AdaSpec | None = None
   ema: EMA = dataclasses.field(default_factory=EMA)
   d_heads: bool = False
+  varying_hparams: tuple[tuple[str, tuple[str, ...]], ...] = ()  # scheduled optimizer keys
 
   def terms(self, player: str) -> tuple[objectives.Term, ...]:
     """``player``'s ('d' or 'g') objective terms."""
@@ -151,7 +162,7 @@ class GAN:
     """The terms of ``player``'s separate regularization step (lazy ones with a weight)."""
     if self.lazy == "folded":
       return ()
-    return tuple(t for t in self.terms(player) if t.lazy and t.weight > 0)
+    return tuple(t for t in self.terms(player) if t.lazy and t.weighted)
 
   def reg_interval(self, player: str) -> int:
     """N of ``player``'s separate regularization step (0: none), from its lazy terms, those
@@ -308,6 +319,7 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
     config.loss.d_penalties,
     D_PENALTIES,
     "config.loss.d_penalties",
+    config.train.batch_size,
   )
   topk = losses.topk_schedule(config.loss, config.train.batch_size, config.train.d_steps)
   g_terms = objectives.build_terms(
@@ -315,6 +327,7 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
     config.loss.get("g_penalties", ""),
     G_PENALTIES,
     "config.loss.g_penalties",
+    config.train.batch_size,
   )
   d_terms = configure_terms(d_terms, config.loss, data, "d", "config.loss.d_penalties")
   g_terms = configure_terms(g_terms, config.loss, data, "g", "config.loss.g_penalties")
@@ -348,10 +361,12 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
     data=data,
     num_classes=num_classes,
     g_tx=optim.build_optimizer(
-      optim.lazy_corrected(config.optim.g, reg_interval(g_terms, config.loss.lazy))
+      optim.lazy_corrected(config.optim.g, reg_interval(g_terms, config.loss.lazy)),
+      t.batch_size,
     ),
     d_tx=optim.build_optimizer(
-      optim.lazy_corrected(config.optim.d, reg_interval(d_terms, config.loss.lazy))
+      optim.lazy_corrected(config.optim.d, reg_interval(d_terms, config.loss.lazy)),
+      t.batch_size,
     ),
     d_loss=d_loss,
     g_loss=g_loss,
@@ -369,6 +384,7 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
     g_tracks_w_avg=tracks_w_avg(nets.generator, noise.dim, num_classes),
     ema=EMA(t.ema_decay, t.ema_kimg, t.ema_rampup, t.batch_size, t.ema_buffers),
     d_heads=bool(conditioning.head_outputs(nets.discriminator)),
+    varying_hparams=(("g", optim.varying(config.optim.g)), ("d", optim.varying(config.optim.d))),
   )
 
 
@@ -560,7 +576,7 @@ def init_state(gan: GAN, key: jax.Array) -> GANState:
     ),
     rng=rng,
     g_ema=gan.ema.init(g_params, g_collections) if gan.ema.enabled else None,
-    ada=None if gan.ada is None else ada.ada_init(gan.ada.p),
+    ada=None if gan.ada is None else ada.ada_init(gan.ada.initial_p),
   )
 
 

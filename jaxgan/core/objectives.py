@@ -12,7 +12,9 @@ other updates do not pay for it. A term may keep state in the ``GANState``
 it after each update.
 
 Config: ``loss.d_penalties = "r1:10,gp:10@16"``, i.e. comma-separated
-``name:weight[@every]``; see ``jaxgan.core.penalties`` for the names. With
+``name:weight[@every]``; see ``jaxgan.core.penalties`` for the names. A weight may be a
+schedule over training steps (``jaxgan.core.schedules``), e.g.
+``"r1:cosine(0.05,0.005,kimg=20000),r2:cosine(0.05,0.005,kimg=20000)"``. With
 ``loss.lazy=separate`` the lazy terms leave the main update for a regularization step of
 their own (StyleGAN2's ``Dreg``/``Greg`` phases; ``jaxgan.core.train_step``).
 """
@@ -27,6 +29,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxgan.core import schedules
 from jaxgan.core.collectives import shard_of_global
 from jaxgan.errors import ConfigError
 from jaxgan.registry import Registry, UnknownNameError
@@ -126,7 +129,7 @@ class Term:
 
   name: str
   fn: Callable[[TermContext], tuple]
-  weight: float = 1.0
+  weight: float | schedules.Schedule = 1.0  # a Schedule counts training steps
   every: int = 1
   init_state: Callable[[], PyTree] | None = None
   next_state: Callable[[TermContext], PyTree] | None = None
@@ -135,15 +138,44 @@ class Term:
   needs_g_parts: bool = False
   reads_outputs: bool = False
 
+  batch_size: int | None = None  # for a weight scheduled in kimg
+
   @property
   def lazy(self) -> bool:
     return self.every > 1
 
+  @property
+  def weighted(self) -> bool:
+    """Whether the term has a non-zero weight at some step."""
+    if isinstance(self.weight, schedules.Schedule):
+      return self.weight.bounds[1] > 0
+    return self.weight > 0
 
-def parse_spec(spec: str, registry: Registry[Penalty], where: str) -> list[tuple[str, float, int]]:
-  """``"r1:10,gp:10@16"`` -> [(name, weight, every)]; raises ConfigError with the choices."""
+  def weight_at(self, step: Array) -> Array | float:
+    """The weight at training step ``step`` (a number as is)."""
+    if isinstance(self.weight, schedules.Schedule):
+      return self.weight(step, self.batch_size)
+    return self.weight
+
+
+def split_top(text: str, sep: str) -> list[str]:
+  """``text`` split at every ``sep`` outside parentheses (schedules hold commas and @)."""
+  out, depth, start = [], 0, 0
+  for i, ch in enumerate(text):
+    depth += (ch == "(") - (ch == ")")
+    if ch == sep and depth == 0:
+      out.append(text[start:i])
+      start = i + 1
+  return [*out, text[start:]]
+
+
+def parse_spec(
+  spec: str, registry: Registry[Penalty], where: str
+) -> list[tuple[str, float | schedules.Schedule, int]]:
+  """``"r1:10,gp:10@16"`` -> [(name, weight, every)]; raises ConfigError with the choices.
+  A weight written as a schedule (``r1:cosine(1,0.1,kimg=100)@16``) is a Schedule."""
   out = []
-  for item in (s.strip() for s in spec.split(",")):
+  for item in (s.strip() for s in split_top(spec, ",")):
     if not item:
       continue
     name, _, rest = item.partition(":")
@@ -152,12 +184,21 @@ def parse_spec(spec: str, registry: Registry[Penalty], where: str) -> list[tuple
       registry.get(name)
     except UnknownNameError as e:
       raise ConfigError(f"{where}: {e}") from None
-    weight_s, _, every_s = rest.partition("@")
+    parts = split_top(rest, "@")
+    weight_s, every_s = (parts[0], "") if len(parts) == 1 else ("@".join(parts[:-1]), parts[-1])
     if not weight_s.strip():
       raise ConfigError(
         f"{where}: {item!r} has no weight; write name:weight[@every], "
         f"e.g. {name}:10 or {name}:10@16."
       )
+    if "(" in weight_s:  # a schedule
+      scheduled = schedules.parse(weight_s, f"{where}: weight of {name!r}")
+      if scheduled.bounds[0] < 0:
+        raise ConfigError(f"{where}: weight of {name!r} must stay >= 0, got {scheduled.text}.")
+      if any(name == n for n, _, _ in out):
+        raise ConfigError(f"{where}: {name!r} appears twice.")
+      out.append((name, scheduled, _interval(every_s, name, where)))
+      continue
     try:
       weight = float(weight_s)
     except ValueError:
@@ -165,23 +206,28 @@ def parse_spec(spec: str, registry: Registry[Penalty], where: str) -> list[tuple
         f"{where}: weight {weight_s.strip()!r} of {name!r} is not a number; "
         f"write name:weight[@every], e.g. {name}:10@16."
       ) from None
-    try:
-      every = int(every_s) if every_s.strip() else 1
-    except ValueError:
-      raise ConfigError(
-        f"{where}: interval {every_s.strip()!r} of {name!r} is not an integer; "
-        f"write name:weight@every, e.g. {name}:{weight:g}@16."
-      ) from None
+    every = _interval(every_s, name, where, weight)
     if not weight >= 0 or weight == float("inf"):
       raise ConfigError(
         f"{where}: weight of {name!r} must be a finite number >= 0, got {weight_s.strip()}."
       )
-    if every < 1:
-      raise ConfigError(f"{where}: interval of {name!r} must be >= 1, got {every}.")
     if any(name == n for n, _, _ in out):
       raise ConfigError(f"{where}: {name!r} appears twice.")
     out.append((name, weight, every))
   return out
+
+
+def _interval(every_s: str, name: str, where: str, weight: float = 10.0) -> int:
+  try:
+    every = int(every_s) if every_s.strip() else 1
+  except ValueError:
+    raise ConfigError(
+      f"{where}: interval {every_s.strip()!r} of {name!r} is not an integer; "
+      f"write name:weight@every, e.g. {name}:{weight:g}@16."
+    ) from None
+  if every < 1:
+    raise ConfigError(f"{where}: interval of {name!r} must be >= 1, got {every}.")
+  return every
 
 
 def build_terms(
@@ -189,15 +235,19 @@ def build_terms(
   spec: str,
   registry: Registry[Penalty],
   where: str,
+  batch_size: int | None = None,
 ) -> tuple[Term, ...]:
-  """The adversarial term ``adv`` followed by the configured penalties."""
+  """The adversarial term ``adv`` followed by the configured penalties (``batch_size``
+  counts the images of a weight scheduled in kimg)."""
   terms = [Term("adv", adversarial)]
   for name, weight, every in parse_spec(spec, registry, where):
     p = registry.get(name)
+    if isinstance(weight, schedules.Schedule):
+      weight.bind(batch_size)  # a kimg schedule without a batch size: one line, now
     terms.append(
       Term(
         name, p.fn, weight, every, p.init_state, p.next_state, p.per_example, p.updates_state,
-        p.needs_g_parts, p.reads_outputs,
+        p.needs_g_parts, p.reads_outputs, batch_size,
       )
     )  # fmt: skip
   return tuple(terms)
@@ -230,7 +280,13 @@ def evaluate(
   next_states = {}
   for term in terms:
     tctx = dataclasses.replace(ctx, key=keys[term.name], state=states.get(term.name))
-    scale = term.weight * term.every
+    if isinstance(term.weight, schedules.Schedule):
+      weight = term.weight_at(ctx.step)
+      scale = weight * term.every
+      if term.weight.varies:
+        metrics[f"weight/{player}/{term.name}"] = weight
+    else:
+      scale = term.weight * term.every
 
     def run(tctx=tctx, term=term, scale=scale):
       out = term.fn(tctx)  # a lazy term's metrics x N too: their mean over updates is the value

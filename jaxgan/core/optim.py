@@ -2,10 +2,17 @@
 
 Schedules count *optimizer updates*: with ``train.d_steps = k`` the discriminator
 makes k updates per training step, so its schedule runs k times faster.
+
+Two ways to schedule: the learning rate's own keys (``schedule``, ``decay_steps``,
+``min_lr``, ``warmup_steps``), or a schedule string in place of a number for ``lr``,
+``b1`` or ``b2`` (``jaxgan.core.schedules``, e.g. ``b2="cosine(0.9,0.99,kimg=20000)"``),
+counted in this optimizer's updates (``kimg``: updates x batch_size / 1000). Either way
+the value lives in the ``inject_hyperparams`` state, which is checkpointed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from jaxgan.core import schedules
 from jaxgan.registry import Registry
 
 Schedule = Callable[[int], float]
@@ -24,14 +32,23 @@ OPTIMIZERS: Registry[
 ] = Registry("optimizer")
 
 
+SCHEDULABLE = ("lr", "b1", "b2")  # keys that also take a schedule string
+
+
+def schedulable(value: float) -> ml_collections.FieldReference:
+  """A config field that takes a number or a schedule string (``jaxgan.core.schedules``);
+  the command line parses ``--config.<key>=1e-3`` as a number and anything else as text."""
+  return ml_collections.FieldReference(value, field_type=object)
+
+
 def default_optim_config(**overrides) -> ml_collections.ConfigDict:
   """Every key an optimizer config may have; unused ones are ignored by that optimizer."""
   cfg = ml_collections.ConfigDict(
     dict(
       name="adam",
-      lr=2e-4,
-      b1=0.5,  # adam, adamw
-      b2=0.999,  # adam, adamw
+      lr=schedulable(2e-4),  # a number or a schedule, e.g. "cosine(2e-4,5e-5,kimg=20000)"
+      b1=schedulable(0.5),  # adam, adamw
+      b2=schedulable(0.999),  # adam, adamw
       eps=1e-8,  # adam, adamw, rmsprop
       weight_decay=0.0,  # adamw
       momentum=0.0,  # sgd, rmsprop
@@ -78,7 +95,11 @@ def _linear(cfg):
   return optax.linear_schedule(cfg.lr, cfg.min_lr, cfg.decay_steps)
 
 
-def build_schedule(cfg: ml_collections.ConfigDict) -> Schedule:
+def build_schedule(cfg: ml_collections.ConfigDict, batch_size: int | None = None) -> Schedule:
+  """The learning rate: a schedule string in ``lr`` itself, or the ``schedule`` keys."""
+  text = schedules.of(cfg.lr, "optim.lr")
+  if text is not None:
+    return text.bind(batch_size)
   schedule = SCHEDULES.get(cfg.schedule)(cfg)
   if cfg.warmup_steps:
     warmup = optax.linear_schedule(0.0, cfg.lr, cfg.warmup_steps)
@@ -86,15 +107,24 @@ def build_schedule(cfg: ml_collections.ConfigDict) -> Schedule:
   return schedule
 
 
+def hyperparameter(cfg: ml_collections.ConfigDict, key: str) -> Any:
+  """``cfg[key]`` for ``inject_hyperparams``: a number as is, a schedule as a function of the
+  update count (bound to ``cfg.batch_size_`` for kimg, set by ``build_optimizer``)."""
+  s = schedules.of(cfg[key], f"optim.{key}")
+  return cfg[key] if s is None else s.bind(cfg.get("batch_size_"))
+
+
 @OPTIMIZERS.register("adam")
 def _adam(cfg, lr):
-  return optax.inject_hyperparams(optax.adam)(learning_rate=lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
+  b1, b2 = hyperparameter(cfg, "b1"), hyperparameter(cfg, "b2")
+  return optax.inject_hyperparams(optax.adam)(learning_rate=lr, b1=b1, b2=b2, eps=cfg.eps)
 
 
 @OPTIMIZERS.register("adamw")
 def _adamw(cfg, lr):
+  b1, b2 = hyperparameter(cfg, "b1"), hyperparameter(cfg, "b2")
   return optax.inject_hyperparams(optax.adamw)(
-    learning_rate=lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay
+    learning_rate=lr, b1=b1, b2=b2, eps=cfg.eps, weight_decay=cfg.weight_decay
   )
 
 
@@ -146,20 +176,41 @@ def clip_weights(c: float) -> optax.GradientTransformation:
 
 def learning_rate(opt_state) -> jax.Array:
   """The learning rate of the latest update, read from the ``inject_hyperparams`` state."""
+  return injected(opt_state, "learning_rate")
+
+
+def injected(opt_state, name: str) -> jax.Array:
+  """Hyperparameter ``name`` of the latest update, read from the ``inject_hyperparams`` state."""
   for node in jax.tree.leaves(opt_state, is_leaf=lambda x: hasattr(x, "hyperparams")):
     if hasattr(node, "hyperparams"):
-      return node.hyperparams["learning_rate"]
-  raise ValueError("optimizer state has no injected learning rate")
+      return node.hyperparams[name]
+  raise ValueError(f"optimizer state has no injected {name}")
 
 
-def build_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Builds one optimizer (schedule, optional clipping and max-norm) from its config.
+def varying(cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The ``SCHEDULABLE`` keys whose schedule changes value (logged as ``<key>/<player>``)."""
+  out = []
+  for key in SCHEDULABLE:
+    s = schedules.of(cfg[key], f"optim.{key}")
+    if s is not None and s.varies:
+      out.append(key)
+  return tuple(out)
+
+
+def build_optimizer(
+  cfg: ml_collections.ConfigDict, batch_size: int | None = None
+) -> optax.GradientTransformation:
+  """Builds one optimizer (schedule, optional clipping and max-norm) from its config;
+  ``batch_size`` counts the images of a schedule written in kimg.
 
   The update rule runs on all parameters concatenated into one vector
   (``optax.flatten``): a handful of fused kernels instead of a few per leaf,
   which is most of an update's cost for small nets on CPU (toy1d: +24% steps/s).
   """
-  tx = optax.flatten(OPTIMIZERS.get(cfg.name)(cfg, build_schedule(cfg)))
+  if any(schedules.is_schedule(cfg[k]) for k in SCHEDULABLE):
+    cfg = _copy(cfg)
+    cfg.batch_size_ = batch_size
+  tx = optax.flatten(OPTIMIZERS.get(cfg.name)(cfg, build_schedule(cfg, batch_size)))
   if cfg.clip_norm > 0:
     tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), tx)
   if cfg.nan_to_num:
@@ -196,10 +247,24 @@ def lazy_corrected(cfg: ml_collections.ConfigDict, every: int) -> ml_collections
   if every <= 1:
     return cfg
   ratio = every / (every + 1)
+  out = _copy(cfg)
+  for key, scale, power in (("lr", ratio, 1.0), ("b1", 1.0, ratio), ("b2", 1.0, ratio)):
+    s = schedules.of(cfg[key], f"optim.{key}")
+    if s is not None:  # a schedule: corrected value by value
+      out[key] = dataclasses.replace(s, scale=s.scale * scale, power=s.power * power)
+  if not schedules.is_schedule(cfg.lr):
+    out.lr = cfg.lr * ratio
+  for key in ("b1", "b2"):
+    if not schedules.is_schedule(cfg[key]):
+      out[key] = cfg[key] ** ratio
+  return out
+
+
+def _copy(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """An untyped copy (its values may become Schedules or traced numbers)."""
   out = ml_collections.ConfigDict(type_safe=False)
   for k in cfg:
     out[k] = cfg[k]
-  out.lr, out.b1, out.b2 = cfg.lr * ratio, cfg.b1**ratio, cfg.b2**ratio
   return out
 
 
@@ -207,8 +272,23 @@ def check_optimizer_config(cfg: ml_collections.ConfigDict, where: str) -> None:
   """Fails fast, with the valid choices, on names and values that cannot work."""
   OPTIMIZERS.get(cfg.name)
   SCHEDULES.get(cfg.schedule)
-  if cfg.lr <= 0:
+  for key in SCHEDULABLE:
+    schedules.of(cfg[key], f"{where}.{key}")  # a malformed schedule: its own one line
+  if schedules.is_schedule(cfg.lr):
+    if cfg.schedule != "constant" or cfg.warmup_steps:
+      raise ValueError(
+        f"{where}.lr={cfg.lr!r} is a schedule itself; set {where}.schedule=constant and "
+        f"warmup_steps=0 (or write lr as a number)"
+      )
+    if schedules.bounds(cfg.lr, where)[0] < 0:
+      raise ValueError(f"{where}.lr={cfg.lr!r} must stay >= 0")
+  elif cfg.lr <= 0:
     raise ValueError(f"{where}.lr must be > 0, got {cfg.lr}")
+  if cfg.name in ("adam", "adamw"):
+    for key in ("b1", "b2"):
+      lo, hi = schedules.bounds(cfg[key], f"{where}.{key}")
+      if schedules.is_schedule(cfg[key]) and not (lo >= 0 and hi < 1):
+        raise ValueError(f"{where}.{key}={cfg[key]!r} must stay in [0, 1)")
   if cfg.weight_clip < 0 or cfg.max_col_norm < 0 or cfg.clip_norm < 0:
     raise ValueError(f"{where}.weight_clip, max_col_norm and clip_norm must be >= 0 (0 disables)")
   if cfg.schedule in ("exponential", "cosine", "linear") and cfg.decay_steps <= 0:

@@ -289,6 +289,9 @@ def apply_gradients(
   metrics[f"{label}_param_norm"] = optax.tree.norm(params)
   if label == player:
     metrics[f"lr/{player}"] = optim.learning_rate(opt_state)
+    for key in dict(ctx.gan.varying_hparams).get(player, ()):  # scheduled b1, b2
+      if key != "lr":
+        metrics[f"{key}/{player}"] = optim.injected(opt_state, key)
   new = PlayerState(
     params=params,
     collections=pmean(collections, ctx.axis_name),
@@ -523,6 +526,8 @@ def make_train_step(
       for k in ms[0]
     }
     metrics = pmean(metrics, axis_name)
+    if ema is not None and gan.ema.varies:
+      metrics["ema/beta"] = gan.ema.beta(state.step)
     ada_state = state.ada
     if ada_state is not None:  # every D pass over reals, on every device, counts
       devices = 1 if axis_name is None else lax.psum(1, axis_name)
