@@ -303,17 +303,20 @@ def test_cifar_config_is_the_official_preset():
   assert tuple(c.model.widths) == (768,) * 4 and tuple(c.model.blocks) == (2,)
   assert (c.model.group_width, c.model.expansion, c.noise.dim) == (16, 2, 64)
   assert (c.model.low_precision_stages, c.model.compute_dtype) == (3, "bfloat16")
-  assert (c.loss.d, c.loss.g, c.loss.d_penalties) == ("rpgan", "rpgan", "r1:0.05,r2:0.05")
+  # The official cosine_decay_with_warmup over 20 M images for five scalars.
+  cos = "cosine({},{},kimg=20000)".format
+  gamma = cos(0.05, 0.005)
+  assert (c.loss.d, c.loss.g, c.loss.d_penalties) == ("rpgan", "rpgan", f"r1:{gamma},r2:{gamma}")
   assert c.noise.distribution == "normal" and not c.loss.augment
   assert c.loss.ada == (
     "bgc,brightness=0.5,contrast=0.5,lumaflip=0.5,hue=0.5,saturation=0.5,cutout=1"
-  )  # the official --aug=1 pipe, at a fixed p (its schedule's mean)
-  assert (c.loss.ada_p, c.loss.ada_target) == (0.275, 0.0)
+  )  # the official --aug=1 pipe
+  assert (c.loss.ada_p, c.loss.ada_target) == (cos(0, 0.55), 0.0)
   for opt in (c.optim.g, c.optim.d):
-    assert (opt.name, opt.lr, opt.b1, opt.b2, opt.eps) == ("adam", 2e-4, 0.0, 0.9, 1e-8)
-    assert (opt.schedule, opt.min_lr, opt.decay_steps) == ("cosine", 5e-5, 39_063)
+    assert (opt.name, opt.b1, opt.eps) == ("adam", 0.0, 1e-8)
+    assert (opt.lr, opt.b2) == (cos(0.0002, "5e-05"), cos(0.9, 0.99))
   assert (c.train.batch_size, c.train.d_steps, c.train.g_steps) == (512, 1, 1)
-  assert c.train.steps == 39_063 and (c.train.ema_kimg, c.train.ema_rampup) == (5000.0, 0.25)
+  assert c.train.steps == 39_063 and (c.train.ema_kimg, c.train.ema_rampup) == (cos(0, 5000), 0)
 
 
 def test_smoke_config_builds_and_its_step_traces():
