@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import FAST_COMPILE_FLAGS, REPO
 
 
 def read(path):
@@ -40,11 +40,13 @@ def test_readme_notebook_snippet_runs_as_written_in_a_fresh_directory(tmp_path):
   snippet = re.search(r"<!-- snippet -->\s*```python\n(.*?)```", read("README.md"), re.S).group(1)
   report = "\nimport json\nprint(json.dumps({'workdir': workdir, 'x': list(x.shape)}))\n"
   env = dict(os.environ, TMPDIR=str(tmp_path))  # tempfile.mkdtemp() in the snippet lands here
-  # One CPU device, as on a user's machine (conftest's four are for the parallelism tests).
+  # One CPU device and XLA's optimizations, as on a user's machine (conftest's four devices
+  # are for the parallelism tests).
   env["XLA_FLAGS"] = " ".join(
     f
     for f in env.get("XLA_FLAGS", "").split()
     if not f.startswith("--xla_force_host_platform_device_count")
+    and f not in FAST_COMPILE_FLAGS.split()
   )
   before = sorted(os.listdir(REPO))
   result = subprocess.run(
