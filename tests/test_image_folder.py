@@ -307,7 +307,8 @@ def test_prepare_command_prints_the_overrides(tmp_path, monkeypatch):
     "    --config.data.channels=3 \\",
     f"    --config.data.data_dir={tmp_path}/tfds",
     "Other experiments made for 32x32: experiments/stylegan2.py:folder32, "
-    "experiments/sngan.py:folder32, experiments/biggan.py:folder32",
+    "experiments/sngan.py:folder32, experiments/biggan.py:folder32, "
+    "experiments/r3gan.py:folder32",
   ]
   monkeypatch.setattr(folder_builder, "read_examples", lambda *a, **k: pytest.fail("again"))
   ds = build_dataset(config(tmp_path / "src", tmp_path / "tfds", resolution=32))
@@ -377,7 +378,8 @@ def test_a_folder_at_another_resolution_than_the_net_is_refused_before_preparing
     "config.data.resolution=64, but this experiment's nets are made for 32x32 images "
     "(config.data.net_resolution=32): train at --config.data.resolution=32 (jaxgan-prepare "
     "--resolution=32), or use an experiment made for 64x64: "
-    "experiments/image_folder_dcgan.py:r64, experiments/stylegan2.py:folder64."
+    "experiments/image_folder_dcgan.py:r64, experiments/stylegan2.py:folder64, "
+    "experiments/r3gan.py:folder64."
   )
   c = experiment("stylegan2.py:folder64")
   c.data.update(source=str(tmp_path / "src"), data_dir=str(tmp_path / "tfds"), resolution=128)

@@ -278,6 +278,21 @@ def test_low_precision_stages_compute_in_bfloat16_with_float32_ends():
     r3gan(DataSpec((8, 8, 3), is_image=True), 0, None, widths=(8, 8), low_precision_stages=2)
 
 
+@pytest.mark.parametrize(
+  "variant, res, want",
+  [("folder64", 64, (22_429_824, 22_381_440)), ("folder256", 256, (23_057_952, 23_009_568))],
+)
+def test_ffhq_presets_parameter_counts_equal_official(variant, res, want):
+  """train.py's FFHQ-64 and FFHQ-256 presets (unconditional), as the folder variants build
+  them; the counts are the official modules' (``sum(p.numel())``, torch 2.13)."""
+  m = experiment(f"r3gan.py:{variant}").model
+  nets = r3gan(DataSpec((res, res, 3), is_image=True), 0, None, widths=m.widths, blocks=m.blocks)
+  key = jax.random.PRNGKey(0)
+  g = jax.eval_shape(lambda: nets.generator.init({"params": key}, jnp.zeros((1, 64))))
+  d = jax.eval_shape(lambda: nets.discriminator.init({"params": key}, jnp.zeros((1, res, res, 3))))
+  assert (_count(g["params"]), _count(d["params"])) == want
+
+
 def test_builder_registered_checks_its_config():
   assert MODELS.get("r3gan") is r3gan
   mnist = DataSpec((28, 28, 1), is_image=True)

@@ -107,10 +107,10 @@ EXPERIMENTS: dict[int, tuple[str, ...]] = {
   16: ("image_folder_dcgan.py:smoke",),
   32: (
     "image_folder_dcgan.py:r32", "stylegan2.py:folder32", "sngan.py:folder32",
-    "biggan.py:folder32",
+    "biggan.py:folder32", "r3gan.py:folder32",
   ),
-  64: ("image_folder_dcgan.py:r64", "stylegan2.py:folder64"),
-  256: ("stylegan2.py:folder256",),
+  64: ("image_folder_dcgan.py:r64", "stylegan2.py:folder64", "r3gan.py:folder64"),
+  256: ("stylegan2.py:folder256", "r3gan.py:folder256"),
 }  # fmt: skip
 
 
