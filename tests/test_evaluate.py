@@ -42,6 +42,7 @@ EVALUATOR_CASES = {
   "is": (False, CIFAR),
   "precision_recall": (False, GAUSSIAN),
   "class_coverage": (False, CIFAR),
+  "fid_intra": (True, GAUSSIAN),
   "mode_coverage": (False, MNIST),
   "mixture_2d": (False, MNIST),
   "stacked_mnist_modes": (False, MNIST),

@@ -109,6 +109,7 @@ for _name, _attr, _headline in (
   ("class_coverage", "class_coverage", "class_kl_uniform"),
 ):
   _register(_name, "feature_metrics", _attr, headline=_headline, needs_gan=False)
+_register("fid_intra", "intra_class", "fid_intra", headline="fid_intra", needs_gan=True)
 _register("mode_coverage", "mixtures", "mode_coverage", headline="modes_covered", needs_gan=False)
 _register("mixture_2d", "mixtures", "figure", needs_gan=False)
 _register(

@@ -134,6 +134,9 @@ def _net(ctx: EvalContext) -> _Net:
   return ctx.shared["feature_net"]
 
 
+net = _net  # the dataset's feature network, loaded once per run (ctx.shared): (features, probs)
+
+
 def fake_features(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray | None]:
   if "fake_features" not in ctx.cache:
     x, _ = generated(ctx)
@@ -198,7 +201,8 @@ def stats_path(ctx: EvalContext, split: str = "test", count: int | None = None) 
 
 def protocol(key: dict, shape: tuple[int, ...]) -> str:
   """One line naming what reference statistics are, e.g.
-  ``mnist test 10000 28x28x1 lenet:9cbbea18``: dataset, split, count, the images' size
+  ``mnist test 10000 28x28x1 lenet:9cbbea18``: dataset, split (and class, for one class's
+  statistics: ``mnist train class 3 6131 ...``), count, the images' size
   and how the network reads them, the network and its weights' digest. Numbers made
   against different lines are not comparable."""
   size = "x".join(str(int(d)) for d in shape)
@@ -207,9 +211,8 @@ def protocol(key: dict, shape: tuple[int, ...]) -> str:
   else:
     read = f" bilinear {inception.INPUT_SIZE}x{inception.INPUT_SIZE}"
     read += " q8" if str(key["weights"]).endswith("-q8") else ""
-  return (
-    f"{key['dataset']} {key['split']} {key['count']} {size}{read} {key['net']}:{key['weights'][:8]}"
-  )
+  split = key["split"] + (f" class {key['class']}" if "class" in key else "")
+  return f"{key['dataset']} {split} {key['count']} {size}{read} {key['net']}:{key['weights'][:8]}"
 
 
 def reference_protocol(ctx: EvalContext, split: str = "test") -> str | None:
@@ -217,6 +220,35 @@ def reference_protocol(ctx: EvalContext, split: str = "test") -> str | None:
   in this context (None before it ran): what a result's ``fid``/``kid``/``precision``
   were measured against."""
   return ctx.shared.get("reference_protocols", {}).get(split)
+
+
+def read_stats(path: str, key: dict, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+  """Arrays ``names`` of a cache file written under ``key`` (None if absent, or if the file
+  holds another key: a hash collision, so the caller recomputes)."""
+  if not os.path.exists(path):
+    return None
+  with np.load(path) as f:
+    if "key" in f and str(f["key"]) == _canonical(key):
+      return {k: f[k] for k in names}
+  return None
+
+
+def write_stats(path: str, key: dict, stats: dict[str, np.ndarray]) -> None:
+  """Writes a cache file whole (even if interrupted), with its key in the clear."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  tmp = f"{path[:-4]}.{os.getpid()}.tmp.npz"
+  np.savez(tmp, key=np.asarray(_canonical(key)), **stats)
+  os.replace(tmp, path)
+
+
+def class_stats_path(ctx: EvalContext, split: str, label: int) -> tuple[str, dict]:
+  """Where class ``label``'s statistics in the whole of ``split`` are cached (``fid_intra``),
+  and their key: ``stats_path``'s with the class added."""
+  path, key = stats_path(ctx, split)
+  key = {**key, "class": int(label)}
+  net = _net(ctx)
+  prefix = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{ctx.dataset.name}-{split}-class{label}-{net.kind}")
+  return os.path.join(os.path.dirname(path), stats_file(key, prefix)), key
 
 
 def real_features(
@@ -234,22 +266,14 @@ def real_features(
     return ctx.shared[name]
   net = _net(ctx)
   path, key = stats_path(ctx, split, count)
-  key_json = _canonical(key)  # stored in the file too, and compared on reading
-  stats = None
-  if os.path.exists(path):
-    with np.load(path) as f:
-      if "key" in f and str(f["key"]) == key_json:  # else a hash collision: recompute
-        stats = {k: f[k] for k in ("features", "mu", "sigma")}
+  stats = read_stats(path, key, ("features", "mu", "sigma"))
   if stats is None:
     images = real_split(ctx, split)["x"]
     images = (images[:count] if partial else images).astype(np.float32) / 255.0
     feats, _ = net(images, ctx.progress, f"features of real {split} images")
     mu, sigma = frechet.gaussian_stats(feats)
     stats = {"features": feats, "mu": mu, "sigma": sigma}
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path[:-4]}.{os.getpid()}.tmp.npz"  # whole files only, even if interrupted
-    np.savez(tmp, key=np.asarray(key_json), **stats)
-    os.replace(tmp, path)
+    write_stats(path, key, stats)
   ctx.shared[name] = stats
   ctx.shared.setdefault("reference_protocols", {})[split] = protocol(key, ctx.dataset.spec.shape)
   return stats
