@@ -106,6 +106,8 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
     cr_augment="flip,translation_reflect",  # T of the cr, bcr_real and bcr_fake penalties:
     # ops of jaxgan.core.penalties.CR_AUGMENTATIONS or DiffAugment's (StudioGAN's cr_aug)
     zcr_radius=0.05,  # sigma of zcr's z' = z + sigma N(0, I) (D's and G's zcr penalties)
+    lecam_preset="biggan",  # whose moving averages lecam keeps: biggan | stylegan2 |
+    # biggan_decay0.99 (jaxgan.core.penalties.LECAM_PRESETS)
     topk_gamma=1.0,  # top-k training (jaxgan.core.losses.TopK): k decays by this per epoch;
     # 1: off (Sinha et al. 2020 use 0.99)
     topk_nu=0.5,  # ...down to this fraction of the batch
@@ -433,6 +435,7 @@ def _check_consistency_and_topk(config: ml_collections.ConfigDict) -> None:
     )
   if not loss.zcr_radius > 0:
     raise ConfigError(f"config.loss.zcr_radius must be > 0, got {loss.zcr_radius:g}.")
+  penalties.check_lecam_preset(loss.lecam_preset)
   if not (0 < loss.topk_gamma <= 1 and 0 < loss.topk_nu <= 1):
     raise ConfigError(
       f"config.loss.topk_gamma and topk_nu must be in (0, 1] (topk_gamma=1: top-k off), "

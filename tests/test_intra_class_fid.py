@@ -140,3 +140,34 @@ def test_unconditional_runs_and_data_without_labels_are_refused_in_one_line(tmp_
   ctx.shared["real_train"] = ctx.sampler = None  # refused before any work
   with pytest.raises(ConfigError, match="this run is unconditional"):
     intra_class.fid_intra(ctx)
+
+
+def test_reference_stats_per_class_writes_the_files_fid_intra_reads(tmp_path, monkeypatch):
+  import jaxgan.data
+  from jaxgan.cli import reference_stats
+
+  ctx, x, y = make_ctx(tmp_path)
+  with pytest.raises(ConfigError) as e:  # before the data is opened
+    reference_stats.reference_stats(ctx.config, "train", 10, per_class=True)
+  assert str(e.value) == (
+    "--num with --per_class: fid_intra compares against whole classes; leave --num out."
+  )
+
+  class Train(FakeDataset):
+    def load_all(self):
+      return {"x": x, "y": y, "index": np.arange(len(y))}
+
+  monkeypatch.setattr(jaxgan.data, "build_dataset", lambda data, **kw: Train())
+  monkeypatch.setattr(feature_metrics, "check_feature_net", lambda config, spec: "lenet")
+  monkeypatch.setattr(feature_metrics, "_Net", lambda ctx: FakeNet())
+  ref = reference_stats.reference_stats(ctx.config, "train", per_class=True)
+  assert ref.protocol == "mnist train class 0-2 5-9 28x28x1 lenet:feedface" and not ref.cached
+  assert ref.path == feature_metrics.class_stats_path(ctx, "train", 0)[0]
+  assert len(os.listdir(tmp_path / "stats")) == 3
+  del ctx.shared["real_train"]  # fid_intra reads the files
+  np.testing.assert_allclose(
+    intra_class.fid_intra(ctx).scalars["fid_intra"],
+    intra_class.fid_intra(make_ctx(tmp_path / "fresh")[0]).scalars["fid_intra"],
+    rtol=1e-12,
+  )
+  assert reference_stats.reference_stats(ctx.config, "train", per_class=True).cached

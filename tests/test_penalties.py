@@ -1,6 +1,7 @@
 """Penalties against finite differences, lazy regularization, LeCam's state, and the spec parser."""
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -154,12 +155,19 @@ def test_lazy_term_runs_on_multiples_of_its_interval_scaled_by_it():
     assert float(metrics["d_loss"]) == float(total)
 
 
-def test_lecam_updates_its_anchors_first_and_starts_after_1000_steps():
-  # As in the released code: the moving averages take this batch first (decay 0 before
-  # step 1,000, then 0.99), and the regularizer is added after step 1,000.
+@pytest.mark.parametrize("preset, decay", [("biggan", 0.9), ("biggan_decay0.99", 0.99)])
+def test_lecam_updates_its_anchors_first_and_starts_after_1000_steps(preset, decay):
+  # The BigGAN-CIFAR release's schedule (biggan_decay0.99: jaxgan's before 2026-12-07): the
+  # moving averages take this batch first (decay 0 before step 1,000, then `decay`), and
+  # the regularizer is added after step 1,000. test_lecam.py: against the releases.
   real_out, fake_out = jnp.array([1.0, 2.0, -1.0]), jnp.array([-2.0, 0.5, 0.0])
   state = {"real": jnp.float32(0.8), "fake": jnp.float32(-0.2)}
-  p = penalties.D_PENALTIES.get("lecam")
+  lecam = penalties.D_PENALTIES.get("lecam")
+  p = dataclasses.replace(
+    lecam,
+    fn=functools.partial(lecam.fn, lecam_preset=preset),
+    next_state=functools.partial(lecam.next_state, lecam_preset=preset),
+  )
   early = context(real_out=real_out, fake_out=fake_out, state=state, step=jnp.int32(10))
   value, metrics = p.fn(early)
   assert float(value) == 0.0
@@ -169,7 +177,7 @@ def test_lecam_updates_its_anchors_first_and_starts_after_1000_steps():
     [metrics["anchor_real"], metrics["anchor_fake"]], [2 / 3, -0.5], rtol=1e-6
   )
   late = context(real_out=real_out, fake_out=fake_out, state=state, step=jnp.int32(1001))
-  a_real, a_fake = 0.99 * 0.8 + 0.01 * 2 / 3, 0.99 * -0.2 + 0.01 * -0.5
+  a_real, a_fake = decay * 0.8 + (1 - decay) * 2 / 3, decay * -0.2 + (1 - decay) * -0.5
   anchors = p.next_state(late)
   np.testing.assert_allclose([anchors["real"], anchors["fake"]], [a_real, a_fake], rtol=1e-6)
   value, _ = p.fn(late)

@@ -1,7 +1,7 @@
 """Compute a dataset split's FID reference statistics once, into the evaluators' cache.
 
   jaxgan-reference-stats --config=experiments/mnist_gan.py [--split=test] [--num=N] \\
-      [--stats_cache_dir=DIR] [--feature_net=DIR] [--inception_weights=FILE] \\
+      [--per_class] [--stats_cache_dir=DIR] [--feature_net=DIR] [--inception_weights=FILE] \\
       [--config.data.data_dir=...]
 
 The real features come from the network the evaluators pick (the trained LeNet for
@@ -11,7 +11,8 @@ so a later ``jaxgan-evaluate`` or a training run's evaluation finds them there. 
 the file and the protocol line (dataset, split, count, image size and how the network
 reads it, network and weights' digest) that the numbers measured against it share.
 ``--num`` takes the split's first N images (default: the whole split, what the
-evaluators compare against).
+evaluators compare against). ``--per_class`` writes each class's statistics of the whole
+split instead (default split ``train``), the files ``fid_intra`` reads.
 """
 
 from __future__ import annotations
@@ -28,18 +29,23 @@ from ml_collections import config_flags
 from jaxgan import cli
 from jaxgan.errors import ConfigError
 
-_CONFIG = _SPLIT = _NUM = _STATS_CACHE = _FEATURE_NET = _INCEPTION = None
+_CONFIG = _SPLIT = _NUM = _PER_CLASS = _STATS_CACHE = _FEATURE_NET = _INCEPTION = None
 
 
 def _define_flags() -> None:
   """absl flags, defined only when run as a program (see ``jaxgan.cli.evaluate``)."""
-  global _CONFIG, _SPLIT, _NUM, _STATS_CACHE, _FEATURE_NET, _INCEPTION
+  global _CONFIG, _SPLIT, _NUM, _PER_CLASS, _STATS_CACHE, _FEATURE_NET, _INCEPTION
   _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. experiments/mnist_gan.py[:variant]."
   )
   flags.mark_flags_as_required(["config"])
-  _SPLIT = flags.DEFINE_string("split", "test", "The dataset split to describe.")
+  _SPLIT = flags.DEFINE_string(
+    "split", None, "The dataset split to describe (default: test; train with --per_class)."
+  )
   _NUM = flags.DEFINE_integer("num", None, "Its first N images (default: the whole split).")
+  _PER_CLASS = flags.DEFINE_bool(
+    "per_class", False, "Each class's statistics of the whole split, for fid_intra."
+  )
   _STATS_CACHE = flags.DEFINE_string(
     "stats_cache_dir", None, "Real-data statistics cache (default: config.eval.stats_cache_dir)."
   )
@@ -57,14 +63,23 @@ class Reference:
   seconds: float
 
 
-def check(config: ml_collections.ConfigDict, split: str, num: int | None) -> Any:
-  """Opens ``split`` and checks the feature network and ``num`` before any work: each
-  problem is one ``ConfigError`` line. Returns the split's dataset."""
+def check(
+  config: ml_collections.ConfigDict, split: str, num: int | None, per_class: bool = False
+) -> Any:
+  """Opens ``split`` and checks the feature network and ``num`` (and the labels, per
+  class) before any work: each problem is one ``ConfigError`` line. Returns the split's
+  dataset."""
   from jaxgan.data import build_dataset
   from jaxgan.evaluators import feature_metrics
 
+  if per_class and num is not None:
+    raise ConfigError(
+      "--num with --per_class: fid_intra compares against whole classes; leave --num out."
+    )
   train = build_dataset(config.data)  # as the evaluators see it: other splits open from it
   feature_metrics.check_feature_net(config, train.spec)  # before the split: 1-D data has none
+  if per_class and not train.spec.num_classes:
+    raise ConfigError(f"--per_class: dataset {config.data.name!r} has no labels.")
   try:
     ds = train if train.split == split else train.other_split(split)
   except ValueError as e:  # the dataset's own "Unknown split 'x'. Should be one of [...]"
@@ -78,16 +93,21 @@ def check(config: ml_collections.ConfigDict, split: str, num: int | None) -> Any
 
 
 def reference_stats(
-  config: ml_collections.ConfigDict, split: str = "test", num: int | None = None, progress=None
+  config: ml_collections.ConfigDict,
+  split: str = "test",
+  num: int | None = None,
+  progress=None,
+  per_class: bool = False,
 ) -> Reference:
   """Computes (or finds) the real features of ``split``'s first ``num`` images (default
-  all) in the evaluators' cache (``config.eval.stats_cache_dir``)."""
+  all) in the evaluators' cache (``config.eval.stats_cache_dir``); with ``per_class``,
+  each class's statistics of the whole split (``path``: the first class's file)."""
   import jax
 
   from jaxgan import evaluators
-  from jaxgan.evaluators import feature_metrics
+  from jaxgan.evaluators import feature_metrics, intra_class
 
-  ds = check(config, split, num)
+  ds = check(config, split, num, per_class)
   ctx = evaluators.EvalContext(
     config=config,
     gan=None,
@@ -98,6 +118,14 @@ def reference_stats(
     rng=jax.random.PRNGKey(0),
     progress=progress,
   )
+  if per_class:
+    paths = [feature_metrics.class_stats_path(ctx, split, c)[0] for c in range(ds.spec.num_classes)]
+    cached = all(os.path.exists(p) for p in paths)
+    start = time.perf_counter()
+    intra_class.class_reference_stats(ctx, split)
+    seconds = time.perf_counter() - start
+    line = ctx.shared["reference_protocols"][f"{split} per class"]
+    return Reference(paths[0], line, cached, seconds)
   path, key = feature_metrics.stats_path(ctx, split, num)
   cached = os.path.exists(path)
   start = time.perf_counter()
@@ -121,13 +149,18 @@ def _update(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 def main(argv: list[str]) -> None:
   cli.setup(argv)
   with cli.program():
+    from jaxgan.evaluators import intra_class
     from jaxgan.run.writers import TaskProgress
 
-    ref = reference_stats(_update(_CONFIG.value), _SPLIT.value, _NUM.value, TaskProgress())
+    default = intra_class.REFERENCE_SPLIT if _PER_CLASS.value else "test"
+    ref = reference_stats(
+      _update(_CONFIG.value), _SPLIT.value or default, _NUM.value, TaskProgress(), _PER_CLASS.value
+    )
+  where = os.path.dirname(ref.path) + " (one file per class)" if _PER_CLASS.value else ref.path
   if ref.cached:
-    print(f"already cached: {ref.path}")
+    print(f"already cached: {where}")
   else:
-    print(f"wrote {ref.path} in {ref.seconds:.1f} s")
+    print(f"wrote {where} in {ref.seconds:.1f} s")
   print(f"reference: {ref.protocol}")
 
 

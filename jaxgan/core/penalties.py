@@ -17,12 +17,29 @@ D (``D_PENALTIES``):
   r1            1/2 E ||grad D(x)||^2 on real data (Mescheder et al. 2018); with
                 weight gamma this is StyleGAN2's gamma/2 E ||grad D(x)||^2
   r2            1/2 E ||grad D(G(z))||^2 on generated data (ibid.)
-  lecam         E relu(D(x) - a_F)^2 + E relu(a_R - D(G(z)))^2, where a_R and a_F are
-                moving averages of D's mean output on real and fake (Tseng et al.
-                2021, as in their released code: the averages are updated first,
-                with decay 0 (the latest batch mean) until training step 1,000 and
-                0.99 after; the regularizer is added from step 1,001 on). The
-                averages live in the state.
+  lecam         E relu(D(x) - a_F)^2 + E relu(a_R - D(G(z)))^2 (means over all values),
+                where a_R and a_F are stop-gradient moving averages of D's mean output on
+                the global real and fake batch (Tseng et al. 2021), kept in the state and
+                updated after every D update; each update's term uses the averages that
+                already include this batch (updated, then used), as both releases of
+                google/lecam-gan do. ``loss.lecam_preset`` (``LECAM_PRESETS``) picks a
+                release's averages:
+                  biggan     (default) its BigGAN-CIFAR code: decay 0 (the latest batch
+                             mean) while the training step < 1,000 (LECAM_START), 0.9
+                             after; the term is added from step 1,001 on
+                             (biggan_cifar/train.py: ema_losses(start_itr=1000);
+                             third_party/utils.py: ema_losses, decay=0.9;
+                             biggan_cifar/losses.py: loss_hinge_dis updates, lecam_reg
+                             reads; third_party/train_fns.py: added when itr >
+                             start_itr). Its step is BigGAN's itr: the k D updates of
+                             one step share it.
+                  stylegan2  its StyleGAN2 code (stylegan2/lecam_loss.py: lecamreg):
+                             decay 0.99 from the first update, zero-debiased as TF's
+                             assign_moving_average(zero_debias=True): b <- 0.99 b +
+                             0.01 mean from b = 0, t <- t + 1, a = b / (1 - 0.99^t);
+                             the term is added from the first update
+                  biggan_decay0.99  the biggan schedule with decay 0.99 instead of 0.9:
+                             jaxgan's lecam before 2026-12-07, in neither release
   maxgp         max over the batch of ||grad D(x^)||^2 on the WGAN-GP interpolates x^
                 (StudioGAN's maximum gradient penalty, its Lipschitz GAN config)
   cr            E (D(x) - D(T(x)))^2 on real data, T a random augmentation
@@ -62,7 +79,8 @@ G (``G_PENALTIES``):
                 generator side, which pushes G(z) and G(z') apart (Zhao et al. 2021);
                 mean over all values, both sides get gradient (StudioGAN's ``g_lambda``)
 
-Terms with options read them from ``config.loss`` (``OPTIONS``; bound by ``configure``), and
+Terms with options read them from ``config.loss`` (``OPTIONS``; bound by ``configure`` into
+their fn, init_state and next_state), and
 those that augment images are refused for other data (``NEEDS_IMAGES``).
 """
 
@@ -91,8 +109,8 @@ PENALTIES = {"d": D_PENALTIES, "g": G_PENALTIES}
 OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {"d": {}, "g": {}}
 # Per player: the penalties that augment images (refused for other data).
 NEEDS_IMAGES: dict[str, set[str]] = {"d": set(), "g": set()}
-LECAM_DECAY = 0.99
-LECAM_START = 1000
+LECAM_START = 1000  # BigGAN-CIFAR release's start_itr (the biggan presets)
+LECAM_PRESET = "biggan"
 PL_DECAY = 0.01
 PL_BATCH_SHRINK = 2
 CR_AUGMENT = "flip,translation_reflect"  # StudioGAN's cr_aug
@@ -122,20 +140,34 @@ def penalty(
 def configure(
   terms: Sequence[Term], loss: Mapping, data: DataSpec, player: str, where: str
 ) -> tuple[Term, ...]:
-  """``terms`` with their options bound from ``loss`` (``config.loss``); a term that augments
-  images on other data is a one-line ConfigError."""
+  """``terms`` with their options bound from ``loss`` (``config.loss``) into their fn, init_state
+  and next_state; a term that augments images on other data, or an unknown LeCam preset, is a
+  one-line ConfigError."""
   images = [t.name for t in terms if t.name in NEEDS_IMAGES[player]]
   if images and not (data.is_image and len(data.shape) == 3):
     raise ConfigError(
       f"{where}: {', '.join(images)} augment images (loss.cr_augment), and {data.name!r} "
       f"has examples of shape {tuple(data.shape)}; drop them or train on image data."
     )
+  if player == "d" and "lecam" in [t.name for t in terms]:
+    check_lecam_preset(loss["lecam_preset"])
   out = []
   for t in terms:
     keys = OPTIONS[player].get(t.name, ()) if t.name != "adv" else ()
     bound = {k: loss[k] for k in keys}
-    out.append(dataclasses.replace(t, fn=functools.partial(t.fn, **bound)) if bound else t)
+    if bound:
+      fns = {f: getattr(t, f) for f in ("fn", "init_state", "next_state")}
+      t = dataclasses.replace(
+        t, **{f: fn and functools.partial(fn, **bound) for f, fn in fns.items()}
+      )
+    out.append(t)
   return tuple(out)
+
+
+def check_lecam_preset(name: str) -> None:
+  """A one-line ConfigError for an unknown ``loss.lecam_preset``."""
+  if name not in LECAM_PRESETS:
+    raise ConfigError(f"config.loss.lecam_preset: {LECAM_PRESETS.unknown_message(name)}")
 
 
 def input_gradients(ctx: TermContext, x: Array, y: Array | None) -> Array:
@@ -208,28 +240,70 @@ def _r2(ctx: TermContext):
   return 0.5 * jnp.mean(sq), {"grad_norm": jnp.mean(jnp.sqrt(sq))}
 
 
-def _lecam_init():
-  return {"real": jnp.zeros((), jnp.float32), "fake": jnp.zeros((), jnp.float32)}
+@dataclasses.dataclass(frozen=True)
+class LeCamPreset:
+  """How a release keeps LeCam's anchors (module docstring): their decay, whether they
+  hold the latest batch mean and the term is off until step LECAM_START (``delayed``), and
+  whether they are zero-debiased (``debias``)."""
+
+  decay: float
+  delayed: bool
+  debias: bool
 
 
-def _lecam_next(ctx: TermContext):
-  """The anchors after this update's batch (decay 0 before step LECAM_START)."""
-  decay = jnp.where(ctx.step < LECAM_START, 0.0, LECAM_DECAY)
+LECAM_PRESETS: Registry[LeCamPreset] = Registry("LeCam preset")
+LECAM_PRESETS.register("biggan")(LeCamPreset(0.9, delayed=True, debias=False))
+LECAM_PRESETS.register("stylegan2")(LeCamPreset(0.99, delayed=False, debias=True))
+LECAM_PRESETS.register("biggan_decay0.99")(LeCamPreset(0.99, delayed=True, debias=False))
+
+
+def _lecam_init(lecam_preset: str = LECAM_PRESET):
+  zero = jnp.zeros((), jnp.float32)
+  if not LECAM_PRESETS.get(lecam_preset).debias:
+    return {"real": zero, "fake": zero}
+  # the anchors in use, TF's biased averages and its local step (float32, as TF's)
+  return {"real": zero, "fake": zero, "real_biased": zero, "fake_biased": zero, "count": zero}
+
+
+def _lecam_next(ctx: TermContext, lecam_preset: str = LECAM_PRESET):
+  """The anchors (and debiasing state) after this update's batch."""
+  preset = LECAM_PRESETS.get(lecam_preset)
   mean = lambda x: ctx.global_mean(jax.lax.stop_gradient(x))
+  real, fake = mean(ctx.real_out), mean(ctx.fake_out)
+  if preset.debias:
+    count = ctx.state["count"] + 1.0
+    b_real = ctx.state["real_biased"] - (ctx.state["real_biased"] - real) * (1.0 - preset.decay)
+    b_fake = ctx.state["fake_biased"] - (ctx.state["fake_biased"] - fake) * (1.0 - preset.decay)
+    debias = 1.0 - jnp.power(jnp.float32(preset.decay), count)
+    return {
+      "real": b_real / debias,
+      "fake": b_fake / debias,
+      "real_biased": b_real,
+      "fake_biased": b_fake,
+      "count": count,
+    }
+  decay = jnp.where(ctx.step < LECAM_START, 0.0, preset.decay) if preset.delayed else preset.decay
   return {
-    "real": decay * ctx.state["real"] + (1 - decay) * mean(ctx.real_out),
-    "fake": decay * ctx.state["fake"] + (1 - decay) * mean(ctx.fake_out),
+    "real": decay * ctx.state["real"] + (1 - decay) * real,
+    "fake": decay * ctx.state["fake"] + (1 - decay) * fake,
   }
 
 
-@penalty("lecam", init_state=_lecam_init, next_state=_lecam_next, reads_outputs=True)
-def _lecam(ctx: TermContext):
-  anchors = _lecam_next(ctx)  # updated before use, as in the released code
+@penalty(
+  "lecam",
+  options=("lecam_preset",),
+  init_state=_lecam_init,
+  next_state=_lecam_next,
+  reads_outputs=True,
+)
+def _lecam(ctx: TermContext, lecam_preset: str = LECAM_PRESET):
+  anchors = _lecam_next(ctx, lecam_preset)  # updated before use, as in both releases
   reg = jnp.mean(jnp.square(jax.nn.relu(ctx.real_out - anchors["fake"]))) + jnp.mean(
     jnp.square(jax.nn.relu(anchors["real"] - ctx.fake_out))
   )
-  on = (ctx.step > LECAM_START).astype(reg.dtype)
-  return on * reg, {"anchor_real": anchors["real"], "anchor_fake": anchors["fake"]}
+  if LECAM_PRESETS.get(lecam_preset).delayed:
+    reg = (ctx.step > LECAM_START).astype(reg.dtype) * reg
+  return reg, {"anchor_real": anchors["real"], "anchor_fake": anchors["fake"]}
 
 
 def _pl_init():
