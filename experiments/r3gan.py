@@ -11,40 +11,45 @@ Your own images, a folder or .zip (docs/data.md), at 32, 64 or 256:
       --config.data.source=~/data/faces.zip --config.data.xflip=True \
       --config.eval.inception_weights=inception_fid.npz
 
-``folder32``, ``folder64`` and ``folder256`` are train.py's ``CIFAR10`` (batch 512),
-``FFHQ-64`` and ``FFHQ-256`` presets (batch 256, as the README's commands), unconditional
-(``--config.model.conditional=True`` uses the folder's labels); ``--config.data.xflip=True`` is
-``--mirror=1``. FFHQ-64: widths 768 x 4 then 384, four bfloat16 stages, gamma 2 -> 0.2, p 0 ->
-0.3, EMA half-life 0 -> 500 kimg; FFHQ-256: widths 768 x 4, 384, 192, 96, the same but gamma
-150 -> 15; all over 20 M images as ``cifar`` (below). Parameter counts equal the official
-modules': G 22,429,824 / D 22,381,440 at 64, 23,057,952 / 23,009,568 at 256 (at 32, those of
-``cifar`` without labels: 20,732,160 / 20,683,776). The folder is prepared at the variant's
-resolution (``data.net_resolution``); another ``data.resolution`` is refused in one line.
+``folder32``, ``folder64`` and ``folder256`` are train.py's ``CIFAR10`` (batch 512), ``FFHQ-64``
+and ``FFHQ-256`` presets (batch 256, as the README's commands), unconditional, so G's fake
+labels stay ``train.fake_labels='uniform'`` (``--config.model.conditional=True`` uses the
+folder's labels: add ``--config.train.fake_labels=real`` for the official ``gen_c = real_c``);
+``--config.data.xflip=True`` is ``--mirror=1``. FFHQ-64: widths 768 x 4 then 384, four bfloat16
+stages, gamma 2 -> 0.2, p 0 -> 0.3, EMA half-life 0 -> 500 kimg; FFHQ-256: widths 768 x 4, 384,
+192, 96, the same but gamma 150 -> 15; all over 20 M images as ``cifar`` (below). Parameter
+counts equal the official modules': G 22,429,824 / D 22,381,440 at 64, 23,057,952 / 23,009,568
+at 256 (at 32, those of ``cifar`` without labels: 20,732,160 / 20,683,776). The folder is
+prepared at the variant's resolution (``data.net_resolution``); another ``data.resolution`` is
+refused in one line.
 
-``cifar`` is brownvc/R3GAN's ``train.py --preset=CIFAR10 --cond=1 --batch=512 --aug=1`` as
-far as jaxgan follows it: the ``r3gan`` nets (``model.name=r3gan``: four stages of 768
-channels, 2 blocks each, expansion 2, cardinality 96, z of 64 from N(0, I), G's label embedding
-64 wide and D's 768; G 20,781,952 and D 21,280,512 parameters, as the official modules); the
-RpGAN loss with R1 and R2 on the reals and fakes before augmentation, every D update (no lazy
-interval): R3GAN adds (gamma / 2) (||grad D(x)||^2 + ||grad D(G(z))||^2) and jaxgan's r1/r2
-are 1/2 E ||grad||^2, so weight gamma; Adam(b1 0, eps 1e-8) for both nets; batch 512; one D
-update then one G update, each on its own real batch. Five scalars follow the official
-``cosine_decay_with_warmup`` over 20 M images (``cosine(a,b,kimg=20000)``, see
-docs/design.md): the learning rate 2e-4 -> 5e-5, Adam's beta2 0.9 -> 0.99, gamma 0.05 ->
-0.005, the EMA half-life 0 -> 5,000 kimg (``train.ema_kimg``) and the augmentation
-probability p 0 -> 0.55 of the official pipe before D (StyleGAN2-ADA's with xflip, rotate90,
-xint, scale, rotate, aniso, xfrac, cutout at 1 and brightness, contrast, lumaflip, hue,
-saturation at 0.5: ``loss.ada=AUGMENT``, ``ada_target=0``; R1 and R2 are taken through it
-w.r.t. the images before it, as the official does). G's last three stages and
-D's first three in bfloat16 (``low_precision_stages=3``, the official ``FP16Stages``, float32
-parameters); 39,063 steps, the end of the official schedules (the official ``--kimg`` runs
-until stopped). CIFAR-10 is read from cifar-10-python.tar.gz in $JAXGAN_CIFAR10_DIR.
+``cifar`` is brownvc/R3GAN's ``train.py --preset=CIFAR10 --cond=1 --mirror=1 --batch=512
+--aug=1`` as far as jaxgan follows it: the ``r3gan`` nets (``model.name=r3gan``: four stages of
+768 channels, 2 blocks each, expansion 2, cardinality 96, z of 64 from N(0, I), G's label
+embedding 64 wide and D's 768; G 20,781,952 and D 21,280,512 parameters, as the official
+modules); the RpGAN loss with R1 and R2 on the reals and fakes before augmentation, every D
+update (no lazy interval): R3GAN adds (gamma / 2) (||grad D(x)||^2 + ||grad D(G(z))||^2) and
+jaxgan's r1/r2 are 1/2 E ||grad||^2, so weight gamma; Adam(b1 0, eps 1e-8) for both nets; batch
+512; one D update then one G update; G's fakes take the labels of the real batch their update
+sees (``train.fake_labels='real'``, the official ``gen_c = real_c``), so RpGAN pairs a real and
+a fake of the same class; the training set doubled with its mirror images (``data.xflip=True``,
+``--mirror=1``: 100,000 images, each image and its left-right flip). Five scalars follow the
+official ``cosine_decay_with_warmup`` over 20 M images (``cosine(a,b,kimg=20000)``, see
+docs/design.md): the learning rate 2e-4 -> 5e-5, Adam's beta2 0.9 -> 0.99, gamma 0.05 -> 0.005,
+the EMA half-life 0 -> 5,000 kimg (``train.ema_kimg``) and the augmentation probability p 0 ->
+0.55 of the official pipe before D (StyleGAN2-ADA's with xflip, rotate90, xint, scale, rotate,
+aniso, xfrac, cutout at 1 and brightness, contrast, lumaflip, hue, saturation at 0.5:
+``loss.ada=AUGMENT``, ``ada_target=0``; R1 and R2 are taken through it w.r.t. the images before
+it, as the official does). G's last three stages and D's first three in bfloat16
+(``low_precision_stages=3``, the official ``FP16Stages``, float32 parameters); 39,063 steps, the
+end of the official schedules (the official ``--kimg`` runs until stopped). CIFAR-10 is read
+from cifar-10-python.tar.gz in $JAXGAN_CIFAR10_DIR.
 
 What jaxgan cannot yet follow:
 
-* x-flips of the dataset (``--mirror=1``);
-* G conditioned on the real batch's labels (``gen_c = real_c``): jaxgan draws fake labels
-  uniformly, so RpGAN pairs reals and fakes of different classes;
+* a second real batch for G's update: the official fetches one batch for D's phase and another
+  for G's (its labels conditioning G's fakes there); jaxgan's G update scores the real batch
+  of the step's D update and takes its labels.
 
 ``smoke`` is tiny (widths 8, 1 block per stage, groups of 4 channels, z of 8, batch 8, 4
 steps, no augmentation) on MNIST padded to 32x32 (JAXGAN_MNIST_DIR), conditional, for tests and
@@ -74,6 +79,8 @@ def get_config(variant: str = "cifar"):
     c = base_config(model="r3gan", data="cifar10")
     preset, batch = PRESETS["CIFAR10"], 512
     c.model.conditional = True
+    c.data.xflip = True  # --mirror=1
+    c.train.fake_labels = "real"  # gen_c = real_c
   elif variant in FOLDERS:
     name, res, batch = FOLDERS[variant]
     preset = PRESETS[name]

@@ -134,6 +134,10 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
     ema_rampup=0.0,  # with ema_kimg: half-life at most this x images seen (0: off)
     ema_buffers="copy",  # copy: sample the EMA with G's own collections (StyleGAN2); average:
     # keep a moving average of G's collections too (BigGAN's batch-norm statistics)
+    ema_start=0,  # steps before this one set the EMA to a copy of G (StudioGAN's
+    # g_ema_start, BigGAN-PyTorch's --ema_start); 0: it averages from the first step
+    fake_labels="uniform",  # uniform | real: a conditional G's labels for the fakes, drawn
+    # uniformly or the real batch's (R3GAN's gen_c = real_c; jaxgan.core.train_step)
     log_every=100,
     checkpoint_every=1000,
     max_to_keep=3,
@@ -345,6 +349,14 @@ def _check_train(t: ml_collections.ConfigDict) -> None:
     )
   _check_choice(t.d_pass, D_PASS_MODES, "config.train.d_pass")
   _check_choice(t.ema_buffers, ema.BUFFERS, "config.train.ema_buffers")
+  if t.ema_start < 0:
+    raise ConfigError(f"config.train.ema_start must be >= 0, got {t.ema_start}.")
+  if t.ema_start > 0 and t.ema_decay == 0 and ema_kimg[1] == 0:
+    raise ConfigError(
+      f"config.train.ema_start={t.ema_start} starts an EMA of G, but none is kept: set "
+      f"config.train.ema_decay (e.g. 0.9999) or ema_kimg, or ema_start=0."
+    )
+  _check_choice(t.fake_labels, train_step.FAKE_LABELS, "config.train.fake_labels")
   train_step.check_update_order(t.update_order, t.d_steps, t.g_steps)
 
 

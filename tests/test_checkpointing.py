@@ -96,6 +96,24 @@ def test_resume_is_bit_exact_with_term_state_spectral_norm_and_ema_half_life(tmp
   assert set(straight.d.collections) == {"spectral_norm"}
 
 
+def test_resume_is_bit_exact_across_the_ema_start(tmp_path):
+  """``train.ema_start`` is a function of the step: the EMA is a copy of G after steps 0-2,
+  the run resumed from that checkpoint averages from step 3 on (by hand below), and ends
+  where the uninterrupted run does."""
+  config = lambda steps: tiny_gaussian_config(
+    steps=steps, steps_per_call=1, log_every=1, checkpoint_every=1, ema_decay=0.5, ema_start=3
+  )
+  straight = jaxgan.train(config(4), str(tmp_path / "straight"), progress=False)
+  at3 = jaxgan.train(config(3), str(tmp_path / "resumed"), progress=False)
+  assert_states_equal(at3.g_ema.params, at3.g.params)  # steps 0-2: a copy of G
+  at4 = jaxgan.train(config(4), str(tmp_path / "resumed"), progress=False)  # step 3 averages
+  by_hand = jax.tree.map(lambda e, g: 0.5 * e + 0.5 * g, at3.g.params, at4.g.params)
+  for a, b in zip(leaves(by_hand), leaves(at4.g_ema.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+  assert not np.array_equal(leaves(at4.g_ema.params)[0], leaves(at4.g.params)[0])
+  assert_states_equal(straight, at4)
+
+
 def test_checkpoints_are_complete_and_pruned(tmp_path):
   c = tiny_gaussian_config(steps=8, checkpoint_every=2, max_to_keep=2)
   jaxgan.train(c, str(tmp_path), progress=False)

@@ -162,6 +162,31 @@ def test_cifar100_coarse_labels_are_the_20_superclasses_of_the_same_copy(prepare
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_xflip_doubles_the_training_split_with_mirror_images(name, prepared):
+  """``--mirror=1``: example i >= n is example i - n flipped left-right, with its label and
+  index n + i; the test split stays as it is."""
+  members, src, tfds_dir = prepared[name]
+  label_key = b"labels" if name == "cifar10" else b"fine_labels"
+  names = SPLITS[name]["train"]
+  ds = build_dataset(data_config(name, src, tfds_dir, xflip=True))
+  n = 5 * N
+  assert len(ds) == 2 * n
+  x, y, index = sorted_split(ds)
+  np.testing.assert_array_equal(index, np.arange(2 * n))
+  images = expected_hwc(members, names)
+  np.testing.assert_array_equal(x[:n], images)
+  np.testing.assert_array_equal(x[n:], images[:, :, ::-1])  # HWC: W reversed
+  assert x[n + 1, 4, 0, 2] == images[1, 4, 31, 2]
+  labels = np.concatenate([members[m][label_key] for m in names])
+  np.testing.assert_array_equal(y, np.concatenate([labels, labels]))
+  test = ds.other_split("test")
+  assert len(test) == N
+  np.testing.assert_array_equal(sorted_split(test)[0], expected_hwc(members, SPLITS[name]["test"]))
+  test.close()
+  ds.close()
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
 def test_each_dataset_meets_the_indexed_dataset_protocol(name, prepared):
   _, src, tfds_dir = prepared[name]
   ds = build_dataset(data_config(name, src, tfds_dir))  # checks the protocol itself

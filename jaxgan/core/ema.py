@@ -11,6 +11,11 @@ Two ways to set it (``config.train``):
   * ``ema_kimg = "cosine(0,5000,kimg=20000)"``: a scheduled half-life
     (``jaxgan.core.schedules``, counted in training steps), R3GAN's ``ema_scheduler``:
     beta = 0.5 ** (batch_size / max(1000 H(step), 1e-8)), so H = 0 copies G.
+
+With ``ema_start = S`` (StudioGAN's ``g_ema_start``, BigGAN-PyTorch's ``--ema_start``) the
+average is set to a copy of G after every step before step S (beta = 0, buffers too with
+``average``), and moves by its decay from step S on (0-based, as ``state.step``; 0: from the
+first step). It is a function of the step alone, so a resumed run needs no extra state.
 """
 
 from __future__ import annotations
@@ -47,19 +52,27 @@ class EMA:
   rampup: float = 0.0
   batch_size: int = 1
   buffers: str = "copy"
+  start: int = 0  # steps before this one copy G (beta 0)
 
   @property
   def varies(self) -> bool:
-    """A scheduled half-life (its beta is logged as ``ema/beta``)."""
+    """A scheduled half-life or a later start (its beta is logged as ``ema/beta``)."""
     s = schedules.of(self.half_life_kimg, "train.ema_kimg")
-    return s is not None and s.varies
+    return (s is not None and s.varies) or self.start > 0
 
   @property
   def enabled(self) -> bool:
     return _on(self.decay) or _on(self.half_life_kimg)
 
   def beta(self, step: jax.Array) -> jax.Array:
-    """The decay applied after training step ``step`` (0-based)."""
+    """The decay applied after training step ``step`` (0-based): 0 before ``start``."""
+    beta = self._decay(step)
+    if self.start > 0:
+      beta = jnp.where(step < self.start, jnp.zeros_like(beta), beta)
+    return beta
+
+  def _decay(self, step: jax.Array) -> jax.Array:
+    """The decay of ``decay`` or of the half-life, ignoring ``start``."""
     if _on(self.decay):
       return jnp.asarray(self.decay, jnp.float32)
     scheduled = schedules.of(self.half_life_kimg, "train.ema_kimg")

@@ -119,6 +119,8 @@ class GAN:
       weight) or ``separate`` (it takes its own optimizer step after every N-th update,
       StyleGAN2's regularization phases; the optimizers carry the ``mb_ratio`` correction).
     ema: the moving average of G's weights used for sampling.
+    fake_labels: G's labels for a conditional update's fakes: ``uniform`` draws them,
+      ``real`` takes the labels of the real batch that update sees (R3GAN's ``gen_c = real_c``).
     d_heads: D has a class head (``model.d_cond``, ``jaxgan.core.conditioning``) whose
       outputs the adversarial passes collect for the objective terms.
   """
@@ -144,6 +146,7 @@ class GAN:
   lazy: str = "folded"
   ada: AdaSpec | None = None
   ema: EMA = dataclasses.field(default_factory=EMA)
+  fake_labels: str = "uniform"
   d_heads: bool = False
   varying_hparams: tuple[tuple[str, tuple[str, ...]], ...] = ()  # scheduled optimizer keys
 
@@ -288,8 +291,17 @@ def ada_spec(config: ml_collections.ConfigDict, data: DataSpec) -> AdaSpec | Non
       f"config.loss.ada={loss.ada!r}: ADA's pipeline needs images with 1 or 3 "
       f"channels; {data.name!r} has shape {tuple(data.shape)}. Set config.loss.ada=''."
     )
+  pipe = ada.preset(loss.ada)
+  pad = ada.filter_bank().shape[1] // 2  # the reflect padding of the filter bank: 21
+  if pipe.imgfilter > 0 and min(data.shape[:2]) <= pad:
+    h, w = data.shape[:2]
+    raise ConfigError(
+      f"config.loss.ada={loss.ada!r} filters images (imgfilter), which needs more than {pad} "
+      f"pixels a side, not {h}x{w}: pick a preset without 'f' (e.g. 'bgc') or add "
+      f"',imgfilter=0'."
+    )
   return AdaSpec(
-    ada.preset(loss.ada),
+    pipe,
     loss.ada_p,
     loss.ada_target,
     loss.ada_interval,
@@ -301,6 +313,17 @@ def ada_spec(config: ml_collections.ConfigDict, data: DataSpec) -> AdaSpec | Non
 def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
   """Builds the static GAN bundle. Call ``jaxgan.config.validate`` first for clear errors."""
   num_classes = data.num_classes if config.model.conditional else 0
+  fake_labels = config.train.get("fake_labels", "uniform")
+  if fake_labels == "real" and not num_classes:
+    why = (
+      f"dataset {data.name!r} has no labels"
+      if not data.num_classes
+      else "the model is unconditional (config.model.conditional=False)"
+    )
+    raise ConfigError(
+      f"config.train.fake_labels='real' gives G the real batch's labels, but {why}; "
+      f"set config.train.fake_labels='uniform'."
+    )
   if config.model.conditional and not data.num_classes:
     raise ConfigError(f"config.model.conditional=True but dataset {data.name!r} has no labels.")
   cross_device = config.batch_norm == "cross_device"
@@ -382,7 +405,10 @@ def build_gan(config: ml_collections.ConfigDict, data: DataSpec) -> GAN:
     lazy=config.loss.lazy,
     ada=ada_spec(config, data),
     g_tracks_w_avg=tracks_w_avg(nets.generator, noise.dim, num_classes),
-    ema=EMA(t.ema_decay, t.ema_kimg, t.ema_rampup, t.batch_size, t.ema_buffers),
+    ema=EMA(
+      t.ema_decay, t.ema_kimg, t.ema_rampup, t.batch_size, t.ema_buffers, t.get("ema_start", 0)
+    ),
+    fake_labels=fake_labels,
     d_heads=bool(conditioning.head_outputs(nets.discriminator)),
     varying_hparams=(("g", optim.varying(config.optim.g)), ("d", optim.varying(config.optim.d))),
   )

@@ -50,6 +50,9 @@ TrainStep = Callable[[GANState, Batch], tuple[GANState, Metrics]]
 NEVER = jnp.iinfo(jnp.int32).max
 WATCHED = ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm")  # what divergence is judged on
 UPDATE_ORDERS = ("alternating", "simultaneous")
+# G's labels for an update's fakes: uniform over the classes (their own stream), or those of
+# the real batch the update sees (R3GAN's gen_c = real_c), so reals and fakes pair by class.
+FAKE_LABELS = ("uniform", "real")
 
 
 def check_update_order(update_order: str, d_steps: int, g_steps: int) -> None:
@@ -103,13 +106,18 @@ class StepContext:
   axis_name: str | None = None
   ada_p: Array | None = None
 
-  def fake_inputs(self, prefix: str, local_n: int) -> tuple[Array, Array | None]:
-    """This device's share of the noise and (conditional GANs) fake labels of an update."""
+  def fake_inputs(self, prefix: str, real: Batch) -> tuple[Array, Array | None]:
+    """This device's share of the noise and (conditional GANs) fake labels of an update
+    that sees the real batch ``real``: drawn uniformly, or ``real``'s own labels
+    (``GAN.fake_labels='real'``)."""
+    local_n = real["x"].shape[0]
     z = shard_of_global(
       self.gan.noise.sample, self.keys[f"{prefix}/noise"], local_n, self.axis_name
     )
     if not self.gan.conditional:
       return z, None
+    if self.gan.fake_labels == "real":
+      return z, real["y"].astype(jnp.int32)
     y = shard_of_global(
       self.gan.sample_labels, self.keys[f"{prefix}/labels"], local_n, self.axis_name
     )
@@ -306,7 +314,7 @@ def d_update(
 ) -> tuple[PlayerState, Metrics]:
   """One D update on ``real`` and a fresh fake batch from G (training mode, G's own
   statistics untouched); ``update``: D's update count, for lazy terms."""
-  z, y_fake = ctx.fake_inputs(prefix, real["x"].shape[0])
+  z, y_fake = ctx.fake_inputs(prefix, real)
   fake, _ = g_forward(
     ctx.gan, g.params, g.collections, z, y_fake, train=True, key=ctx.keys[f"{prefix}/g"],
     axis_name=ctx.axis_name,
@@ -340,7 +348,7 @@ def g_update(
   """One G update against D (in training mode, its weights and statistics frozen);
   ``real`` is scored only for losses that compare with real data (``needs_real``)."""
   gan = ctx.gan
-  z, y_fake = ctx.fake_inputs(prefix, real["x"].shape[0])
+  z, y_fake = ctx.fake_inputs(prefix, real)
   d_params, d_cols = player_weights(gan, "d", d.params, d.collections, update=False)
   score = ctx.scorer(d_params, d_cols)
 
@@ -436,7 +444,7 @@ def simultaneous_update(
   the D pass, d0/term/* for D's terms and g0/term/* for G's. Each player's update count is
   the step."""
   gan, update = ctx.gan, ctx.step
-  z, y_fake = ctx.fake_inputs("d0", real["x"].shape[0])
+  z, y_fake = ctx.fake_inputs("d0", real)
 
   def losses(d_params, g_params):
     fake, g_cols = g_forward(

@@ -132,14 +132,17 @@ def cifar10(
   on_device: bool = False,
   num_workers: int = 4,
   pixel_range: str = "auto",
+  xflip: bool = False,
 ):
   """CIFAR-10 (32x32x3, 10 classes) from cifar-10-python.tar.gz in ``source_dir`` (or
-  $JAXGAN_CIFAR10_DIR), prepared once as array_record; no TensorFlow (``cifar_builder``)."""
+  $JAXGAN_CIFAR10_DIR), prepared once as array_record; no TensorFlow (``cifar_builder``).
+  ``xflip`` doubles the training split with mirror images (StyleGAN's ``--mirror``)."""
   return images.open_cifar(
     "cifar10",
     split,
     data_dir=data_dir,
     source_dir=source_dir,
+    xflip=xflip,
     on_device=on_device,
     num_workers=num_workers,
     pixel_range=pixel_range,
@@ -156,14 +159,17 @@ def cifar100(
   on_device: bool = False,
   num_workers: int = 4,
   pixel_range: str = "auto",
+  xflip: bool = False,
 ):
   """CIFAR-100 (32x32x3) from cifar-100-python.tar.gz in ``source_dir`` (or
-  $JAXGAN_CIFAR100_DIR); ``label``: 'fine' (100 classes) or 'coarse' (20 superclasses)."""
+  $JAXGAN_CIFAR100_DIR); ``label``: 'fine' (100 classes) or 'coarse' (20 superclasses);
+  ``xflip`` doubles the training split with mirror images."""
   return images.open_cifar(
     "cifar100",
     split,
     data_dir=data_dir,
     source_dir=source_dir,
+    xflip=xflip,
     label=label,
     on_device=on_device,
     num_workers=num_workers,

@@ -23,6 +23,11 @@ recorded in the prepared copy's ``metadata.json``, a full-size tarball that is
 not the official one is logged, and a prepared copy is only ever read with the
 source it was prepared from (see ``prepare``).
 
+``data_source(..., xflip=True)`` reads the training split doubled with mirror images
+(StyleGAN2-ADA's and R3GAN's ``--mirror=1``), by the same ``XFlipped`` wrapper as image
+folders: example i >= n is example i - n flipped left-right, with its label and 'index'
+n + its original index; the test split is never flipped.
+
 Pickles are unpickled with a restricted unpickler that builds only numpy arrays,
 lists, dicts, numbers and strings, so a crafted file cannot run code.
 """
@@ -466,3 +471,12 @@ def prepare(name: str, data_dir: str, source_dir: str = "") -> CifarImages:
       f"to prepare it again from this file, or point ${layout.env} back at the original."
     )
   return builder
+
+
+def data_source(builder: CifarImages, split: str, xflip: bool = False) -> Any:
+  """``split`` of a prepared ``builder`` with random access; ``xflip`` doubles the training
+  split with mirror images (``folder_builder.XFlipped``), never the test split."""
+  from jaxgan.data.folder_builder import XFlipped
+
+  source = builder.as_data_source(split=split)
+  return XFlipped(source) if xflip and split == "train" else source

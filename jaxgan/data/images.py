@@ -222,11 +222,19 @@ def open_idx(
 
 
 def open_cifar(
-  name: str, split: str, *, data_dir: str, source_dir: str, label: str = "fine", **options
+  name: str,
+  split: str,
+  *,
+  data_dir: str,
+  source_dir: str,
+  label: str = "fine",
+  xflip: bool = False,
+  **options,
 ) -> ImageDataset:
   """CIFAR-10 or CIFAR-100 via ``cifar_builder`` (prepared on first use from the official
-  tarball, no TensorFlow); ``label``: CIFAR-100's 'fine' (100) or 'coarse' (20) classes.
-  ``options``: on_device, num_workers, pixel_range."""
+  tarball, no TensorFlow); ``label``: CIFAR-100's 'fine' (100) or 'coarse' (20) classes;
+  ``xflip``: 'train' doubled with mirror images. ``options``: on_device, num_workers,
+  pixel_range."""
   if name == "cifar100" and label not in ("fine", "coarse"):
     raise ConfigError(f"config.data.label={label!r}; valid: fine (100 classes), coarse (20).")
   from jaxgan.data import cifar_builder  # imports tensorflow_datasets (slow): image data only
@@ -235,12 +243,12 @@ def open_cifar(
   builder = cifar_builder.prepare(name, data_dir, source_dir)
   coarse = name == "cifar100" and label == "coarse"
   reopen = lambda s: open_cifar(
-    name, s, data_dir=data_dir, source_dir=source_dir, label=label, **options
+    name, s, data_dir=data_dir, source_dir=source_dir, label=label, xflip=xflip, **options
   )
   return ImageDataset(
     name,
     split,
-    builder.as_data_source(split=split),
+    cifar_builder.data_source(builder, split, xflip),
     shape=(32, 32, 3),
     num_classes=20 if coarse else 100 if name == "cifar100" else 10,
     label_key="coarse_label" if coarse else "label",

@@ -55,6 +55,10 @@ NOT_CONTENT_KEYS = frozenset(
   }
 )
 
+# Keys a dataset gained after statistics were cached for it, at the values that leave its
+# images as they were: left out of the key, so those statistics are still found.
+ADDED_KEYS = {"cifar10": {"xflip": False}, "cifar100": {"xflip": False}}
+
 
 # LeNet reads 28x28; MNIST padded for StyleGAN2 (config.data.pad=2) is read at its centre,
 # where the padded reals are exactly the originals.
@@ -148,7 +152,12 @@ def stats_key(
   config: ml_collections.ConfigDict, split: str, count: int, net_kind: str, net_id: str
 ) -> dict:
   """Everything that determines a split's real features, as plain JSON-able values."""
-  data = {k: v for k, v in dataset_kwargs(config.data).items() if k not in NOT_CONTENT_KEYS}
+  added = ADDED_KEYS.get(config.data.name, {})
+  data = {
+    k: v
+    for k, v in dataset_kwargs(config.data).items()
+    if k not in NOT_CONTENT_KEYS and not (k in added and v == added[k])
+  }
   return {
     "version": STATS_VERSION,
     "dataset": config.data.name,
