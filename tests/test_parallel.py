@@ -1,6 +1,6 @@
 """The one per-device step gives the same result under jit, pmap and shard_map.
 
-conftest.py gives this session 4 virtual CPU devices.
+conftest.py gives the test process 4 virtual CPU devices.
 """
 
 import jax
