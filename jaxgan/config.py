@@ -107,7 +107,7 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
     # ops of jaxgan.core.penalties.CR_AUGMENTATIONS or DiffAugment's (StudioGAN's cr_aug)
     zcr_radius=0.05,  # sigma of zcr's z' = z + sigma N(0, I) (D's and G's zcr penalties)
     lecam_preset="biggan",  # whose moving averages lecam keeps: biggan | stylegan2 |
-    # biggan_decay0.99 (jaxgan.core.penalties.LECAM_PRESETS)
+    # studiogan (jaxgan.core.penalties.LECAM_PRESETS)
     topk_gamma=1.0,  # top-k training (jaxgan.core.losses.TopK): k decays by this per epoch;
     # 1: off (Sinha et al. 2020 use 0.99)
     topk_nu=0.5,  # ...down to this fraction of the batch

@@ -81,7 +81,7 @@ def jaxgan_run(preset, updates):
   [
     ("biggan", BIGGAN_UPDATES, biggan_release),
     ("stylegan2", STYLEGAN2_UPDATES, stylegan2_release),
-    ("biggan_decay0.99", BIGGAN_UPDATES, lambda u: biggan_release(u, decay=0.99)),
+    ("studiogan", BIGGAN_UPDATES, lambda u: biggan_release(u, decay=0.99)),
   ],
 )
 def test_presets_follow_their_release_update_by_update(preset, updates, release):
@@ -110,14 +110,14 @@ def test_before_step_1000_the_biggan_presets_keep_bit_identical_states():
   # Why short runs (tools/state_digests.py) with lecam keep their digests under the new
   # default: the two schedules differ only in the decay they use from step 1,000.
   new, s_new = jaxgan_run("biggan", BIGGAN_UPDATES[:2])
-  old, s_old = jaxgan_run("biggan_decay0.99", BIGGAN_UPDATES[:2])
+  old, s_old = jaxgan_run("studiogan", BIGGAN_UPDATES[:2])
   assert new == old and set(s_new) == set(s_old) == {"real", "fake"}
   assert config_lib.base_config().loss.lecam_preset == penalties.LECAM_PRESET == "biggan"
 
 
 MESSAGE = (
   "config.loss.lecam_preset: unknown LeCam preset 'bigan'. Did you mean 'biggan'? Valid "
-  "choices: biggan, biggan_decay0.99, stylegan2."
+  "choices: biggan, studiogan, stylegan2."
 )
 
 

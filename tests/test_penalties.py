@@ -155,9 +155,9 @@ def test_lazy_term_runs_on_multiples_of_its_interval_scaled_by_it():
     assert float(metrics["d_loss"]) == float(total)
 
 
-@pytest.mark.parametrize("preset, decay", [("biggan", 0.9), ("biggan_decay0.99", 0.99)])
+@pytest.mark.parametrize("preset, decay", [("biggan", 0.9), ("studiogan", 0.99)])
 def test_lecam_updates_its_anchors_first_and_starts_after_1000_steps(preset, decay):
-  # The BigGAN-CIFAR release's schedule (biggan_decay0.99: jaxgan's before 2026-12-07): the
+  # The BigGAN-CIFAR release's schedule (studiogan: decay 0.99, jaxgan's before 2026-12-07): the
   # moving averages take this batch first (decay 0 before step 1,000, then `decay`), and
   # the regularizer is added after step 1,000. test_lecam.py: against the releases.
   real_out, fake_out = jnp.array([1.0, 2.0, -1.0]), jnp.array([-2.0, 0.5, 0.0])

@@ -38,8 +38,10 @@ D (``D_PENALTIES``):
                              assign_moving_average(zero_debias=True): b <- 0.99 b +
                              0.01 mean from b = 0, t <- t + 1, a = b / (1 - 0.99^t);
                              the term is added from the first update
-                  biggan_decay0.99  the biggan schedule with decay 0.99 instead of 0.9:
-                             jaxgan's lecam before 2026-12-07, in neither release
+                  studiogan  the biggan schedule with decay 0.99 instead of 0.9:
+                             PyTorch-StudioGAN's (src/utils/ops.py LeCamEMA with its
+                             CIFAR-10 configs' lecam_ema_decay 0.99, start 1,000), and
+                             jaxgan's lecam before 2026-12-07
   maxgp         max over the batch of ||grad D(x^)||^2 on the WGAN-GP interpolates x^
                 (StudioGAN's maximum gradient penalty, its Lipschitz GAN config)
   cr            E (D(x) - D(T(x)))^2 on real data, T a random augmentation
@@ -254,7 +256,7 @@ class LeCamPreset:
 LECAM_PRESETS: Registry[LeCamPreset] = Registry("LeCam preset")
 LECAM_PRESETS.register("biggan")(LeCamPreset(0.9, delayed=True, debias=False))
 LECAM_PRESETS.register("stylegan2")(LeCamPreset(0.99, delayed=False, debias=True))
-LECAM_PRESETS.register("biggan_decay0.99")(LeCamPreset(0.99, delayed=True, debias=False))
+LECAM_PRESETS.register("studiogan")(LeCamPreset(0.99, delayed=True, debias=False))
 
 
 def _lecam_init(lecam_preset: str = LECAM_PRESET):
