@@ -13,7 +13,7 @@ r"""The MNIST GAN of Goodfellow et al. (2014): the paper's MLP nets and training
       --workdir=workdirs/mnist_paper_code_ema --config.train.num_seeds=3 --config.train.steps=100000
   jaxgan-evaluate --workdir=workdirs/mnist_paper_code_ema --best --metrics=parzen [--weights=raw]
   # the best recipe on the paper's nets (221.7 +- 2.3 over 3 seeds at 150,000 steps, last
-  # checkpoints; docs/results/mnist_gan.md): a longer EMA horizon, longer training
+  # checkpoints, seed 0's EMA switched to 0.9999 at step 100,000; docs/results/mnist_gan.md)
   jaxgan-train --config=experiments/mnist_gan.py:paper_code_ema --workdir=workdirs/pce_e9999 \
       --config.train.num_seeds=3 --config.train.ema_decay=0.9999 --config.train.steps=150000
 
