@@ -326,15 +326,22 @@ class Maker:
     )
 
   def counts(self) -> None:
-    count = lambda m: sum(p.numel() for p in m.parameters())
-    out = {
-      "g_c10": count(self.generator(96, 10, 80, 128)),
-      "d_c10": count(self.discriminator(96, 10)),
-    }
+    self.write_counts(g_c10=self.generator(96, 10, 80, 128), d_c10=self.discriminator(96, 10))
+
+  def write_counts(self, **modules: Any) -> None:
+    """counts.json: each full-size module's parameter count, by name."""
+    out = {name: sum(p.numel() for p in m.parameters()) for name, m in modules.items()}
     with open(os.path.join(self.out, "counts.json"), "w") as f:
       json.dump(out, f, indent=1, sort_keys=True)
       f.write("\n")
     print(f"counts: {out}")
+
+
+def report(out: str) -> None:
+  """One line: how many files of how many KiB the tool wrote."""
+  files = os.listdir(out)
+  total = sum(os.path.getsize(os.path.join(out, f)) for f in files)
+  print(f"wrote {len(files)} files, {total / 1024:.0f} KiB, to {out}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -351,9 +358,7 @@ def main(argv: list[str] | None = None) -> None:
   maker.g_case(seed=0)
   maker.d_case(seed=1)
   maker.counts()
-  files = os.listdir(args.out)
-  total = sum(os.path.getsize(os.path.join(args.out, f)) for f in files)
-  print(f"wrote {len(files)} files, {total / 1024:.0f} KiB, to {args.out}")
+  report(args.out)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import sys
 import types
@@ -199,12 +198,7 @@ class Maker(biggan_fixtures.Maker):
     self.write(f"d_c{NUM_CLASSES}", arrays, config)
 
   def counts(self) -> None:
-    count = lambda m: sum(p.numel() for p in m.parameters())
-    out = {"g_c10": count(self.generator(64, 10, 128)), "d_c10": count(self.discriminator(64, 10))}
-    with open(os.path.join(self.out, "counts.json"), "w") as f:
-      json.dump(out, f, indent=1, sort_keys=True)
-      f.write("\n")
-    print(f"counts: {out}")
+    self.write_counts(g_c10=self.generator(64, 10, 128), d_c10=self.discriminator(64, 10))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -221,9 +215,7 @@ def main(argv: list[str] | None = None) -> None:
   maker.g_case(seed=0)
   maker.d_case(seed=1)
   maker.counts()
-  files = os.listdir(args.out)
-  total = sum(os.path.getsize(os.path.join(args.out, f)) for f in files)
-  print(f"wrote {len(files)} files, {total / 1024:.0f} KiB, to {args.out}")
+  biggan_fixtures.report(args.out)
 
 
 if __name__ == "__main__":
