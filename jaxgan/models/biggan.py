@@ -45,6 +45,7 @@ weights.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -478,13 +479,7 @@ def variables_from_biggan_pytorch(state: Mapping[str, Any]) -> dict[str, dict]:
   names = G_BLOCKS if is_g else D_BLOCKS
   layers = {"conv1": "conv2d1", "conv2": "conv2d2", "conv_sc": "conv2d0"}
   out: dict[str, dict] = {}
-
-  def put(collection: str, path: list[str], value: Any) -> None:
-    node = out.setdefault(collection, {})
-    for part in path[:-1]:
-      node = node.setdefault(part, {})
-    node[path[-1]] = value.astype(np.float32)
-
+  put = functools.partial(sngan.put_variable, out)
   for key, value in state.items():
     *module, name = key.split(".")
     if name == "sv0":

@@ -39,6 +39,7 @@ StudioGAN's ``ortho`` init.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -308,6 +309,15 @@ def _hwc_rows(a: Any) -> Any:
   return a.transpose(1, 2, 0, *range(3, a.ndim)).reshape(lead, *rest)
 
 
+def put_variable(out: dict[str, dict], collection: str, path: list[str], value: Any) -> None:
+  """``out[collection][path[0]]...[path[-1]] = value`` as float32, making the nodes on the way
+  (the converters of official ``state_dict``s build jaxgan's variables this way)."""
+  node = out.setdefault(collection, {})
+  for part in path[:-1]:
+    node = node.setdefault(part, {})
+  node[path[-1]] = value.astype(np.float32)
+
+
 def variables_from_studiogan(state: Mapping[str, Any]) -> dict[str, dict]:
   """jaxgan variables ``{'params', 'batch_stats', 'spectral_norm'}`` (those present) for
   ``SNGANGenerator``/``SNGANDiscriminator`` from the ``state_dict`` of StudioGAN's
@@ -319,13 +329,7 @@ def variables_from_studiogan(state: Mapping[str, Any]) -> dict[str, dict]:
   (``v`` over a conv's inputs reordered as the kernel's rows), batch norm's running stats to
   ``batch_stats``; ``num_batches_tracked`` is dropped."""
   out: dict[str, dict] = {}
-
-  def put(collection: str, path: list[str], value: Any) -> None:
-    node = out.setdefault(collection, {})
-    for part in path[:-1]:
-      node = node.setdefault(part, {})
-    node[path[-1]] = value.astype(np.float32)
-
+  put = functools.partial(put_variable, out)
   for key, value in state.items():
     parts = key.split(".")
     if parts[0] == "blocks":  # blocks.<i>.0.<layer>: a ModuleList of one-module lists
