@@ -106,16 +106,6 @@ def _hyper(cfg, key):
   return optim.hyperparameter(c, key)
 
 
-def test_r3gan_config_lines_validate():
-  c = base_config(model="mlp", data="gaussian_1d")
-  for opt in (c.optim.g, c.optim.d):
-    opt.update(lr=R3GAN["lr"][0], b1=0.0, b2=R3GAN["beta2"][0])
-  gamma = R3GAN["gamma"][0]
-  c.loss.update(d_penalties=f"r1:{gamma},r2:{gamma}")
-  c.train.update(ema_kimg=R3GAN["ema_kimg"][0])
-  validate(c)
-
-
 def test_resume_is_bit_exact_with_a_scheduled_weight_beta2_and_ema(tmp_path, monkeypatch):
   def config(steps):
     c = tiny_gaussian_config(
