@@ -67,10 +67,12 @@ updates per step, 4 steps) on MNIST padded to 32x32 (JAXGAN_MNIST_DIR), for test
 look on a CPU.
 """
 
-from jaxgan.config import base_config, unknown_variant
+from jaxgan.config import base_config, small_mnist, unknown_variant
 from jaxgan.models.biggan import VARIANTS as NETS
 
-VARIANTS = ("cifar", "cifar_ortho", "cifar_biggan_pytorch", "folder32", "smoke")
+VARIANTS = (
+  "cifar", "cifar_ortho", "cifar_biggan_pytorch", "folder32", "mnist", "stacked_mnist", "smoke"
+)  # fmt: skip
 # The port builds StudioGAN's 32x32 net only: a folder64 or folder256 gets this in its one line.
 VARIANT_CHOICES = (
   f"{', '.join(VARIANTS)} (folder32 only: jaxgan builds StudioGAN's big_resnet at 32x32, "
@@ -85,14 +87,15 @@ def get_config(variant: str = "cifar"):
   elif variant == "folder32":
     c = base_config(model="biggan", data="image_folder")
     c.data.update(resolution=32, net_resolution=32)
-  elif variant == "smoke":
-    c = base_config(model="biggan", data="mnist")
+  elif variant in ("mnist", "stacked_mnist", "smoke"):
+    c = base_config(model="biggan", data="stacked_mnist" if variant == "stacked_mnist" else "mnist")
     c.data.update(pad=2)
   else:
     raise unknown_variant(__file__, variant, VARIANTS)
   c.model.update(
-    conditional=variant != "folder32", d_spectral_norm=True, g_spectral_norm=True,
-    spectral_norm_order="legacy", g_conv_dim=96, d_conv_dim=96, g_shared_dim=128,
+    conditional=variant not in ("folder32", "stacked_mnist"), d_spectral_norm=True,
+    g_spectral_norm=True, spectral_norm_order="legacy", g_conv_dim=96, d_conv_dim=96,
+    g_shared_dim=128,
   )  # fmt: skip
   c.noise.update(dim=80, distribution="normal")
   c.loss.update(d="hinge", g="hinge")
@@ -115,6 +118,10 @@ def get_config(variant: str = "cifar"):
       opt.update(b1=0.0, eps=1e-8)
     c.train.update(steps=125_000, batch_size=50, d_steps=4, checkpoint_every=2_000, ema_start=999)
     c.eval.every = 5_000
+  if variant in ("mnist", "stacked_mnist"):
+    small_mnist(c, stacked=variant == "stacked_mnist")
+    c.model.update(g_conv_dim=16, d_conv_dim=32, g_shared_dim=32)
+    c.train.update(ema_decay=0.999, ema_start=250)  # a horizon of 1,000 steps, not 10,000
   if variant == "smoke":
     c.model.update(g_conv_dim=2, d_conv_dim=4, g_shared_dim=4)
     c.noise.dim = 8

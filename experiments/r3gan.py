@@ -56,9 +56,9 @@ steps, no augmentation) on MNIST padded to 32x32 (JAXGAN_MNIST_DIR), conditional
 a first look on a CPU.
 """
 
-from jaxgan.config import base_config, unknown_variant
+from jaxgan.config import base_config, small_mnist, unknown_variant
 
-VARIANTS = ("cifar", "folder32", "folder64", "folder256", "smoke")
+VARIANTS = ("cifar", "folder32", "folder64", "folder256", "mnist", "stacked_mnist", "smoke")
 DECAY_IMAGES = 20_000_000  # the official decay_nimg
 # The official train.py's --aug=1 pipe.
 AUGMENT = "bgc,brightness=0.5,contrast=0.5,lumaflip=0.5,hue=0.5,saturation=0.5,cutout=1"
@@ -86,11 +86,11 @@ def get_config(variant: str = "cifar"):
     preset = PRESETS[name]
     c = base_config(model="r3gan", data="image_folder")
     c.data.update(resolution=res, net_resolution=res)
-  elif variant == "smoke":
-    c = base_config(model="r3gan", data="mnist")
+  elif variant in ("mnist", "stacked_mnist", "smoke"):
+    c = base_config(model="r3gan", data="stacked_mnist" if variant == "stacked_mnist" else "mnist")
     c.data.update(pad=2)
-    preset, batch = PRESETS["CIFAR10"], 8
-    c.model.conditional = True
+    preset, batch = PRESETS["CIFAR10"], 8 if variant == "smoke" else 64
+    c.model.conditional = variant != "stacked_mnist"
   else:
     raise unknown_variant(__file__, variant, VARIANTS)
   c.model.update(widths=preset["widths"], blocks=(2,), low_precision_stages=preset["fp16"])
@@ -109,6 +109,15 @@ def get_config(variant: str = "cifar"):
     ema_rampup=0.0, steps_per_call=10, log_every=500, checkpoint_every=5_000,
   )  # fmt: skip
   c.eval.update(metrics="samples,fid", every=5_000, num_samples=50_000)
+  if variant in ("mnist", "stacked_mnist"):
+    # The CIFAR-10 preset's values at the start of its schedules, held: lr 2e-4, beta2 0.9,
+    # gamma 0.05, no augmentation; a short fixed EMA half-life where its schedule starts at 0.
+    small_mnist(c, stacked=variant == "stacked_mnist")
+    c.model.update(widths=(64,) * 4, blocks=(1,), g_embed_dim=16, low_precision_stages=0)
+    c.loss.update(d_penalties="r1:0.05,r2:0.05", ada="", ada_p=0.0)
+    for opt in (c.optim.g, c.optim.d):
+      opt.update(lr=2e-4, b2=0.9)
+    c.train.update(ema_kimg=10.0)
   if variant == "smoke":
     c.model.update(
       widths=(8, 8, 8, 8), blocks=(1,), group_width=4, g_embed_dim=8, low_precision_stages=0

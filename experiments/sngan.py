@@ -34,9 +34,9 @@ than 32 is refused too (``data.net_resolution``).
 32x32 (JAXGAN_MNIST_DIR), for tests and a first look on a CPU.
 """
 
-from jaxgan.config import base_config, unknown_variant
+from jaxgan.config import base_config, small_mnist, unknown_variant
 
-VARIANTS = ("cifar", "cifar_uncond", "folder32", "smoke")
+VARIANTS = ("cifar", "cifar_uncond", "folder32", "mnist", "stacked_mnist", "smoke")
 # The port builds StudioGAN's 32x32 net only: a folder64 or folder256 gets this in its one line.
 VARIANT_CHOICES = (
   f"{', '.join(VARIANTS)} (folder32 only: jaxgan builds StudioGAN's resnet at 32x32, "
@@ -51,13 +51,14 @@ def get_config(variant: str = "cifar"):
   elif variant == "folder32":
     c = base_config(model="sngan_resnet", data="image_folder")
     c.data.update(resolution=32, net_resolution=32)
-  elif variant == "smoke":
-    c = base_config(model="sngan_resnet", data="mnist")
+  elif variant in ("mnist", "stacked_mnist", "smoke"):
+    data = "stacked_mnist" if variant == "stacked_mnist" else "mnist"
+    c = base_config(model="sngan_resnet", data=data)
     c.data.update(pad=2)
   else:
     raise unknown_variant(__file__, variant, VARIANTS)
   c.model.update(
-    conditional=variant not in ("cifar_uncond", "folder32"),
+    conditional=variant not in ("cifar_uncond", "folder32", "stacked_mnist"),
     d_spectral_norm=True,
     spectral_norm_order="legacy",
   )
@@ -72,6 +73,9 @@ def get_config(variant: str = "cifar"):
   c.eval.update(metrics="samples,fid,is", every=10_000, num_samples=50_000)
   if variant == "folder32":  # IS measures ImageNet classes: not a folder's images
     c.eval.metrics = "samples,fid"
+  if variant in ("mnist", "stacked_mnist"):
+    small_mnist(c, stacked=variant == "stacked_mnist")
+    c.model.update(g_conv_dim=16, d_conv_dim=32)
   if variant == "smoke":
     c.model.update(g_conv_dim=2, d_conv_dim=2)
     c.noise.dim = 8

@@ -180,6 +180,25 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
   return c
 
 
+def small_mnist(c: ml_collections.ConfigDict, *, stacked: bool) -> None:
+  """The CPU comparison of the image families against the DCGAN at equal wall-clock time.
+
+  MNIST padded to 32x32 (class-conditional where the model is) or Stacked MNIST padded to
+  32x32x3 (1,000 modes), batch 64, run until stopped (``timeout -s INT``) with a checkpoint
+  every 250 steps and no evaluation in the loop; ``jaxgan-evaluate`` then reads LeNet FID and
+  intra-class FID (10,000 samples) or the modes (26,000 samples) of the last checkpoint.
+  """
+  c.data.update(pad=2, on_device=True)
+  c.train.update(
+    steps=1_000_000, batch_size=64, steps_per_call=1, log_every=100, checkpoint_every=250,
+    max_to_keep=1000,
+  )  # fmt: skip
+  if stacked:
+    c.eval.update(metrics="samples,stacked_mnist_modes", every=0, num_samples=26_000)
+  else:
+    c.eval.update(metrics="samples,fid,fid_intra", every=0, num_samples=10_000)
+
+
 def default_optim() -> ml_collections.ConfigDict:
   return optim.default_optim_config()
 
