@@ -30,26 +30,28 @@ embedding 64 wide and D's 768; G 20,781,952 and D 21,280,512 parameters, as the 
 modules); the RpGAN loss with R1 and R2 on the reals and fakes before augmentation, every D
 update (no lazy interval): R3GAN adds (gamma / 2) (||grad D(x)||^2 + ||grad D(G(z))||^2) and
 jaxgan's r1/r2 are 1/2 E ||grad||^2, so weight gamma; Adam(b1 0, eps 1e-8) for both nets; batch
-512; one D update then one G update; G's fakes take the labels of the real batch their update
-sees (``train.fake_labels='real'``, the official ``gen_c = real_c``), so RpGAN pairs a real and
-a fake of the same class; the training set doubled with its mirror images (``data.xflip=True``,
-``--mirror=1``: 100,000 images, each image and its left-right flip). Five scalars follow the
-official ``cosine_decay_with_warmup`` over 20 M images (``cosine(a,b,kimg=20000)``, see
-docs/design.md): the learning rate 2e-4 -> 5e-5, Adam's beta2 0.9 -> 0.99, gamma 0.05 -> 0.005,
-the EMA half-life 0 -> 5,000 kimg (``train.ema_kimg``) and the augmentation probability p 0 ->
-0.55 of the official pipe before D (StyleGAN2-ADA's with xflip, rotate90, xint, scale, rotate,
-aniso, xfrac, cutout at 1 and brightness, contrast, lumaflip, hue, saturation at 0.5:
-``loss.ada=AUGMENT``, ``ada_target=0``; R1 and R2 are taken through it w.r.t. the images before
-it, as the official does). G's last three stages and D's first three in bfloat16
-(``low_precision_stages=3``, the official ``FP16Stages``, float32 parameters); 39,063 steps, the
-end of the official schedules (the official ``--kimg`` runs until stopped). CIFAR-10 is read
-from cifar-10-python.tar.gz in $JAXGAN_CIFAR10_DIR.
+512; one D update then one G update, each on a real batch of its own (below); G's fakes take the
+labels of the real batch their update sees (``train.fake_labels='real'``, the official
+``gen_c = real_c``), so RpGAN pairs a real and a fake of the same class; the training set
+doubled with its mirror images (``data.xflip=True``, ``--mirror=1``: 100,000 images, each image
+and its left-right flip). Five scalars follow the official ``cosine_decay_with_warmup`` over
+20 M images (``cosine(a,b,kimg=20000)``, see docs/design.md): the learning rate 2e-4 -> 5e-5,
+Adam's beta2 0.9 -> 0.99, gamma 0.05 -> 0.005, the EMA half-life 0 -> 5,000 kimg
+(``train.ema_kimg``) and the augmentation probability p 0 -> 0.55 of the official pipe before D
+(StyleGAN2-ADA's with xflip, rotate90, xint, scale, rotate, aniso, xfrac, cutout at 1 and
+brightness, contrast, lumaflip, hue, saturation at 0.5: ``loss.ada=AUGMENT``, ``ada_target=0``;
+R1 and R2 are taken through it w.r.t. the images before it, as the official does). G's last
+three stages and D's first three in bfloat16 (``low_precision_stages=3``, the official
+``FP16Stages``, float32 parameters); 39,063 steps, the end of the official schedules (the
+official ``--kimg`` runs until stopped). CIFAR-10 is read from cifar-10-python.tar.gz in
+$JAXGAN_CIFAR10_DIR.
 
-What jaxgan cannot yet follow:
-
-* a second real batch for G's update: the official fetches one batch for D's phase and another
-  for G's (its labels conditioning G's fakes there); jaxgan's G update scores the real batch
-  of the step's D update and takes its labels.
+As the official, which fetches one real batch for D's phase and another for G's (whose labels
+condition G's fakes there), G's update reads a real batch of its own, the next of the data
+stream (``train.g_real_batch='fresh'``; also in the ``folder*`` variants and ``smoke``). Images
+are counted as the official's ``cur_nimg``, ``batch_size`` a step, so the kimg schedules are
+unchanged. ``mnist`` and ``stacked_mnist`` keep the default, the last of D's batches
+(``'last_d'``), as the other families of that comparison.
 
 ``smoke`` is tiny (widths 8, 1 block per stage, groups of 4 channels, z of 8, batch 8, 4
 steps, no augmentation) on MNIST padded to 32x32 (JAXGAN_MNIST_DIR), conditional, for tests and
@@ -107,6 +109,7 @@ def get_config(variant: str = "cifar"):
   c.train.update(
     steps=updates, batch_size=batch, d_steps=1, g_steps=1, ema_kimg=cosine(0, preset["ema_kimg"]),
     ema_rampup=0.0, steps_per_call=10, log_every=500, checkpoint_every=5_000,
+    g_real_batch="fresh",  # the official's G phase reads its own real batch
   )  # fmt: skip
   c.eval.update(metrics="samples,fid", every=5_000, num_samples=50_000)
   if variant in ("mnist", "stacked_mnist"):
@@ -117,7 +120,7 @@ def get_config(variant: str = "cifar"):
     c.loss.update(d_penalties="r1:0.05,r2:0.05", ada="", ada_p=0.0)
     for opt in (c.optim.g, c.optim.d):
       opt.update(lr=2e-4, b2=0.9)
-    c.train.update(ema_kimg=10.0)
+    c.train.update(ema_kimg=10.0, g_real_batch="last_d")
   if variant == "smoke":
     c.model.update(
       widths=(8, 8, 8, 8), blocks=(1,), group_width=4, g_embed_dim=8, low_precision_stages=0

@@ -138,6 +138,8 @@ def base_config(*, model: str = "mlp", data: str = "gaussian_1d") -> ml_collecti
     # g_ema_start, BigGAN-PyTorch's --ema_start); 0: it averages from the first step
     fake_labels="uniform",  # uniform | real: a conditional G's labels for the fakes, drawn
     # uniformly or the real batch's (R3GAN's gen_c = real_c; jaxgan.core.train_step)
+    g_real_batch="last_d",  # last_d | fresh: the real minibatch G's updates see, the last of
+    # D's or one more fetched for G alone (R3GAN's trainer; jaxgan.core.train_step)
     log_every=100,
     checkpoint_every=1000,
     max_to_keep=3,
@@ -377,6 +379,7 @@ def _check_train(t: ml_collections.ConfigDict) -> None:
     )
   _check_choice(t.fake_labels, train_step.FAKE_LABELS, "config.train.fake_labels")
   train_step.check_update_order(t.update_order, t.d_steps, t.g_steps)
+  train_step.check_g_real_batch(t.g_real_batch, t.update_order)
 
 
 def _check_choices(config: ml_collections.ConfigDict) -> None:

@@ -138,7 +138,11 @@ def _step(config, population, gan: GAN, pipeline: Pipeline):
 
   def fused_for(g: GAN):
     step = make_train_step(
-      g, g_steps=config.train.g_steps, axis_name=axis, update_order=config.train.update_order
+      g,
+      g_steps=config.train.g_steps,
+      axis_name=axis,
+      update_order=config.train.update_order,
+      g_real_batch=config.train.get("g_real_batch", "last_d"),
     )
     return make_fused_step(
       step,

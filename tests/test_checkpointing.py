@@ -96,6 +96,23 @@ def test_resume_is_bit_exact_with_term_state_spectral_norm_and_ema_half_life(tmp
   assert set(straight.d.collections) == {"spectral_norm"}
 
 
+def test_resume_is_bit_exact_with_gs_own_real_batch(tmp_path):
+  """``train.g_real_batch='fresh'`` (k + 1 real minibatches a step, RpGAN's G scoring the
+  last) on 4 devices: the run resumed at step 4 ends where the uninterrupted one does."""
+
+  def config(steps):
+    c = tiny_gaussian_config(steps=steps, checkpoint_every=4, d_steps=2, g_real_batch="fresh")
+    c.parallel = "shard_map"
+    c.loss.update(d="rpgan", g="auto")
+    return c
+
+  straight = jaxgan.train(config(8), str(tmp_path / "straight"), progress=False)
+  jaxgan.train(config(4), str(tmp_path / "resumed"), progress=False)
+  resumed = jaxgan.train(config(8), str(tmp_path / "resumed"), progress=False)
+  assert int(resumed.step) == 8
+  assert_states_equal(straight, resumed)
+
+
 def test_resume_is_bit_exact_across_the_ema_start(tmp_path):
   """``train.ema_start`` is a function of the step: the EMA is a copy of G after steps 0-2,
   the run resumed from that checkpoint averages from step 3 on (by hand below), and ends

@@ -46,7 +46,7 @@ def pipeline(ds, *, batch=8, k=1, seed=0, process=(0, 1), value_range=(-1.0, 1.0
   return ImagePipeline(
     ds,
     global_batch=batch,
-    d_steps=k,
+    minibatches=k,
     seed=seed,
     value_range=value_range,
     process_index=process[0],
@@ -218,7 +218,7 @@ def ranged(ds, train_range, **kw):
   return ImagePipeline(
     ds,
     global_batch=kw.pop("batch"),
-    d_steps=kw.pop("k", 1),
+    minibatches=kw.pop("k", 1),
     seed=kw.pop("seed", 0),
     value_range=(0.0, 1.0),
     train_range=train_range,
@@ -258,12 +258,29 @@ def test_train_range_keeps_resume_exact_and_process_shards(toy):
 def test_no_train_range_is_the_whole_split_exactly_as_before(toy, cifar):
   for ds, n in ((toy, 40), (cifar, N)):
     new = ranged(ds, (), batch=8, k=2)
-    old = ImagePipeline(ds, global_batch=8, d_steps=2, seed=0, value_range=(0.0, 1.0))
+    old = ImagePipeline(ds, global_batch=8, minibatches=2, seed=0, value_range=(0.0, 1.0))
     assert new.train_positions is None and new.num_train_examples == n
     np.testing.assert_array_equal(new.example_indices(0, 7), old.example_indices(0, 7))
     # ... which is slot j -> permutation_{j // n}[j % n], permutations keyed by (seed, epoch).
     perms = np.concatenate([np.random.default_rng([0, e]).permutation(n) for e in range(3)])
     np.testing.assert_array_equal(new.example_indices(0, 7).ravel(), perms[: 7 * 16])
+
+
+def test_fresh_g_real_batch_reads_one_more_minibatch_a_step_from_the_same_stream(toy):
+  """``train.g_real_batch='fresh'``: k + 1 minibatches a step, D's k then G's, consecutive in
+  the example stream (as the official draws D's batch, then G's, from one iterator), so a
+  step's batch is still a function of the step and a resumed run reads what it would have."""
+  c = base_config(model="mlp", data="gaussian_1d")
+  c.train.update(batch_size=4, d_steps=2, g_real_batch="fresh")
+  p = build_pipeline(c, toy, model_range=(0.0, 1.0))
+  assert p.minibatches == 3
+  idx = p.example_indices(0, 5)
+  assert idx.shape == (5, 3, 4)
+  perms = np.concatenate([np.random.default_rng([0, e]).permutation(40) for e in range(2)])
+  np.testing.assert_array_equal(idx.ravel(), perms[:60])
+  np.testing.assert_array_equal(p.example_indices(3, 2), idx[3:])
+  c.train.g_real_batch = "last_d"
+  assert build_pipeline(c, toy, model_range=(0.0, 1.0)).minibatches == 2
 
 
 def test_train_range_errors_say_what_is_wrong(toy):

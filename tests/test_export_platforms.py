@@ -14,6 +14,7 @@ from conftest import experiment
 from jaxgan.config import validate
 from jaxgan.core.gan import build_gan, init_state
 from jaxgan.core.train_step import make_train_step
+from jaxgan.data.pipeline import real_minibatches
 from jaxgan.data.spec import DataSpec
 
 # Each smoke config trains on MNIST padded to 32x32, with its labels.
@@ -29,12 +30,13 @@ def test_the_smoke_step_lowers_for_gpu_and_tpu(name):
   c.parallel = "none"
   gan = build_gan(c, SPEC)
   state = jax.eval_shape(lambda: init_state(gan, jax.random.PRNGKey(0)))
-  k, b = c.train.d_steps, c.train.batch_size
+  k, b = real_minibatches(c.train.d_steps, c.train.g_real_batch), c.train.batch_size
   batch = {
     "x": jax.ShapeDtypeStruct((k, b, *SPEC.shape), jnp.float32),
     "y": jax.ShapeDtypeStruct((k, b), jnp.int32),
   }
-  exported = jax.export.export(jax.jit(make_train_step(gan)), platforms=PLATFORMS)(state, batch)
+  step = make_train_step(gan, g_real_batch=c.train.g_real_batch)
+  exported = jax.export.export(jax.jit(step), platforms=PLATFORMS)(state, batch)
   assert exported.platforms == PLATFORMS
   n = len(jax.tree.leaves(state))  # the new state has the old one's shapes and dtypes
   assert exported.out_avals[:n] == exported.in_avals[:n] and len(exported.out_avals) > n

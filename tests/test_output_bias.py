@@ -48,7 +48,7 @@ def toy(shape=(4, 4, 1), n=30, seed=0):
 
 def pipeline(ds, train_range=()):
   return ImagePipeline(
-    ds, global_batch=4, d_steps=1, seed=0, value_range=(0.0, 1.0), train_range=train_range
+    ds, global_batch=4, minibatches=1, seed=0, value_range=(0.0, 1.0), train_range=train_range
   )
 
 

@@ -216,7 +216,7 @@ def test_member_pipeline_stacks_each_seeds_order():
       pass
 
   pipes = [
-    ImagePipeline(Tiny(), global_batch=4, d_steps=1, seed=s, value_range=(0, 1)) for s in (0, 1)
+    ImagePipeline(Tiny(), global_batch=4, minibatches=1, seed=s, value_range=(0, 1)) for s in (0, 1)
   ]
   stacked = population.MemberPipeline(pipes)
   got = stacked.host_inputs(3, 2)["index"]

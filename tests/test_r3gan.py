@@ -346,8 +346,10 @@ def test_smoke_config_builds_and_its_step_traces():
     3, 3, 4, 16
   )  # fmt: skip
   b = c.train.batch_size
-  batch = {"x": jnp.zeros((1, b, 32, 32, 1)), "y": jnp.zeros((1, b), jnp.int32)}
-  new, metrics = jax.eval_shape(make_train_step(gan), state, batch)
+  assert c.train.g_real_batch == "fresh"  # D's minibatch and G's own
+  batch = {"x": jnp.zeros((2, b, 32, 32, 1)), "y": jnp.zeros((2, b), jnp.int32)}
+  step = make_train_step(gan, g_real_batch=c.train.g_real_batch)
+  new, metrics = jax.eval_shape(step, state, batch)
   shapes = lambda tree: jax.tree.map(lambda a: (a.shape, a.dtype), tree)
   assert shapes(new) == shapes(state) and {"d_loss", "g_loss"} <= set(metrics)
 

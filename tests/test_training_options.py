@@ -1,4 +1,5 @@
-"""G's fake labels from the real batch, a late start of G's EMA, ADA's filter on tiny images."""
+"""G's fake labels and real batch (the last of D's or its own), a late start of G's EMA, ADA's
+filter on tiny images."""
 
 import jax
 import jax.numpy as jnp
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import experiment, tiny_gaussian_config
+from jaxgan.config import validate
 from jaxgan.core import train_step
 from jaxgan.core.ema import EMA
 from jaxgan.core.gan import ada_spec, build_gan, init_state
@@ -54,6 +56,122 @@ def test_fake_labels_real_are_each_updates_real_labels(monkeypatch):
   for (_, y), want in zip(seen, (y0, y1, y1, y1)):
     np.testing.assert_array_equal(y, want)
     assert y.dtype == np.int32
+
+
+def record_updates(monkeypatch, gan, state, batch, d_steps, g_steps, g_real_batch):
+  """Runs ``alternating_updates`` with stub updates that record, per update, the real batch
+  and the fake labels it gets (nothing is trained or compiled)."""
+  seen = {}
+
+  def update(ctx, me, other, real, prefix, count):
+    seen[prefix] = (np.asarray(real["x"]), np.asarray(ctx.fake_inputs(prefix, real)[1]))
+    return me, {}
+
+  monkeypatch.setattr(train_step, "d_update", update)
+  monkeypatch.setattr(train_step, "g_update", update)
+  names = train_step.step_stream_names(gan, d_steps, g_steps)
+  keys = train_step.streams.derive(train_step.streams.step_key(state.rng, state.step), names)
+  ctx = train_step.StepContext(gan, keys, state.step)
+  train_step.alternating_updates(ctx, state.d, state.g, batch, g_steps, g_real_batch)
+  return seen
+
+
+def test_g_real_batch_fresh_gives_every_g_update_the_extra_minibatch(monkeypatch):
+  """k = 2 D updates read minibatches 0 and 1; with 'fresh' both G updates read minibatch 2
+  (its reals and, with fake_labels='real', its labels), with 'last_d' minibatch 1."""
+  gan, state = conditional_gan(d_steps=2, g_steps=2)
+  batch = labelled(3)
+  fresh = record_updates(monkeypatch, gan, state, batch, 2, 2, "fresh")
+  assert list(fresh) == ["d0", "d1", "g0", "g1"]
+  for prefix, i in (("d0", 0), ("d1", 1), ("g0", 2), ("g1", 2)):
+    np.testing.assert_array_equal(fresh[prefix][0], batch["x"][i])
+    np.testing.assert_array_equal(fresh[prefix][1], batch["y"][i])
+  last = record_updates(monkeypatch, gan, state, jax.tree.map(lambda a: a[:2], batch), 2, 2,
+                        "last_d")  # fmt: skip
+  for prefix, i in (("d0", 0), ("d1", 1), ("g0", 1), ("g1", 1)):
+    np.testing.assert_array_equal(last[prefix][0], batch["x"][i])
+    np.testing.assert_array_equal(last[prefix][1], batch["y"][i])
+
+
+def rpgan_steps(loss="rpgan"):
+  """One compiled step of a tiny 1-D GAN for each ``g_real_batch``, with ``loss`` for both
+  (SGD: Adam's first step would see only the gradients' signs)."""
+  c = tiny_gaussian_config()
+  c.loss.update(d=loss, g="auto")
+  for opt in (c.optim.g, c.optim.d):
+    opt.update(name="sgd", lr=0.1)
+  gan = build_gan(c, DataSpec(shape=(1,), name="gaussian_1d"))
+  step = lambda g_real_batch: jax.jit(train_step.make_train_step(gan, g_real_batch=g_real_batch))
+  return gan, init_state(gan, jax.random.PRNGKey(3)), step("last_d"), step("fresh")
+
+
+def test_g_real_batch_fresh_scores_gs_own_minibatch_in_rpgan():
+  """RpGAN's G loss pairs each fake with a real: with 'fresh' on [a, b], D trains on a exactly
+  as 'last_d' on [a], and G's update is ``g_update`` against that D on b, not on a."""
+  gan, state, last_d, fresh = rpgan_steps()
+  a, b = labelled(2)["x"]
+  want_d, m_last = last_d(state, {"x": a[None]})
+  got, m_fresh = fresh(state, {"x": jnp.stack([a, b])})
+  for x, y in zip(jax.tree.leaves(got.d), jax.tree.leaves(want_d.d)):
+    np.testing.assert_array_equal(x, y)
+  np.testing.assert_array_equal(m_fresh["d_loss"], m_last["d_loss"])
+
+  @jax.jit
+  def g_on(real):  # G's update of the step by hand, against the updated D
+    names = train_step.step_stream_names(gan, 1, 1)
+    keys = train_step.streams.derive(train_step.streams.step_key(state.rng, state.step), names)
+    ctx = train_step.StepContext(gan, keys, state.step)
+    return train_step.g_update(ctx, state.g, want_d.d, {"x": real}, "g0", state.step)
+
+  (g_b, m_b), (g_a, m_a) = g_on(b), g_on(a)
+  np.testing.assert_allclose(float(m_fresh["g_loss"]), float(m_b["g_loss"]), rtol=1e-6)
+  assert abs(float(m_fresh["g_loss"]) - float(m_a["g_loss"])) > 1e-3
+  params = lambda s: np.concatenate([np.ravel(x) for x in jax.tree.leaves(s.params)])
+  np.testing.assert_allclose(params(got.g), params(g_b), rtol=1e-6, atol=1e-7)
+  assert np.abs(params(got.g) - params(g_a)).max() > 1e-5
+
+
+def test_g_real_batch_fresh_changes_nothing_where_g_sees_no_reals():
+  """A G loss that scores only fakes (non-saturating, unconditional): 'fresh' on [a, b] is
+  'last_d' on [a], bit for bit, whatever b holds."""
+  _, state, last_d, fresh = rpgan_steps("bce")
+  a, b = labelled(2)["x"]
+  want, _ = last_d(state, {"x": a[None]})
+  got, _ = fresh(state, {"x": jnp.stack([a, b])})
+  for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_g_real_batch_last_d_is_the_default_and_reads_k_minibatches():
+  """A config that leaves the key alone and one that sets 'last_d' build the same pipeline
+  (k minibatches a step) and train to the same state, bit for bit."""
+  from jaxgan.experiment import build_experiment
+
+  states = []
+  for train in ({}, {"g_real_batch": "last_d"}):
+    c = tiny_gaussian_config(d_steps=2, **train)
+    c.loss.update(d="rpgan", g="auto")
+    exp = build_experiment(c, preflight=False)
+    assert exp.config.train.g_real_batch == "last_d" and exp.pipeline.minibatches == 2
+    inputs = exp.runner.place_inputs(exp.pipeline.host_inputs(0, 2))
+    states.append(exp.runner(exp.runner.place_state(exp.init_state()), inputs)[0])
+  for x, y in zip(*(jax.tree.leaves(s) for s in states)):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_g_real_batch_bad_value_and_simultaneous_are_refused_in_one_line():
+  with pytest.raises(ConfigError) as e:
+    validate(tiny_gaussian_config(g_real_batch="newest"))
+  assert str(e.value) == (
+    "config.train.g_real_batch='newest' is not valid. Valid choices: last_d, fresh."
+  )
+  with pytest.raises(ConfigError) as e:
+    validate(tiny_gaussian_config(g_real_batch="fresh", update_order="simultaneous", d_steps=1))
+  assert str(e.value) == (
+    "config.train.g_real_batch='fresh' gives G's update a real batch of its own, but "
+    "update_order='simultaneous' takes both updates from one pass on one batch; use "
+    "g_real_batch='last_d' or update_order='alternating'."
+  )
 
 
 def test_fake_labels_uniform_draw_from_their_stream_and_leave_the_noise_alone(monkeypatch):
@@ -151,6 +269,11 @@ def test_ports_set_the_official_options():
   assert (r3gan.train.fake_labels, r3gan.data.xflip) == ("real", True)  # gen_c, --mirror=1
   for variant in ("folder32", "folder64", "smoke"):  # unconditional folders; smoke as before
     assert experiment(f"r3gan.py:{variant}").train.fake_labels == "uniform"
+  # the official's G phase reads a real batch of its own; the small MNIST comparison does not
+  g_real = {v: experiment(f"r3gan.py:{v}").train.g_real_batch for v in ("cifar", "folder32",
+            "folder64", "folder256", "smoke", "mnist", "stacked_mnist")}  # fmt: skip
+  assert g_real == dict(cifar="fresh", folder32="fresh", folder64="fresh", folder256="fresh",
+                        smoke="fresh", mnist="last_d", stacked_mnist="last_d")  # fmt: skip
   # StudioGAN's g_ema_start: 1000 (steps from 0); BigGAN-PyTorch's --ema_start 1000 (itr from 1)
   starts = {v: experiment(f"biggan.py:{v}").train.ema_start for v in ("cifar", "cifar_ortho",
             "folder32", "cifar_biggan_pytorch", "smoke")}  # fmt: skip

@@ -429,7 +429,8 @@ class MemberPipeline:
   def __init__(self, pipelines: Sequence[Any]):
     self.pipelines = list(pipelines)
     first = self.pipelines[0]
-    self.spec, self.global_batch, self.d_steps = first.spec, first.global_batch, first.d_steps
+    self.spec, self.global_batch = first.spec, first.global_batch
+    self.minibatches = first.minibatches
 
   def host_inputs(self, start: int, num_steps: int) -> PyTree:
     cache: dict[int, PyTree] = {}

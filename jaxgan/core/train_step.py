@@ -2,6 +2,13 @@
 
 One *step* = ``d_steps`` (k) discriminator updates, each on its own real
 minibatch and fresh noise, then ``g_steps`` generator updates with fresh noise.
+G's updates see a real minibatch too (losses that pair fakes with reals, such as
+RpGAN's; ``fake_labels='real'``): with ``g_real_batch="last_d"`` the last of D's,
+with ``"fresh"`` one more of their own, as R3GAN's trainer fetches one batch for
+D's phase and another for G's. The step's batch then holds k + 1 minibatches
+(``jaxgan.data.pipeline.real_minibatches``), G's last. Images are still counted
+as ``batch_size`` per step (kimg schedules, EMA half-life, ADA's adjustment): the
+official counts ``cur_nimg += batch_size`` per iteration, D's batch alone.
 Each update minimises its player's objective, a sum of terms that see D
 (``jaxgan.core.objectives``); every random number comes from a named stream of the
 step's key (``jaxgan.core.streams``).
@@ -53,6 +60,8 @@ UPDATE_ORDERS = ("alternating", "simultaneous")
 # G's labels for an update's fakes: uniform over the classes (their own stream), or those of
 # the real batch the update sees (R3GAN's gen_c = real_c), so reals and fakes pair by class.
 FAKE_LABELS = ("uniform", "real")
+# The real minibatch G's updates see: the last of the step's D updates, or one of their own.
+G_REAL_BATCHES = ("last_d", "fresh")
 
 
 def check_update_order(update_order: str, d_steps: int, g_steps: int) -> None:
@@ -67,6 +76,21 @@ def check_update_order(update_order: str, d_steps: int, g_steps: int) -> None:
       f"config.train.update_order='simultaneous' takes one D and one G update from one forward "
       f"pass, so it needs d_steps=1 and g_steps=1 (got {d_steps} and {g_steps}); use "
       f"update_order='alternating' for k > 1."
+    )
+
+
+def check_g_real_batch(g_real_batch: str, update_order: str) -> None:
+  """The ``train.g_real_batch`` rule (``config.validate`` and the step both call it)."""
+  if g_real_batch not in G_REAL_BATCHES:
+    raise ConfigError(
+      f"config.train.g_real_batch={g_real_batch!r} is not valid. "
+      f"Valid choices: {', '.join(G_REAL_BATCHES)}."
+    )
+  if g_real_batch == "fresh" and update_order == "simultaneous":
+    raise ConfigError(
+      "config.train.g_real_batch='fresh' gives G's update a real batch of its own, but "
+      "update_order='simultaneous' takes both updates from one pass on one batch; use "
+      "g_real_batch='last_d' or update_order='alternating'."
     )
 
 
@@ -479,31 +503,49 @@ def simultaneous_update(
 
 
 def alternating_updates(
-  ctx: StepContext, d: PlayerState, g: PlayerState, batch: Batch, g_steps: int
+  ctx: StepContext,
+  d: PlayerState,
+  g: PlayerState,
+  batch: Batch,
+  g_steps: int,
+  g_real_batch: str = "last_d",
 ) -> tuple[PlayerState, PlayerState, list, list]:
   """Algorithm 1: k D updates, one per real minibatch of ``batch``, then ``g_steps`` G
-  updates against the new D (which see the last real minibatch, for losses that need it).
+  updates against the new D. Every G update sees ``batch``'s last minibatch (for losses that
+  need reals, and its labels with ``fake_labels='real'``): D's last with
+  ``g_real_batch="last_d"``, G's own (k + 1 minibatches) with ``"fresh"``.
 
   Python loops, not ``lax.scan``: k and g_steps are small, and XLA:CPU runs convolutions
   inside loop bodies far slower (jax-ml/jax#12868; docs/performance.md).
   """
-  d_steps = batch["x"].shape[0]
+  d_steps = d_updates(batch, g_real_batch)
   d_metrics, g_metrics = [], []
   for i in range(d_steps):
     real = jax.tree.map(lambda a: a[i], batch)
     d, m = d_update(ctx, d, g, real, f"d{i}", ctx.step * d_steps + i)
     d_metrics.append(m)
-  last_real = jax.tree.map(lambda a: a[d_steps - 1], batch)
+  g_real = jax.tree.map(lambda a: a[-1], batch)
   for j in range(g_steps):
-    g, m = g_update(ctx, g, d, last_real, f"g{j}", ctx.step * g_steps + j)
+    g, m = g_update(ctx, g, d, g_real, f"g{j}", ctx.step * g_steps + j)
     g_metrics.append(m)
   return d, g, d_metrics, g_metrics
 
 
+def d_updates(batch: Batch, g_real_batch: str) -> int:
+  """k, the step's D updates: ``batch``'s minibatches less G's own with ``'fresh'``."""
+  return batch["x"].shape[0] - (g_real_batch == "fresh")
+
+
 def make_train_step(
-  gan: GAN, *, g_steps: int = 1, axis_name: str | None = None, update_order: str = "alternating"
+  gan: GAN,
+  *,
+  g_steps: int = 1,
+  axis_name: str | None = None,
+  update_order: str = "alternating",
+  g_real_batch: str = "last_d",
 ) -> TrainStep:
-  """The per-device step. ``batch['x']`` is [k, B_local, ...]: one minibatch per D update.
+  """The per-device step. ``batch['x']`` is [k, B_local, ...]: one minibatch per D update,
+  and one more for G's updates with ``g_real_batch="fresh"`` ([k + 1, B_local, ...]).
 
   ``update_order``: "alternating" (Algorithm 1: k D updates, then ``g_steps`` G
   updates against the new D) or "simultaneous" (k = g_steps = 1, both players'
@@ -511,7 +553,8 @@ def make_train_step(
   """
 
   def train_step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
-    d_steps = batch["x"].shape[0]
+    check_g_real_batch(g_real_batch, update_order)
+    d_steps = d_updates(batch, g_real_batch)
     check_update_order(update_order, d_steps, g_steps)  # k is known here, at trace time
     keys = streams.derive(
       streams.step_key(state.rng, state.step), step_stream_names(gan, d_steps, g_steps)
@@ -523,7 +566,9 @@ def make_train_step(
       d, g, d_metrics, g_metrics = simultaneous_update(ctx, state.d, state.g, real)
       d_metrics, g_metrics = [d_metrics], [g_metrics]
     else:
-      d, g, d_metrics, g_metrics = alternating_updates(ctx, state.d, state.g, batch, g_steps)
+      d, g, d_metrics, g_metrics = alternating_updates(
+        ctx, state.d, state.g, batch, g_steps, g_real_batch
+      )
     ema = state.g_ema
     if ema is not None:
       ema = gan.ema.update(ema, g, state.step)

@@ -20,7 +20,7 @@ from jaxgan.data import images, protocol
 from jaxgan.data import stacked as sm
 from jaxgan.data.image_pipeline import ImagePipeline
 from jaxgan.data.mixtures import grid_2d, ring_2d
-from jaxgan.data.pipeline import Pipeline, Prefetcher
+from jaxgan.data.pipeline import Pipeline, Prefetcher, real_minibatches
 from jaxgan.data.protocol import Dataset, IndexedDataset, SampledDataset
 from jaxgan.data.spec import DataSpec
 from jaxgan.data.synthetic import Gaussian1D, OnDeviceSampler
@@ -320,11 +320,12 @@ def build_pipeline(
 ) -> Pipeline:
   """The pipeline that feeds ``dataset`` to training: this process's share of each batch."""
   train_range = tuple(config.data.get("train_range", ()))
+  minibatches = real_minibatches(config.train.d_steps, config.train.get("g_real_batch", "last_d"))
   if dataset.spec.is_image:
     return ImagePipeline(
       dataset,
       global_batch=config.train.batch_size,
-      d_steps=config.train.d_steps,
+      minibatches=minibatches,
       seed=config.seed,
       value_range=resolve_pixel_range(dataset, model_range),
       process_index=process_index,
@@ -336,4 +337,4 @@ def build_pipeline(
       f"config.data.train_range={train_range!r} applies to image datasets only; "
       f"{config.data.name!r} is sampled, so leave it ()."
     )
-  return OnDeviceSampler(dataset, config.train.batch_size, config.train.d_steps, config.seed)
+  return OnDeviceSampler(dataset, config.train.batch_size, minibatches, config.seed)

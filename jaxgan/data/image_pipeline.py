@@ -2,9 +2,11 @@
 
 The example order is a stream of epochs, each a permutation keyed by
 (seed, epoch); slot j of the stream is example perm_{j // N}[j % N]. Step s,
-D-update i and batch position b use slot (s * k + i) * B + b, so any step's
-batch is computed directly from s: resuming at step s is exact, and process p of
-P reads only positions [p B/P, (p+1) B/P) of each global batch.
+minibatch i and batch position b use slot (s * M + i) * B + b, M the step's real
+minibatches (``train.d_steps``, one more with ``train.g_real_batch='fresh'``: D's
+first, then G's, as consecutive batches of one stream), so any step's batch is
+computed directly from s: resuming at step s is exact, and process p of P reads
+only positions [p B/P, (p+1) B/P) of each global batch.
 
 With ``train_range=(start, stop)`` (``config.data.train_range``) only the
 examples whose position in the original files is in [start, stop) are drawn,
@@ -63,7 +65,7 @@ class ImagePipeline(Pipeline):
     dataset: IndexedDataset,
     *,
     global_batch: int,
-    d_steps: int,
+    minibatches: int,
     seed: int,
     value_range: tuple[float, float],
     process_index: int = 0,
@@ -74,7 +76,7 @@ class ImagePipeline(Pipeline):
       raise ValueError(f"batch {global_batch} does not split over {process_count} processes")
     self.dataset = dataset
     self.spec = dataset.spec
-    self.global_batch, self.d_steps, self.seed = global_batch, d_steps, seed
+    self.global_batch, self.minibatches, self.seed = global_batch, minibatches, seed
     self.local_batch = global_batch // process_count
     self.process_index = process_index
     self.value_range = value_range
@@ -91,8 +93,8 @@ class ImagePipeline(Pipeline):
     self.dataset.close()
 
   def example_indices(self, start: int, num_steps: int) -> np.ndarray:
-    """Dataset positions for steps [start, start + n): int64 [n, k, B_local]."""
-    k, B, n = self.d_steps, self.global_batch, self.num_train_examples
+    """Dataset positions for steps [start, start + n): int64 [n, minibatches, B_local]."""
+    k, B, n = self.minibatches, self.global_batch, self.num_train_examples
     steps = np.arange(start, start + num_steps, dtype=np.int64)
     slots = (
       (steps[:, None, None] * k + np.arange(k)[None, :, None]) * B

@@ -10,7 +10,9 @@ Work is split between the host and the compiled step:
     fused step): images, indices into an on-device dataset, or just iteration
     numbers for data sampled on device.
   * ``materialize`` runs inside the compiled per-device step and turns one
-    step's inputs into the real batch ``{'x': [k, B_local, ...], 'y': ...}``.
+    step's inputs into the real batch ``{'x': [M, B_local, ...], 'y': ...}``: M =
+    ``real_minibatches(train.d_steps, train.g_real_batch)`` minibatches, one per D
+    update and, with ``g_real_batch='fresh'``, one more that only G's updates see.
 """
 
 from __future__ import annotations
@@ -28,12 +30,18 @@ from jaxgan.data.spec import DataSpec
 PyTree = Any
 
 
+def real_minibatches(d_steps: int, g_real_batch: str = "last_d") -> int:
+  """Real minibatches a step reads: one per D update, plus G's own with ``'fresh'``
+  (``config.train.g_real_batch``; ``jaxgan.core.train_step``)."""
+  return d_steps + (g_real_batch == "fresh")
+
+
 class Pipeline(abc.ABC):
-  """Feeds ``train.d_steps`` real batches of ``global_batch`` examples per step."""
+  """Feeds ``minibatches`` real minibatches of ``global_batch`` examples per step."""
 
   spec: DataSpec
   global_batch: int
-  d_steps: int
+  minibatches: int
 
   @abc.abstractmethod
   def host_inputs(self, start: int, num_steps: int) -> PyTree:
@@ -52,7 +60,7 @@ class Pipeline(abc.ABC):
   def materialize(
     self, step_inputs: PyTree, device_data: PyTree | None, axis_name: str | None
   ) -> dict[str, jax.Array]:
-    """Inside the compiled step: one step's inputs -> {'x': [k, B_local, ...], ...}."""
+    """Inside the compiled step: one step's inputs -> {'x': [minibatches, B_local, ...], ...}."""
 
   def close(self) -> None:  # noqa: B027 (an optional hook, not abstract)
     """Releases files or threads; pipelines without any need not override it."""

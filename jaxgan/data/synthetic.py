@@ -35,11 +35,11 @@ class Gaussian1D:
 class OnDeviceSampler(Pipeline):
   """Feeds a synthetic distribution: the host sends only iteration numbers."""
 
-  def __init__(self, dataset: SampledDataset, global_batch: int, d_steps: int, seed: int):
+  def __init__(self, dataset: SampledDataset, global_batch: int, minibatches: int, seed: int):
     self.dataset = dataset
     self.spec = dataset.spec
     self.global_batch = global_batch
-    self.d_steps = d_steps
+    self.minibatches = minibatches
     self._key = np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(seed), 0xDA7A)))
 
   def host_inputs(self, start: int, num_steps: int):
@@ -57,5 +57,5 @@ class OnDeviceSampler(Pipeline):
     del device_data
     local_n = self.global_batch // num_devices(axis_name)
     key = jax.random.fold_in(step_inputs["key"], step_inputs["iteration"])
-    keys = jax.random.split(key, self.d_steps)
+    keys = jax.random.split(key, self.minibatches)
     return jax.vmap(lambda k: shard_of_global(self.dataset.sample, k, local_n, axis_name))(keys)
