@@ -12,23 +12,24 @@ from jaxgan.config import validate
 from jaxgan.core.gan import build_gan, init_state
 from jaxgan.data.spec import DataSpec
 
-# (G, D) parameters of each family's small nets: conditional on MNIST (10 classes, 32x32x1),
-# unconditional on Stacked MNIST (32x32x3).
+# (G, D) parameters of each family's small nets, conditional on MNIST (10 classes, 32x32x1).
+# On Stacked MNIST (unconditional, 32x32x3) they are SNGAN 368,771 / 264,769, BigGAN 277,892 /
+# 269,890 and R3GAN 145,600 / 141,568; tracing a net costs seconds, so only one of each is counted.
 COUNTS = {
   "sngan.py:mnist": (374_529, 264_129),
-  "sngan.py:stacked_mnist": (368_771, 264_769),
   "biggan.py:mnist": (301_634, 269_250),
-  "biggan.py:stacked_mnist": (277_892, 269_890),
   "r3gan.py:mnist": (146_656, 146_112),
-  "r3gan.py:stacked_mnist": (145_600, 141_568),
 }
+VARIANTS = sorted(
+  [*COUNTS, "sngan.py:stacked_mnist", "biggan.py:stacked_mnist", "r3gan.py:stacked_mnist"]
+)
 
 
 def _count(tree) -> int:
   return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
 
 
-@pytest.mark.parametrize("variant", sorted(COUNTS))
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_small_variant_data_evaluation_and_parameter_counts(variant):
   c = validate(experiment(variant))
   stacked = variant.endswith("stacked_mnist")
@@ -41,6 +42,8 @@ def test_small_variant_data_evaluation_and_parameter_counts(variant):
   assert (c.eval.every, c.train.checkpoint_every) == (0, 250)
   assert c.eval.metrics == ("samples,stacked_mnist_modes" if stacked else "samples,fid,fid_intra")
   assert c.eval.num_samples == (26_000 if stacked else 10_000)
-  data = DataSpec((32, 32, 3 if stacked else 1), 0 if stacked else 10, is_image=True)
+  if variant not in COUNTS:
+    return
+  data = DataSpec((32, 32, 1), 10, is_image=True)
   state = jax.eval_shape(lambda: init_state(build_gan(c, data), jax.random.PRNGKey(0)))
   assert (_count(state.g.params), _count(state.d.params)) == COUNTS[variant]
