@@ -41,6 +41,7 @@ from jaxgan.models.biggan import (
   variables_from_studiogan,
 )
 from jaxgan.models.traits import discriminator_traits
+from jaxgan.run.summary import count_params
 
 FIXTURES = Path(__file__).parent / "fixtures" / "biggan"
 PT_FIXTURES = Path(__file__).parent / "fixtures" / "biggan_pytorch"
@@ -329,7 +330,8 @@ def test_biggan_pytorch_parameter_counts_and_config():
   z, y, key = jnp.zeros((2, c.noise.dim)), jnp.zeros((2,), jnp.int32), jax.random.PRNGKey(0)
   g = jax.eval_shape(lambda: nets.generator.init({"params": key}, z, y))
   d = jax.eval_shape(lambda: nets.discriminator.init({"params": key}, jnp.zeros((2, 32, 32, 3)), y))
-  assert (_count(g["params"]), _count(d["params"])) == (counts["g_c10"], counts["d_c10"])
+  want = (counts["g_c10"], counts["d_c10"])
+  assert (count_params(g["params"]), count_params(d["params"])) == want
   assert g["params"]["linear0"]["kernel"].shape == (128, 4 * 4 * 256)
   assert g["params"]["blocks_0"]["bn1"]["gain"]["embedding"].shape == (10 * 256,)
   assert "blocks_2" not in g["params"] and "blocks_1" not in d["params"]
@@ -397,10 +399,6 @@ def test_switches_compose_studiogan_without_attention_or_hierarchy():
 # --- the builder, sizes, configs -----------------------------------------------------------
 
 
-def _count(tree) -> int:
-  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
-
-
 def test_cifar_parameter_counts_equal_studiogan():
   counts = json.loads((FIXTURES / "counts.json").read_text())
   assert (counts["g_c10"], counts["d_c10"]) == (9_416_196, 2_415_170)
@@ -412,7 +410,8 @@ def test_cifar_parameter_counts_equal_studiogan():
   key = jax.random.PRNGKey(0)
   g = jax.eval_shape(lambda: nets.generator.init({"params": key}, z, y))
   d = jax.eval_shape(lambda: nets.discriminator.init({"params": key}, jnp.zeros((2, 32, 32, 3)), y))
-  assert (_count(g["params"]), _count(d["params"])) == (counts["g_c10"], counts["d_c10"])
+  want = (counts["g_c10"], counts["d_c10"])
+  assert (count_params(g["params"]), count_params(d["params"])) == want
   assert g["params"]["blocks_0"]["bn1"]["gain"]["kernel"].shape == (128 + 20, 384)
   assert g["params"]["shared"]["embedding"].shape == (10 * 128,)
   assert d["params"]["blocks_1"]["conv1x1_theta"]["kernel"].shape == (1, 1, 192, 24)

@@ -39,6 +39,7 @@ from jaxgan.models.r3gan import (
   variables_from_official,
 )
 from jaxgan.models.traits import discriminator_traits
+from jaxgan.run.summary import count_params
 
 FIXTURES = Path(__file__).parent / "fixtures" / "r3gan"
 RTOL = 1e-5
@@ -192,10 +193,6 @@ def test_float32_spread():
 # --- initialization, builder, counts, configs -------------------------------------------------
 
 
-def _count(tree) -> int:
-  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
-
-
 @pytest.mark.parametrize("num_classes", [10, 0])
 def test_cifar_parameter_counts_equal_official(num_classes):
   counts = json.loads((FIXTURES / "counts.json").read_text())
@@ -208,7 +205,7 @@ def test_cifar_parameter_counts_equal_official(num_classes):
   g = jax.eval_shape(lambda: nets.generator.init({"params": key}, z, y))
   d = jax.eval_shape(lambda: nets.discriminator.init({"params": key}, jnp.zeros((2, 32, 32, 3)), y))
   want = (counts[f"g_c{num_classes}"], counts[f"d_c{num_classes}"])
-  assert (_count(g["params"]), _count(d["params"])) == want
+  assert (count_params(g["params"]), count_params(d["params"])) == want
   if num_classes:  # an official checkpoint (the wrappers' state_dict) converts to this layout
     layout = json.loads((FIXTURES / "cifar_state_dict.json").read_text())
     shapes = lambda tree: jax.tree.map(lambda a: tuple(a.shape), tree)
@@ -290,7 +287,7 @@ def test_ffhq_presets_parameter_counts_equal_official(variant, res, want):
   key = jax.random.PRNGKey(0)
   g = jax.eval_shape(lambda: nets.generator.init({"params": key}, jnp.zeros((1, 64))))
   d = jax.eval_shape(lambda: nets.discriminator.init({"params": key}, jnp.zeros((1, res, res, 3))))
-  assert (_count(g["params"]), _count(d["params"])) == want
+  assert (count_params(g["params"]), count_params(d["params"])) == want
 
 
 def test_builder_registered_checks_its_config():

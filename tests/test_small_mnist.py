@@ -4,13 +4,13 @@ their data, conditioning, evaluation and parameter counts, which pin the publish
 from __future__ import annotations
 
 import jax
-import numpy as np
 import pytest
 
 from conftest import experiment
 from jaxgan.config import validate
 from jaxgan.core.gan import build_gan, init_state
 from jaxgan.data.spec import DataSpec
+from jaxgan.run.summary import count_params
 
 # (G, D) parameters of each family's small nets, conditional on MNIST (10 classes, 32x32x1).
 # On Stacked MNIST (unconditional, 32x32x3) they are SNGAN 368,771 / 264,769, BigGAN 277,892 /
@@ -23,10 +23,6 @@ COUNTS = {
 VARIANTS = sorted(
   [*COUNTS, "sngan.py:stacked_mnist", "biggan.py:stacked_mnist", "r3gan.py:stacked_mnist"]
 )
-
-
-def _count(tree) -> int:
-  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -46,4 +42,4 @@ def test_small_variant_data_evaluation_and_parameter_counts(variant):
     return
   data = DataSpec((32, 32, 1), 10, is_image=True)
   state = jax.eval_shape(lambda: init_state(build_gan(c, data), jax.random.PRNGKey(0)))
-  assert (_count(state.g.params), _count(state.d.params)) == COUNTS[variant]
+  assert (count_params(state.g.params), count_params(state.d.params)) == COUNTS[variant]

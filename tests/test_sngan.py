@@ -34,6 +34,7 @@ from jaxgan.models.sngan import (
   variables_from_studiogan,
 )
 from jaxgan.models.traits import discriminator_traits
+from jaxgan.run.summary import count_params
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sngan"
 RTOL = 1e-5
@@ -303,10 +304,6 @@ def test_spectral_norm_of_g_first_linear_follows_its_permuted_outputs():
 # --- the builder, sizes, configs -----------------------------------------------------------
 
 
-def _count(tree) -> int:
-  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
-
-
 @pytest.mark.parametrize("num_classes", [10, 0])
 @pytest.mark.parametrize("d_batch_norm", [False, True])
 def test_cifar_parameter_counts_equal_studiogan(num_classes, d_batch_norm):
@@ -322,7 +319,8 @@ def test_cifar_parameter_counts_equal_studiogan(num_classes, d_batch_norm):
   g = jax.eval_shape(lambda: nets.generator.init({"params": key}, z, y))
   d = jax.eval_shape(lambda: nets.discriminator.init({"params": key}, jnp.zeros((2, 32, 32, 3)), y))
   d_key = f"d_{'bn' if d_batch_norm else 'sn'}_c{num_classes}"
-  assert (_count(g["params"]), _count(d["params"])) == (counts[f"g_c{num_classes}"], counts[d_key])
+  want = (counts[f"g_c{num_classes}"], counts[d_key])
+  assert (count_params(g["params"]), count_params(d["params"])) == want
   assert ("batch_stats" in d) == d_batch_norm
 
 

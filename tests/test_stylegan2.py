@@ -31,6 +31,7 @@ from jaxgan.models.stylegan2 import (
   variables_from_official,
 )
 from jaxgan.models.traits import discriminator_traits
+from jaxgan.run.summary import count_params
 
 FIXTURES = Path(__file__).parent / "fixtures" / "stylegan2"
 RTOL = 1e-5
@@ -367,10 +368,6 @@ def test_fused_modconv_is_chosen_by_mode(monkeypatch):
   assert "feature_group_count=5" not in jaxpr(False)
 
 
-def _count(tree) -> int:
-  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
-
-
 @pytest.mark.parametrize(
   "num_classes,d_architecture,g_count,d_count",
   [
@@ -391,9 +388,9 @@ def test_cifar_config_parameter_counts_equal_the_official(
   key = jax.random.PRNGKey(0)
   g = jax.eval_shape(lambda: nets.generator.init({"params": key}, z, y))
   d = jax.eval_shape(lambda: nets.discriminator.init({"params": key}, jnp.zeros((2, 32, 32, 3)), y))
-  assert (_count(g["params"]), _count(d["params"])) == (g_count, d_count)
+  assert (count_params(g["params"]), count_params(d["params"])) == (g_count, d_count)
   assert nets.generator.num_ws == 8
-  assert _count(g[BUFFERS]["mapping"]) == 512  # w_avg; the rest are noise_const
+  assert count_params(g[BUFFERS]["mapping"]) == 512  # w_avg; the rest are noise_const
   assert BUFFERS not in d
 
 

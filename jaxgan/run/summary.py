@@ -19,7 +19,8 @@ import numpy as np
 from jaxgan.core.state import PyTree
 
 
-def _count(tree: PyTree) -> int:
+def count_params(tree: PyTree) -> int:
+  """The number of scalars in ``tree`` (arrays or shape structs, as ``jax.eval_shape`` gives)."""
   return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
 
 
@@ -30,7 +31,7 @@ def param_table(name: str, params: PyTree, *, member_axis: bool = False) -> str:
   """
 
   def count(tree):
-    n = _count(tree)
+    n = count_params(tree)
     if member_axis and jax.tree.leaves(tree):
       n //= jax.tree.leaves(tree)[0].shape[0]
     return n
